@@ -1,0 +1,662 @@
+/*
+ * pvgpu resources and the 2D command set
+ *
+ * Executes decoded commands (pvgpu-cmd.c did the syntax checks) against
+ * the device's resources: host images, their guest backing and the
+ * host-memory limit.  Presentation is pvgpu-scanout.c's business.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/iov.h"
+#include "qemu/log.h"
+#include "qemu/uuid.h"
+#include "system/dma.h"
+#include "standard-headers/linux/virtio_gpu.h"
+#include "migration/qemu-file-types.h"
+#include "migration/vmstate.h"
+#include "ui/qemu-pixman.h"
+#include "hw/display/pvgpu.h"
+#include "trace.h"
+
+/*
+ * The spec names formats by byte order in memory; pixman names them by
+ * bit position in a native 32-bit word.
+ */
+static pixman_format_code_t pvgpu_pixman_format(uint32_t format)
+{
+    switch (format) {
+#if HOST_BIG_ENDIAN
+    case PVGPU_FORMAT_B8G8R8A8_UNORM: return PIXMAN_b8g8r8a8;
+    case PVGPU_FORMAT_B8G8R8X8_UNORM: return PIXMAN_b8g8r8x8;
+    case PVGPU_FORMAT_A8R8G8B8_UNORM: return PIXMAN_a8r8g8b8;
+    case PVGPU_FORMAT_X8R8G8B8_UNORM: return PIXMAN_x8r8g8b8;
+    case PVGPU_FORMAT_R8G8B8A8_UNORM: return PIXMAN_r8g8b8a8;
+    case PVGPU_FORMAT_X8B8G8R8_UNORM: return PIXMAN_x8b8g8r8;
+    case PVGPU_FORMAT_A8B8G8R8_UNORM: return PIXMAN_a8b8g8r8;
+    case PVGPU_FORMAT_R8G8B8X8_UNORM: return PIXMAN_r8g8b8x8;
+#else
+    case PVGPU_FORMAT_B8G8R8A8_UNORM: return PIXMAN_a8r8g8b8;
+    case PVGPU_FORMAT_B8G8R8X8_UNORM: return PIXMAN_x8r8g8b8;
+    case PVGPU_FORMAT_A8R8G8B8_UNORM: return PIXMAN_b8g8r8a8;
+    case PVGPU_FORMAT_X8R8G8B8_UNORM: return PIXMAN_b8g8r8x8;
+    case PVGPU_FORMAT_R8G8B8A8_UNORM: return PIXMAN_a8b8g8r8;
+    case PVGPU_FORMAT_X8B8G8R8_UNORM: return PIXMAN_r8g8b8x8;
+    case PVGPU_FORMAT_A8B8G8R8_UNORM: return PIXMAN_r8g8b8a8;
+    case PVGPU_FORMAT_R8G8B8X8_UNORM: return PIXMAN_x8b8g8r8;
+#endif
+    default:
+        return 0;
+    }
+}
+
+static uint32_t G_GNUC_PRINTF(3, 4)
+cmd_fail(const PvgpuCmd *cmd, uint32_t err, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qemu_log_mask(LOG_GUEST_ERROR, "pvgpu: %s: %s -> %s\n",
+                  pvgpu_cmd_name(cmd->hdr.type), msg, pvgpu_cmd_name(err));
+    trace_pvgpu_cmd_error(pvgpu_cmd_name(cmd->hdr.type), err, msg);
+    return err;
+}
+
+PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id)
+{
+    return g_hash_table_lookup(s->resources, GUINT_TO_POINTER(id));
+}
+
+static PvgpuResource *find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
+                                   uint32_t id, uint32_t *err)
+{
+    PvgpuResource *res = pvgpu_resource_find(s, id);
+
+    if (!res) {
+        *err = cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                        "resource %u does not exist", id);
+    }
+    return res;
+}
+
+static uint32_t resource_stride(PvgpuResource *res)
+{
+    return pixman_image_get_stride(res->image);
+}
+
+/* --- guest backing ------------------------------------------------------- */
+
+static void backing_unmap(PvgpuState *s, PvgpuResource *res)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(s);
+
+    for (size_t i = 0; i < res->niov; i++) {
+        dma_memory_unmap(vdev->dma_as, res->iov[i].iov_base,
+                         res->iov[i].iov_len, DMA_DIRECTION_TO_DEVICE, 0);
+    }
+    g_free(res->iov);
+    res->iov = NULL;
+    res->niov = 0;
+    res->backing_size = 0;
+}
+
+static void backing_free(PvgpuState *s, PvgpuResource *res)
+{
+    if (res->iov) {
+        backing_unmap(s, res);
+    }
+    g_free(res->entries);
+    res->entries = NULL;
+    res->nr_entries = 0;
+}
+
+/*
+ * Map the guest-physical entries of @res.  An entry may span memory
+ * regions and so need several host mappings; everything must be RAM the
+ * guest owns, or the whole attach fails.
+ */
+static bool backing_map(PvgpuState *s, PvgpuResource *res)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(s);
+    g_autoptr(GArray) iov = g_array_new(false, false, sizeof(struct iovec));
+
+    for (uint32_t i = 0; i < res->nr_entries; i++) {
+        uint64_t addr = res->entries[i].addr;
+        uint64_t left = res->entries[i].length;
+
+        while (left) {
+            dma_addr_t len = left;
+            struct iovec v;
+
+            v.iov_base = dma_memory_map(vdev->dma_as, addr, &len,
+                                        DMA_DIRECTION_TO_DEVICE,
+                                        MEMTXATTRS_UNSPECIFIED);
+            if (!v.iov_base || !len) {
+                res->niov = iov->len;
+                res->iov = (struct iovec *)g_array_free(g_steal_pointer(&iov),
+                                                        false);
+                backing_unmap(s, res);
+                return false;
+            }
+            v.iov_len = len;
+            g_array_append_val(iov, v);
+            res->backing_size += len;
+            addr += len;
+            left -= len;
+        }
+    }
+    res->niov = iov->len;
+    res->iov = (struct iovec *)g_array_free(g_steal_pointer(&iov), false);
+    return true;
+}
+
+/* --- resource lifetime --------------------------------------------------- */
+
+static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
+                                      uint32_t format, uint32_t width,
+                                      uint32_t height, uint32_t *err,
+                                      const PvgpuCmd *cmd)
+{
+    pixman_format_code_t pformat = pvgpu_pixman_format(format);
+    uint32_t stride = width * pvgpu_format_bpp(format);
+    uint64_t size = (uint64_t)stride * height;
+    PvgpuResource *res;
+    void *bits;
+
+    if (size > s->max_hostmem - s->hostmem_used) {
+        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                        "resource %u needs %" PRIu64 " bytes, %" PRIu64
+                        " of max_hostmem left", id, size,
+                        s->max_hostmem - s->hostmem_used);
+        return NULL;
+    }
+    bits = g_try_malloc0(size);
+    if (!bits) {
+        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                        "host allocation of %" PRIu64 " bytes failed", size);
+        return NULL;
+    }
+    res = g_new0(PvgpuResource, 1);
+    res->id = id;
+    res->format = format;
+    res->width = width;
+    res->height = height;
+    res->image = pixman_image_create_bits(pformat, width, height, bits,
+                                          stride);
+    if (!res->image) {
+        g_free(bits);
+        g_free(res);
+        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                        "pixman image of %ux%u failed", width, height);
+        return NULL;
+    }
+    res->hostmem = size;
+    s->hostmem_used += size;
+    g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
+    return res;
+}
+
+static void resource_destroy(PvgpuState *s, PvgpuResource *res)
+{
+    void *bits = pixman_image_get_data(res->image);
+
+    pvgpu_scanout_detach_resource(s, res);
+    backing_free(s, res);
+    pixman_image_unref(res->image);
+    g_free(bits);
+    s->hostmem_used -= res->hostmem;
+    g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+    g_free(res);
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.create_2d) *c = &cmd->u.create_2d;
+    uint32_t err = 0;
+
+    if (pvgpu_resource_find(s, c->resource_id)) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                        "resource %u already exists", c->resource_id);
+    }
+    resource_new_2d(s, c->resource_id, c->format, c->width, c->height,
+                    &err, cmd);
+    trace_pvgpu_resource_create_2d(c->resource_id, c->format, c->width,
+                                   c->height, err);
+    return err;
+}
+
+static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                      &err);
+
+    if (res) {
+        resource_destroy(s, res);
+    }
+    return err;
+}
+
+static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.attach_backing) *c = &cmd->u.attach_backing;
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+
+    if (!res) {
+        return err;
+    }
+    if (res->entries) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                        "resource %u already has backing", res->id);
+    }
+    res->nr_entries = c->nr_entries;
+    res->entries = g_new(PvgpuMemEntry, c->nr_entries);
+    for (uint32_t i = 0; i < c->nr_entries; i++) {
+        res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
+    }
+    if (!backing_map(s, res)) {
+        backing_free(s, res);
+        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                        "resource %u: backing is not guest RAM", c->resource_id);
+    }
+    trace_pvgpu_resource_attach_backing(res->id, c->nr_entries,
+                                        res->backing_size);
+    return 0;
+}
+
+static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                      &err);
+
+    if (!res) {
+        return err;
+    }
+    if (!res->entries) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                        "resource %u has no backing", res->id);
+    }
+    backing_free(s, res);
+    return 0;
+}
+
+static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+    unsigned bpp;
+    uint32_t stride;
+    uint8_t *bits;
+
+    if (!res) {
+        return err;
+    }
+    if (!res->iov) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                        "resource %u has no backing", res->id);
+    }
+    bpp = pvgpu_format_bpp(res->format);
+    stride = resource_stride(res);
+    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                        "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                        c->r.width, c->r.height, c->r.x, c->r.y,
+                        res->id, res->width, res->height);
+    }
+    if (!pvgpu_transfer_2d_fits(&c->r, c->offset, stride, bpp,
+                                res->backing_size)) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                        "offset %" PRIu64 " + rect exceeds the %" PRIu64
+                        "-byte backing of resource %u", c->offset,
+                        res->backing_size, res->id);
+    }
+    trace_pvgpu_transfer_to_host_2d(res->id, c->r.x, c->r.y, c->r.width,
+                                    c->r.height, c->offset);
+    bits = (uint8_t *)pixman_image_get_data(res->image);
+    if (c->r.x == 0 && c->r.width == res->width &&
+        c->offset == (uint64_t)c->r.y * stride) {
+        /* whole rows: one contiguous copy */
+        iov_to_buf(res->iov, res->niov, c->offset, bits + c->offset,
+                   (size_t)stride * c->r.height);
+        return 0;
+    }
+    for (uint32_t h = 0; h < c->r.height; h++) {
+        iov_to_buf(res->iov, res->niov, c->offset + (uint64_t)h * stride,
+                   bits + (size_t)(c->r.y + h) * stride + c->r.x * bpp,
+                   (size_t)c->r.width * bpp);
+    }
+    return 0;
+}
+
+static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.set_scanout) *c = &cmd->u.set_scanout;
+    PvgpuResource *res = NULL;
+    uint32_t err = 0;
+
+    trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x, c->r.y,
+                            c->r.width, c->r.height);
+    if (c->scanout_id >= s->max_outputs) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                        "scanout %u, device has %u", c->scanout_id,
+                        s->max_outputs);
+    }
+    if (c->resource_id) {
+        res = find_or_fail(s, cmd, c->resource_id, &err);
+        if (!res) {
+            return err;
+        }
+        if (c->r.width == 0 || c->r.height == 0 ||
+            !pvgpu_rect_inside(&c->r, res->width, res->height)) {
+            return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                            "rect %ux%u+%u+%u empty or outside resource %u "
+                            "(%ux%u)", c->r.width, c->r.height, c->r.x,
+                            c->r.y, res->id, res->width, res->height);
+        }
+    }
+    pvgpu_scanout_set(s, c->scanout_id, res, &c->r);
+    return 0;
+}
+
+static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.flush) *c = &cmd->u.flush;
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+
+    if (!res) {
+        return err;
+    }
+    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                        "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                        c->r.width, c->r.height, c->r.x, c->r.y,
+                        res->id, res->width, res->height);
+    }
+    trace_pvgpu_resource_flush(res->id, c->r.x, c->r.y, c->r.width,
+                               c->r.height);
+    pvgpu_scanout_flush(s, res, &c->r);
+    return 0;
+}
+
+static uint32_t cmd_assign_uuid(PvgpuState *s, const PvgpuCmd *cmd,
+                                uint8_t *resp, size_t *resp_len)
+{
+    uint32_t err = 0;
+    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                      &err);
+
+    if (!res) {
+        return err;
+    }
+    if (!res->has_uuid) {
+        QemuUUID uuid;
+
+        qemu_uuid_generate(&uuid);
+        memcpy(res->uuid, uuid.data, sizeof(res->uuid));
+        res->has_uuid = true;
+    }
+    *resp_len = pvgpu_resp_encode_uuid(resp, &cmd->hdr, res->uuid);
+    return 0;
+}
+
+static uint32_t cmd_get_edid(PvgpuState *s, const PvgpuCmd *cmd,
+                             uint8_t *resp, size_t *resp_len)
+{
+    uint8_t edid[PVGPU_EDID_BLOB_SIZE];
+    size_t size;
+
+    if (!virtio_vdev_has_feature(VIRTIO_DEVICE(s), VIRTIO_GPU_F_EDID)) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                        "VIRTIO_GPU_F_EDID not negotiated");
+    }
+    if (cmd->u.get_edid.scanout_id >= s->max_outputs) {
+        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                        "scanout %u, device has %u",
+                        cmd->u.get_edid.scanout_id, s->max_outputs);
+    }
+    size = pvgpu_scanout_edid(s, cmd->u.get_edid.scanout_id, edid,
+                              sizeof(edid));
+    *resp_len = pvgpu_resp_encode_edid(resp, &cmd->hdr, edid, size);
+    return 0;
+}
+
+uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
+                       uint8_t *resp, size_t *resp_len)
+{
+    uint32_t err;
+
+    *resp_len = 0;
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_GET_DISPLAY_INFO: {
+        PvgpuDisplayOne pmodes[PVGPU_MAX_SCANOUTS];
+
+        pvgpu_scanouts_display_info(s, pmodes);
+        *resp_len = pvgpu_resp_encode_display_info(resp, &cmd->hdr, pmodes,
+                                                   s->max_outputs);
+        return 0;
+    }
+    case PVGPU_CMD_GET_EDID:
+        return cmd_get_edid(s, cmd, resp, resp_len);
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+        err = cmd_create_2d(s, cmd);
+        break;
+    case PVGPU_CMD_RESOURCE_UNREF:
+        err = cmd_unref(s, cmd);
+        break;
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
+        err = cmd_attach_backing(s, cmd);
+        break;
+    case PVGPU_CMD_RESOURCE_DETACH_BACKING:
+        err = cmd_detach_backing(s, cmd);
+        break;
+    case PVGPU_CMD_TRANSFER_TO_HOST_2D:
+        err = cmd_transfer_to_host_2d(s, cmd);
+        break;
+    case PVGPU_CMD_SET_SCANOUT:
+        err = cmd_set_scanout(s, cmd);
+        break;
+    case PVGPU_CMD_RESOURCE_FLUSH:
+        err = cmd_flush(s, cmd);
+        break;
+    case PVGPU_CMD_RESOURCE_ASSIGN_UUID:
+        return cmd_assign_uuid(s, cmd, resp, resp_len);
+    default:
+        /* the decoder only lets through commands listed above */
+        g_assert_not_reached();
+    }
+    if (!err) {
+        *resp_len = pvgpu_resp_encode_hdr(resp, &cmd->hdr,
+                                          PVGPU_RESP_OK_NODATA);
+    }
+    return err;
+}
+
+/*
+ * Cursor queue commands have no response (spec 5.7.6.10); errors are
+ * only logged.
+ */
+void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.cursor) *c = &cmd->u.cursor;
+    PvgpuResource *res = NULL;
+    uint32_t err;
+
+    trace_pvgpu_cursor(pvgpu_cmd_name(cmd->hdr.type), c->scanout_id,
+                       c->resource_id, c->x, c->y);
+    if (c->scanout_id >= s->max_outputs) {
+        cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                 "scanout %u, device has %u", c->scanout_id, s->max_outputs);
+        return;
+    }
+    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR && c->resource_id) {
+        res = find_or_fail(s, cmd, c->resource_id, &err);
+        if (!res) {
+            return;
+        }
+        if (res->width > 256 || res->height > 256 ||
+            c->hot_x >= res->width || c->hot_y >= res->height) {
+            cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                     "cursor resource %u is %ux%u with hotspot %u,%u",
+                     res->id, res->width, res->height, c->hot_x, c->hot_y);
+            return;
+        }
+    }
+    s->scanouts[c->scanout_id].cursor_x = c->x;
+    s->scanouts[c->scanout_id].cursor_y = c->y;
+    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR) {
+        s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
+        s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
+    }
+    pvgpu_scanout_cursor(s, c->scanout_id, res,
+                         cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR);
+}
+
+/* --- device lifetime ----------------------------------------------------- */
+
+void pvgpu_resources_init(PvgpuState *s)
+{
+    s->resources = g_hash_table_new(NULL, NULL);
+}
+
+void pvgpu_resources_reset(PvgpuState *s)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuResource *res = value;
+        void *bits = pixman_image_get_data(res->image);
+
+        g_hash_table_iter_remove(&iter);
+        pvgpu_scanout_detach_resource(s, res);
+        backing_free(s, res);
+        pixman_image_unref(res->image);
+        g_free(bits);
+        s->hostmem_used -= res->hostmem;
+        g_free(res);
+    }
+    assert(s->hostmem_used == 0);
+}
+
+void pvgpu_resources_fini(PvgpuState *s)
+{
+    pvgpu_resources_reset(s);
+    g_hash_table_destroy(s->resources);
+    s->resources = NULL;
+}
+
+/* --- migration ----------------------------------------------------------- */
+
+/*
+ * Stream: count, then per resource its creation parameters, backing list,
+ * UUID and pixels.  Backings are re-mapped in post_load, once the
+ * destination's memory map is in place.
+ */
+static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
+                               const VMStateField *field, JSONWriter *vmdesc)
+{
+    PvgpuState *s = pv;
+    GHashTableIter iter;
+    gpointer value;
+
+    qemu_put_be32(f, g_hash_table_size(s->resources));
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuResource *res = value;
+
+        qemu_put_be32(f, res->id);
+        qemu_put_be32(f, res->format);
+        qemu_put_be32(f, res->width);
+        qemu_put_be32(f, res->height);
+        qemu_put_be32(f, res->nr_entries);
+        for (uint32_t i = 0; i < res->nr_entries; i++) {
+            qemu_put_be64(f, res->entries[i].addr);
+            qemu_put_be32(f, res->entries[i].length);
+        }
+        qemu_put_byte(f, res->has_uuid);
+        qemu_put_buffer(f, res->uuid, sizeof(res->uuid));
+        qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+                        res->hostmem);
+    }
+    return 0;
+}
+
+static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
+                               const VMStateField *field)
+{
+    PvgpuState *s = pv;
+    uint32_t count = qemu_get_be32(f);
+    PvgpuCmd cmd = { .hdr.type = PVGPU_CMD_RESOURCE_CREATE_2D };
+
+    for (uint32_t n = 0; n < count; n++) {
+        uint32_t id = qemu_get_be32(f);
+        uint32_t format = qemu_get_be32(f);
+        uint32_t width = qemu_get_be32(f);
+        uint32_t height = qemu_get_be32(f);
+        uint32_t nr_entries = qemu_get_be32(f);
+        PvgpuResource *res;
+        uint32_t err;
+
+        if (!id || !pvgpu_format_bpp(format) || !width || !height ||
+            width > PVGPU_MAX_DIMENSION || height > PVGPU_MAX_DIMENSION ||
+            nr_entries > PVGPU_MAX_BACKING_ENTRIES ||
+            pvgpu_resource_find(s, id)) {
+            error_report("pvgpu: invalid resource %u in migration stream",
+                         id);
+            return -EINVAL;
+        }
+        res = resource_new_2d(s, id, format, width, height, &err, &cmd);
+        if (!res) {
+            error_report("pvgpu: cannot restore resource %u: max_hostmem",
+                         id);
+            return -ENOMEM;
+        }
+        res->nr_entries = nr_entries;
+        res->entries = nr_entries ? g_new(PvgpuMemEntry, nr_entries) : NULL;
+        for (uint32_t i = 0; i < nr_entries; i++) {
+            res->entries[i].addr = qemu_get_be64(f);
+            res->entries[i].length = qemu_get_be32(f);
+        }
+        res->has_uuid = qemu_get_byte(f);
+        qemu_get_buffer(f, res->uuid, sizeof(res->uuid));
+        qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+                        res->hostmem);
+    }
+    return qemu_file_get_error(f);
+}
+
+const VMStateInfo pvgpu_vmstate_resources = {
+    .name = "pvgpu-resources",
+    .get = pvgpu_resources_get,
+    .put = pvgpu_resources_put,
+};
+
+int pvgpu_resources_post_load(PvgpuState *s)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuResource *res = value;
+
+        if (res->entries && !backing_map(s, res)) {
+            error_report("pvgpu: backing of resource %u is not guest RAM",
+                         res->id);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,392 @@
+/*
+ * pvgpu command decoding
+ *
+ * Pure C: this file deliberately includes no QEMU header (not even
+ * qemu/osdep.h) so that tests/unit/ can build and fuzz it without QEMU.
+ * All multi-byte fields are little-endian on the wire (virtio 1.x) and are
+ * read byte by byte, so neither host endianness nor struct packing matters.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <string.h>
+
+#include "hw/display/pvgpu-cmd.h"
+
+static uint32_t ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+           (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t ld64(const uint8_t *p)
+{
+    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
+
+static void st32(uint8_t *p, uint32_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+static void st64(uint8_t *p, uint64_t v)
+{
+    st32(p, v);
+    st32(p + 4, v >> 32);
+}
+
+static PvgpuRect ld_rect(const uint8_t *p)
+{
+    return (PvgpuRect) {
+        .x = ld32(p), .y = ld32(p + 4),
+        .width = ld32(p + 8), .height = ld32(p + 12),
+    };
+}
+
+static const struct {
+    uint32_t type;
+    const char *name;
+    /* size of the fixed request, header included; 0 for responses */
+    uint32_t size;
+    PvgpuQueue queue;
+} cmd_table[] = {
+    { PVGPU_CMD_GET_DISPLAY_INFO, "GET_DISPLAY_INFO", 24, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_CREATE_2D, "RESOURCE_CREATE_2D", 40,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_UNREF, "RESOURCE_UNREF", 32, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_SET_SCANOUT, "SET_SCANOUT", 48, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_FLUSH, "RESOURCE_FLUSH", 48, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_TRANSFER_TO_HOST_2D, "TRANSFER_TO_HOST_2D", 56,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_ATTACH_BACKING, "RESOURCE_ATTACH_BACKING", 32,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_DETACH_BACKING, "RESOURCE_DETACH_BACKING", 32,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_GET_CAPSET_INFO, "GET_CAPSET_INFO", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_GET_CAPSET, "GET_CAPSET", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_GET_EDID, "GET_EDID", 32, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_ASSIGN_UUID, "RESOURCE_ASSIGN_UUID", 32,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_CREATE_BLOB, "RESOURCE_CREATE_BLOB", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_SET_SCANOUT_BLOB, "SET_SCANOUT_BLOB", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_CTX_CREATE, "CTX_CREATE", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_CTX_DESTROY, "CTX_DESTROY", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_CTX_ATTACH_RESOURCE, "CTX_ATTACH_RESOURCE", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_CTX_DETACH_RESOURCE, "CTX_DETACH_RESOURCE", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_CREATE_3D, "RESOURCE_CREATE_3D", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_TRANSFER_TO_HOST_3D, "TRANSFER_TO_HOST_3D", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_TRANSFER_FROM_HOST_3D, "TRANSFER_FROM_HOST_3D", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_SUBMIT_3D, "SUBMIT_3D", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_MAP_BLOB, "RESOURCE_MAP_BLOB", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_UNMAP_BLOB, "RESOURCE_UNMAP_BLOB", 0,
+      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_UPDATE_CURSOR, "UPDATE_CURSOR", 56, PVGPU_QUEUE_CURSOR },
+    { PVGPU_CMD_MOVE_CURSOR, "MOVE_CURSOR", 56, PVGPU_QUEUE_CURSOR },
+    { PVGPU_RESP_OK_NODATA, "OK_NODATA" },
+    { PVGPU_RESP_OK_DISPLAY_INFO, "OK_DISPLAY_INFO" },
+    { PVGPU_RESP_OK_CAPSET_INFO, "OK_CAPSET_INFO" },
+    { PVGPU_RESP_OK_CAPSET, "OK_CAPSET" },
+    { PVGPU_RESP_OK_EDID, "OK_EDID" },
+    { PVGPU_RESP_OK_RESOURCE_UUID, "OK_RESOURCE_UUID" },
+    { PVGPU_RESP_OK_MAP_INFO, "OK_MAP_INFO" },
+    { PVGPU_RESP_ERR_UNSPEC, "ERR_UNSPEC" },
+    { PVGPU_RESP_ERR_OUT_OF_MEMORY, "ERR_OUT_OF_MEMORY" },
+    { PVGPU_RESP_ERR_INVALID_SCANOUT_ID, "ERR_INVALID_SCANOUT_ID" },
+    { PVGPU_RESP_ERR_INVALID_RESOURCE_ID, "ERR_INVALID_RESOURCE_ID" },
+    { PVGPU_RESP_ERR_INVALID_CONTEXT_ID, "ERR_INVALID_CONTEXT_ID" },
+    { PVGPU_RESP_ERR_INVALID_PARAMETER, "ERR_INVALID_PARAMETER" },
+};
+
+static int cmd_index(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++) {
+        if (cmd_table[i].type == type) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *pvgpu_cmd_name(uint32_t type)
+{
+    int i = cmd_index(type);
+
+    return i < 0 ? "UNKNOWN" : cmd_table[i].name;
+}
+
+unsigned pvgpu_format_bpp(uint32_t format)
+{
+    switch (format) {
+    case PVGPU_FORMAT_B8G8R8A8_UNORM:
+    case PVGPU_FORMAT_B8G8R8X8_UNORM:
+    case PVGPU_FORMAT_A8R8G8B8_UNORM:
+    case PVGPU_FORMAT_X8R8G8B8_UNORM:
+    case PVGPU_FORMAT_R8G8B8A8_UNORM:
+    case PVGPU_FORMAT_X8B8G8R8_UNORM:
+    case PVGPU_FORMAT_A8B8G8R8_UNORM:
+    case PVGPU_FORMAT_R8G8B8X8_UNORM:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+bool pvgpu_rect_inside(const PvgpuRect *r, uint32_t width, uint32_t height)
+{
+    return r->x <= width && r->width <= width - r->x &&
+           r->y <= height && r->height <= height - r->y;
+}
+
+bool pvgpu_rect_intersect(const PvgpuRect *a, const PvgpuRect *b,
+                          PvgpuRect *out)
+{
+    uint64_t x0 = a->x > b->x ? a->x : b->x;
+    uint64_t y0 = a->y > b->y ? a->y : b->y;
+    uint64_t ax1 = (uint64_t)a->x + a->width, bx1 = (uint64_t)b->x + b->width;
+    uint64_t ay1 = (uint64_t)a->y + a->height, by1 = (uint64_t)b->y + b->height;
+    uint64_t x1 = ax1 < bx1 ? ax1 : bx1;
+    uint64_t y1 = ay1 < by1 ? ay1 : by1;
+
+    if (x1 <= x0 || y1 <= y0) {
+        *out = (PvgpuRect) { 0 };
+        return false;
+    }
+    *out = (PvgpuRect) {
+        .x = x0, .y = y0, .width = x1 - x0, .height = y1 - y0,
+    };
+    return true;
+}
+
+bool pvgpu_transfer_2d_fits(const PvgpuRect *r, uint64_t offset,
+                            uint32_t stride, unsigned bpp,
+                            uint64_t backing_size)
+{
+    uint64_t last_row, row_bytes, end;
+
+    if (r->width == 0 || r->height == 0) {
+        return offset <= backing_size;
+    }
+    /* 32-bit factors: neither product can overflow 64 bits */
+    last_row = (uint64_t)stride * (r->height - 1);
+    row_bytes = (uint64_t)r->width * bpp;
+    if (__builtin_add_overflow(offset, last_row, &end) ||
+        __builtin_add_overflow(end, row_bytes, &end)) {
+        return false;
+    }
+    return end <= backing_size;
+}
+
+static uint32_t decode_body(const uint8_t *p, size_t len, PvgpuCmd *cmd,
+                            const char **why)
+{
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_GET_DISPLAY_INFO:
+        return 0;
+
+    case PVGPU_CMD_GET_EDID:
+        cmd->u.get_edid.scanout_id = ld32(p);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+        cmd->u.create_2d.resource_id = ld32(p);
+        cmd->u.create_2d.format = ld32(p + 4);
+        cmd->u.create_2d.width = ld32(p + 8);
+        cmd->u.create_2d.height = ld32(p + 12);
+        if (cmd->u.create_2d.resource_id == 0) {
+            *why = "resource id 0 is reserved";
+            return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
+        }
+        if (!pvgpu_format_bpp(cmd->u.create_2d.format)) {
+            *why = "unknown format";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (cmd->u.create_2d.width == 0 || cmd->u.create_2d.height == 0 ||
+            cmd->u.create_2d.width > PVGPU_MAX_DIMENSION ||
+            cmd->u.create_2d.height > PVGPU_MAX_DIMENSION) {
+            *why = "width or height is 0 or too large";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_UNREF:
+    case PVGPU_CMD_RESOURCE_DETACH_BACKING:
+    case PVGPU_CMD_RESOURCE_ASSIGN_UUID:
+        cmd->u.resource.resource_id = ld32(p);
+        return 0;
+
+    case PVGPU_CMD_SET_SCANOUT:
+        cmd->u.set_scanout.r = ld_rect(p);
+        cmd->u.set_scanout.scanout_id = ld32(p + 16);
+        cmd->u.set_scanout.resource_id = ld32(p + 20);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_FLUSH:
+        cmd->u.flush.r = ld_rect(p);
+        cmd->u.flush.resource_id = ld32(p + 16);
+        return 0;
+
+    case PVGPU_CMD_TRANSFER_TO_HOST_2D:
+        cmd->u.transfer_2d.r = ld_rect(p);
+        cmd->u.transfer_2d.offset = ld64(p + 16);
+        cmd->u.transfer_2d.resource_id = ld32(p + 24);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING: {
+        uint32_t n = ld32(p + 4);
+        const uint8_t *e = p + 8;
+        uint64_t total = 0;
+
+        cmd->u.attach_backing.resource_id = ld32(p);
+        cmd->u.attach_backing.nr_entries = n;
+        if (n == 0 || n > PVGPU_MAX_BACKING_ENTRIES) {
+            *why = "nr_entries is 0 or above the limit";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        /* len counts from the body; n is bounded, so no overflow */
+        if (len < 8 + (size_t)n * PVGPU_MEM_ENTRY_SIZE) {
+            *why = "request shorter than its nr_entries";
+            return PVGPU_RESP_ERR_UNSPEC;
+        }
+        for (uint32_t i = 0; i < n; i++, e += PVGPU_MEM_ENTRY_SIZE) {
+            uint64_t addr = ld64(e), end;
+            uint32_t length = ld32(e + 8);
+
+            if (length == 0 || __builtin_add_overflow(addr, length, &end)) {
+                *why = "backing entry empty or wrapping the address space";
+                return PVGPU_RESP_ERR_INVALID_PARAMETER;
+            }
+            total += length;
+        }
+        cmd->u.attach_backing.entries = p + 8;
+        cmd->u.attach_backing.total_length = total;
+        return 0;
+    }
+
+    case PVGPU_CMD_UPDATE_CURSOR:
+    case PVGPU_CMD_MOVE_CURSOR:
+        cmd->u.cursor.scanout_id = ld32(p);
+        cmd->u.cursor.x = ld32(p + 4);
+        cmd->u.cursor.y = ld32(p + 8);
+        cmd->u.cursor.resource_id = ld32(p + 16);
+        cmd->u.cursor.hot_x = ld32(p + 20);
+        cmd->u.cursor.hot_y = ld32(p + 24);
+        return 0;
+    }
+    *why = "command not supported by this device";
+    return PVGPU_RESP_ERR_UNSPEC;
+}
+
+uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
+                          PvgpuCmd *cmd, const char **why)
+{
+    const uint8_t *p = buf;
+    int idx;
+
+    memset(cmd, 0, sizeof(*cmd));
+    *why = NULL;
+    if (len < PVGPU_HDR_SIZE) {
+        *why = "request shorter than virtio_gpu_ctrl_hdr";
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+    cmd->hdr.type = ld32(p);
+    cmd->hdr.flags = ld32(p + 4);
+    cmd->hdr.fence_id = ld64(p + 8);
+    cmd->hdr.ctx_id = ld32(p + 16);
+    cmd->hdr.ring_idx = p[20];
+
+    idx = cmd_index(cmd->hdr.type);
+    if (idx < 0 || cmd_table[idx].size == 0) {
+        *why = idx < 0 ? "unknown command type"
+                       : "command not supported by this device";
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+    if (cmd_table[idx].queue != queue) {
+        *why = "command sent on the wrong virtqueue";
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+    if (len < cmd_table[idx].size) {
+        *why = "request shorter than its command structure";
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+    return decode_body(p + PVGPU_HDR_SIZE, len - PVGPU_HDR_SIZE, cmd, why);
+}
+
+PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i)
+{
+    const uint8_t *e = cmd->u.attach_backing.entries +
+                       (size_t)i * PVGPU_MEM_ENTRY_SIZE;
+
+    return (PvgpuMemEntry) { .addr = ld64(e), .length = ld32(e + 8) };
+}
+
+size_t pvgpu_resp_encode_hdr(uint8_t *buf, const PvgpuCmdHdr *req,
+                             uint32_t type)
+{
+    uint32_t flags = 0;
+
+    memset(buf, 0, PVGPU_HDR_SIZE);
+    st32(buf, type);
+    if (req->flags & PVGPU_FLAG_FENCE) {
+        flags = req->flags & (PVGPU_FLAG_FENCE | PVGPU_FLAG_INFO_RING_IDX);
+        st64(buf + 8, req->fence_id);
+        st32(buf + 16, req->ctx_id);
+        if (flags & PVGPU_FLAG_INFO_RING_IDX) {
+            buf[20] = req->ring_idx;
+        }
+    }
+    st32(buf + 4, flags);
+    return PVGPU_HDR_SIZE;
+}
+
+size_t pvgpu_resp_encode_display_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                      const PvgpuDisplayOne *pmodes,
+                                      unsigned count)
+{
+    uint8_t *p = buf + pvgpu_resp_encode_hdr(buf, req,
+                                             PVGPU_RESP_OK_DISPLAY_INFO);
+
+    memset(p, 0, PVGPU_DISPLAY_INFO_SIZE - PVGPU_HDR_SIZE);
+    for (unsigned i = 0; i < count && i < PVGPU_MAX_SCANOUTS; i++, p += 24) {
+        st32(p, pmodes[i].r.x);
+        st32(p + 4, pmodes[i].r.y);
+        st32(p + 8, pmodes[i].r.width);
+        st32(p + 12, pmodes[i].r.height);
+        st32(p + 16, pmodes[i].enabled);
+    }
+    return PVGPU_DISPLAY_INFO_SIZE;
+}
+
+size_t pvgpu_resp_encode_edid(uint8_t *buf, const PvgpuCmdHdr *req,
+                              const uint8_t *edid, uint32_t size)
+{
+    uint8_t *p = buf + pvgpu_resp_encode_hdr(buf, req, PVGPU_RESP_OK_EDID);
+
+    if (size > PVGPU_EDID_BLOB_SIZE) {
+        size = PVGPU_EDID_BLOB_SIZE;
+    }
+    st32(p, size);
+    st32(p + 4, 0);
+    memset(p + 8, 0, PVGPU_EDID_BLOB_SIZE);
+    memcpy(p + 8, edid, size);
+    return PVGPU_EDID_RESP_SIZE;
+}
+
+size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,
+                              const uint8_t uuid[16])
+{
+    uint8_t *p = buf + pvgpu_resp_encode_hdr(buf, req,
+                                             PVGPU_RESP_OK_RESOURCE_UUID);
+
+    memcpy(p, uuid, 16);
+    return PVGPU_UUID_RESP_SIZE;
+}

@@ -1,0 +1,287 @@
+/*
+ * pvgpu: shared paravirtual GPU speaking the virtio-gpu protocol
+ *
+ * The virtio transport side: queues, configuration space, features,
+ * properties, reset and migration.  Requests are copied out of the
+ * virtqueue, decoded by pvgpu-cmd.c and executed by pvgpu-2d.c; only this
+ * file touches virtqueues.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/iov.h"
+#include "qemu/log.h"
+#include "qemu/module.h"
+#include "qemu/units.h"
+#include "hw/qdev-properties.h"
+#include "hw/virtio/virtio.h"
+#include "migration/vmstate.h"
+#include "standard-headers/linux/virtio_gpu.h"
+#include "standard-headers/linux/virtio_ids.h"
+#include "hw/display/pvgpu.h"
+#include "trace.h"
+
+/* virtio_gpu_config, spec 5.7.4: four little-endian 32-bit words */
+#define PVGPU_CONFIG_SIZE 16
+
+void pvgpu_notify_config_event(PvgpuState *s, uint32_t event)
+{
+    s->events_read |= event;
+    virtio_notify_config(VIRTIO_DEVICE(s));
+}
+
+static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
+                                PvgpuQueue queue)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(s);
+    VirtQueueElement *elem;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        size_t len = MIN(iov_size(elem->out_sg, elem->out_num),
+                         PVGPU_MAX_REQUEST_SIZE);
+        g_autofree uint8_t *req = g_malloc(len ? len : 1);
+        uint8_t resp[PVGPU_MAX_RESP_SIZE];
+        size_t resp_len = 0, written = 0;
+        const char *why;
+        PvgpuCmd cmd;
+        uint32_t err;
+
+        iov_to_buf(elem->out_sg, elem->out_num, 0, req, len);
+        err = pvgpu_cmd_decode(req, len, queue, &cmd, &why);
+        trace_pvgpu_cmd(pvgpu_cmd_name(cmd.hdr.type), cmd.hdr.type,
+                        cmd.hdr.flags, cmd.hdr.fence_id, len);
+        if (err) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "pvgpu: malformed request type 0x%x (%zu bytes): "
+                          "%s -> %s\n", cmd.hdr.type, len, why,
+                          pvgpu_cmd_name(err));
+            trace_pvgpu_cmd_error(pvgpu_cmd_name(cmd.hdr.type), err, why);
+        } else if (queue == PVGPU_QUEUE_CTRL) {
+            err = pvgpu_2d_exec(s, &cmd, resp, &resp_len);
+        } else {
+            pvgpu_cursor_exec(s, &cmd);
+        }
+
+        /* the cursor queue carries no responses (spec 5.7.6.10) */
+        if (queue == PVGPU_QUEUE_CTRL) {
+            if (err) {
+                resp_len = pvgpu_resp_encode_hdr(resp, &cmd.hdr, err);
+            }
+            written = iov_from_buf(elem->in_sg, elem->in_num, 0, resp,
+                                   resp_len);
+            if (written < resp_len) {
+                qemu_log_mask(LOG_GUEST_ERROR,
+                              "pvgpu: %s: response buffer holds %zu of %zu "
+                              "bytes\n", pvgpu_cmd_name(cmd.hdr.type),
+                              written, resp_len);
+            }
+            trace_pvgpu_resp(pvgpu_cmd_name(cmd.hdr.type),
+                             resp_len >= 4 ? ldl_le_p(resp) : 0,
+                             cmd.hdr.fence_id);
+        }
+        virtqueue_push(vq, elem, written);
+        g_free(elem);
+    }
+    virtio_notify(vdev, vq);
+}
+
+static void pvgpu_handle_ctrl(VirtIODevice *vdev, VirtQueue *vq)
+{
+    pvgpu_process_queue(PVGPU(vdev), vq, PVGPU_QUEUE_CTRL);
+}
+
+static void pvgpu_handle_cursor(VirtIODevice *vdev, VirtQueue *vq)
+{
+    pvgpu_process_queue(PVGPU(vdev), vq, PVGPU_QUEUE_CURSOR);
+}
+
+static void pvgpu_get_config(VirtIODevice *vdev, uint8_t *config)
+{
+    PvgpuState *s = PVGPU(vdev);
+
+    stl_le_p(config, s->events_read);
+    stl_le_p(config + 4, 0);                /* events_clear reads as 0 */
+    stl_le_p(config + 8, s->max_outputs);
+    stl_le_p(config + 12, 0);               /* num_capsets: no 3D yet */
+}
+
+static void pvgpu_set_config(VirtIODevice *vdev, const uint8_t *config)
+{
+    PvgpuState *s = PVGPU(vdev);
+    uint32_t clear = ldl_le_p(config + 4);
+
+    /* spec 5.7.4: writing a bit to events_clear clears it in events_read */
+    s->events_read &= ~clear;
+    trace_pvgpu_events_clear(clear, s->events_read);
+}
+
+static uint64_t pvgpu_get_features(VirtIODevice *vdev, uint64_t features,
+                                   Error **errp)
+{
+    PvgpuState *s = PVGPU(vdev);
+
+    if (s->edid) {
+        virtio_add_feature(&features, VIRTIO_GPU_F_EDID);
+    }
+    virtio_add_feature(&features, VIRTIO_GPU_F_RESOURCE_UUID);
+    return features;
+}
+
+static void pvgpu_reset(VirtIODevice *vdev)
+{
+    PvgpuState *s = PVGPU(vdev);
+
+    trace_pvgpu_reset(g_hash_table_size(s->resources));
+    /* scanouts first: their surfaces alias resource memory */
+    pvgpu_scanouts_reset(s);
+    pvgpu_resources_reset(s);
+    s->events_read = 0;
+}
+
+static void pvgpu_realize(DeviceState *dev, Error **errp)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    PvgpuState *s = PVGPU(dev);
+
+    if (s->max_outputs < 1 || s->max_outputs > PVGPU_MAX_SCANOUTS) {
+        error_setg(errp, "pvgpu: max_outputs must be 1 to %d, not %u",
+                   PVGPU_MAX_SCANOUTS, s->max_outputs);
+        return;
+    }
+    if (s->xres < 16 || s->xres > PVGPU_MAX_DIMENSION ||
+        s->yres < 16 || s->yres > PVGPU_MAX_DIMENSION) {
+        error_setg(errp, "pvgpu: xres and yres must be 16 to %d, not %ux%u",
+                   PVGPU_MAX_DIMENSION, s->xres, s->yres);
+        return;
+    }
+    if (s->max_hostmem < 1 * MiB) {
+        error_setg(errp, "pvgpu: max_hostmem must be at least 1M, not %"
+                   PRIu64, s->max_hostmem);
+        return;
+    }
+
+    virtio_init(vdev, VIRTIO_ID_GPU, PVGPU_CONFIG_SIZE);
+    /* queue sizes as the Linux driver expects them: it sizes its own */
+    s->ctrl_vq = virtio_add_queue(vdev, 256, pvgpu_handle_ctrl);
+    s->cursor_vq = virtio_add_queue(vdev, 16, pvgpu_handle_cursor);
+    pvgpu_resources_init(s);
+    pvgpu_scanouts_init(s, errp);
+}
+
+static void pvgpu_unrealize(DeviceState *dev)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    PvgpuState *s = PVGPU(dev);
+
+    pvgpu_scanouts_reset(s);
+    pvgpu_scanouts_fini(s);
+    pvgpu_resources_fini(s);
+    virtio_delete_queue(s->ctrl_vq);
+    virtio_delete_queue(s->cursor_vq);
+    virtio_cleanup(vdev);
+}
+
+static int pvgpu_post_load(void *opaque, int version_id)
+{
+    PvgpuState *s = opaque;
+    int ret = pvgpu_resources_post_load(s);
+
+    if (ret) {
+        return ret;
+    }
+    pvgpu_scanouts_post_load(s);
+    return 0;
+}
+
+static const VMStateDescription vmstate_pvgpu_scanout = {
+    .name = "pvgpu-scanout",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(resource_id, PvgpuScanout),
+        VMSTATE_UINT32(r.x, PvgpuScanout),
+        VMSTATE_UINT32(r.y, PvgpuScanout),
+        VMSTATE_UINT32(r.width, PvgpuScanout),
+        VMSTATE_UINT32(r.height, PvgpuScanout),
+        VMSTATE_UINT32(cursor_resource_id, PvgpuScanout),
+        VMSTATE_UINT32(cursor_x, PvgpuScanout),
+        VMSTATE_UINT32(cursor_y, PvgpuScanout),
+        VMSTATE_UINT32(cursor_hot_x, PvgpuScanout),
+        VMSTATE_UINT32(cursor_hot_y, PvgpuScanout),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_pvgpu_device = {
+    .name = "pvgpu-device",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = pvgpu_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(max_outputs, PvgpuState,
+                             "max_outputs differs between source and "
+                             "destination"),
+        VMSTATE_UINT32(events_read, PvgpuState),
+        {
+            .name = "resources",
+            .info = &pvgpu_vmstate_resources,
+            .flags = VMS_SINGLE,
+        },
+        VMSTATE_STRUCT_VARRAY_UINT32(scanouts, PvgpuState, max_outputs, 1,
+                                     vmstate_pvgpu_scanout, PvgpuScanout),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_pvgpu = {
+    .name = "pvgpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_VIRTIO_DEVICE,
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const Property pvgpu_properties[] = {
+    DEFINE_PROP_UINT32("max_outputs", PvgpuState, max_outputs, 1),
+    DEFINE_PROP_UINT32("xres", PvgpuState, xres, 1280),
+    DEFINE_PROP_UINT32("yres", PvgpuState, yres, 800),
+    DEFINE_PROP_BOOL("edid", PvgpuState, edid, true),
+    DEFINE_PROP_SIZE("max_hostmem", PvgpuState, max_hostmem, 256 * MiB),
+};
+
+static void pvgpu_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
+
+    device_class_set_props(dc, pvgpu_properties);
+    dc->vmsd = &vmstate_pvgpu;
+    set_bit(DEVICE_CATEGORY_DISPLAY, dc->categories);
+
+    vdc->realize = pvgpu_realize;
+    vdc->unrealize = pvgpu_unrealize;
+    vdc->get_config = pvgpu_get_config;
+    vdc->set_config = pvgpu_set_config;
+    vdc->get_features = pvgpu_get_features;
+    vdc->reset = pvgpu_reset;
+    vdc->vmsd = &vmstate_pvgpu_device;
+}
+
+static const TypeInfo pvgpu_info = {
+    .name = TYPE_PVGPU,
+    .parent = TYPE_VIRTIO_DEVICE,
+    .instance_size = sizeof(PvgpuState),
+    .class_init = pvgpu_class_init,
+};
+
+static void pvgpu_register_types(void)
+{
+    type_register_static(&pvgpu_info);
+}
+
+type_init(pvgpu_register_types)

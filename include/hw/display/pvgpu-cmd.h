@@ -1,0 +1,243 @@
+/*
+ * pvgpu command decoding
+ *
+ * Turns the bytes of a virtio-gpu request into a typed, validated
+ * PvgpuCmd, and encodes responses.  Everything the guest controls is
+ * checked here once: sizes, counts, overflowing arithmetic, enumerations.
+ * Checks that need device state (does the resource exist, is the rectangle
+ * inside it) use the helpers at the end of this header.
+ *
+ * Pure C on purpose: no QEMU headers, so the decoder is unit-tested and
+ * fuzzed on its own (tests/unit/).
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_DISPLAY_PVGPU_CMD_H
+#define HW_DISPLAY_PVGPU_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Command and response types, virtio spec 1.3 section 5.7.6.7. */
+enum {
+    PVGPU_CMD_GET_DISPLAY_INFO = 0x0100,
+    PVGPU_CMD_RESOURCE_CREATE_2D,
+    PVGPU_CMD_RESOURCE_UNREF,
+    PVGPU_CMD_SET_SCANOUT,
+    PVGPU_CMD_RESOURCE_FLUSH,
+    PVGPU_CMD_TRANSFER_TO_HOST_2D,
+    PVGPU_CMD_RESOURCE_ATTACH_BACKING,
+    PVGPU_CMD_RESOURCE_DETACH_BACKING,
+    PVGPU_CMD_GET_CAPSET_INFO,
+    PVGPU_CMD_GET_CAPSET,
+    PVGPU_CMD_GET_EDID,
+    PVGPU_CMD_RESOURCE_ASSIGN_UUID,
+    PVGPU_CMD_RESOURCE_CREATE_BLOB,
+    PVGPU_CMD_SET_SCANOUT_BLOB,
+
+    PVGPU_CMD_CTX_CREATE = 0x0200,
+    PVGPU_CMD_CTX_DESTROY,
+    PVGPU_CMD_CTX_ATTACH_RESOURCE,
+    PVGPU_CMD_CTX_DETACH_RESOURCE,
+    PVGPU_CMD_RESOURCE_CREATE_3D,
+    PVGPU_CMD_TRANSFER_TO_HOST_3D,
+    PVGPU_CMD_TRANSFER_FROM_HOST_3D,
+    PVGPU_CMD_SUBMIT_3D,
+    PVGPU_CMD_RESOURCE_MAP_BLOB,
+    PVGPU_CMD_RESOURCE_UNMAP_BLOB,
+
+    PVGPU_CMD_UPDATE_CURSOR = 0x0300,
+    PVGPU_CMD_MOVE_CURSOR,
+
+    PVGPU_RESP_OK_NODATA = 0x1100,
+    PVGPU_RESP_OK_DISPLAY_INFO,
+    PVGPU_RESP_OK_CAPSET_INFO,
+    PVGPU_RESP_OK_CAPSET,
+    PVGPU_RESP_OK_EDID,
+    PVGPU_RESP_OK_RESOURCE_UUID,
+    PVGPU_RESP_OK_MAP_INFO,
+
+    PVGPU_RESP_ERR_UNSPEC = 0x1200,
+    PVGPU_RESP_ERR_OUT_OF_MEMORY,
+    PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+    PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+    PVGPU_RESP_ERR_INVALID_CONTEXT_ID,
+    PVGPU_RESP_ERR_INVALID_PARAMETER,
+};
+
+/* virtio_gpu_ctrl_hdr.flags */
+#define PVGPU_FLAG_FENCE            (1u << 0)
+#define PVGPU_FLAG_INFO_RING_IDX    (1u << 1)
+
+/* virtio_gpu_formats, spec 5.7.6.8 */
+enum {
+    PVGPU_FORMAT_B8G8R8A8_UNORM = 1,
+    PVGPU_FORMAT_B8G8R8X8_UNORM = 2,
+    PVGPU_FORMAT_A8R8G8B8_UNORM = 3,
+    PVGPU_FORMAT_X8R8G8B8_UNORM = 4,
+    PVGPU_FORMAT_R8G8B8A8_UNORM = 67,
+    PVGPU_FORMAT_X8B8G8R8_UNORM = 68,
+    PVGPU_FORMAT_A8B8G8R8_UNORM = 121,
+    PVGPU_FORMAT_R8G8B8X8_UNORM = 134,
+};
+
+/* Wire sizes of the fixed parts of requests and responses. */
+#define PVGPU_HDR_SIZE              24
+#define PVGPU_MEM_ENTRY_SIZE        16
+#define PVGPU_MAX_SCANOUTS          16
+#define PVGPU_DISPLAY_INFO_SIZE     (PVGPU_HDR_SIZE + PVGPU_MAX_SCANOUTS * 24)
+#define PVGPU_EDID_BLOB_SIZE        1024
+#define PVGPU_EDID_RESP_SIZE        (PVGPU_HDR_SIZE + 8 + PVGPU_EDID_BLOB_SIZE)
+#define PVGPU_UUID_RESP_SIZE        (PVGPU_HDR_SIZE + 16)
+#define PVGPU_MAX_RESP_SIZE         PVGPU_EDID_RESP_SIZE
+
+/*
+ * Limit on the scatter list of one ATTACH_BACKING.  Linux builds it from
+ * an sg_table of the resource's pages; 16384 entries cover a 64 MiB
+ * resource made of scattered 4 KiB pages, far more than any 2D surface.
+ */
+#define PVGPU_MAX_BACKING_ENTRIES   16384
+/* The largest request the decoder ever needs to see. */
+#define PVGPU_MAX_REQUEST_SIZE \
+    (PVGPU_HDR_SIZE + 8 + PVGPU_MAX_BACKING_ENTRIES * PVGPU_MEM_ENTRY_SIZE)
+
+/* Largest resource dimension accepted, as on real display engines. */
+#define PVGPU_MAX_DIMENSION         16384
+
+typedef struct PvgpuCmdHdr {
+    uint32_t type;
+    uint32_t flags;
+    uint64_t fence_id;
+    uint32_t ctx_id;
+    uint8_t ring_idx;
+} PvgpuCmdHdr;
+
+typedef struct PvgpuRect {
+    uint32_t x;
+    uint32_t y;
+    uint32_t width;
+    uint32_t height;
+} PvgpuRect;
+
+typedef struct PvgpuMemEntry {
+    uint64_t addr;
+    uint32_t length;
+} PvgpuMemEntry;
+
+typedef struct PvgpuCmd {
+    PvgpuCmdHdr hdr;
+    union {
+        struct {
+            uint32_t scanout_id;
+        } get_edid;
+        struct {
+            uint32_t resource_id;
+            uint32_t format;
+            uint32_t width;
+            uint32_t height;
+        } create_2d;
+        /* RESOURCE_UNREF, RESOURCE_DETACH_BACKING, RESOURCE_ASSIGN_UUID */
+        struct {
+            uint32_t resource_id;
+        } resource;
+        struct {
+            PvgpuRect r;
+            uint32_t scanout_id;
+            uint32_t resource_id;
+        } set_scanout;
+        struct {
+            PvgpuRect r;
+            uint32_t resource_id;
+        } flush;
+        struct {
+            PvgpuRect r;
+            uint64_t offset;
+            uint32_t resource_id;
+        } transfer_2d;
+        struct {
+            uint32_t resource_id;
+            uint32_t nr_entries;
+            /* nr_entries validated entries; read with pvgpu_cmd_mem_entry() */
+            const uint8_t *entries;
+            uint64_t total_length;
+        } attach_backing;
+        /* UPDATE_CURSOR and MOVE_CURSOR */
+        struct {
+            uint32_t scanout_id;
+            uint32_t x;
+            uint32_t y;
+            uint32_t resource_id;
+            uint32_t hot_x;
+            uint32_t hot_y;
+        } cursor;
+    } u;
+} PvgpuCmd;
+
+typedef enum PvgpuQueue {
+    PVGPU_QUEUE_CTRL,
+    PVGPU_QUEUE_CURSOR,
+} PvgpuQueue;
+
+/*
+ * Decode the request in @buf (@len bytes, as the guest supplied it) that
+ * arrived on @queue.  Returns 0 and fills @cmd on success; otherwise
+ * returns the PVGPU_RESP_ERR_* the guest must receive and points @why at
+ * a static description for the guest-error log.  @cmd->hdr is filled
+ * whenever @len covers the header, so fences can be echoed on errors too.
+ * @cmd->u.attach_backing.entries points into @buf.
+ */
+uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
+                          PvgpuCmd *cmd, const char **why);
+
+/* Entry @i (< nr_entries) of a decoded ATTACH_BACKING. */
+PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i);
+
+/* The spec's name of a command or response type, "UNKNOWN" otherwise. */
+const char *pvgpu_cmd_name(uint32_t type);
+
+/* Bytes per pixel of a 2D format, 0 if the format is not one of the spec's. */
+unsigned pvgpu_format_bpp(uint32_t format);
+
+/* Is @r, without overflow, inside a @width x @height surface? */
+bool pvgpu_rect_inside(const PvgpuRect *r, uint32_t width, uint32_t height);
+
+/* Intersection of @a and @b; false (and @out zero-sized) if empty. */
+bool pvgpu_rect_intersect(const PvgpuRect *a, const PvgpuRect *b,
+                          PvgpuRect *out);
+
+/*
+ * TRANSFER_TO_HOST_2D reads row i of @r from backing offset
+ * offset + i * stride, width * bpp bytes long (spec 5.7.6.8).  Returns
+ * true when every row lies inside @backing_size bytes, computed without
+ * overflow.
+ */
+bool pvgpu_transfer_2d_fits(const PvgpuRect *r, uint64_t offset,
+                            uint32_t stride, unsigned bpp,
+                            uint64_t backing_size);
+
+/*
+ * Response encoding.  @buf must hold PVGPU_MAX_RESP_SIZE bytes; each
+ * function returns the response's size.  The header echoes the request's
+ * fence (spec 5.7.6.6: a fenced request's response carries its fence_id,
+ * ctx_id and, with INFO_RING_IDX, ring_idx).
+ */
+size_t pvgpu_resp_encode_hdr(uint8_t *buf, const PvgpuCmdHdr *req,
+                             uint32_t type);
+
+typedef struct PvgpuDisplayOne {
+    PvgpuRect r;
+    bool enabled;
+} PvgpuDisplayOne;
+
+size_t pvgpu_resp_encode_display_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                      const PvgpuDisplayOne *pmodes,
+                                      unsigned count);
+size_t pvgpu_resp_encode_edid(uint8_t *buf, const PvgpuCmdHdr *req,
+                              const uint8_t *edid, uint32_t size);
+size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,
+                              const uint8_t uuid[16]);
+
+#endif /* HW_DISPLAY_PVGPU_CMD_H */

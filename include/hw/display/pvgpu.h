@@ -1,0 +1,115 @@
+/*
+ * pvgpu: shared paravirtual GPU speaking the virtio-gpu protocol
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_DISPLAY_PVGPU_H
+#define HW_DISPLAY_PVGPU_H
+
+#include "hw/virtio/virtio.h"
+#include "qom/object.h"
+#include "ui/console.h"
+#include "hw/display/pvgpu-cmd.h"
+
+#define TYPE_PVGPU "pvgpu-device"
+OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
+
+#define TYPE_PVGPU_PCI "pvgpu-pci"
+
+/* virtio_gpu_config.events_read bits, spec 5.7.4 */
+#define PVGPU_EVENT_DISPLAY (1u << 0)
+
+typedef struct PvgpuResource {
+    uint32_t id;
+    uint32_t format;
+    uint32_t width;
+    uint32_t height;
+    pixman_image_t *image;
+    /* host memory charged against max_hostmem */
+    uint64_t hostmem;
+
+    /* guest backing: the guest-physical list and its host mapping */
+    uint32_t nr_entries;
+    PvgpuMemEntry *entries;
+    struct iovec *iov;
+    unsigned niov;
+    uint64_t backing_size;
+
+    /* scanouts showing this resource, and the cursor using it */
+    uint32_t scanout_bitmask;
+
+    bool has_uuid;
+    uint8_t uuid[16];
+} PvgpuResource;
+
+typedef struct PvgpuScanout {
+    QemuConsole *con;
+    /* what the guest set with SET_SCANOUT; resource_id 0 = disabled */
+    uint32_t resource_id;
+    PvgpuRect r;
+    /* what the UI asked for through ui_info */
+    uint32_t ui_width;
+    uint32_t ui_height;
+    bool ui_enabled;
+    /* cursor, in scanout coordinates */
+    uint32_t cursor_resource_id;
+    uint32_t cursor_x;
+    uint32_t cursor_y;
+    uint32_t cursor_hot_x;
+    uint32_t cursor_hot_y;
+} PvgpuScanout;
+
+struct PvgpuState {
+    VirtIODevice parent_obj;
+
+    VirtQueue *ctrl_vq;
+    VirtQueue *cursor_vq;
+
+    /* properties */
+    uint32_t max_outputs;
+    uint32_t xres;
+    uint32_t yres;
+    bool edid;
+    uint64_t max_hostmem;
+
+    /* virtio_gpu_config */
+    uint32_t events_read;
+
+    GHashTable *resources;      /* id -> PvgpuResource */
+    uint64_t hostmem_used;
+    PvgpuScanout scanouts[PVGPU_MAX_SCANOUTS];
+};
+
+/* pvgpu-2d.c: resources and the 2D command set */
+uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
+                       uint8_t *resp, size_t *resp_len);
+void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd);
+void pvgpu_resources_init(PvgpuState *s);
+void pvgpu_resources_reset(PvgpuState *s);
+void pvgpu_resources_fini(PvgpuState *s);
+PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id);
+extern const VMStateInfo pvgpu_vmstate_resources;
+int pvgpu_resources_post_load(PvgpuState *s);
+
+/* pvgpu-scanout.c: scanouts as QEMU consoles */
+bool pvgpu_scanouts_init(PvgpuState *s, Error **errp);
+void pvgpu_scanouts_fini(PvgpuState *s);
+void pvgpu_scanouts_reset(PvgpuState *s);
+void pvgpu_scanout_set(PvgpuState *s, uint32_t scanout_id,
+                       PvgpuResource *res, const PvgpuRect *r);
+void pvgpu_scanout_flush(PvgpuState *s, PvgpuResource *res,
+                         const PvgpuRect *r);
+void pvgpu_scanout_detach_resource(PvgpuState *s, PvgpuResource *res);
+void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
+                          PvgpuResource *res, bool update);
+void pvgpu_scanouts_display_info(PvgpuState *s, PvgpuDisplayOne *pmodes);
+size_t pvgpu_scanout_edid(PvgpuState *s, uint32_t scanout_id,
+                          uint8_t *edid, size_t size);
+void pvgpu_scanouts_post_load(PvgpuState *s);
+
+/* pvgpu.c */
+void pvgpu_notify_config_event(PvgpuState *s, uint32_t event);
+
+#endif /* HW_DISPLAY_PVGPU_H */

@@ -1,0 +1,162 @@
+#!/bin/sh
+# Build a qemu-system-x86_64 that contains pvgpu.
+#
+# The QEMU source is a pinned 10.0.x release: by default Debian's source
+# package (apt-get source), or the tree or release tarball named by
+# PVGPU_QEMU_SRC.  Our files are overlaid on it as symlinks and
+# patches/qemu-10.0.patch adds the few lines that hook them into QEMU's
+# build.  The build directory lives in the cache (PVGPU_CACHE, default
+# ~/.cache/pvgpu) and is reachable as build/ in the repository; re-running
+# this script only rebuilds what changed.
+#
+# Usage: scripts/build.sh [--tests]   (--tests also builds the qtest binaries)
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
+QEMU_DEB_VERSION=1:10.0.13+ds-0+deb13u1
+PATCH="$repo/patches/qemu-10.0.patch"
+
+build_tests=no
+for arg in "$@"; do
+    case "$arg" in
+    --tests) build_tests=yes ;;
+    *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "pvgpu-build: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+mkdir -p "$CACHE/src"
+
+# --- 1. QEMU source --------------------------------------------------------
+
+extract_tarball() {
+    # $1 tarball; prints the directory it was extracted to
+    name=$(basename "$1" | sed -E 's/\.tar\.(xz|gz|bz2|zst)$//; s/\.orig$//; s/_/-/; s/\+ds$//')
+    dest="$CACHE/src/$name"
+    if [ ! -f "$dest/VERSION" ]; then
+        log "extracting $1"
+        tmp="$dest.tmp"
+        rm -rf "$tmp" && mkdir -p "$tmp"
+        tar -C "$tmp" -xf "$1"
+        top=$(ls "$tmp")
+        [ "$(echo "$top" | wc -l)" = 1 ] || die "$1 does not hold one top directory"
+        rm -rf "$dest"
+        mv "$tmp/$top" "$dest"
+        rmdir "$tmp"
+    fi
+    echo "$dest"
+}
+
+debian_source() {
+    # Prefer the pinned version; fall back to any 10.0.x deb-src offers.
+    cd "$CACHE/src"
+    orig=$(ls qemu_10.0.*.orig.tar.* 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -z "$orig" ]; then
+        log "fetching QEMU source package $QEMU_DEB_VERSION"
+        if ! apt-get source --download-only "qemu=$QEMU_DEB_VERSION" >&2; then
+            v=$(apt-cache showsrc qemu | sed -n 's/^Version: //p' |
+                grep -E '^(1:)?10\.0\.' | sort -V | tail -n 1)
+            [ -n "$v" ] || die "no QEMU 10.0.x in deb-src; run scripts/setup.sh or set PVGPU_QEMU_SRC"
+            log "falling back to QEMU source package $v"
+            apt-get source --download-only "qemu=$v" >&2
+        fi
+        orig=$(ls qemu_10.0.*.orig.tar.* | sort -V | tail -n 1)
+    fi
+    extract_tarball "$CACHE/src/$orig"
+}
+
+if [ -n "${PVGPU_QEMU_SRC:-}" ]; then
+    if [ -d "$PVGPU_QEMU_SRC" ]; then
+        tree=$(cd "$PVGPU_QEMU_SRC" && pwd)
+    elif [ -f "$PVGPU_QEMU_SRC" ]; then
+        tree=$(extract_tarball "$(cd "$(dirname "$PVGPU_QEMU_SRC")" && pwd)/$(basename "$PVGPU_QEMU_SRC")")
+    else
+        die "PVGPU_QEMU_SRC=$PVGPU_QEMU_SRC is neither a directory nor a tarball"
+    fi
+else
+    tree=$(debian_source)
+fi
+version=$(cat "$tree/VERSION")
+case "$version" in
+10.0.*) ;;
+*) die "$tree is QEMU $version; pvgpu needs 10.0.x" ;;
+esac
+log "QEMU $version in $tree"
+
+# --- 2. patch QEMU's own files (idempotent, follows patch edits) -----------
+
+applied="$tree/.pvgpu-applied.patch"
+if ! cmp -s "$PATCH" "$applied"; then
+    if [ -f "$applied" ]; then
+        log "reverting previous pvgpu patch"
+        patch -d "$tree" -p1 -R -s < "$applied"
+    fi
+    log "applying $(basename "$PATCH")"
+    patch -d "$tree" -p1 -s -N < "$PATCH"
+    cp "$PATCH" "$applied"
+fi
+
+# --- 3. overlay our files as symlinks --------------------------------------
+
+overlay() {
+    # $1: path relative to the repository
+    src="$repo/$1"
+    dst="$tree/$1"
+    if [ "$(readlink "$dst" 2>/dev/null)" != "$src" ]; then
+        [ -e "$dst" ] && [ ! -L "$dst" ] && die "$dst exists in the QEMU tree"
+        mkdir -p "$(dirname "$dst")"
+        ln -sfn "$src" "$dst"
+    fi
+}
+overlay hw/display/pvgpu
+for f in "$repo"/include/hw/display/pvgpu*.h "$repo"/qapi/pvgpu*.json \
+         "$repo"/tests/qtest/pvgpu*.c "$repo"/tests/qtest/libqos/pvgpu*.[ch]; do
+    [ -e "$f" ] && overlay "${f#"$repo"/}"
+done
+
+# --- 4. configure (once per configuration) ---------------------------------
+
+build="$CACHE/build-$(basename "$tree")"
+[ -n "${PVGPU_QEMU_SRC:-}" ] && [ -d "$PVGPU_QEMU_SRC" ] &&
+    build="$CACHE/build-$(echo "$tree" | sha256sum | cut -c1-12)"
+
+# A minimal x86_64 system emulator: TCG (and KVM for real hosts), pixman
+# consoles, VNC and PNG screendumps, virglrenderer with EGL/GBM for pvgpu's
+# renderer, and SDL+GL so QEMU's own virtio-gpu-gl can be benchmarked
+# beside pvgpu in the same build.
+CONFIG_FLAGS="--target-list=x86_64-softmmu --without-default-features
+  --enable-tcg --enable-kvm --enable-pixman --enable-vnc --enable-png
+  --enable-virglrenderer --enable-opengl --enable-sdl
+  --disable-docs --disable-install-blobs --disable-download --disable-fdt --disable-werror
+  --python=/usr/bin/python3 ${PVGPU_CONFIGURE_EXTRA:-}"
+config_sum=$(echo "$CONFIG_FLAGS" | sha256sum | cut -c1-16)
+if [ ! -f "$build/build.ninja" ] || [ "$(cat "$build/.pvgpu-config" 2>/dev/null)" != "$config_sum" ]; then
+    log "configuring in $build"
+    rm -rf "$build"
+    mkdir -p "$build"
+    # shellcheck disable=SC2086
+    (cd "$build" && "$tree/configure" $CONFIG_FLAGS) >&2
+    echo "$config_sum" > "$build/.pvgpu-config"
+fi
+ln -sfn "$build" "$repo/build"
+
+# --- 5. build ---------------------------------------------------------------
+
+targets="qemu-system-x86_64"
+[ "$build_tests" = yes ] && targets="$targets tests/qtest/qos-test"
+log "building $targets"
+ninja -C "$build" $targets >&2
+
+# Debian's tarball has no firmware blobs; qtest and the guests find
+# SeaBIOS and iPXE from Debian's packages in the build's data directory.
+datadir=$(find "$build/qemu-bundle" -type d -path '*/share/qemu' 2>/dev/null | head -n 1)
+[ -n "$datadir" ] || datadir="$build/qemu-bundle/usr/local/share/qemu"
+mkdir -p "$datadir"
+for fw in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom; do
+    [ -e "$fw" ] || continue
+    [ -e "$datadir/$(basename "$fw")" ] || ln -s "$fw" "$datadir/"
+done
+log "ready: $repo/build/qemu-system-x86_64"

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Install what pvgpu needs on Debian 12 (bookworm): build tools, QEMU's
+# build dependencies for our minimal configuration, firmware for qtest and
+# the packages the guest test is assembled from.  Idempotent; needs root
+# (or sudo).
+set -eu
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+    SUDO=sudo
+fi
+
+STAMP_DIR=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
+mkdir -p "$STAMP_DIR"
+here=$(cd "$(dirname "$0")" && pwd)
+stamp="$STAMP_DIR/setup.stamp"
+sum=$(cat "$here/setup.sh" | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    exit 0
+fi
+
+# meson >= 1.5 and python3-pycotap come from bookworm-backports; QEMU's
+# source comes from trixie's (or bookworm-backports') deb-src.
+cat <<'SOURCES' | $SUDO tee /etc/apt/sources.list.d/pvgpu.sources >/dev/null
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie bookworm bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q -t bookworm-backports meson python3-pycotap
+$SUDO apt-get install -y -q --no-install-recommends \
+    build-essential ccache pkg-config ninja-build flex bison dpkg-dev \
+    python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
+    libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
+    libvirglrenderer-dev libepoxy-dev libgbm-dev libegl-dev libsdl2-dev \
+    seabios ipxe-qemu
+echo "$sum" > "$stamp"
