@@ -30,6 +30,14 @@ die() { log "error: $*"; exit 1; }
 
 mkdir -p "$CACHE/src"
 
+# ccache through its masquerade directory: configure then records plain
+# "cc", and every compile (QEMU's and ours) goes through the cache.
+if [ -d /usr/lib/ccache ]; then
+    PATH=/usr/lib/ccache:$PATH
+    export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
+    export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+fi
+
 # --- 1. QEMU source --------------------------------------------------------
 
 extract_tarball() {
@@ -132,7 +140,9 @@ CONFIG_FLAGS="--target-list=x86_64-softmmu --without-default-features
   --enable-virglrenderer --enable-opengl --enable-sdl
   --disable-docs --disable-install-blobs --disable-download --disable-fdt --disable-werror
   --python=/usr/bin/python3 ${PVGPU_CONFIGURE_EXTRA:-}"
-config_sum=$(echo "$CONFIG_FLAGS" | sha256sum | cut -c1-16)
+# bump when the configuration changes in ways the flags do not show
+CONFIG_REV=3  # 2: optionroms need gcc-multilib; 3: ccache
+config_sum=$(echo "$CONFIG_REV $CONFIG_FLAGS" | sha256sum | cut -c1-16)
 if [ ! -f "$build/build.ninja" ] || [ "$(cat "$build/.pvgpu-config" 2>/dev/null)" != "$config_sum" ]; then
     log "configuring in $build"
     rm -rf "$build"
@@ -149,13 +159,15 @@ targets="qemu-system-x86_64"
 [ "$build_tests" = yes ] && targets="$targets tests/qtest/qos-test"
 log "building $targets"
 ninja -C "$build" $targets >&2
+# x86 option ROMs (linuxboot_dma.bin, kvmvapic.bin, ...) are built by make
+[ -f "$build/pc-bios/optionrom/config.mak" ] && make -s -C "$build/pc-bios/optionrom" >&2
 
 # Debian's tarball has no firmware blobs; qtest and the guests find
 # SeaBIOS and iPXE from Debian's packages in the build's data directory.
 datadir=$(find "$build/qemu-bundle" -type d -path '*/share/qemu' 2>/dev/null | head -n 1)
 [ -n "$datadir" ] || datadir="$build/qemu-bundle/usr/local/share/qemu"
 mkdir -p "$datadir"
-for fw in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom; do
+for fw in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom "$build"/pc-bios/optionrom/*.bin; do
     [ -e "$fw" ] || continue
     [ -e "$datadir/$(basename "$fw")" ] || ln -s "$fw" "$datadir/"
 done

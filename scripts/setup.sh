@@ -41,7 +41,7 @@ $SUDO apt-get install -y -q -t bookworm-backports meson python3-pycotap
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential ccache pkg-config ninja-build flex bison dpkg-dev \
     python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
-    libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
+    gcc-multilib libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
     libvirglrenderer-dev libepoxy-dev libgbm-dev libegl-dev libsdl2-dev \
     seabios ipxe-qemu
 echo "$sum" > "$stamp"

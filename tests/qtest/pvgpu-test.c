@@ -1,0 +1,798 @@
+/*
+ * pvgpu qtests: drive the device like a guest driver
+ *
+ * Requests are built from Linux's virtio_gpu.h structures, not from
+ * pvgpu's own decoder, so the tests check the wire format independently.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest-single.h"
+#include "qemu/bswap.h"
+#include "qemu/module.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_gpu.h"
+#include "libqos/qgraph.h"
+#include "libqos/pvgpu.h"
+
+#define FMT_XRGB VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM
+
+/* --- request helpers ----------------------------------------------------- */
+
+static void hdr_init(struct virtio_gpu_ctrl_hdr *hdr, uint32_t type)
+{
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->type = cpu_to_le32(type);
+}
+
+static void rect_set(struct virtio_gpu_rect *r, uint32_t x, uint32_t y,
+                     uint32_t w, uint32_t h)
+{
+    r->x = cpu_to_le32(x);
+    r->y = cpu_to_le32(y);
+    r->width = cpu_to_le32(w);
+    r->height = cpu_to_le32(h);
+}
+
+/* Send a request whose only response is a header; return its type. */
+static uint32_t ctrl_nodata(QPvgpu *gpu, const void *req, size_t size)
+{
+    struct virtio_gpu_ctrl_hdr resp;
+    uint32_t len = qpvgpu_ctrl(gpu, req, size, &resp, sizeof(resp));
+
+    g_assert_cmpuint(len, ==, sizeof(resp));
+    return le32_to_cpu(resp.type);
+}
+
+static uint32_t create_2d(QPvgpu *gpu, uint32_t id, uint32_t format,
+                          uint32_t w, uint32_t h)
+{
+    struct virtio_gpu_resource_create_2d c;
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_2D);
+    c.resource_id = cpu_to_le32(id);
+    c.format = cpu_to_le32(format);
+    c.width = cpu_to_le32(w);
+    c.height = cpu_to_le32(h);
+    return ctrl_nodata(gpu, &c, sizeof(c));
+}
+
+static uint32_t resource_cmd(QPvgpu *gpu, uint32_t type, uint32_t id)
+{
+    struct virtio_gpu_resource_unref c;
+
+    hdr_init(&c.hdr, type);
+    c.resource_id = cpu_to_le32(id);
+    c.padding = 0;
+    return ctrl_nodata(gpu, &c, sizeof(c));
+}
+
+static uint32_t unref(QPvgpu *gpu, uint32_t id)
+{
+    return resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, id);
+}
+
+/* ATTACH_BACKING with arbitrary entries; @nr_claimed may lie. */
+static uint32_t attach_entries(QPvgpu *gpu, uint32_t id, uint32_t nr_claimed,
+                               const struct virtio_gpu_mem_entry *e,
+                               unsigned n)
+{
+    struct virtio_gpu_resource_attach_backing a;
+    const void *parts[2] = { &a, e };
+    size_t sizes[2] = { sizeof(a), n * sizeof(*e) };
+    struct virtio_gpu_ctrl_hdr resp;
+
+    hdr_init(&a.hdr, VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING);
+    a.resource_id = cpu_to_le32(id);
+    a.nr_entries = cpu_to_le32(nr_claimed);
+    g_assert_cmpuint(qpvgpu_ctrl_sg(gpu, parts, sizes, n ? 2 : 1, &resp,
+                                    sizeof(resp)), ==, sizeof(resp));
+    return le32_to_cpu(resp.type);
+}
+
+/*
+ * Back resource @id with @size bytes of guest memory in 4 KiB pieces,
+ * listed in reverse address order so that the device must follow the
+ * scatter list rather than assume contiguous memory.
+ */
+static uint64_t attach_backing(QPvgpu *gpu, uint32_t id, uint64_t size)
+{
+    unsigned n = DIV_ROUND_UP(size, 4096);
+    uint64_t base = guest_alloc(gpu->alloc, (uint64_t)n * 4096);
+    g_autofree struct virtio_gpu_mem_entry *e = g_new0(
+        struct virtio_gpu_mem_entry, n);
+
+    for (unsigned i = 0; i < n; i++) {
+        e[i].addr = cpu_to_le64(base + (uint64_t)(n - 1 - i) * 4096);
+        e[i].length = cpu_to_le32(MIN(4096, size - (uint64_t)i * 4096));
+    }
+    g_assert_cmphex(attach_entries(gpu, id, n, e, n), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    return base;
+}
+
+/* Write @size bytes at linear offset 0 of a backing made above. */
+static void backing_write(uint64_t base, const void *data, uint64_t size)
+{
+    unsigned n = DIV_ROUND_UP(size, 4096);
+
+    for (unsigned i = 0; i < n; i++) {
+        memwrite(base + (uint64_t)(n - 1 - i) * 4096,
+                 (const uint8_t *)data + (uint64_t)i * 4096,
+                 MIN(4096, size - (uint64_t)i * 4096));
+    }
+}
+
+static uint32_t transfer_2d(QPvgpu *gpu, uint32_t id, uint32_t x, uint32_t y,
+                            uint32_t w, uint32_t h, uint64_t offset)
+{
+    struct virtio_gpu_transfer_to_host_2d t;
+
+    hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D);
+    rect_set(&t.r, x, y, w, h);
+    t.offset = cpu_to_le64(offset);
+    t.resource_id = cpu_to_le32(id);
+    t.padding = 0;
+    return ctrl_nodata(gpu, &t, sizeof(t));
+}
+
+static uint32_t set_scanout(QPvgpu *gpu, uint32_t scanout, uint32_t id,
+                            uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+    struct virtio_gpu_set_scanout s;
+
+    hdr_init(&s.hdr, VIRTIO_GPU_CMD_SET_SCANOUT);
+    rect_set(&s.r, x, y, w, h);
+    s.scanout_id = cpu_to_le32(scanout);
+    s.resource_id = cpu_to_le32(id);
+    return ctrl_nodata(gpu, &s, sizeof(s));
+}
+
+static uint32_t flush(QPvgpu *gpu, uint32_t id, uint32_t x, uint32_t y,
+                      uint32_t w, uint32_t h)
+{
+    struct virtio_gpu_resource_flush f;
+
+    hdr_init(&f.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+    rect_set(&f.r, x, y, w, h);
+    f.resource_id = cpu_to_le32(id);
+    f.padding = 0;
+    return ctrl_nodata(gpu, &f, sizeof(f));
+}
+
+static QDict *query_pvgpu(void)
+{
+    QDict *rsp = qmp("{'execute': 'query-pvgpu'}");
+    QList *list = qdict_get_qlist(rsp, "return");
+    QDict *dev;
+
+    g_assert_cmpuint(qlist_size(list), ==, 1);
+    dev = qobject_to(QDict, qlist_peek(list));
+    qobject_ref(dev);
+    qobject_unref(rsp);
+    return dev;
+}
+
+static void pvgpu_setup(QPvgpu *gpu, QGuestAllocator *alloc)
+{
+    uint64_t f = qpvgpu_init(gpu, alloc,
+                             (1ull << VIRTIO_F_VERSION_1) |
+                             (1ull << VIRTIO_GPU_F_EDID) |
+                             (1ull << VIRTIO_GPU_F_RESOURCE_UUID));
+
+    g_assert(f & (1ull << VIRTIO_F_VERSION_1));
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+static void test_config(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    uint64_t features = qvirtio_get_features(gpu->vdev);
+
+    g_assert(features & (1ull << VIRTIO_F_VERSION_1));
+    g_assert(features & (1ull << VIRTIO_GPU_F_EDID));
+    g_assert(features & (1ull << VIRTIO_GPU_F_RESOURCE_UUID));
+    /* no 3D in this device yet: it must not pretend */
+    g_assert_false(features & (1ull << VIRTIO_GPU_F_VIRGL));
+    g_assert_false(features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 8), ==, 1);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 12), ==, 0);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 0), ==, 0);
+}
+
+static void test_display_info(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_ctrl_hdr req;
+    struct virtio_gpu_resp_display_info info;
+    uint32_t expect_outputs = data ? GPOINTER_TO_UINT(data) : 1;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 8), ==, expect_outputs);
+    hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    g_assert_cmpuint(qpvgpu_ctrl(gpu, &req, sizeof(req), &info, sizeof(info)),
+                     ==, sizeof(info));
+    g_assert_cmphex(le32_to_cpu(info.hdr.type), ==,
+                    VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].enabled), ==, 1);
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].r.width), ==, 1280);
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].r.height), ==, 800);
+    for (int i = 1; i < VIRTIO_GPU_MAX_SCANOUTS; i++) {
+        g_assert_cmpuint(le32_to_cpu(info.pmodes[i].enabled), ==, 0);
+        /* outputs beyond max_outputs do not exist at all */
+        g_assert_cmpuint(le32_to_cpu(info.pmodes[i].r.width), ==,
+                         i < expect_outputs ? 1280 : 0);
+    }
+}
+
+static void test_edid(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_cmd_get_edid req = { 0 };
+    struct virtio_gpu_resp_edid resp;
+    static const uint8_t magic[8] = { 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0 };
+    uint8_t sum = 0;
+
+    pvgpu_setup(gpu, alloc);
+    hdr_init(&req.hdr, VIRTIO_GPU_CMD_GET_EDID);
+    g_assert_cmpuint(qpvgpu_ctrl(gpu, &req, sizeof(req), &resp, sizeof(resp)),
+                     ==, sizeof(resp));
+    g_assert_cmphex(le32_to_cpu(resp.hdr.type), ==, VIRTIO_GPU_RESP_OK_EDID);
+    g_assert_cmpuint(le32_to_cpu(resp.size), >=, 128);
+    g_assert_cmpmem(resp.edid, 8, magic, 8);
+    for (int i = 0; i < 128; i++) {
+        sum += resp.edid[i];
+    }
+    g_assert_cmpuint(sum, ==, 0);
+    /* preferred mode in the first detailed timing: 1280x800 */
+    g_assert_cmpuint(resp.edid[54 + 2] | (resp.edid[54 + 4] & 0xf0) << 4,
+                     ==, 1280);
+    g_assert_cmpuint(resp.edid[54 + 5] | (resp.edid[54 + 7] & 0xf0) << 4,
+                     ==, 800);
+
+    req.scanout = cpu_to_le32(1);
+    g_assert_cmphex(ctrl_nodata(gpu, &req, sizeof(req)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+}
+
+static void test_create_unref(void *obj, void *data, QGuestAllocator *alloc)
+{
+    static const uint32_t formats[] = {
+        VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM,
+        VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM, VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM,
+        VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM, VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM,
+        VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM, VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM,
+    };
+    QPvgpu *gpu = obj;
+    QDict *info;
+
+    pvgpu_setup(gpu, alloc);
+    for (int i = 0; i < ARRAY_SIZE(formats); i++) {
+        g_assert_cmphex(create_2d(gpu, 10 + i, formats[i], 64, 32), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, ARRAY_SIZE(formats));
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==,
+                     ARRAY_SIZE(formats) * 64 * 32 * 4);
+    qobject_unref(info);
+
+    g_assert_cmphex(create_2d(gpu, 10, FMT_XRGB, 8, 8), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(create_2d(gpu, 0, FMT_XRGB, 8, 8), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(create_2d(gpu, 30, 5, 8, 8), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(create_2d(gpu, 30, FMT_XRGB, 0, 8), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(create_2d(gpu, 30, FMT_XRGB, 8, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(create_2d(gpu, 30, FMT_XRGB, 0x40000000, 0x40000000),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+    for (int i = 0; i < ARRAY_SIZE(formats); i++) {
+        g_assert_cmphex(unref(gpu, 10 + i), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    g_assert_cmphex(unref(gpu, 10), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, 0);
+    qobject_unref(info);
+}
+
+static void test_hostmem_limit(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+
+    /* max_hostmem=4M: one 1024x768x4 (3 MiB) resource fits, two do not */
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 1024, 768), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 1024, 768), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 16384, 16384), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    g_assert_cmphex(unref(gpu, 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 1024, 768), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void test_backing(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_mem_entry e[2];
+    uint64_t mem = guest_alloc(alloc, 8192);
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 32, 32), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    e[0].addr = cpu_to_le64(mem);
+    e[0].length = cpu_to_le32(4096);
+    e[0].padding = 0;
+    e[1] = e[0];
+    e[1].addr = cpu_to_le64(mem + 4096);
+
+    g_assert_cmphex(attach_entries(gpu, 7, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(attach_entries(gpu, 1, 0, e, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* a huge count: refused before anything is allocated for it */
+    g_assert_cmphex(attach_entries(gpu, 1, 0x10000000, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* more entries claimed than sent */
+    g_assert_cmphex(attach_entries(gpu, 1, 3, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /* address + length wraps */
+    e[1].addr = cpu_to_le64(UINT64_MAX - 100);
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* not guest RAM */
+    e[1].addr = cpu_to_le64(1ull << 50);
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    e[1].addr = cpu_to_le64(mem + 4096);
+    e[1].length = 0;
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    e[1].length = cpu_to_le32(4096);
+
+    /* the failed attempts left no backing behind */
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING,
+                                 1), ==, VIRTIO_GPU_RESP_ERR_UNSPEC);
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING,
+                                 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING,
+                                 1), ==, VIRTIO_GPU_RESP_ERR_UNSPEC);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING,
+                                 9), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /* unref with backing attached releases it */
+    g_assert_cmphex(attach_entries(gpu, 1, 2, e, 2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(unref(gpu, 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    guest_free(alloc, mem);
+}
+
+static void test_transfer_errors(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, 64, 64, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);        /* no backing */
+    attach_backing(gpu, 1, 64 * 64 * 4);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, 64, 64, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_2d(gpu, 2, 0, 0, 64, 64, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(transfer_2d(gpu, 1, 1, 0, 64, 64, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, 64, 65, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* x + width overflows 32 bits */
+    g_assert_cmphex(transfer_2d(gpu, 1, 0xffffffff, 0, 2, 1, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0xfffffff0, 1, 0x20, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* offset + rows past the backing, and offset overflowing 64 bits */
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, 64, 64, 4), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, 64, 1, UINT64_MAX - 8), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 63, 64, 1, 63 * 256), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void test_scanout_flush_errors(void *obj, void *data,
+                                      QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    QDict *info;
+    QDict *so;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 1, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+    g_assert_cmphex(set_scanout(gpu, 0xffffffff, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 32, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 0, 0, 0, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(flush(gpu, 1, 0, 0, 65, 64), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(flush(gpu, 1, 0xffffffc0, 0, 0x80, 1), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 16, 8, 32, 16), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    info = query_pvgpu();
+    so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+    g_assert_true(qdict_get_bool(so, "enabled"));
+    g_assert_cmpuint(qdict_get_int(so, "resource-id"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(so, "width"), ==, 32);
+    g_assert_cmpuint(qdict_get_int(so, "height"), ==, 16);
+    qobject_unref(info);
+
+    /* unref of a scanned-out resource disables the scanout */
+    g_assert_cmphex(unref(gpu, 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    info = query_pvgpu();
+    so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+    g_assert_false(qdict_get_bool(so, "enabled"));
+    qobject_unref(info);
+    g_assert_cmphex(set_scanout(gpu, 0, 0, 0, 0, 0, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void test_malformed(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_resource_create_2d c;
+    struct virtio_gpu_ctrl_hdr hdr;
+    struct virtio_gpu_update_cursor cur;
+
+    pvgpu_setup(gpu, alloc);
+    /* shorter than the header */
+    hdr_init(&hdr, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    g_assert_cmphex(ctrl_nodata(gpu, &hdr, 10), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /* a valid header, a truncated body */
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_2D);
+    c.resource_id = cpu_to_le32(1);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.width = c.height = cpu_to_le32(8);
+    g_assert_cmphex(ctrl_nodata(gpu, &c, sizeof(c) - 4), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /* unknown command types, 3D commands without VIRGL, a response type */
+    hdr_init(&hdr, 0x1234);
+    g_assert_cmphex(ctrl_nodata(gpu, &hdr, sizeof(hdr)), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    hdr_init(&hdr, VIRTIO_GPU_CMD_CTX_CREATE);
+    g_assert_cmphex(ctrl_nodata(gpu, &hdr, sizeof(hdr)), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    hdr_init(&hdr, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctrl_nodata(gpu, &hdr, sizeof(hdr)), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /* a cursor command on the control queue */
+    memset(&cur, 0, sizeof(cur));
+    cur.hdr.type = cpu_to_le32(VIRTIO_GPU_CMD_MOVE_CURSOR);
+    g_assert_cmphex(ctrl_nodata(gpu, &cur, sizeof(cur)), ==,
+                    VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /* and a control command on the cursor queue: used, no response */
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    /* a response buffer too small is filled as far as it goes */
+    {
+        struct virtio_gpu_resp_display_info info;
+
+        hdr_init(&hdr, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+        g_assert_cmpuint(qpvgpu_ctrl(gpu, &hdr, sizeof(hdr), &info, 30), ==,
+                         30);
+        g_assert_cmphex(le32_to_cpu(info.hdr.type), ==,
+                        VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    }
+    /* the device still works */
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 8, 8), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void test_fence(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_resource_create_2d c;
+    struct virtio_gpu_ctrl_hdr resp;
+
+    pvgpu_setup(gpu, alloc);
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_2D);
+    c.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+    c.hdr.fence_id = cpu_to_le64(0x123456789abcdefull);
+    c.resource_id = cpu_to_le32(1);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.width = c.height = cpu_to_le32(8);
+    qpvgpu_ctrl(gpu, &c, sizeof(c), &resp, sizeof(resp));
+    g_assert_cmphex(le32_to_cpu(resp.type), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(le32_to_cpu(resp.flags), ==, VIRTIO_GPU_FLAG_FENCE);
+    g_assert_cmphex(le64_to_cpu(resp.fence_id), ==, 0x123456789abcdefull);
+
+    /* errors carry the fence too, and INFO_RING_IDX echoes the ring */
+    c.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE |
+                              VIRTIO_GPU_FLAG_INFO_RING_IDX);
+    c.hdr.fence_id = cpu_to_le64(42);
+    c.hdr.ring_idx = 3;
+    qpvgpu_ctrl(gpu, &c, sizeof(c), &resp, sizeof(resp));
+    g_assert_cmphex(le32_to_cpu(resp.type), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(le32_to_cpu(resp.flags), ==,
+                    VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
+    g_assert_cmphex(le64_to_cpu(resp.fence_id), ==, 42);
+    g_assert_cmpuint(resp.ring_idx, ==, 3);
+
+    /* an unfenced request gets no fence */
+    c.hdr.flags = 0;
+    c.resource_id = cpu_to_le32(2);
+    qpvgpu_ctrl(gpu, &c, sizeof(c), &resp, sizeof(resp));
+    g_assert_cmphex(le32_to_cpu(resp.flags), ==, 0);
+    g_assert_cmphex(le64_to_cpu(resp.fence_id), ==, 0);
+}
+
+static void test_uuid(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_resource_assign_uuid req;
+    struct virtio_gpu_resp_resource_uuid r1, r2;
+    static const uint8_t zero[16];
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 5, FMT_XRGB, 8, 8), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    hdr_init(&req.hdr, VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID);
+    req.resource_id = cpu_to_le32(5);
+    req.padding = 0;
+    g_assert_cmpuint(qpvgpu_ctrl(gpu, &req, sizeof(req), &r1, sizeof(r1)),
+                     ==, sizeof(r1));
+    g_assert_cmphex(le32_to_cpu(r1.hdr.type), ==,
+                    VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+    g_assert_true(memcmp(r1.uuid, zero, 16) != 0);
+    qpvgpu_ctrl(gpu, &req, sizeof(req), &r2, sizeof(r2));
+    g_assert_cmpmem(r1.uuid, 16, r2.uuid, 16);
+    req.resource_id = cpu_to_le32(6);
+    g_assert_cmphex(ctrl_nodata(gpu, &req, sizeof(req)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+}
+
+/* --- pixels -------------------------------------------------------------- */
+
+static uint32_t pattern(uint32_t x, uint32_t y)
+{
+    /* distinct R, G and B per pixel, so swaps and offsets show */
+    return ((x * 7) & 0xff) << 16 | ((y * 5) & 0xff) << 8 | ((x ^ y) & 0xff);
+}
+
+/* Read a P6 screendump; returns pixels as 0xRRGGBB. */
+static uint32_t *screendump(int *w, int *h)
+{
+    g_autofree char *path = g_strdup_printf("%s/pvgpu-test-%d.ppm",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *buf = NULL;
+    gsize len;
+    int maxval, off;
+    uint32_t *pix;
+    QDict *rsp;
+
+    rsp = qmp("{'execute': 'screendump', 'arguments': "
+              "{'filename': %s, 'device': 'pvgpu0'}}", path);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert(g_file_get_contents(path, &buf, &len, NULL));
+    unlink(path);
+    g_assert_cmpint(sscanf(buf, "P6 %d %d %d%n", w, h, &maxval, &off), ==, 3);
+    g_assert_cmpint(maxval, ==, 255);
+    off++;
+    g_assert_cmpuint(len, >=, off + *w * *h * 3);
+    pix = g_new(uint32_t, *w * *h);
+    for (int i = 0; i < *w * *h; i++) {
+        const uint8_t *p = (const uint8_t *)buf + off + i * 3;
+
+        pix[i] = p[0] << 16 | p[1] << 8 | p[2];
+    }
+    return pix;
+}
+
+static void test_pixels(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 96, H = 64;
+    g_autofree uint32_t *img = g_new(uint32_t, W * H);
+    g_autofree uint32_t *shot = NULL;
+    uint64_t backing;
+    int sw, sh;
+
+    pvgpu_setup(gpu, alloc);
+    for (uint32_t y = 0; y < H; y++) {
+        for (uint32_t x = 0; x < W; x++) {
+            /* B8G8R8X8 in memory is 0xXXRRGGBB as a little-endian word */
+            img[y * W + x] = cpu_to_le32(pattern(x, y));
+        }
+    }
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, 1, W * H * 4);
+    backing_write(backing, img, W * H * 4);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, W);
+    g_assert_cmpint(sh, ==, H);
+    for (uint32_t i = 0; i < W * H; i++) {
+        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
+    }
+    g_free(shot);
+
+    /*
+     * Partial update: change a 10x5 block at (20,30) in guest memory and
+     * transfer only that rectangle; the rest of the host copy must keep
+     * the old pixels even though guest memory around it changed too.
+     */
+    for (uint32_t i = 0; i < W * H; i++) {
+        img[i] = cpu_to_le32(0x00ff00ff);
+    }
+    backing_write(backing, img, W * H * 4);
+    g_assert_cmphex(transfer_2d(gpu, 1, 20, 30, 10, 5, (30 * W + 20) * 4),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /* a sub-rectangle scanout: the screen shows (16,24)..(16+48,24+32) */
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 16, 24, 48, 32), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, 48);
+    g_assert_cmpint(sh, ==, 32);
+    for (int y = 0; y < sh; y++) {
+        for (int x = 0; x < sw; x++) {
+            uint32_t rx = x + 16, ry = y + 24;
+            bool updated = rx >= 20 && rx < 30 && ry >= 30 && ry < 35;
+
+            g_assert_cmphex(shot[y * sw + x], ==,
+                            updated ? 0xff00ff : pattern(rx, ry));
+        }
+    }
+}
+
+static void test_reset(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    QDict *info, *so;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    attach_backing(gpu, 1, 64 * 64 * 4);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 32, 32), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    /* device reset, as a driver unbind or a guest reboot does */
+    qpvgpu_cleanup(gpu);
+    qvirtio_reset(gpu->vdev);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, 0);
+    so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+    g_assert_false(qdict_get_bool(so, "enabled"));
+    qobject_unref(info);
+
+    /* the driver comes back and reuses the same ids */
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(unref(gpu, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+}
+
+static void test_cursor(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_update_cursor c;
+    QDict *rsp;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 9, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 64,
+                              64), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    attach_backing(gpu, 9, 64 * 64 * 4);
+    g_assert_cmphex(transfer_2d(gpu, 9, 0, 0, 64, 64, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    memset(&c, 0, sizeof(c));
+    c.hdr.type = cpu_to_le32(VIRTIO_GPU_CMD_UPDATE_CURSOR);
+    c.resource_id = cpu_to_le32(9);
+    c.hot_x = cpu_to_le32(3);
+    c.pos.x = cpu_to_le32(100);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    c.hdr.type = cpu_to_le32(VIRTIO_GPU_CMD_MOVE_CURSOR);
+    c.pos.y = cpu_to_le32(50);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    /* bad scanout, missing resource, hotspot outside: logged, not fatal */
+    c.pos.scanout_id = cpu_to_le32(5);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    c.pos.scanout_id = 0;
+    c.hdr.type = cpu_to_le32(VIRTIO_GPU_CMD_UPDATE_CURSOR);
+    c.resource_id = cpu_to_le32(77);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    c.resource_id = cpu_to_le32(9);
+    c.hot_x = cpu_to_le32(64);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    /* unref of the cursor's resource while in use */
+    g_assert_cmphex(unref(gpu, 9), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    c.hdr.type = cpu_to_le32(VIRTIO_GPU_CMD_MOVE_CURSOR);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    rsp = qmp("{'execute': 'query-status'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+static void *before_max_outputs(GString *cmd_line, void *arg)
+{
+    g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
+    return arg;
+}
+
+static void *before_hostmem(GString *cmd_line, void *arg)
+{
+    g_string_append(cmd_line, " -global pvgpu-device.max_hostmem=4M");
+    return arg;
+}
+
+static void register_pvgpu_test(void)
+{
+    QOSGraphTestOptions outputs = {
+        .before = before_max_outputs,
+        .arg = GUINT_TO_POINTER(4),
+    };
+    QOSGraphTestOptions hostmem = { .before = before_hostmem };
+
+    qos_add_test("config", "pvgpu", test_config, NULL);
+    qos_add_test("display-info", "pvgpu", test_display_info, NULL);
+    qos_add_test("display-info-4-outputs", "pvgpu", test_display_info,
+                 &outputs);
+    qos_add_test("edid", "pvgpu", test_edid, NULL);
+    qos_add_test("create-unref", "pvgpu", test_create_unref, NULL);
+    qos_add_test("hostmem-limit", "pvgpu", test_hostmem_limit, &hostmem);
+    qos_add_test("backing", "pvgpu", test_backing, NULL);
+    qos_add_test("transfer-errors", "pvgpu", test_transfer_errors, NULL);
+    qos_add_test("scanout-flush", "pvgpu", test_scanout_flush_errors, NULL);
+    qos_add_test("malformed", "pvgpu", test_malformed, NULL);
+    qos_add_test("fence", "pvgpu", test_fence, NULL);
+    qos_add_test("uuid", "pvgpu", test_uuid, NULL);
+    qos_add_test("pixels", "pvgpu", test_pixels, NULL);
+    qos_add_test("reset", "pvgpu", test_reset, NULL);
+    qos_add_test("cursor", "pvgpu", test_cursor, NULL);
+}
+
+libqos_init(register_pvgpu_test);

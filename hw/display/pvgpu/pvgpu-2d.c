@@ -14,6 +14,7 @@
 #include "qemu/log.h"
 #include "qemu/uuid.h"
 #include "system/dma.h"
+#include "exec/memory.h"
 #include "standard-headers/linux/virtio_gpu.h"
 #include "migration/qemu-file-types.h"
 #include "migration/vmstate.h"
@@ -133,9 +134,21 @@ static bool backing_map(PvgpuState *s, PvgpuResource *res)
             dma_addr_t len = left;
             struct iovec v;
 
+            ram_addr_t offset;
+
             v.iov_base = dma_memory_map(vdev->dma_as, addr, &len,
                                         DMA_DIRECTION_TO_DEVICE,
                                         MEMTXATTRS_UNSPECIFIED);
+            /*
+             * Anything but RAM is mapped through QEMU's one bounce
+             * buffer: a snapshot, not the guest's memory, and holding it
+             * would block other devices' DMA.  Refuse it.
+             */
+            if (v.iov_base && !memory_region_from_host(v.iov_base, &offset)) {
+                dma_memory_unmap(vdev->dma_as, v.iov_base, len,
+                                 DMA_DIRECTION_TO_DEVICE, 0);
+                v.iov_base = NULL;
+            }
             if (!v.iov_base || !len) {
                 res->niov = iov->len;
                 res->iov = (struct iovec *)g_array_free(g_steal_pointer(&iov),

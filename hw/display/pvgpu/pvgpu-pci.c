@@ -36,7 +36,17 @@ static void pvgpu_pci_realize(VirtIOPCIProxy *vpci_dev, Error **errp)
     PvgpuPCI *dev = PVGPU_PCI(vpci_dev);
 
     virtio_pci_force_virtio_1(vpci_dev);
-    qdev_realize(DEVICE(&dev->vdev), BUS(&vpci_dev->bus), errp);
+    if (!qdev_realize(DEVICE(&dev->vdev), BUS(&vpci_dev->bus), errp)) {
+        return;
+    }
+    /*
+     * The user names the PCI device (-device pvgpu-pci,id=...), so that is
+     * the device screendump and the UIs must find the consoles by.
+     */
+    for (uint32_t i = 0; i < dev->vdev.max_outputs; i++) {
+        object_property_set_link(OBJECT(dev->vdev.scanouts[i].con), "device",
+                                 OBJECT(vpci_dev), &error_abort);
+    }
 }
 
 static void pvgpu_pci_class_init(ObjectClass *klass, void *data)

@@ -1,0 +1,79 @@
+#!/bin/sh
+# Run the whole pvgpu test suite on a fresh Debian 12 machine or a warm one:
+# installs what it needs, builds incrementally, then runs
+#   1. unit tests of the QEMU-independent code (tests/unit, ASan+UBSan),
+#   2. the qtests through the libqos pvgpu driver, on pc and q35,
+#   3. the real guest test (Debian kernel, stock virtio_gpu driver).
+# Each suite prints TAP; the last line is "N passed, N failed".
+set -u
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
+export PVGPU_CACHE="$CACHE"
+cd "$repo"
+
+passed=0
+failed=0
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# run_suite NAME TIMEOUT COMMAND...: run a TAP-producing suite and count it
+run_suite() {
+    name=$1
+    limit=$2
+    shift 2
+    echo "=== $name"
+    timeout -k 10 "$limit" "$@" > "$out/$name.tap" 2>&1
+    rc=$?
+    cat "$out/$name.tap"
+    ok=$(grep -c '^ok ' "$out/$name.tap")
+    bad=$(grep -c '^not ok ' "$out/$name.tap")
+    if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+        # crashed, timed out or bailed out without reporting a failure
+        echo "not ok - $name exited with status $rc"
+        bad=1
+    fi
+    echo "=== $name: $ok passed, $bad failed"
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+}
+
+step() {
+    echo "=== $*"
+    if ! "$@"; then
+        echo "=== $* failed"
+        echo "$passed passed, $((failed + 1)) failed"
+        exit 1
+    fi
+}
+
+step scripts/setup.sh
+step scripts/build.sh --tests
+guest=$(scripts/mkguest.sh) || { echo "0 passed, 1 failed"; exit 1; }
+
+# 1. unit tests
+unit="$CACHE/unit-build"
+if [ ! -f "$unit/build.ninja" ]; then
+    meson setup "$unit" "$repo" > /dev/null || { echo "0 passed, 1 failed"; exit 1; }
+fi
+step ninja -C "$unit"
+run_suite unit 300 "$unit/test-pvgpu-cmd" --tap
+
+# 2. qtests: every test the qos graph derives for the pvgpu node
+export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
+qos="$repo/build/tests/qtest/qos-test"
+paths=$("$qos" -l 2>/dev/null | grep '/pvgpu-tests/' | sed 's/^/-p /')
+if [ -z "$paths" ]; then
+    echo "not ok - qos-test lists no pvgpu tests"
+    failed=$((failed + 1))
+else
+    # shellcheck disable=SC2086
+    run_suite qtest 1200 "$qos" --tap $paths
+fi
+
+# 3. the real guest
+run_suite guest 600 python3 tests/guest/guest-test.py \
+    --qemu "$repo/build/qemu-system-x86_64" --guest "$guest"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+#
+# Boot the pvgpu test guest (scripts/mkguest.sh) headless and check, as an
+# operator would, that the stock virtio_gpu driver drives pvgpu: the
+# driver binds, DRM and fbcon come up, screendump shows the text console,
+# then the guest's demo pattern.  Prints TAP.
+#
+# Copyright (c) 2026 pvgpu authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
+        0xff00ff, 0xff0000, 0x0000ff, 0x000000]
+
+
+class QMP:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.f = self.sock.makefile('rw')
+        json.loads(self.f.readline())           # greeting
+        self.cmd('qmp_capabilities')
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({'execute': name, 'arguments': args}) + '\n')
+        self.f.flush()
+        while True:
+            rsp = json.loads(self.f.readline())
+            if 'return' in rsp:
+                return rsp['return']
+            if 'error' in rsp:
+                raise RuntimeError(f"{name}: {rsp['error']['desc']}")
+
+
+class Serial:
+    """Line-oriented view of the guest's serial port."""
+
+    def __init__(self, path, logpath):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.buf = b''
+        self.log = open(logpath, 'wb')
+        self.lines = []
+
+    def wait_for(self, prefix, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if line.startswith(prefix):
+                    self.lines.remove(line)
+                    return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return None
+            if not data:
+                return None
+            self.log.write(data)
+            self.log.flush()
+            self.buf += data
+            while b'\n' in self.buf:
+                line, self.buf = self.buf.split(b'\n', 1)
+                text = line.decode(errors='replace').strip('\r')
+                if text.startswith('PVGPU: '):
+                    self.lines.append(text[len('PVGPU: '):])
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b'\n')
+
+    def reports(self):
+        return list(self.lines)
+
+
+def read_ppm(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    fields = []
+    pos = 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    assert fields[0] == b'P6' and fields[3] == b'255'
+    w, h = int(fields[1]), int(fields[2])
+    return w, h, data[pos + 1:pos + 1 + w * h * 3]
+
+
+def pixel(img, x, y):
+    w, _, px = img
+    i = (y * w + x) * 3
+    return px[i] << 16 | px[i + 1] << 8 | px[i + 2]
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def check(self, ok, what, detail=''):
+        self.n += 1
+        if not ok:
+            self.failed += 1
+        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}"
+              + (f' # {detail}' if detail else ''), flush=True)
+        return ok
+
+
+def console_stats(img):
+    w, h, px = img
+    colours = set()
+    lit = 0
+    for i in range(0, len(px), 3 * 7):          # sample every 7th pixel
+        c = px[i] << 16 | px[i + 1] << 8 | px[i + 2]
+        colours.add(c)
+        lit += c != 0
+    return lit / (len(px) // (3 * 7)), len(colours)
+
+
+def demo_matches(img):
+    w, h, _ = img
+    y = h // 3
+    for i, colour in enumerate(BARS):
+        if pixel(img, (2 * i + 1) * w // 16, y) != colour:
+            return False
+    # grey ramp: dark on the left, light on the right
+    ramp_y = h * 5 // 6
+    return pixel(img, 0, ramp_y) == 0 and pixel(img, w - 1, ramp_y) == 0xffffff
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--qemu', required=True)
+    ap.add_argument('--guest', required=True,
+                    help='directory with vmlinuz and initrd.img')
+    ap.add_argument('--screenshot', help='save the demo frame as PNG here')
+    ap.add_argument('--timeout', type=float, default=180)
+    ap.add_argument('--device', default='pvgpu-pci')
+    args = ap.parse_args()
+
+    tap = Tap()
+    tmp = tempfile.mkdtemp(prefix='pvgpu-guest-')
+    qmp_path = os.path.join(tmp, 'qmp.sock')
+    ser_path = os.path.join(tmp, 'serial.sock')
+    log_path = os.path.join(tmp, 'serial.log')
+    cmd = [args.qemu, '-M', 'q35', '-accel', 'tcg', '-m', '512',
+           '-nodefaults', '-no-user-config', '-display', 'none',
+           '-kernel', os.path.join(args.guest, 'vmlinuz'),
+           '-initrd', os.path.join(args.guest, 'initrd.img'),
+           '-append', 'console=ttyS0 console=tty0 loglevel=4 panic=-1',
+           '-device', f'{args.device},id=gpu0',
+           '-chardev', f'socket,id=ser,path={ser_path},server=on,wait=on',
+           '-serial', 'chardev:ser',
+           '-qmp', f'unix:{qmp_path},server=on,wait=off', '-no-reboot']
+    print('# ' + ' '.join(cmd), flush=True)
+    qemu = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    start = time.monotonic()
+    try:
+        for _ in range(100):
+            if os.path.exists(ser_path):
+                break
+            time.sleep(0.1)
+        serial = Serial(ser_path, log_path)
+        qmp = QMP(qmp_path)
+
+        ready = serial.wait_for('console-ready', args.timeout)
+        boot = time.monotonic() - start
+        reports = serial.reports()
+        for r in reports:
+            print(f'# guest: {r}', flush=True)
+        if not tap.check(ready is not None, 'guest booted to console-ready',
+                         f'{boot:.1f} s'):
+            raise SystemExit
+        tap.check('gpu-driver virtio_gpu' in reports,
+                  'virtio_gpu bound to the pvgpu device')
+        tap.check(any(r.startswith('drm-card card0 DRIVER=virtio_gpu')
+                      for r in reports), 'DRM device card0 is virtio_gpu')
+        tap.check(any(r.startswith('fb0 virtio_gpudrmfb') for r in reports),
+                  'fbdev emulation fb0 came up')
+        tap.check(any(r.startswith('vtcon 1 frame buffer device')
+                      for r in reports), 'fbcon bound to the console')
+        tap.check(any(r.startswith('modes') and r.endswith(' 1280x800')
+                      for r in reports), 'connector offers 1280x800 first')
+
+        info = qmp.cmd('query-pvgpu')[0]
+        so = info['scanouts'][0]
+        tap.check(so['enabled'] and so['width'] == 1280 and
+                  so['height'] == 800,
+                  'query-pvgpu: guest set scanout 0 to 1280x800', str(so))
+        tap.check(info['resources'] >= 1 and info['hostmem-used'] > 0,
+                  'query-pvgpu: resources accounted',
+                  f"{info['resources']} resources, "
+                  f"{info['hostmem-used']} bytes")
+
+        shot = os.path.join(tmp, 'console.ppm')
+        stats = (0, 0)
+        for _ in range(50):
+            qmp.cmd('screendump', filename=shot, device='gpu0')
+            img = read_ppm(shot)
+            stats = console_stats(img)
+            if img[0] == 1280 and 0.002 < stats[0] < 0.6 and stats[1] >= 2:
+                break
+            time.sleep(0.2)
+        tap.check(img[0] == 1280 and img[1] == 800,
+                  'screendump is the 1280x800 guest frame',
+                  f'{img[0]}x{img[1]}')
+        tap.check(0.002 < stats[0] < 0.6 and stats[1] >= 2,
+                  'screendump shows console text, not a blank frame',
+                  f'{stats[0] * 100:.1f}% lit, {stats[1]} colours')
+
+        serial.send('draw')
+        drawn = serial.wait_for('demo-drawn', 60)
+        tap.check(drawn is not None, 'guest demo drew on /dev/fb0',
+                  drawn or ', '.join(serial.reports()))
+        ok = False
+        for _ in range(50):
+            qmp.cmd('screendump', filename=shot, device='gpu0')
+            img = read_ppm(shot)
+            if demo_matches(img):
+                ok = True
+                break
+            time.sleep(0.2)
+        tap.check(ok, 'screendump shows the demo pattern pixel-exact')
+        if args.screenshot:
+            qmp.cmd('screendump', filename=os.path.abspath(args.screenshot),
+                    device='gpu0', format='png')
+            print(f'# screenshot saved to {args.screenshot}', flush=True)
+
+        serial.send('quit')
+        tap.check(serial.wait_for('powering-off', 30) is not None,
+                  'guest powers off')
+        try:
+            qemu.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        tap.check(qemu.returncode == 0, 'QEMU exited cleanly',
+                  f'exit status {qemu.returncode}')
+    except SystemExit:
+        pass
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+        err = qemu.stderr.read().decode(errors='replace').strip()
+        if err:
+            print('# qemu stderr: ' + err.replace('\n', '\n# '), flush=True)
+        if tap.failed or tap.n == 0:
+            with open(log_path, 'rb') as f:
+                tail = f.read()[-3000:].decode(errors='replace')
+            print('# serial log tail:\n# ' + tail.replace('\n', '\n# '))
+    print(f'1..{tap.n}')
+    return 1 if tap.failed or tap.n == 0 else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
