@@ -2,7 +2,7 @@
 # Run the whole pvgpu test suite on a fresh Debian 12 machine or a warm one:
 # installs what it needs, builds incrementally, then runs
 #   1. unit tests of the QEMU-independent code (tests/unit, ASan+UBSan),
-#   2. the qtests through the libqos pvgpu driver, on pc and q35,
+#   2. the qtests through the libqos pvgpu driver,
 #   3. the real guest test (Debian kernel, stock virtio_gpu driver).
 # Each suite prints TAP; the last line is "N passed, N failed".
 set -u
@@ -62,7 +62,7 @@ run_suite unit 300 "$unit/test-pvgpu-cmd" --tap
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
 qos="$repo/build/tests/qtest/qos-test"
-paths=$("$qos" -l 2>/dev/null | grep '/pvgpu-tests/' | sed 's/^/-p /')
+paths=$("$qos" -l 2>/dev/null | grep '/pvgpu-pci/' | sed 's/^/-p /')
 if [ -z "$paths" ]; then
     echo "not ok - qos-test lists no pvgpu tests"
     failed=$((failed + 1))

@@ -21,10 +21,24 @@ BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
         0xff00ff, 0xff0000, 0x0000ff, 0x000000]
 
 
+def connect(path, timeout=30):
+    """Connect to a QEMU server socket once QEMU has created it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class QMP:
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
+        self.sock = connect(path)
         self.f = self.sock.makefile('rw')
         json.loads(self.f.readline())           # greeting
         self.cmd('qmp_capabilities')
@@ -44,8 +58,7 @@ class Serial:
     """Line-oriented view of the guest's serial port."""
 
     def __init__(self, path, logpath):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
+        self.sock = connect(path)
         self.buf = b''
         self.log = open(logpath, 'wb')
         self.lines = []
@@ -171,10 +184,6 @@ def main():
     qemu = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     start = time.monotonic()
     try:
-        for _ in range(100):
-            if os.path.exists(ser_path):
-                break
-            time.sleep(0.1)
         serial = Serial(ser_path, log_path)
         qmp = QMP(qmp_path)
 
@@ -188,12 +197,14 @@ def main():
             raise SystemExit
         tap.check('gpu-driver virtio_gpu' in reports,
                   'virtio_gpu bound to the pvgpu device')
-        tap.check(any(r.startswith('drm-card card0 DRIVER=virtio_gpu')
-                      for r in reports), 'DRM device card0 is virtio_gpu')
+        tap.check(any(r.startswith('drm-card card0 virtio')
+                      and r.endswith(' virtio_gpu') for r in reports),
+                  'DRM device card0 is driven by virtio_gpu')
         tap.check(any(r.startswith('fb0 virtio_gpudrmfb') for r in reports),
                   'fbdev emulation fb0 came up')
-        tap.check(any(r.startswith('vtcon 1 frame buffer device')
-                      for r in reports), 'fbcon bound to the console')
+        tap.check(any(r.startswith('vtcon 1 ') and
+                      r.endswith('frame buffer device') for r in reports),
+                  'fbcon bound to the console')
         tap.check(any(r.startswith('modes') and r.endswith(' 1280x800')
                       for r in reports), 'connector offers 1280x800 first')
 
