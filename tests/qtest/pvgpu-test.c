@@ -12,12 +12,15 @@
 #include "libqtest-single.h"
 #include "qemu/bswap.h"
 #include "qemu/module.h"
+#include "qemu/sockets.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_gpu.h"
 #include "libqos/qgraph.h"
 #include "libqos/pvgpu.h"
+#include "libqos/virtio-pci.h"
+#include "libqos/pci.h"
 
 #define FMT_XRGB VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM
 
@@ -757,6 +760,175 @@ static void test_cursor(void *obj, void *data, QGuestAllocator *alloc)
     qobject_unref(rsp);
 }
 
+/* --- UI resize: the config-change event (spec 5.7.4) ------------------- */
+
+static void sock_write_all(int fd, const void *buf, size_t len)
+{
+    g_assert_cmpint(qemu_send_full(fd, buf, len), ==, len);
+}
+
+static void sock_read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = recv(fd, p, len, 0);
+
+        g_assert_cmpint(n, >, 0);
+        p += n;
+        len -= n;
+    }
+}
+
+/*
+ * Connect to the VNC server as a minimal RFB 3.8 client and ask for a
+ * desktop size (ExtendedDesktopSize, as a resizable viewer window does).
+ */
+static int vnc_request_size(const char *path, uint16_t w, uint16_t h)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    uint8_t buf[64], ntypes, name[256];
+    uint32_t namelen;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    static const uint8_t set_encodings[8] = {
+        2, 0, 0, 1, 0xff, 0xff, 0xfe, 0xcc,     /* -308 */
+    };
+    uint8_t set_size[24] = {
+        251, 0, w >> 8, w & 0xff, h >> 8, h & 0xff, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, w >> 8, w & 0xff, h >> 8, h & 0xff,
+        0, 0, 0, 0,
+    };
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    sock_read_all(fd, buf, 12);
+    g_assert(memcmp(buf, "RFB 003.008\n", 12) == 0);
+    sock_write_all(fd, "RFB 003.008\n", 12);
+    sock_read_all(fd, &ntypes, 1);
+    g_assert_cmpuint(ntypes, >=, 1);
+    sock_read_all(fd, buf, ntypes);
+    sock_write_all(fd, "\x01", 1);              /* security: none */
+    sock_read_all(fd, buf, 4);
+    g_assert_cmpuint(ldl_be_p(buf), ==, 0);
+    sock_write_all(fd, "\x01", 1);              /* ClientInit: shared */
+    sock_read_all(fd, buf, 24);                 /* ServerInit */
+    namelen = ldl_be_p(buf + 20);
+    g_assert_cmpuint(namelen, <, sizeof(name));
+    sock_read_all(fd, name, namelen);
+    sock_write_all(fd, set_encodings, sizeof(set_encodings));
+    sock_write_all(fd, set_size, sizeof(set_size));
+    return fd;
+}
+
+static void *before_vnc(GString *cmd_line, void *arg)
+{
+    g_autofree char *path = g_strdup_printf("%s/pvgpu-vnc-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+
+    g_string_append_printf(cmd_line, " -vnc unix:%s,display=pvgpu0", path);
+    return arg;
+}
+
+static void test_ui_resize(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    QVirtioPCIDevice *pci = container_of(gpu->vdev, QVirtioPCIDevice, vdev);
+    g_autofree char *path = g_strdup_printf("%s/pvgpu-vnc-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    struct virtio_gpu_ctrl_hdr req;
+    struct virtio_gpu_resp_display_info info;
+    int fd;
+
+    pvgpu_setup(gpu, alloc);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 0), ==, 0);
+
+    fd = vnc_request_size(path, 1024, 640);
+    /* the device raises a configuration change with EVENT_DISPLAY set */
+    qvirtio_wait_config_isr(gpu->vdev, 10 * 1000 * 1000);
+    g_assert_cmphex(qvirtio_config_readl(gpu->vdev, 0), ==,
+                    VIRTIO_GPU_EVENT_DISPLAY);
+
+    hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    qpvgpu_ctrl(gpu, &req, sizeof(req), &info, sizeof(info));
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].enabled), ==, 1);
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].r.width), ==, 1024);
+    g_assert_cmpuint(le32_to_cpu(info.pmodes[0].r.height), ==, 640);
+
+    /* writing the bit to events_clear acknowledges the event */
+    qpci_io_writel(pci->pdev, pci->bar, pci->device_cfg_offset + 4,
+                   VIRTIO_GPU_EVENT_DISPLAY);
+    g_assert_cmphex(qvirtio_config_readl(gpu->vdev, 0), ==, 0);
+    /* events_clear itself always reads as zero */
+    g_assert_cmphex(qvirtio_config_readl(gpu->vdev, 4), ==, 0);
+    close(fd);
+    unlink(path);
+}
+
+/* --- migration ----------------------------------------------------------- */
+
+static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 40, H = 30;
+    g_autofree uint32_t *img = g_new(uint32_t, W * H);
+    g_autofree char *file = g_strdup_printf("%s/pvgpu-mig-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QTestState *src = global_qtest, *dst;
+    uint64_t backing;
+    uint32_t *shot;
+    QDict *rsp, *info;
+    int sw, sh;
+
+    pvgpu_setup(gpu, alloc);
+    for (uint32_t i = 0; i < W * H; i++) {
+        img[i] = cpu_to_le32(pattern(i % W, i / W));
+    }
+    g_assert_cmphex(create_2d(gpu, 3, FMT_XRGB, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, 3, W * H * 4);
+    backing_write(backing, img, W * H * 4);
+    g_assert_cmphex(transfer_2d(gpu, 3, 0, 0, W, H, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 3, 0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 4, FMT_XRGB, 16, 16), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    dst = qtest_initf("-M pc -device pvgpu-pci,addr=04.0,id=pvgpu0 "
+                      "-incoming defer");
+    rsp = qtest_qmp(src, "{'execute': 'migrate', 'arguments': {'uri': %s}}",
+                    uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(src, "STOP");
+    rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', "
+                         "'arguments': {'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    /* the destination shows the same frame and accounts the same state */
+    global_qtest = dst;
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 2);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==,
+                     (W * H + 16 * 16) * 4);
+    qobject_unref(info);
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, W);
+    g_assert_cmpint(sh, ==, H);
+    for (uint32_t i = 0; i < W * H; i++) {
+        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
+    }
+    g_free(shot);
+    global_qtest = src;
+    qtest_quit(dst);
+    unlink(file);
+}
+
 static void *before_max_outputs(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
@@ -776,6 +948,7 @@ static void register_pvgpu_test(void)
         .arg = GUINT_TO_POINTER(4),
     };
     QOSGraphTestOptions hostmem = { .before = before_hostmem };
+    QOSGraphTestOptions vnc = { .before = before_vnc };
 
     qos_add_test("config", "pvgpu", test_config, NULL);
     qos_add_test("display-info", "pvgpu", test_display_info, NULL);
@@ -793,6 +966,8 @@ static void register_pvgpu_test(void)
     qos_add_test("pixels", "pvgpu", test_pixels, NULL);
     qos_add_test("reset", "pvgpu", test_reset, NULL);
     qos_add_test("cursor", "pvgpu", test_cursor, NULL);
+    qos_add_test("ui-resize", "pvgpu", test_ui_resize, &vnc);
+    qos_add_test("migrate", "pvgpu", test_migrate, NULL);
 }
 
 libqos_init(register_pvgpu_test);
