@@ -192,20 +192,25 @@ static void pvgpu_setup(QPvgpu *gpu, QGuestAllocator *alloc)
 
 /* --- tests --------------------------------------------------------------- */
 
+/* data: true when the device was started with virgl=off */
 static void test_config(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
     uint64_t features = qvirtio_get_features(gpu->vdev);
+    bool virgl = !data;
 
     g_assert(features & (1ull << VIRTIO_F_VERSION_1));
     g_assert(features & (1ull << VIRTIO_GPU_F_EDID));
     g_assert(features & (1ull << VIRTIO_GPU_F_RESOURCE_UUID));
-    /* no 3D in this device yet: it must not pretend */
-    g_assert_false(features & (1ull << VIRTIO_GPU_F_VIRGL));
+    /* 3D as virglrenderer allows: EGL surfaceless works without a GPU */
+    g_assert_cmpint(!!(features & (1ull << VIRTIO_GPU_F_VIRGL)), ==, virgl);
+    g_assert_cmpint(!!(features & (1ull << VIRTIO_GPU_F_CONTEXT_INIT)), ==,
+                    virgl);
+    /* not implemented, so not offered */
     g_assert_false(features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
     pvgpu_setup(gpu, alloc);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 8), ==, 1);
-    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 12), ==, 0);
+    g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 12), ==, virgl ? 2 : 0);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 0), ==, 0);
 }
 
@@ -941,8 +946,18 @@ static void *before_hostmem(GString *cmd_line, void *arg)
     return arg;
 }
 
+static void *before_virgl_off(GString *cmd_line, void *arg)
+{
+    g_string_append(cmd_line, " -global pvgpu-device.virgl=off");
+    return arg;
+}
+
 static void register_pvgpu_test(void)
 {
+    QOSGraphTestOptions virgl_off = {
+        .before = before_virgl_off,
+        .arg = GINT_TO_POINTER(1),
+    };
     QOSGraphTestOptions outputs = {
         .before = before_max_outputs,
         .arg = GUINT_TO_POINTER(4),
@@ -951,6 +966,7 @@ static void register_pvgpu_test(void)
     QOSGraphTestOptions vnc = { .before = before_vnc };
 
     qos_add_test("config", "pvgpu", test_config, NULL);
+    qos_add_test("config-virgl-off", "pvgpu", test_config, &virgl_off);
     qos_add_test("display-info", "pvgpu", test_display_info, NULL);
     qos_add_test("display-info-4-outputs", "pvgpu", test_display_info,
                  &outputs);

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why;
     PvgpuCmd cmd;
 
-    if (pvgpu_cmd_decode(data, size, q, &cmd, &why) == 0 &&
+    if (pvgpu_cmd_decode(data, size, q, size ? data[0] & 3 : 0, &cmd, &why) == 0 &&
         cmd.hdr.type == PVGPU_CMD_RESOURCE_ATTACH_BACKING) {
         uint64_t total = 0;
 

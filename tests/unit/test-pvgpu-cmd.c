@@ -42,14 +42,25 @@ static void req_init(Req *r, uint32_t type, size_t len)
     r->len = len;
 }
 
-static uint32_t decode(const Req *r, PvgpuCmd *cmd)
+static uint32_t decode_caps(const Req *r, unsigned caps, PvgpuCmd *cmd)
 {
     const char *why = NULL;
-    uint32_t err = pvgpu_cmd_decode(r->b, r->len, PVGPU_QUEUE_CTRL, cmd, &why);
+    uint32_t err = pvgpu_cmd_decode(r->b, r->len, PVGPU_QUEUE_CTRL, caps, cmd,
+                                    &why);
 
     /* every refusal names its reason for the guest-error log */
     g_assert(err ? why != NULL : why == NULL);
     return err;
+}
+
+static uint32_t decode(const Req *r, PvgpuCmd *cmd)
+{
+    return decode_caps(r, 0, cmd);
+}
+
+static uint32_t decode3d(const Req *r, PvgpuCmd *cmd)
+{
+    return decode_caps(r, PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT, cmd);
 }
 
 static void test_header(void)
@@ -100,12 +111,12 @@ static void test_wrong_queue(void)
     const char *why;
 
     req_init(&r, PVGPU_CMD_MOVE_CURSOR, 56);
-    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CTRL, &cmd, &why),
+    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CTRL, 0, &cmd, &why),
                     ==, PVGPU_RESP_ERR_UNSPEC);
-    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, &cmd,
+    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, 0, &cmd,
                                      &why), ==, 0);
     req_init(&r, PVGPU_CMD_GET_DISPLAY_INFO, 24);
-    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, &cmd,
+    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, 0, &cmd,
                                      &why), ==, PVGPU_RESP_ERR_UNSPEC);
 }
 
@@ -202,7 +213,7 @@ static void test_fields(void)
     {
         const char *why;
 
-        g_assert_cmpuint(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR,
+        g_assert_cmpuint(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, 0,
                                           &cmd, &why), ==, 0);
     }
     g_assert_cmpuint(cmd.u.cursor.scanout_id, ==, 1);
@@ -376,6 +387,10 @@ static void test_random(void)
         PVGPU_CMD_RESOURCE_ATTACH_BACKING, PVGPU_CMD_RESOURCE_DETACH_BACKING,
         PVGPU_CMD_GET_EDID, PVGPU_CMD_RESOURCE_ASSIGN_UUID,
         PVGPU_CMD_UPDATE_CURSOR, PVGPU_CMD_MOVE_CURSOR, 0x4242,
+        PVGPU_CMD_GET_CAPSET_INFO, PVGPU_CMD_GET_CAPSET, PVGPU_CMD_CTX_CREATE,
+        PVGPU_CMD_CTX_DESTROY, PVGPU_CMD_CTX_ATTACH_RESOURCE,
+        PVGPU_CMD_RESOURCE_CREATE_3D, PVGPU_CMD_TRANSFER_TO_HOST_3D,
+        PVGPU_CMD_TRANSFER_FROM_HOST_3D, PVGPU_CMD_SUBMIT_3D,
     };
     GRand *rand = g_rand_new_with_seed(0x9f0);
     unsigned accepted = 0;
@@ -402,9 +417,18 @@ static void test_random(void)
             b[28] = g_rand_int_range(rand, 0, 6);   /* small nr_entries */
             b[29] = b[30] = b[31] = 0;
         }
-        err = pvgpu_cmd_decode(b, len, q, &cmd, &why);
+        err = pvgpu_cmd_decode(b, len, q, g_rand_int_range(rand, 0, 4), &cmd,
+                               &why);
         if (!err) {
             accepted++;
+            if (cmd.hdr.type == PVGPU_CMD_SUBMIT_3D) {
+                g_assert_cmpuint(32 + (size_t)cmd.u.submit_3d.size, <=, len);
+                g_assert(cmd.u.submit_3d.data == b + 32);
+            }
+            if (cmd.hdr.type == PVGPU_CMD_CTX_CREATE) {
+                g_assert_cmpuint(strlen(cmd.u.ctx_create.debug_name), <=,
+                                 cmd.u.ctx_create.nlen);
+            }
             if (cmd.hdr.type == PVGPU_CMD_RESOURCE_ATTACH_BACKING) {
                 uint64_t total = 0;
 
@@ -424,6 +448,119 @@ static void test_random(void)
     g_rand_free(rand);
 }
 
+static void test_3d_gated(void)
+{
+    static const uint32_t types[] = {
+        PVGPU_CMD_GET_CAPSET_INFO, PVGPU_CMD_GET_CAPSET, PVGPU_CMD_CTX_CREATE,
+        PVGPU_CMD_CTX_DESTROY, PVGPU_CMD_CTX_ATTACH_RESOURCE,
+        PVGPU_CMD_CTX_DETACH_RESOURCE, PVGPU_CMD_RESOURCE_CREATE_3D,
+        PVGPU_CMD_TRANSFER_TO_HOST_3D, PVGPU_CMD_TRANSFER_FROM_HOST_3D,
+        PVGPU_CMD_SUBMIT_3D,
+    };
+    Req r;
+    PvgpuCmd cmd;
+
+    /* without VIRGL negotiated, every 3D command is refused */
+    for (int i = 0; i < G_N_ELEMENTS(types); i++) {
+        req_init(&r, types[i], sizeof(r.b));
+        put32(&r, 16, 1);               /* ctx_id */
+        g_assert_cmphex(decode(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    }
+}
+
+static void test_ctx_create(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+
+    req_init(&r, PVGPU_CMD_CTX_CREATE, 96);
+    put32(&r, 16, 5);
+    put32(&r, 24, 4);
+    put32(&r, 28, PVGPU_CAPSET_VIRGL2);
+    memcpy(r.b + 32, "mesaXXXX", 8);
+    g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.hdr.ctx_id, ==, 5);
+    g_assert_cmpuint(cmd.u.ctx_create.capset_id, ==, PVGPU_CAPSET_VIRGL2);
+    g_assert_cmpstr(cmd.u.ctx_create.debug_name, ==, "mesa");
+
+    /* context_init needs CONTEXT_INIT negotiated */
+    g_assert_cmphex(decode_caps(&r, PVGPU_DECODE_3D, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 28, 0x100 | PVGPU_CAPSET_VIRGL);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 28, 0);
+    put32(&r, 24, 65);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 24, 64);
+    g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
+    g_assert_cmpuint(strlen(cmd.u.ctx_create.debug_name), <=, 64);
+    put32(&r, 16, 0);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_CONTEXT_ID);
+}
+
+static void test_submit_3d(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+
+    req_init(&r, PVGPU_CMD_SUBMIT_3D, 32 + 16);
+    put32(&r, 16, 2);
+    put32(&r, 24, 16);
+    g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.submit_3d.size, ==, 16);
+    g_assert(cmd.u.submit_3d.data == r.b + 32);
+    put32(&r, 24, 20);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    put32(&r, 24, 6);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 24, 0xfffffffc);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 24, 0);
+    put32(&r, 16, 0);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_CONTEXT_ID);
+}
+
+static void test_create_transfer_3d(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+
+    req_init(&r, PVGPU_CMD_RESOURCE_CREATE_3D, 72);
+    put32(&r, 24, 7);
+    put32(&r, 28, 2);           /* PIPE_TEXTURE_2D */
+    put32(&r, 32, 1);
+    put32(&r, 36, 2);
+    put32(&r, 40, 64);
+    put32(&r, 44, 32);
+    put32(&r, 48, 1);
+    put32(&r, 52, 1);
+    g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.create_3d.width, ==, 64);
+    g_assert_cmpuint(cmd.u.create_3d.height, ==, 32);
+    put32(&r, 28, PVGPU_MAX_TEXTURE_TARGET + 1);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 28, 2);
+    put32(&r, 48, 0);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+
+    req_init(&r, PVGPU_CMD_TRANSFER_FROM_HOST_3D, 72);
+    put32(&r, 24, 0xfffffff0);
+    put32(&r, 36, 0x20);
+    put32(&r, 40, 1);
+    put32(&r, 44, 1);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 24, 4);
+    put64(&r, 48, 128);
+    put32(&r, 56, 7);
+    put32(&r, 64, 256);
+    g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.transfer_3d.box.x, ==, 4);
+    g_assert_cmpuint(cmd.u.transfer_3d.box.w, ==, 0x20);
+    g_assert_cmphex(cmd.u.transfer_3d.offset, ==, 128);
+    g_assert_cmpuint(cmd.u.transfer_3d.resource_id, ==, 7);
+    g_assert_cmpuint(cmd.u.transfer_3d.stride, ==, 256);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -438,6 +575,10 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-cmd/transfer-fits", test_transfer_fits);
     g_test_add_func("/pvgpu-cmd/encode", test_encode);
     g_test_add_func("/pvgpu-cmd/names", test_names);
+    g_test_add_func("/pvgpu-cmd/3d-gated", test_3d_gated);
+    g_test_add_func("/pvgpu-cmd/ctx-create", test_ctx_create);
+    g_test_add_func("/pvgpu-cmd/submit-3d", test_submit_3d);
+    g_test_add_func("/pvgpu-cmd/create-transfer-3d", test_create_transfer_3d);
     g_test_add_func("/pvgpu-cmd/random", test_random);
     return g_test_run();
 }

@@ -26,7 +26,7 @@
  * The spec names formats by byte order in memory; pixman names them by
  * bit position in a native 32-bit word.
  */
-static pixman_format_code_t pvgpu_pixman_format(uint32_t format)
+pixman_format_code_t pvgpu_pixman_format(uint32_t format)
 {
     switch (format) {
 #if HOST_BIG_ENDIAN
@@ -53,8 +53,8 @@ static pixman_format_code_t pvgpu_pixman_format(uint32_t format)
     }
 }
 
-static uint32_t G_GNUC_PRINTF(3, 4)
-cmd_fail(const PvgpuCmd *cmd, uint32_t err, const char *fmt, ...)
+uint32_t pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
+                        const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
@@ -73,14 +73,15 @@ PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id)
     return g_hash_table_lookup(s->resources, GUINT_TO_POINTER(id));
 }
 
-static PvgpuResource *find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
-                                   uint32_t id, uint32_t *err)
+PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
+                                           const PvgpuCmd *cmd, uint32_t id,
+                                           uint32_t *err)
 {
     PvgpuResource *res = pvgpu_resource_find(s, id);
 
     if (!res) {
-        *err = cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                        "resource %u does not exist", id);
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u does not exist", id);
     }
     return res;
 }
@@ -92,21 +93,30 @@ static uint32_t resource_stride(PvgpuResource *res)
 
 /* --- guest backing ------------------------------------------------------- */
 
-static void backing_unmap(PvgpuState *s, PvgpuResource *res)
+void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
+                     bool writable)
 {
     VirtIODevice *vdev = VIRTIO_DEVICE(s);
 
-    for (size_t i = 0; i < res->niov; i++) {
-        dma_memory_unmap(vdev->dma_as, res->iov[i].iov_base,
-                         res->iov[i].iov_len, DMA_DIRECTION_TO_DEVICE, 0);
+    /* a writable mapping marks the guest pages dirty for migration */
+    for (unsigned i = 0; i < niov; i++) {
+        dma_memory_unmap(vdev->dma_as, iov[i].iov_base, iov[i].iov_len,
+                         writable ? DMA_DIRECTION_FROM_DEVICE
+                                  : DMA_DIRECTION_TO_DEVICE,
+                         writable ? iov[i].iov_len : 0);
     }
-    g_free(res->iov);
+    g_free(iov);
+}
+
+static void backing_unmap(PvgpuState *s, PvgpuResource *res)
+{
+    pvgpu_iov_unmap(s, res->iov, res->niov, res->is_3d);
     res->iov = NULL;
     res->niov = 0;
     res->backing_size = 0;
 }
 
-static void backing_free(PvgpuState *s, PvgpuResource *res)
+void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res)
 {
     if (res->iov) {
         backing_unmap(s, res);
@@ -121,8 +131,11 @@ static void backing_free(PvgpuState *s, PvgpuResource *res)
  * regions and so need several host mappings; everything must be RAM the
  * guest owns, or the whole attach fails.
  */
-static bool backing_map(PvgpuState *s, PvgpuResource *res)
+bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res)
 {
+    /* 3D resources are also written: TRANSFER_FROM_HOST_3D */
+    DMADirection dir = res->is_3d ? DMA_DIRECTION_FROM_DEVICE
+                                  : DMA_DIRECTION_TO_DEVICE;
     VirtIODevice *vdev = VIRTIO_DEVICE(s);
     g_autoptr(GArray) iov = g_array_new(false, false, sizeof(struct iovec));
 
@@ -136,8 +149,7 @@ static bool backing_map(PvgpuState *s, PvgpuResource *res)
 
             ram_addr_t offset;
 
-            v.iov_base = dma_memory_map(vdev->dma_as, addr, &len,
-                                        DMA_DIRECTION_TO_DEVICE,
+            v.iov_base = dma_memory_map(vdev->dma_as, addr, &len, dir,
                                         MEMTXATTRS_UNSPECIFIED);
             /*
              * Anything but RAM is mapped through QEMU's one bounce
@@ -145,8 +157,7 @@ static bool backing_map(PvgpuState *s, PvgpuResource *res)
              * would block other devices' DMA.  Refuse it.
              */
             if (v.iov_base && !memory_region_from_host(v.iov_base, &offset)) {
-                dma_memory_unmap(vdev->dma_as, v.iov_base, len,
-                                 DMA_DIRECTION_TO_DEVICE, 0);
+                dma_memory_unmap(vdev->dma_as, v.iov_base, len, dir, 0);
                 v.iov_base = NULL;
             }
             if (!v.iov_base || !len) {
@@ -170,6 +181,20 @@ static bool backing_map(PvgpuState *s, PvgpuResource *res)
 
 /* --- resource lifetime --------------------------------------------------- */
 
+bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
+                          uint64_t size, uint32_t *err)
+{
+    if (size > s->max_hostmem - s->hostmem_used) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                              "resource %u needs %" PRIu64 " bytes, %" PRIu64
+                              " of max_hostmem left", id, size,
+                              s->max_hostmem - s->hostmem_used);
+        return false;
+    }
+    s->hostmem_used += size;
+    return true;
+}
+
 static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
                                       uint32_t format, uint32_t width,
                                       uint32_t height, uint32_t *err,
@@ -181,16 +206,13 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
     PvgpuResource *res;
     void *bits;
 
-    if (size > s->max_hostmem - s->hostmem_used) {
-        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                        "resource %u needs %" PRIu64 " bytes, %" PRIu64
-                        " of max_hostmem left", id, size,
-                        s->max_hostmem - s->hostmem_used);
+    if (!pvgpu_hostmem_charge(s, cmd, id, size, err)) {
         return NULL;
     }
     bits = g_try_malloc0(size);
     if (!bits) {
-        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+        s->hostmem_used -= size;
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
                         "host allocation of %" PRIu64 " bytes failed", size);
         return NULL;
     }
@@ -202,29 +224,37 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
     res->image = pixman_image_create_bits(pformat, width, height, bits,
                                           stride);
     if (!res->image) {
+        s->hostmem_used -= size;
         g_free(bits);
         g_free(res);
-        *err = cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
                         "pixman image of %ux%u failed", width, height);
         return NULL;
     }
     res->hostmem = size;
-    s->hostmem_used += size;
     g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
     return res;
 }
 
+/* Free @res, which is no longer in the resource table. */
+void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
+{
+    pvgpu_backing_free(s, res);
+    if (res->image) {
+        void *bits = pixman_image_get_data(res->image);
+
+        pixman_image_unref(res->image);
+        g_free(bits);
+    }
+    s->hostmem_used -= res->hostmem;
+    g_free(res);
+}
+
 static void resource_destroy(PvgpuState *s, PvgpuResource *res)
 {
-    void *bits = pixman_image_get_data(res->image);
-
     pvgpu_scanout_detach_resource(s, res);
-    backing_free(s, res);
-    pixman_image_unref(res->image);
-    g_free(bits);
-    s->hostmem_used -= res->hostmem;
     g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
-    g_free(res);
+    pvgpu_resource_free(s, res);
 }
 
 /* --- commands ------------------------------------------------------------ */
@@ -235,7 +265,7 @@ static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
     uint32_t err = 0;
 
     if (pvgpu_resource_find(s, c->resource_id)) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                         "resource %u already exists", c->resource_id);
     }
     resource_new_2d(s, c->resource_id, c->format, c->width, c->height,
@@ -248,7 +278,7 @@ static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
 static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
 {
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
                                       &err);
 
     if (res) {
@@ -261,13 +291,13 @@ static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.attach_backing) *c = &cmd->u.attach_backing;
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
 
     if (!res) {
         return err;
     }
     if (res->entries) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                         "resource %u already has backing", res->id);
     }
     res->nr_entries = c->nr_entries;
@@ -275,9 +305,9 @@ static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
     for (uint32_t i = 0; i < c->nr_entries; i++) {
         res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
     }
-    if (!backing_map(s, res)) {
-        backing_free(s, res);
-        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+    if (!pvgpu_backing_map(s, res)) {
+        pvgpu_backing_free(s, res);
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                         "resource %u: backing is not guest RAM", c->resource_id);
     }
     trace_pvgpu_resource_attach_backing(res->id, c->nr_entries,
@@ -288,17 +318,17 @@ static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
 static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
 {
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
                                       &err);
 
     if (!res) {
         return err;
     }
     if (!res->entries) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                         "resource %u has no backing", res->id);
     }
-    backing_free(s, res);
+    pvgpu_backing_free(s, res);
     return 0;
 }
 
@@ -306,7 +336,7 @@ static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
     unsigned bpp;
     uint32_t stride;
     uint8_t *bits;
@@ -315,20 +345,20 @@ static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
         return err;
     }
     if (!res->iov) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                         "resource %u has no backing", res->id);
     }
     bpp = pvgpu_format_bpp(res->format);
     stride = resource_stride(res);
     if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                         "rect %ux%u+%u+%u outside resource %u (%ux%u)",
                         c->r.width, c->r.height, c->r.x, c->r.y,
                         res->id, res->width, res->height);
     }
     if (!pvgpu_transfer_2d_fits(&c->r, c->offset, stride, bpp,
                                 res->backing_size)) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                         "offset %" PRIu64 " + rect exceeds the %" PRIu64
                         "-byte backing of resource %u", c->offset,
                         res->backing_size, res->id);
@@ -360,18 +390,18 @@ static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
     trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x, c->r.y,
                             c->r.width, c->r.height);
     if (c->scanout_id >= s->max_outputs) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
                         "scanout %u, device has %u", c->scanout_id,
                         s->max_outputs);
     }
     if (c->resource_id) {
-        res = find_or_fail(s, cmd, c->resource_id, &err);
+        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
         if (!res) {
             return err;
         }
         if (c->r.width == 0 || c->r.height == 0 ||
             !pvgpu_rect_inside(&c->r, res->width, res->height)) {
-            return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                             "rect %ux%u+%u+%u empty or outside resource %u "
                             "(%ux%u)", c->r.width, c->r.height, c->r.x,
                             c->r.y, res->id, res->width, res->height);
@@ -385,13 +415,13 @@ static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.flush) *c = &cmd->u.flush;
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
 
     if (!res) {
         return err;
     }
     if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                         "rect %ux%u+%u+%u outside resource %u (%ux%u)",
                         c->r.width, c->r.height, c->r.x, c->r.y,
                         res->id, res->width, res->height);
@@ -406,7 +436,7 @@ static uint32_t cmd_assign_uuid(PvgpuState *s, const PvgpuCmd *cmd,
                                 uint8_t *resp, size_t *resp_len)
 {
     uint32_t err = 0;
-    PvgpuResource *res = find_or_fail(s, cmd, cmd->u.resource.resource_id,
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
                                       &err);
 
     if (!res) {
@@ -430,11 +460,11 @@ static uint32_t cmd_get_edid(PvgpuState *s, const PvgpuCmd *cmd,
     size_t size;
 
     if (!virtio_vdev_has_feature(VIRTIO_DEVICE(s), VIRTIO_GPU_F_EDID)) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                         "VIRTIO_GPU_F_EDID not negotiated");
     }
     if (cmd->u.get_edid.scanout_id >= s->max_outputs) {
-        return cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
                         "scanout %u, device has %u",
                         cmd->u.get_edid.scanout_id, s->max_outputs);
     }
@@ -508,18 +538,18 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
     trace_pvgpu_cursor(pvgpu_cmd_name(cmd->hdr.type), c->scanout_id,
                        c->resource_id, c->x, c->y);
     if (c->scanout_id >= s->max_outputs) {
-        cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+        pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
                  "scanout %u, device has %u", c->scanout_id, s->max_outputs);
         return;
     }
     if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR && c->resource_id) {
-        res = find_or_fail(s, cmd, c->resource_id, &err);
+        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
         if (!res) {
             return;
         }
         if (res->width > 256 || res->height > 256 ||
             c->hot_x >= res->width || c->hot_y >= res->height) {
-            cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+            pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                      "cursor resource %u is %ux%u with hotspot %u,%u",
                      res->id, res->width, res->height, c->hot_x, c->hot_y);
             return;
@@ -530,6 +560,12 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
     if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR) {
         s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
         s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
+    }
+    if (res && res->is_3d) {
+        /* the image is in the renderer: defined when read back */
+        s->scanouts[c->scanout_id].cursor_resource_id = res->id;
+        pvgpu_3d_cursor_readback(s, c->scanout_id, res);
+        return;
     }
     pvgpu_scanout_cursor(s, c->scanout_id, res,
                          cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR);
@@ -550,15 +586,10 @@ void pvgpu_resources_reset(PvgpuState *s)
     g_hash_table_iter_init(&iter, s->resources);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuResource *res = value;
-        void *bits = pixman_image_get_data(res->image);
 
         g_hash_table_iter_remove(&iter);
         pvgpu_scanout_detach_resource(s, res);
-        backing_free(s, res);
-        pixman_image_unref(res->image);
-        g_free(bits);
-        s->hostmem_used -= res->hostmem;
-        g_free(res);
+        pvgpu_resource_free(s, res);
     }
     assert(s->hostmem_used == 0);
 }
@@ -665,7 +696,7 @@ int pvgpu_resources_post_load(PvgpuState *s)
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuResource *res = value;
 
-        if (res->entries && !backing_map(s, res)) {
+        if (res->entries && !pvgpu_backing_map(s, res)) {
             error_report("pvgpu: backing of resource %u is not guest RAM",
                          res->id);
             return -EINVAL;

@@ -53,6 +53,8 @@ static const struct {
     /* size of the fixed request, header included; 0 for responses */
     uint32_t size;
     PvgpuQueue queue;
+    /* PVGPU_DECODE_* the command needs */
+    unsigned caps;
 } cmd_table[] = {
     { PVGPU_CMD_GET_DISPLAY_INFO, "GET_DISPLAY_INFO", 24, PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_CREATE_2D, "RESOURCE_CREATE_2D", 40,
@@ -66,27 +68,28 @@ static const struct {
       PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_DETACH_BACKING, "RESOURCE_DETACH_BACKING", 32,
       PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_GET_CAPSET_INFO, "GET_CAPSET_INFO", 0, PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_GET_CAPSET, "GET_CAPSET", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_GET_CAPSET_INFO, "GET_CAPSET_INFO", 32, PVGPU_QUEUE_CTRL,
+      PVGPU_DECODE_3D },
+    { PVGPU_CMD_GET_CAPSET, "GET_CAPSET", 32, PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
     { PVGPU_CMD_GET_EDID, "GET_EDID", 32, PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_ASSIGN_UUID, "RESOURCE_ASSIGN_UUID", 32,
       PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_CREATE_BLOB, "RESOURCE_CREATE_BLOB", 0,
       PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_SET_SCANOUT_BLOB, "SET_SCANOUT_BLOB", 0, PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_CTX_CREATE, "CTX_CREATE", 0, PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_CTX_DESTROY, "CTX_DESTROY", 0, PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_CTX_ATTACH_RESOURCE, "CTX_ATTACH_RESOURCE", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_CTX_DETACH_RESOURCE, "CTX_DETACH_RESOURCE", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_RESOURCE_CREATE_3D, "RESOURCE_CREATE_3D", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_TRANSFER_TO_HOST_3D, "TRANSFER_TO_HOST_3D", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_TRANSFER_FROM_HOST_3D, "TRANSFER_FROM_HOST_3D", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_SUBMIT_3D, "SUBMIT_3D", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_CTX_CREATE, "CTX_CREATE", 96, PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_CTX_DESTROY, "CTX_DESTROY", 24, PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_CTX_ATTACH_RESOURCE, "CTX_ATTACH_RESOURCE", 32,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_CTX_DETACH_RESOURCE, "CTX_DETACH_RESOURCE", 32,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_RESOURCE_CREATE_3D, "RESOURCE_CREATE_3D", 72,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_TRANSFER_TO_HOST_3D, "TRANSFER_TO_HOST_3D", 72,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_TRANSFER_FROM_HOST_3D, "TRANSFER_FROM_HOST_3D", 72,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
+    { PVGPU_CMD_SUBMIT_3D, "SUBMIT_3D", 32, PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
     { PVGPU_CMD_RESOURCE_MAP_BLOB, "RESOURCE_MAP_BLOB", 0, PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_UNMAP_BLOB, "RESOURCE_UNMAP_BLOB", 0,
       PVGPU_QUEUE_CTRL },
@@ -167,6 +170,14 @@ bool pvgpu_rect_intersect(const PvgpuRect *a, const PvgpuRect *b,
     return true;
 }
 
+bool pvgpu_box_inside(const PvgpuBox *b, uint32_t width, uint32_t height,
+                      uint32_t depth)
+{
+    return b->x <= width && b->w <= width - b->x &&
+           b->y <= height && b->h <= height - b->y &&
+           b->z <= depth && b->d <= depth - b->z;
+}
+
 bool pvgpu_transfer_2d_fits(const PvgpuRect *r, uint64_t offset,
                             uint32_t stride, unsigned bpp,
                             uint64_t backing_size)
@@ -186,8 +197,8 @@ bool pvgpu_transfer_2d_fits(const PvgpuRect *r, uint64_t offset,
     return end <= backing_size;
 }
 
-static uint32_t decode_body(const uint8_t *p, size_t len, PvgpuCmd *cmd,
-                            const char **why)
+static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
+                            PvgpuCmd *cmd, const char **why)
 {
     switch (cmd->hdr.type) {
     case PVGPU_CMD_GET_DISPLAY_INFO:
@@ -272,6 +283,124 @@ static uint32_t decode_body(const uint8_t *p, size_t len, PvgpuCmd *cmd,
         return 0;
     }
 
+    case PVGPU_CMD_GET_CAPSET_INFO:
+        cmd->u.get_capset_info.capset_index = ld32(p);
+        return 0;
+
+    case PVGPU_CMD_GET_CAPSET:
+        cmd->u.get_capset.capset_id = ld32(p);
+        cmd->u.get_capset.capset_version = ld32(p + 4);
+        return 0;
+
+    case PVGPU_CMD_CTX_CREATE: {
+        uint32_t nlen = ld32(p);
+        uint32_t init = ld32(p + 4);
+
+        if (cmd->hdr.ctx_id == 0) {
+            *why = "context 0 belongs to the device";
+            return PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
+        }
+        if (nlen > PVGPU_CTX_NAME_SIZE) {
+            *why = "debug name longer than 64 bytes";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (init & ~PVGPU_CONTEXT_INIT_CAPSET_ID_MASK ||
+            (init && !(caps & PVGPU_DECODE_CONTEXT_INIT))) {
+            *why = "context_init reserved bits, or CONTEXT_INIT not negotiated";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        cmd->u.ctx_create.capset_id = init & PVGPU_CONTEXT_INIT_CAPSET_ID_MASK;
+        cmd->u.ctx_create.nlen = nlen;
+        memcpy(cmd->u.ctx_create.debug_name, p + 8, nlen);
+        cmd->u.ctx_create.debug_name[nlen] = 0;
+        return 0;
+    }
+
+    case PVGPU_CMD_CTX_DESTROY:
+        if (cmd->hdr.ctx_id == 0) {
+            *why = "context 0 belongs to the device";
+            return PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
+        }
+        return 0;
+
+    case PVGPU_CMD_CTX_ATTACH_RESOURCE:
+    case PVGPU_CMD_CTX_DETACH_RESOURCE:
+        cmd->u.resource.resource_id = ld32(p);
+        if (cmd->hdr.ctx_id == 0) {
+            *why = "context 0 belongs to the device";
+            return PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
+        }
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_CREATE_3D: {
+        typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+
+        c->resource_id = ld32(p);
+        c->target = ld32(p + 4);
+        c->format = ld32(p + 8);
+        c->bind = ld32(p + 12);
+        c->width = ld32(p + 16);
+        c->height = ld32(p + 20);
+        c->depth = ld32(p + 24);
+        c->array_size = ld32(p + 28);
+        c->last_level = ld32(p + 32);
+        c->nr_samples = ld32(p + 36);
+        c->flags = ld32(p + 40);
+        if (c->resource_id == 0) {
+            *why = "resource id 0 is reserved";
+            return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
+        }
+        if (c->target > PVGPU_MAX_TEXTURE_TARGET || c->width == 0 ||
+            c->height == 0 || c->depth == 0 || c->array_size == 0 ||
+            c->last_level > 31 || c->nr_samples > 32) {
+            *why = "target, size, levels or samples out of range";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        return 0;
+    }
+
+    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
+    case PVGPU_CMD_TRANSFER_FROM_HOST_3D: {
+        typeof(cmd->u.transfer_3d) *t = &cmd->u.transfer_3d;
+
+        t->box = (PvgpuBox) {
+            .x = ld32(p), .y = ld32(p + 4), .z = ld32(p + 8),
+            .w = ld32(p + 12), .h = ld32(p + 16), .d = ld32(p + 20),
+        };
+        t->offset = ld64(p + 24);
+        t->resource_id = ld32(p + 32);
+        t->level = ld32(p + 36);
+        t->stride = ld32(p + 40);
+        t->layer_stride = ld32(p + 44);
+        /* the offset is checked against the backing by the renderer */
+        if (!pvgpu_box_inside(&t->box, UINT32_MAX, UINT32_MAX, UINT32_MAX) ||
+            t->level > 31) {
+            *why = "box wraps around or level out of range";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        return 0;
+    }
+
+    case PVGPU_CMD_SUBMIT_3D: {
+        uint32_t size = ld32(p);
+
+        if (cmd->hdr.ctx_id == 0) {
+            *why = "context 0 belongs to the device";
+            return PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
+        }
+        if (size > PVGPU_MAX_SUBMIT_SIZE || size % 4) {
+            *why = "command stream too large or not whole dwords";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (len - 8 < size) {
+            *why = "request shorter than its command stream";
+            return PVGPU_RESP_ERR_UNSPEC;
+        }
+        cmd->u.submit_3d.size = size;
+        cmd->u.submit_3d.data = p + 8;
+        return 0;
+    }
+
     case PVGPU_CMD_UPDATE_CURSOR:
     case PVGPU_CMD_MOVE_CURSOR:
         cmd->u.cursor.scanout_id = ld32(p);
@@ -287,7 +416,7 @@ static uint32_t decode_body(const uint8_t *p, size_t len, PvgpuCmd *cmd,
 }
 
 uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
-                          PvgpuCmd *cmd, const char **why)
+                          unsigned caps, PvgpuCmd *cmd, const char **why)
 {
     const uint8_t *p = buf;
     int idx;
@@ -305,9 +434,10 @@ uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
     cmd->hdr.ring_idx = p[20];
 
     idx = cmd_index(cmd->hdr.type);
-    if (idx < 0 || cmd_table[idx].size == 0) {
+    if (idx < 0 || cmd_table[idx].size == 0 ||
+        (cmd_table[idx].caps & ~caps)) {
         *why = idx < 0 ? "unknown command type"
-                       : "command not supported by this device";
+                       : "command not supported or its feature not negotiated";
         return PVGPU_RESP_ERR_UNSPEC;
     }
     if (cmd_table[idx].queue != queue) {
@@ -318,7 +448,8 @@ uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
         *why = "request shorter than its command structure";
         return PVGPU_RESP_ERR_UNSPEC;
     }
-    return decode_body(p + PVGPU_HDR_SIZE, len - PVGPU_HDR_SIZE, cmd, why);
+    return decode_body(p + PVGPU_HDR_SIZE, len - PVGPU_HDR_SIZE, caps, cmd,
+                       why);
 }
 
 PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i)
@@ -379,6 +510,20 @@ size_t pvgpu_resp_encode_edid(uint8_t *buf, const PvgpuCmdHdr *req,
     memset(p + 8, 0, PVGPU_EDID_BLOB_SIZE);
     memcpy(p + 8, edid, size);
     return PVGPU_EDID_RESP_SIZE;
+}
+
+size_t pvgpu_resp_encode_capset_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                     uint32_t capset_id, uint32_t max_version,
+                                     uint32_t max_size)
+{
+    uint8_t *p = buf + pvgpu_resp_encode_hdr(buf, req,
+                                             PVGPU_RESP_OK_CAPSET_INFO);
+
+    st32(p, capset_id);
+    st32(p + 4, max_version);
+    st32(p + 8, max_size);
+    st32(p + 12, 0);
+    return PVGPU_CAPSET_INFO_RESP_SIZE;
 }
 
 size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,

@@ -158,24 +158,24 @@ void pvgpu_scanout_detach_resource(PvgpuState *s, PvgpuResource *res)
     res->scanout_bitmask = 0;
 }
 
-static QEMUCursor *cursor_from_resource(PvgpuResource *res, uint32_t hot_x,
-                                        uint32_t hot_y)
+static void cursor_define(PvgpuScanout *so, pixman_image_t *src)
 {
-    QEMUCursor *c = cursor_alloc(res->width, res->height);
+    int w = pixman_image_get_width(src), h = pixman_image_get_height(src);
+    QEMUCursor *c = cursor_alloc(w, h);
     pixman_image_t *dst;
 
     if (!c) {
-        return NULL;
+        return;
     }
-    c->hot_x = hot_x;
-    c->hot_y = hot_y;
+    c->hot_x = so->cursor_hot_x;
+    c->hot_y = so->cursor_hot_y;
     /* QEMUCursor holds native 0xAARRGGBB words */
-    dst = pixman_image_create_bits(PIXMAN_a8r8g8b8, res->width, res->height,
-                                   c->data, res->width * 4);
-    pixman_image_composite(PIXMAN_OP_SRC, res->image, NULL, dst, 0, 0, 0, 0,
-                           0, 0, res->width, res->height);
+    dst = pixman_image_create_bits(PIXMAN_a8r8g8b8, w, h, c->data, w * 4);
+    pixman_image_composite(PIXMAN_OP_SRC, src, NULL, dst, 0, 0, 0, 0, 0, 0,
+                           w, h);
     pixman_image_unref(dst);
-    return c;
+    dpy_cursor_define(so->con, c);
+    cursor_unref(c);
 }
 
 void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
@@ -185,17 +185,86 @@ void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
 
     if (update) {
         so->cursor_resource_id = res ? res->id : 0;
-        if (res) {
-            QEMUCursor *c = cursor_from_resource(res, so->cursor_hot_x,
-                                                 so->cursor_hot_y);
-            if (c) {
-                dpy_cursor_define(so->con, c);
-                cursor_unref(c);
-            }
+        if (res && res->image) {
+            cursor_define(so, res->image);
         }
     }
     dpy_mouse_set(so->con, so->cursor_x, so->cursor_y,
                   so->cursor_resource_id != 0);
+}
+
+/* --- 3D: pixels arrive as readbacks from the render thread ------------- */
+
+void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
+                          PvgpuResource *res, const PvgpuRect *r)
+{
+    PvgpuScanout *so = &s->scanouts[scanout_id];
+    DisplaySurface *surface = qemu_console_surface(so->con);
+
+    if (so->resource_id && so->resource_id != res->id) {
+        PvgpuResource *old = pvgpu_resource_find(s, so->resource_id);
+
+        if (old) {
+            old->scanout_bitmask &= ~(1u << scanout_id);
+        }
+    }
+    so->resource_id = res->id;
+    so->r = *r;
+    res->scanout_bitmask |= 1u << scanout_id;
+    /* a host-side copy the readbacks land in; the UI reads it */
+    if (!surface || surface_width(surface) != r->width ||
+        surface_height(surface) != r->height ||
+        surface_is_placeholder(surface)) {
+        dpy_gfx_replace_surface(so->con,
+                                qemu_create_displaysurface(r->width,
+                                                           r->height));
+    }
+}
+
+static pixman_image_t *readback_image(const PvgpuReadback *rb)
+{
+    return pixman_image_create_bits(pvgpu_pixman_format(rb->format),
+                                    rb->r.width, rb->r.height,
+                                    (uint32_t *)rb->pixels, rb->r.width * 4);
+}
+
+void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb)
+{
+    PvgpuScanout *so = &s->scanouts[rb->scanout_id];
+    DisplaySurface *surface = qemu_console_surface(so->con);
+    PvgpuRect visible;
+    pixman_image_t *src;
+
+    /* the scanout may have moved on while the readback was queued */
+    if (so->resource_id != rb->resource_id || !surface ||
+        !pvgpu_rect_intersect(&rb->r, &so->r, &visible) ||
+        visible.width != rb->r.width || visible.height != rb->r.height ||
+        surface_width(surface) != so->r.width ||
+        surface_height(surface) != so->r.height) {
+        return;
+    }
+    src = readback_image(rb);
+    pixman_image_composite(PIXMAN_OP_SRC, src, NULL, surface->image, 0, 0, 0,
+                           0, rb->r.x - so->r.x, rb->r.y - so->r.y,
+                           rb->r.width, rb->r.height);
+    pixman_image_unref(src);
+    dpy_gfx_update(so->con, rb->r.x - so->r.x, rb->r.y - so->r.y,
+                   rb->r.width, rb->r.height);
+}
+
+void pvgpu_cursor_present(PvgpuState *s, uint32_t scanout_id,
+                          const PvgpuReadback *rb)
+{
+    PvgpuScanout *so = &s->scanouts[scanout_id];
+    pixman_image_t *src;
+
+    if (so->cursor_resource_id != rb->resource_id) {
+        return;
+    }
+    src = readback_image(rb);
+    cursor_define(so, src);
+    pixman_image_unref(src);
+    dpy_mouse_set(so->con, so->cursor_x, so->cursor_y, true);
 }
 
 void pvgpu_scanouts_display_info(PvgpuState *s, PvgpuDisplayOne *pmodes)

@@ -33,59 +33,93 @@ void pvgpu_notify_config_event(PvgpuState *s, uint32_t event)
     virtio_notify_config(VIRTIO_DEVICE(s));
 }
 
+void pvgpu_request_free(PvgpuRequest *req)
+{
+    if (req->elem) {
+        virtqueue_detach_element(req->vq, req->elem, 0);
+        g_free(req->elem);
+    }
+    g_free(req->buf);
+    g_free(req);
+}
+
+/*
+ * Answer @req: its error, or @resp (a bare OK_NODATA when @resp is NULL).
+ * The cursor queue carries no responses (spec 5.7.6.10).
+ */
+void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
+                           const uint8_t *resp, size_t resp_len)
+{
+    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+    uint8_t hdr_resp[PVGPU_HDR_SIZE];
+    size_t written = 0;
+
+    if (req->vq == s->ctrl_vq) {
+        if (err || !resp) {
+            resp_len = pvgpu_resp_encode_hdr(hdr_resp, hdr,
+                                             err ?: PVGPU_RESP_OK_NODATA);
+            resp = hdr_resp;
+        }
+        written = iov_from_buf(req->elem->in_sg, req->elem->in_num, 0, resp,
+                               resp_len);
+        if (written < resp_len) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "pvgpu: %s: response buffer holds %zu of %zu "
+                          "bytes\n", pvgpu_cmd_name(hdr->type), written,
+                          resp_len);
+        }
+        trace_pvgpu_resp(pvgpu_cmd_name(hdr->type), ldl_le_p(resp),
+                         hdr->fence_id);
+    }
+    virtqueue_push(req->vq, req->elem, written);
+    virtio_notify(VIRTIO_DEVICE(s), req->vq);
+    g_free(req->elem);
+    req->elem = NULL;
+    pvgpu_request_free(req);
+}
+
 static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
                                 PvgpuQueue queue)
 {
-    VirtIODevice *vdev = VIRTIO_DEVICE(s);
     VirtQueueElement *elem;
 
     while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        PvgpuRequest *req = g_new0(PvgpuRequest, 1);
         size_t len = MIN(iov_size(elem->out_sg, elem->out_num),
                          PVGPU_MAX_REQUEST_SIZE);
-        g_autofree uint8_t *req = g_malloc(len ? len : 1);
-        uint8_t resp[PVGPU_MAX_RESP_SIZE];
-        size_t resp_len = 0, written = 0;
+        PvgpuCmd *cmd = &req->job.cmd;
         const char *why;
-        PvgpuCmd cmd;
         uint32_t err;
 
-        iov_to_buf(elem->out_sg, elem->out_num, 0, req, len);
-        err = pvgpu_cmd_decode(req, len, queue, &cmd, &why);
-        trace_pvgpu_cmd(pvgpu_cmd_name(cmd.hdr.type), cmd.hdr.type,
-                        cmd.hdr.flags, cmd.hdr.fence_id, len);
+        req->s = s;
+        req->vq = vq;
+        req->elem = elem;
+        req->buf = g_malloc(len ? len : 1);
+        iov_to_buf(elem->out_sg, elem->out_num, 0, req->buf, len);
+        err = pvgpu_cmd_decode(req->buf, len, queue, s->decode_caps, cmd,
+                               &why);
+        trace_pvgpu_cmd(pvgpu_cmd_name(cmd->hdr.type), cmd->hdr.type,
+                        cmd->hdr.flags, cmd->hdr.fence_id, len);
         if (err) {
             qemu_log_mask(LOG_GUEST_ERROR,
                           "pvgpu: malformed request type 0x%x (%zu bytes): "
-                          "%s -> %s\n", cmd.hdr.type, len, why,
+                          "%s -> %s\n", cmd->hdr.type, len, why,
                           pvgpu_cmd_name(err));
-            trace_pvgpu_cmd_error(pvgpu_cmd_name(cmd.hdr.type), err, why);
-        } else if (queue == PVGPU_QUEUE_CTRL) {
-            err = pvgpu_2d_exec(s, &cmd, resp, &resp_len);
+            trace_pvgpu_cmd_error(pvgpu_cmd_name(cmd->hdr.type), err, why);
+            pvgpu_request_respond(s, req, err, NULL, 0);
+        } else if (queue == PVGPU_QUEUE_CURSOR) {
+            pvgpu_cursor_exec(s, cmd);
+            pvgpu_request_respond(s, req, 0, NULL, 0);
+        } else if (s->decode_caps & PVGPU_DECODE_3D) {
+            pvgpu_3d_submit(s, req);
         } else {
-            pvgpu_cursor_exec(s, &cmd);
-        }
+            uint8_t resp[PVGPU_MAX_RESP_SIZE];
+            size_t resp_len;
 
-        /* the cursor queue carries no responses (spec 5.7.6.10) */
-        if (queue == PVGPU_QUEUE_CTRL) {
-            if (err) {
-                resp_len = pvgpu_resp_encode_hdr(resp, &cmd.hdr, err);
-            }
-            written = iov_from_buf(elem->in_sg, elem->in_num, 0, resp,
-                                   resp_len);
-            if (written < resp_len) {
-                qemu_log_mask(LOG_GUEST_ERROR,
-                              "pvgpu: %s: response buffer holds %zu of %zu "
-                              "bytes\n", pvgpu_cmd_name(cmd.hdr.type),
-                              written, resp_len);
-            }
-            trace_pvgpu_resp(pvgpu_cmd_name(cmd.hdr.type),
-                             resp_len >= 4 ? ldl_le_p(resp) : 0,
-                             cmd.hdr.fence_id);
+            err = pvgpu_2d_exec(s, cmd, resp, &resp_len);
+            pvgpu_request_respond(s, req, err, resp, resp_len);
         }
-        virtqueue_push(vq, elem, written);
-        g_free(elem);
     }
-    virtio_notify(vdev, vq);
 }
 
 static void pvgpu_handle_ctrl(VirtIODevice *vdev, VirtQueue *vq)
@@ -98,6 +132,13 @@ static void pvgpu_handle_cursor(VirtIODevice *vdev, VirtQueue *vq)
     pvgpu_process_queue(PVGPU(vdev), vq, PVGPU_QUEUE_CURSOR);
 }
 
+static unsigned num_capsets(PvgpuState *s)
+{
+    const PvgpuCapset *caps;
+
+    return s->renderer ? pvgpu_render_capsets(s->renderer, &caps) : 0;
+}
+
 static void pvgpu_get_config(VirtIODevice *vdev, uint8_t *config)
 {
     PvgpuState *s = PVGPU(vdev);
@@ -105,7 +146,7 @@ static void pvgpu_get_config(VirtIODevice *vdev, uint8_t *config)
     stl_le_p(config, s->events_read);
     stl_le_p(config + 4, 0);                /* events_clear reads as 0 */
     stl_le_p(config + 8, s->max_outputs);
-    stl_le_p(config + 12, 0);               /* num_capsets: no 3D yet */
+    stl_le_p(config + 12, num_capsets(s));
 }
 
 static void pvgpu_set_config(VirtIODevice *vdev, const uint8_t *config)
@@ -127,7 +168,26 @@ static uint64_t pvgpu_get_features(VirtIODevice *vdev, uint64_t features,
         virtio_add_feature(&features, VIRTIO_GPU_F_EDID);
     }
     virtio_add_feature(&features, VIRTIO_GPU_F_RESOURCE_UUID);
+    if (s->renderer) {
+        virtio_add_feature(&features, VIRTIO_GPU_F_VIRGL);
+        virtio_add_feature(&features, VIRTIO_GPU_F_CONTEXT_INIT);
+    }
     return features;
+}
+
+static void pvgpu_set_features(VirtIODevice *vdev, uint64_t features)
+{
+    PvgpuState *s = PVGPU(vdev);
+    unsigned caps = 0;
+
+    if (virtio_has_feature(features, VIRTIO_GPU_F_VIRGL)) {
+        caps |= PVGPU_DECODE_3D;
+        if (virtio_has_feature(features, VIRTIO_GPU_F_CONTEXT_INIT)) {
+            caps |= PVGPU_DECODE_CONTEXT_INIT;
+        }
+    }
+    trace_pvgpu_set_features(features, caps);
+    pvgpu_3d_set_features(s, caps);
 }
 
 static void pvgpu_reset(VirtIODevice *vdev)
@@ -135,7 +195,9 @@ static void pvgpu_reset(VirtIODevice *vdev)
     PvgpuState *s = PVGPU(vdev);
 
     trace_pvgpu_reset(g_hash_table_size(s->resources));
-    /* scanouts first: their surfaces alias resource memory */
+    /* the renderer first: it lets go of jobs, resources and guest memory */
+    pvgpu_3d_reset(s);
+    /* then scanouts: 2D surfaces alias resource memory */
     pvgpu_scanouts_reset(s);
     pvgpu_resources_reset(s);
     s->events_read = 0;
@@ -163,6 +225,9 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    if (!pvgpu_3d_init(s, errp)) {
+        return;
+    }
     virtio_init(vdev, VIRTIO_ID_GPU, PVGPU_CONFIG_SIZE);
     /* queue sizes as the Linux driver expects them: it sizes its own */
     s->ctrl_vq = virtio_add_queue(vdev, 256, pvgpu_handle_ctrl);
@@ -176,6 +241,7 @@ static void pvgpu_unrealize(DeviceState *dev)
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     PvgpuState *s = PVGPU(dev);
 
+    pvgpu_3d_fini(s);
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);
     pvgpu_resources_fini(s);
@@ -252,6 +318,11 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_UINT32("yres", PvgpuState, yres, 800),
     DEFINE_PROP_BOOL("edid", PvgpuState, edid, true),
     DEFINE_PROP_SIZE("max_hostmem", PvgpuState, max_hostmem, 256 * MiB),
+    /* 3D through virglrenderer: auto falls back to 2D if it cannot start */
+    DEFINE_PROP_ON_OFF_AUTO("virgl", PvgpuState, virgl, ON_OFF_AUTO_AUTO),
+    /* render on this DRM render node instead of EGL surfaceless */
+    DEFINE_PROP_STRING("render-node", PvgpuState, render_node),
+    DEFINE_PROP_BOOL("gles", PvgpuState, gles, false),
 };
 
 static void pvgpu_class_init(ObjectClass *klass, void *data)
@@ -268,6 +339,7 @@ static void pvgpu_class_init(ObjectClass *klass, void *data)
     vdc->get_config = pvgpu_get_config;
     vdc->set_config = pvgpu_set_config;
     vdc->get_features = pvgpu_get_features;
+    vdc->set_features = pvgpu_set_features;
     vdc->reset = pvgpu_reset;
     vdc->vmsd = &vmstate_pvgpu_device;
 }

@@ -92,7 +92,25 @@ enum {
 #define PVGPU_EDID_BLOB_SIZE        1024
 #define PVGPU_EDID_RESP_SIZE        (PVGPU_HDR_SIZE + 8 + PVGPU_EDID_BLOB_SIZE)
 #define PVGPU_UUID_RESP_SIZE        (PVGPU_HDR_SIZE + 16)
+#define PVGPU_CAPSET_INFO_RESP_SIZE (PVGPU_HDR_SIZE + 16)
 #define PVGPU_MAX_RESP_SIZE         PVGPU_EDID_RESP_SIZE
+
+/* Capset ids, spec 5.7.6.7 (VIRTIO_GPU_CAPSET_*) */
+#define PVGPU_CAPSET_VIRGL          1
+#define PVGPU_CAPSET_VIRGL2         2
+
+/* CTX_CREATE.context_init: the capset in the low byte, the rest reserved */
+#define PVGPU_CONTEXT_INIT_CAPSET_ID_MASK 0xff
+#define PVGPU_CTX_NAME_SIZE         64
+
+/*
+ * Limit on one SUBMIT_3D command stream.  Mesa's virgl driver flushes its
+ * command buffer at 256 KiB; 4 MiB leaves room for other clients while
+ * bounding the copy a guest can make the host do per request.
+ */
+#define PVGPU_MAX_SUBMIT_SIZE       (4u << 20)
+/* pipe_texture_target: PIPE_BUFFER (0) .. PIPE_TEXTURE_CUBE_ARRAY (8) */
+#define PVGPU_MAX_TEXTURE_TARGET    8
 
 /*
  * Limit on the scatter list of one ATTACH_BACKING.  Linux builds it from
@@ -100,9 +118,8 @@ enum {
  * resource made of scattered 4 KiB pages, far more than any 2D surface.
  */
 #define PVGPU_MAX_BACKING_ENTRIES   16384
-/* The largest request the decoder ever needs to see. */
-#define PVGPU_MAX_REQUEST_SIZE \
-    (PVGPU_HDR_SIZE + 8 + PVGPU_MAX_BACKING_ENTRIES * PVGPU_MEM_ENTRY_SIZE)
+/* The largest request the decoder ever needs to see: a full SUBMIT_3D. */
+#define PVGPU_MAX_REQUEST_SIZE      (PVGPU_HDR_SIZE + 8 + PVGPU_MAX_SUBMIT_SIZE)
 
 /* Largest resource dimension accepted, as on real display engines. */
 #define PVGPU_MAX_DIMENSION         16384
@@ -121,6 +138,15 @@ typedef struct PvgpuRect {
     uint32_t width;
     uint32_t height;
 } PvgpuRect;
+
+typedef struct PvgpuBox {
+    uint32_t x;
+    uint32_t y;
+    uint32_t z;
+    uint32_t w;
+    uint32_t h;
+    uint32_t d;
+} PvgpuBox;
 
 typedef struct PvgpuMemEntry {
     uint64_t addr;
@@ -164,6 +190,46 @@ typedef struct PvgpuCmd {
             const uint8_t *entries;
             uint64_t total_length;
         } attach_backing;
+        struct {
+            uint32_t capset_index;
+        } get_capset_info;
+        struct {
+            uint32_t capset_id;
+            uint32_t capset_version;
+        } get_capset;
+        struct {
+            uint32_t capset_id;     /* from context_init; 0 = default */
+            uint32_t nlen;
+            char debug_name[PVGPU_CTX_NAME_SIZE + 1];   /* NUL-terminated */
+        } ctx_create;
+        /* CTX_ATTACH_RESOURCE and CTX_DETACH_RESOURCE use .resource */
+        struct {
+            uint32_t resource_id;
+            uint32_t target;
+            uint32_t format;
+            uint32_t bind;
+            uint32_t width;
+            uint32_t height;
+            uint32_t depth;
+            uint32_t array_size;
+            uint32_t last_level;
+            uint32_t nr_samples;
+            uint32_t flags;
+        } create_3d;
+        /* TRANSFER_TO_HOST_3D and TRANSFER_FROM_HOST_3D */
+        struct {
+            PvgpuBox box;
+            uint64_t offset;
+            uint32_t resource_id;
+            uint32_t level;
+            uint32_t stride;
+            uint32_t layer_stride;
+        } transfer_3d;
+        struct {
+            uint32_t size;
+            /* the command stream; points into the request buffer */
+            const uint8_t *data;
+        } submit_3d;
         /* UPDATE_CURSOR and MOVE_CURSOR */
         struct {
             uint32_t scanout_id;
@@ -181,16 +247,20 @@ typedef enum PvgpuQueue {
     PVGPU_QUEUE_CURSOR,
 } PvgpuQueue;
 
+/* What the device negotiated; commands of features not offered are refused */
+#define PVGPU_DECODE_3D             (1u << 0)   /* VIRTIO_GPU_F_VIRGL */
+#define PVGPU_DECODE_CONTEXT_INIT   (1u << 1)   /* VIRTIO_GPU_F_CONTEXT_INIT */
+
 /*
  * Decode the request in @buf (@len bytes, as the guest supplied it) that
- * arrived on @queue.  Returns 0 and fills @cmd on success; otherwise
+ * arrived on @queue, with the PVGPU_DECODE_* @caps the guest negotiated.  Returns 0 and fills @cmd on success; otherwise
  * returns the PVGPU_RESP_ERR_* the guest must receive and points @why at
  * a static description for the guest-error log.  @cmd->hdr is filled
  * whenever @len covers the header, so fences can be echoed on errors too.
  * @cmd->u.attach_backing.entries points into @buf.
  */
 uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
-                          PvgpuCmd *cmd, const char **why);
+                          unsigned caps, PvgpuCmd *cmd, const char **why);
 
 /* Entry @i (< nr_entries) of a decoded ATTACH_BACKING. */
 PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i);
@@ -239,5 +309,13 @@ size_t pvgpu_resp_encode_edid(uint8_t *buf, const PvgpuCmdHdr *req,
                               const uint8_t *edid, uint32_t size);
 size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,
                               const uint8_t uuid[16]);
+size_t pvgpu_resp_encode_capset_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                     uint32_t capset_id, uint32_t max_version,
+                                     uint32_t max_size);
+/* GET_CAPSET's response is the header followed by the capset's bytes */
+
+/* Is @b, without overflow, inside a @width x @height x @depth volume? */
+bool pvgpu_box_inside(const PvgpuBox *b, uint32_t width, uint32_t height,
+                      uint32_t depth);
 
 #endif /* HW_DISPLAY_PVGPU_CMD_H */

@@ -12,6 +12,8 @@
 #include "qom/object.h"
 #include "ui/console.h"
 #include "hw/display/pvgpu-cmd.h"
+#include "hw/display/pvgpu-render.h"
+#include "qapi/qapi-types-common.h"
 
 #define TYPE_PVGPU "pvgpu-device"
 OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
@@ -23,6 +25,10 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
 
 typedef struct PvgpuResource {
     uint32_t id;
+    /* a virglrenderer resource; no host image here */
+    bool is_3d;
+    /* tells this resource from a later one with the same id */
+    uint64_t serial;
     uint32_t format;
     uint32_t width;
     uint32_t height;
@@ -43,6 +49,31 @@ typedef struct PvgpuResource {
     bool has_uuid;
     uint8_t uuid[16];
 } PvgpuResource;
+
+/* A guest 3D context (CTX_CREATE) */
+typedef struct PvgpuContext {
+    uint32_t id;
+    uint32_t capset_id;
+    GHashTable *resources;      /* ids of attached resources (a set) */
+} PvgpuContext;
+
+/*
+ * One request popped from a virtqueue.  Requests the renderer executes
+ * carry their job; the job's completion answers the guest.
+ */
+typedef struct PvgpuRequest {
+    PvgpuRenderJob job;
+    struct PvgpuState *s;
+    VirtQueue *vq;
+    VirtQueueElement *elem;     /* NULL for device-internal jobs */
+    uint8_t *buf;               /* the request's bytes; job.cmd points in */
+    /* UNREF: the resource being released; DETACH_BACKING: its mapping */
+    PvgpuResource *res;
+    struct iovec *iov;
+    unsigned niov;
+    uint64_t serial;            /* of the resource a CREATE/ATTACH is for */
+    QTAILQ_ENTRY(PvgpuRequest) next;
+} PvgpuRequest;
 
 typedef struct PvgpuScanout {
     QemuConsole *con;
@@ -73,16 +104,53 @@ struct PvgpuState {
     uint32_t yres;
     bool edid;
     uint64_t max_hostmem;
+    OnOffAuto virgl;
+    char *render_node;
+    bool gles;
+
+    /* 3D: the renderer, when virglrenderer could be initialised */
+    PvgpuRenderer *renderer;
+    unsigned decode_caps;       /* PVGPU_DECODE_* the guest negotiated */
+    GHashTable *contexts;       /* ctx_id -> PvgpuContext */
+    QTAILQ_HEAD(, PvgpuRequest) inflight;   /* requests the renderer holds */
+    Error *migration_blocker;
 
     /* virtio_gpu_config */
     uint32_t events_read;
 
     GHashTable *resources;      /* id -> PvgpuResource */
+    uint64_t resource_serial;
     uint64_t hostmem_used;
     PvgpuScanout scanouts[PVGPU_MAX_SCANOUTS];
 };
 
+/* pvgpu.c: answering requests */
+void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
+                           const uint8_t *resp, size_t resp_len);
+void pvgpu_request_free(PvgpuRequest *req);
+
+/* pvgpu-3d.c: contexts and commands executed by the renderer */
+bool pvgpu_3d_init(PvgpuState *s, Error **errp);
+void pvgpu_3d_fini(PvgpuState *s);
+void pvgpu_3d_reset(PvgpuState *s);
+void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps);
+void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req);
+void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                              PvgpuResource *res);
+
 /* pvgpu-2d.c: resources and the 2D command set */
+uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
+                                            const char *fmt, ...);
+PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
+                                           const PvgpuCmd *cmd, uint32_t id,
+                                           uint32_t *err);
+bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
+                          uint64_t size, uint32_t *err);
+void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res);
+bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res);
+void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res);
+void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
+                     bool writable);
 uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
                        uint8_t *resp, size_t *resp_len);
 void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd);
@@ -90,6 +158,7 @@ void pvgpu_resources_init(PvgpuState *s);
 void pvgpu_resources_reset(PvgpuState *s);
 void pvgpu_resources_fini(PvgpuState *s);
 PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id);
+pixman_format_code_t pvgpu_pixman_format(uint32_t format);
 extern const VMStateInfo pvgpu_vmstate_resources;
 int pvgpu_resources_post_load(PvgpuState *s);
 
@@ -108,6 +177,12 @@ void pvgpu_scanouts_display_info(PvgpuState *s, PvgpuDisplayOne *pmodes);
 size_t pvgpu_scanout_edid(PvgpuState *s, uint32_t scanout_id,
                           uint8_t *edid, size_t size);
 void pvgpu_scanouts_post_load(PvgpuState *s);
+/* 3D: the scanout state without a host image; pixels come as readbacks */
+void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
+                          PvgpuResource *res, const PvgpuRect *r);
+void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb);
+void pvgpu_cursor_present(PvgpuState *s, uint32_t scanout_id,
+                          const PvgpuReadback *rb);
 
 /* pvgpu.c */
 void pvgpu_notify_config_event(PvgpuState *s, uint32_t event);

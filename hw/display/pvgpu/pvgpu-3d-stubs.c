@@ -1,0 +1,51 @@
+/*
+ * pvgpu built without virglrenderer: a 2D-only device
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "hw/display/pvgpu.h"
+
+bool pvgpu_3d_init(PvgpuState *s, Error **errp)
+{
+    QTAILQ_INIT(&s->inflight);
+    if (s->virgl == ON_OFF_AUTO_ON) {
+        error_setg(errp, "pvgpu: virgl=on, but QEMU was built without "
+                   "virglrenderer");
+        return false;
+    }
+    return true;
+}
+
+void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
+{
+    s->decode_caps = 0;
+}
+
+void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)
+{
+    g_assert_not_reached();
+}
+
+void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                              PvgpuResource *res)
+{
+    g_assert_not_reached();
+}
+
+void pvgpu_3d_reset(PvgpuState *s)
+{
+    s->decode_caps = 0;
+}
+
+void pvgpu_3d_fini(PvgpuState *s)
+{
+}
+
+unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)
+{
+    g_assert_not_reached();
+}

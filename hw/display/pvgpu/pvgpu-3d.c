@@ -1,0 +1,639 @@
+/*
+ * pvgpu 3D: contexts, and commands executed by the renderer
+ *
+ * Runs in the main loop.  Everything that needs device state is checked
+ * here, when the request arrives, so the guest gets the spec's error codes
+ * (an unknown context, a resource not attached to the context, ...).  The
+ * command then goes to the render thread as a job (pvgpu-virgl.c); its
+ * completion comes back to pvgpu_3d_job_done(), which answers the guest.
+ * Jobs run in submission order, so the state checked here is the state
+ * the renderer will see.
+ *
+ * Completions never dereference resources by pointer: a fenced job can
+ * complete after later requests released its resource, so they look the
+ * resource up again by id and serial number.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/log.h"
+#include "migration/blocker.h"
+#include "hw/display/pvgpu.h"
+#include "trace.h"
+
+/* pipe_texture_target PIPE_BUFFER: width is the size in bytes */
+#define PIPE_BUFFER 0
+
+static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
+{
+    return g_hash_table_lookup(s->contexts, GUINT_TO_POINTER(id));
+}
+
+static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
+                                          uint32_t *err)
+{
+    PvgpuContext *ctx = context_find(s, cmd->hdr.ctx_id);
+
+    if (!ctx) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_CONTEXT_ID,
+                              "context %u does not exist", cmd->hdr.ctx_id);
+    }
+    return ctx;
+}
+
+static void context_free(gpointer data)
+{
+    PvgpuContext *ctx = data;
+
+    g_hash_table_destroy(ctx->resources);
+    g_free(ctx);
+}
+
+static void contexts_forget_resource(PvgpuState *s, uint32_t id)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
+
+        g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(id));
+    }
+}
+
+/*
+ * Host memory a 3D resource is charged: texels at 4 bytes (the common
+ * case; virglrenderer does not report its real allocation), times layers,
+ * samples and a third more for a mip chain.  Saturates instead of
+ * overflowing, so absurd sizes are simply refused.
+ */
+static uint64_t resource_3d_size(const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+    uint64_t size = c->width;
+
+    if (c->target == PIPE_BUFFER) {
+        return size;
+    }
+    if (__builtin_mul_overflow(size, c->height, &size) ||
+        __builtin_mul_overflow(size, c->depth, &size) ||
+        __builtin_mul_overflow(size, c->array_size, &size) ||
+        __builtin_mul_overflow(size, MAX(c->nr_samples, 1), &size) ||
+        __builtin_mul_overflow(size, 4, &size)) {
+        return UINT64_MAX;
+    }
+    return c->last_level ? size + size / 3 : size;
+}
+
+static PvgpuRequest *request_for_job(PvgpuRenderJob *job)
+{
+    return container_of(job, PvgpuRequest, job);
+}
+
+static void submit(PvgpuState *s, PvgpuRequest *req)
+{
+    QTAILQ_INSERT_TAIL(&s->inflight, req, next);
+    pvgpu_render_submit(s->renderer, &req->job);
+}
+
+static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
+                                uint32_t id, uint32_t width, uint32_t height,
+                                uint64_t size)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    PvgpuResource *res;
+    uint32_t err = 0;
+
+    if (pvgpu_resource_find(s, id)) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u already exists", id);
+    }
+    if (!pvgpu_hostmem_charge(s, cmd, id, size, &err)) {
+        return err;
+    }
+    res = g_new0(PvgpuResource, 1);
+    res->id = id;
+    res->is_3d = true;
+    res->width = width;
+    res->height = height;
+    res->hostmem = size;
+    res->serial = ++s->resource_serial;
+    req->serial = res->serial;
+    g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
+    submit(s, req);
+    return 0;
+}
+
+static uint32_t capset_info(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCapset *caps;
+    unsigned n = pvgpu_render_capsets(s->renderer, &caps);
+    uint32_t i = cmd->u.get_capset_info.capset_index;
+    uint8_t resp[PVGPU_CAPSET_INFO_RESP_SIZE];
+
+    if (i >= n) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "capset index %u, device has %u", i, n);
+    }
+    pvgpu_request_respond(s, req, 0, resp,
+                          pvgpu_resp_encode_capset_info(resp, &cmd->hdr,
+                                                        caps[i].id,
+                                                        caps[i].max_version,
+                                                        caps[i].max_size));
+    return 0;
+}
+
+static const PvgpuCapset *capset_find(PvgpuState *s, uint32_t id)
+{
+    const PvgpuCapset *caps;
+    unsigned n = pvgpu_render_capsets(s->renderer, &caps);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (caps[i].id == id) {
+            return &caps[i];
+        }
+    }
+    return NULL;
+}
+
+static uint32_t capset_get(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCapset *c = capset_find(s, cmd->u.get_capset.capset_id);
+    g_autofree uint8_t *resp = NULL;
+    size_t len;
+
+    if (!c || cmd->u.get_capset.capset_version > c->max_version) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "capset %u version %u not supported",
+                              cmd->u.get_capset.capset_id,
+                              cmd->u.get_capset.capset_version);
+    }
+    /*
+     * virglrenderer fills a capset at its maximum version; older versions
+     * are prefixes of it by construction of the virgl caps structures.
+     */
+    resp = g_malloc(PVGPU_HDR_SIZE + c->max_size);
+    len = pvgpu_resp_encode_hdr(resp, &cmd->hdr, PVGPU_RESP_OK_CAPSET);
+    memcpy(resp + len, c->data, c->max_size);
+    pvgpu_request_respond(s, req, 0, resp, len + c->max_size);
+    return 0;
+}
+
+static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    uint32_t capset = cmd->u.ctx_create.capset_id;
+    PvgpuContext *ctx;
+
+    if (context_find(s, cmd->hdr.ctx_id)) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_CONTEXT_ID,
+                              "context %u already exists", cmd->hdr.ctx_id);
+    }
+    if (capset && !capset_find(s, capset)) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "capset %u not supported", capset);
+    }
+    ctx = g_new0(PvgpuContext, 1);
+    ctx->id = cmd->hdr.ctx_id;
+    ctx->capset_id = capset ?: PVGPU_CAPSET_VIRGL;
+    ctx->resources = g_hash_table_new(NULL, NULL);
+    g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
+    trace_pvgpu_ctx_create(ctx->id, ctx->capset_id,
+                           cmd->u.ctx_create.debug_name);
+    submit(s, req);
+    return 0;
+}
+
+/* Can the context of @cmd use @res (spec: only resources attached to it)? */
+static bool ctx_may_use(PvgpuState *s, const PvgpuCmd *cmd,
+                        PvgpuResource *res, uint32_t *err)
+{
+    PvgpuContext *ctx;
+
+    if (cmd->hdr.ctx_id == 0) {
+        return true;
+    }
+    ctx = context_find_or_fail(s, cmd, err);
+    if (!ctx) {
+        return false;
+    }
+    if (!g_hash_table_contains(ctx->resources, GUINT_TO_POINTER(res->id))) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u is not attached to context %u",
+                              res->id, ctx->id);
+        return false;
+    }
+    return true;
+}
+
+static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
+{
+    PvgpuRenderJob *job = &req->job;
+    const PvgpuCmd *cmd = &job->cmd;
+    PvgpuResource *res;
+    PvgpuContext *ctx;
+    uint32_t err = 0;
+
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_GET_CAPSET_INFO:
+        return capset_info(s, req);
+    case PVGPU_CMD_GET_CAPSET:
+        return capset_get(s, req);
+
+    case PVGPU_CMD_CTX_CREATE:
+        return ctx_create(s, req);
+    case PVGPU_CMD_CTX_DESTROY:
+        ctx = context_find_or_fail(s, cmd, &err);
+        if (!ctx) {
+            return err;
+        }
+        /* queued work of the context still runs first: jobs are ordered */
+        g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
+        submit(s, req);
+        return 0;
+    case PVGPU_CMD_CTX_ATTACH_RESOURCE:
+    case PVGPU_CMD_CTX_DETACH_RESOURCE:
+        ctx = context_find_or_fail(s, cmd, &err);
+        res = ctx ? pvgpu_resource_find_or_fail(s, cmd,
+                                                cmd->u.resource.resource_id,
+                                                &err) : NULL;
+        if (!res) {
+            return err;
+        }
+        if (cmd->hdr.type == PVGPU_CMD_CTX_ATTACH_RESOURCE) {
+            g_hash_table_add(ctx->resources, GUINT_TO_POINTER(res->id));
+        } else if (!g_hash_table_remove(ctx->resources,
+                                        GUINT_TO_POINTER(res->id))) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                                  "resource %u is not attached to context %u",
+                                  res->id, ctx->id);
+        }
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+        return resource_create(s, req, cmd->u.create_2d.resource_id,
+                               cmd->u.create_2d.width,
+                               cmd->u.create_2d.height,
+                               (uint64_t)cmd->u.create_2d.width *
+                               cmd->u.create_2d.height *
+                               pvgpu_format_bpp(cmd->u.create_2d.format));
+    case PVGPU_CMD_RESOURCE_CREATE_3D:
+        return resource_create(s, req, cmd->u.create_3d.resource_id,
+                               cmd->u.create_3d.width,
+                               cmd->u.create_3d.height,
+                               resource_3d_size(cmd));
+
+    case PVGPU_CMD_RESOURCE_UNREF:
+        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                          &err);
+        if (!res) {
+            return err;
+        }
+        /* gone for the guest now; freed once the renderer let go of it */
+        pvgpu_scanout_detach_resource(s, res);
+        contexts_forget_resource(s, res->id);
+        g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+        req->res = res;
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
+        res = pvgpu_resource_find_or_fail(s, cmd,
+                                          cmd->u.attach_backing.resource_id,
+                                          &err);
+        if (!res) {
+            return err;
+        }
+        if (res->entries) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                                  "resource %u already has backing", res->id);
+        }
+        res->nr_entries = cmd->u.attach_backing.nr_entries;
+        res->entries = g_new(PvgpuMemEntry, res->nr_entries);
+        for (uint32_t i = 0; i < res->nr_entries; i++) {
+            res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
+        }
+        if (!pvgpu_backing_map(s, res)) {
+            pvgpu_backing_free(s, res);
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                                  "resource %u: backing is not guest RAM",
+                                  res->id);
+        }
+        job->iov = res->iov;
+        job->niov = res->niov;
+        req->serial = res->serial;
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_DETACH_BACKING:
+        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                          &err);
+        if (!res) {
+            return err;
+        }
+        if (!res->iov) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                                  "resource %u has no backing", res->id);
+        }
+        /* unmapped once the renderer has detached it */
+        req->iov = g_steal_pointer(&res->iov);
+        req->niov = res->niov;
+        res->niov = 0;
+        pvgpu_backing_free(s, res);
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_TRANSFER_TO_HOST_2D: {
+        const typeof(cmd->u.transfer_2d) *t = &cmd->u.transfer_2d;
+
+        res = pvgpu_resource_find_or_fail(s, cmd, t->resource_id, &err);
+        if (!res) {
+            return err;
+        }
+        if (!res->iov) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                                  "resource %u has no backing", res->id);
+        }
+        if (!pvgpu_rect_inside(&t->r, res->width, res->height) ||
+            !pvgpu_transfer_2d_fits(&t->r, t->offset, res->width * 4, 4,
+                                    res->backing_size)) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                  "rect or offset outside resource %u or "
+                                  "its backing", res->id);
+        }
+        submit(s, req);
+        return 0;
+    }
+
+    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
+    case PVGPU_CMD_TRANSFER_FROM_HOST_3D:
+        res = pvgpu_resource_find_or_fail(s, cmd,
+                                          cmd->u.transfer_3d.resource_id,
+                                          &err);
+        if (!res || !ctx_may_use(s, cmd, res, &err)) {
+            return err;
+        }
+        if (!res->iov) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                                  "resource %u has no backing", res->id);
+        }
+        /* levels, layers and the backing's bounds are virglrenderer's */
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_SUBMIT_3D:
+        if (!context_find_or_fail(s, cmd, &err)) {
+            return err;
+        }
+        trace_pvgpu_submit_3d(cmd->hdr.ctx_id, cmd->u.submit_3d.size,
+                              cmd->hdr.fence_id);
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_SET_SCANOUT: {
+        const typeof(cmd->u.set_scanout) *c = &cmd->u.set_scanout;
+
+        trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x,
+                                c->r.y, c->r.width, c->r.height);
+        if (c->scanout_id >= s->max_outputs) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                                  "scanout %u, device has %u", c->scanout_id,
+                                  s->max_outputs);
+        }
+        if (!c->resource_id) {
+            pvgpu_scanout_set(s, c->scanout_id, NULL, &c->r);
+            pvgpu_request_respond(s, req, 0, NULL, 0);
+            return 0;
+        }
+        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+        if (!res) {
+            return err;
+        }
+        if (c->r.width == 0 || c->r.height == 0 ||
+            !pvgpu_rect_inside(&c->r, res->width, res->height)) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                  "rect empty or outside resource %u",
+                                  res->id);
+        }
+        pvgpu_scanout_set_3d(s, c->scanout_id, res, &c->r);
+        job->readbacks[0] = (PvgpuReadback) {
+            .scanout_id = c->scanout_id, .resource_id = res->id, .r = c->r,
+        };
+        job->nreadbacks = 1;
+        submit(s, req);
+        return 0;
+    }
+
+    case PVGPU_CMD_RESOURCE_FLUSH:
+        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.flush.resource_id,
+                                          &err);
+        if (!res) {
+            return err;
+        }
+        if (!pvgpu_rect_inside(&cmd->u.flush.r, res->width, res->height)) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                  "rect outside resource %u", res->id);
+        }
+        for (uint32_t i = 0; i < s->max_outputs; i++) {
+            PvgpuReadback *rb = &job->readbacks[job->nreadbacks];
+
+            if (!(res->scanout_bitmask & (1u << i)) ||
+                !pvgpu_rect_intersect(&cmd->u.flush.r, &s->scanouts[i].r,
+                                      &rb->r)) {
+                continue;
+            }
+            rb->scanout_id = i;
+            rb->resource_id = res->id;
+            job->nreadbacks++;
+        }
+        submit(s, req);
+        return 0;
+
+    default: {
+        /* display info, EDID and UUIDs need no renderer */
+        uint8_t resp[PVGPU_MAX_RESP_SIZE];
+        size_t len;
+
+        err = pvgpu_2d_exec(s, cmd, resp, &len);
+        if (!err) {
+            pvgpu_request_respond(s, req, 0, resp, len);
+        }
+        return err;
+    }
+    }
+}
+
+void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)
+{
+    uint32_t err = exec(s, req);
+
+    if (err) {
+        pvgpu_request_respond(s, req, err, NULL, 0);
+    }
+}
+
+/* A resource created or backed by a job that failed: undo the record. */
+static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
+                                      uint32_t id)
+{
+    PvgpuResource *res = pvgpu_resource_find(s, id);
+
+    return res && res->serial == req->serial ? res : NULL;
+}
+
+static void job_failed(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    PvgpuResource *res;
+
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+    case PVGPU_CMD_RESOURCE_CREATE_3D:
+        res = resource_of_job(s, req,
+                              cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_2D ?
+                              cmd->u.create_2d.resource_id :
+                              cmd->u.create_3d.resource_id);
+        if (res) {
+            pvgpu_scanout_detach_resource(s, res);
+            contexts_forget_resource(s, res->id);
+            g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+            pvgpu_resource_free(s, res);
+        }
+        break;
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
+        res = resource_of_job(s, req, cmd->u.attach_backing.resource_id);
+        if (res && res->iov == req->job.iov) {
+            pvgpu_backing_free(s, res);
+        }
+        break;
+    case PVGPU_CMD_CTX_CREATE:
+        g_hash_table_remove(s->contexts, GUINT_TO_POINTER(cmd->hdr.ctx_id));
+        break;
+    }
+}
+
+static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
+{
+    PvgpuState *s = opaque;
+    PvgpuRequest *req = request_for_job(job);
+
+    QTAILQ_REMOVE(&s->inflight, req, next);
+    if (job->err && !job->cancelled) {
+        pvgpu_cmd_fail(&job->cmd, job->err, "the renderer refused it");
+        job_failed(s, req);
+    }
+    /* what the renderer has let go of */
+    if (req->res) {
+        pvgpu_resource_free(s, req->res);
+        req->res = NULL;
+    }
+    if (req->iov) {
+        pvgpu_iov_unmap(s, req->iov, req->niov, true);
+        req->iov = NULL;
+    }
+    for (unsigned i = 0; i < job->nreadbacks && !job->cancelled; i++) {
+        if (!job->readbacks[i].ok) {
+            continue;
+        }
+        if (job->kind == PVGPU_JOB_READBACK) {
+            pvgpu_cursor_present(s, job->readbacks[i].scanout_id,
+                                 &job->readbacks[i]);
+        } else {
+            pvgpu_scanout_present(s, &job->readbacks[i]);
+        }
+    }
+    pvgpu_render_job_clear(job);
+
+    if (job->cancelled || !req->elem) {
+        pvgpu_request_free(req);
+    } else {
+        pvgpu_request_respond(s, req, job->err, NULL, 0);
+    }
+}
+
+void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                              PvgpuResource *res)
+{
+    PvgpuRequest *req = g_new0(PvgpuRequest, 1);
+
+    req->s = s;
+    req->job.kind = PVGPU_JOB_READBACK;
+    req->job.readbacks[0] = (PvgpuReadback) {
+        .scanout_id = scanout_id, .resource_id = res->id,
+        .r = { 0, 0, res->width, res->height },
+    };
+    req->job.nreadbacks = 1;
+    submit(s, req);
+}
+
+bool pvgpu_3d_init(PvgpuState *s, Error **errp)
+{
+    PvgpuRenderOpts opts = {
+        .render_node = s->render_node,
+        .gles = s->gles,
+    };
+    Error *err = NULL;
+
+    QTAILQ_INIT(&s->inflight);
+    s->contexts = g_hash_table_new_full(NULL, NULL, NULL, context_free);
+    if (s->virgl == ON_OFF_AUTO_OFF) {
+        return true;
+    }
+    s->renderer = pvgpu_render_new(&opts, pvgpu_3d_job_done, s, &err);
+    if (!s->renderer) {
+        if (s->virgl == ON_OFF_AUTO_ON) {
+            error_propagate(errp, err);
+            return false;
+        }
+        warn_reportf_err(err, "pvgpu: 3D disabled: ");
+        return true;
+    }
+    return true;
+}
+
+/* The guest negotiated its features: 3D state cannot be migrated. */
+void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
+{
+    Error *err = NULL;
+
+    s->decode_caps = s->renderer ? decode_caps : 0;
+    if (!(s->decode_caps & PVGPU_DECODE_3D) || s->migration_blocker) {
+        return;
+    }
+    error_setg(&s->migration_blocker,
+               "pvgpu: 3D state (virglrenderer) cannot be migrated");
+    if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
+        warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
+        s->decode_caps = 0;
+    }
+}
+
+void pvgpu_3d_reset(PvgpuState *s)
+{
+    if (s->renderer) {
+        /* cancels and hands back every job in flight, synchronously */
+        pvgpu_render_reset(s->renderer);
+    }
+    assert(QTAILQ_EMPTY(&s->inflight));
+    g_hash_table_remove_all(s->contexts);
+    if (s->migration_blocker) {
+        migrate_del_blocker(&s->migration_blocker);
+    }
+    s->decode_caps = 0;
+}
+
+void pvgpu_3d_fini(PvgpuState *s)
+{
+    pvgpu_3d_reset(s);
+    pvgpu_render_free(s->renderer);
+    s->renderer = NULL;
+    g_hash_table_destroy(s->contexts);
+}

@@ -1,0 +1,574 @@
+/*
+ * pvgpu renderer: virglrenderer on a thread of its own
+ *
+ * The only file that calls virglrenderer.  Every call happens on the
+ * render thread; the main loop talks to it through two job lists under
+ * one mutex: "todo" (main loop -> thread, woken through an event notifier)
+ * and "done" (thread -> main loop, drained by a bottom half).
+ *
+ * virglrenderer is initialised with THREAD_SYNC: its own sync thread waits
+ * for GPU fences and makes virgl_renderer_get_poll_fd() readable, the
+ * render thread then calls virgl_renderer_poll(), which runs write_fence()
+ * here.  Fences therefore complete as soon as the GPU is done.
+ *
+ * Per-ring fences (VIRTIO_GPU_FLAG_INFO_RING_IDX) are implemented on the
+ * global fence timeline: virglrenderer 0.10 has per-context fences only
+ * among its unstable APIs.  A global fence signals once all work queued
+ * before it is done, so a ring fence never signals early and fences of
+ * one ring (indeed of all rings) complete in submission order.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <poll.h>
+#include <virglrenderer.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/event_notifier.h"
+#include "qemu/main-loop.h"
+#include "qemu/thread.h"
+#include "standard-headers/linux/virtio_gpu.h"
+#include "hw/display/pvgpu-render.h"
+#include "trace.h"
+
+struct PvgpuRenderer {
+    QemuThread thread;
+    QemuMutex lock;
+    EventNotifier wake;
+    QEMUBH *bh;
+    PvgpuRenderDoneFn *done_fn;
+    void *opaque;
+    PvgpuRenderOpts opts;
+    int drm_fd;
+
+    /* under lock */
+    QSIMPLEQ_HEAD(, PvgpuRenderJob) todo;
+    QSIMPLEQ_HEAD(, PvgpuRenderJob) done;
+    bool quit;
+
+    /* render thread only */
+    QSIMPLEQ_HEAD(, PvgpuRenderJob) fenced;
+    uint32_t fence_seq;
+
+    /* start-up handshake */
+    QemuSemaphore started;
+    QemuSemaphore reset_done;
+    char *init_error;
+    char *describe;
+    PvgpuCapset capsets[PVGPU_MAX_CAPSETS];
+    unsigned ncapsets;
+};
+
+/* virglrenderer is a process-wide singleton */
+static bool pvgpu_virgl_in_use;
+
+/* virglrenderer's struct virgl_box is six uint32_t: x, y, z, w, h, d */
+QEMU_BUILD_BUG_ON(sizeof(PvgpuBox) != 6 * sizeof(uint32_t));
+
+/* Render thread: hand @job to the main loop. */
+static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    qemu_mutex_lock(&r->lock);
+    QSIMPLEQ_INSERT_TAIL(&r->done, job, next);
+    qemu_mutex_unlock(&r->lock);
+    qemu_bh_schedule(r->bh);
+}
+
+static void pvgpu_virgl_write_fence(void *cookie, uint32_t fence)
+{
+    PvgpuRenderer *r = cookie;
+    PvgpuRenderJob *job;
+
+    trace_pvgpu_virgl_fence(fence);
+    /* fences signal in order: everything up to @fence is done */
+    while ((job = QSIMPLEQ_FIRST(&r->fenced)) &&
+           (int32_t)(job->fence_seq - fence) <= 0) {
+        QSIMPLEQ_REMOVE_HEAD(&r->fenced, next);
+        job_finish(r, job);
+    }
+}
+
+static int pvgpu_virgl_get_drm_fd(void *cookie)
+{
+    PvgpuRenderer *r = cookie;
+
+    return r->drm_fd;
+}
+
+static struct virgl_renderer_callbacks pvgpu_virgl_cbs = {
+    .version = 2,
+    .write_fence = pvgpu_virgl_write_fence,
+    .get_drm_fd = pvgpu_virgl_get_drm_fd,
+};
+
+static void readback(PvgpuReadback *rb)
+{
+    struct virgl_renderer_resource_info info;
+    size_t size = (size_t)rb->r.width * rb->r.height * 4;
+    PvgpuBox box = {
+        .x = rb->r.x, .y = rb->r.y, .w = rb->r.width, .h = rb->r.height,
+        .d = 1,
+    };
+    struct iovec iov;
+
+    rb->ok = false;
+    if (virgl_renderer_resource_get_info(rb->resource_id, &info) ||
+        pvgpu_format_bpp(info.virgl_format) != 4 ||
+        !pvgpu_rect_inside(&rb->r, info.width, info.height)) {
+        return;
+    }
+    rb->format = info.virgl_format;
+    rb->pixels = g_try_malloc(size);
+    if (!rb->pixels) {
+        return;
+    }
+    /*
+     * GL keeps rows bottom-up; resources the guest created with Y_0_TOP
+     * (all 2D and scanout resources from Linux) are stored top-down.
+     */
+    if (!(info.flags & VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP)) {
+        box.y = info.height - rb->r.y - rb->r.height;
+    }
+    iov = (struct iovec) { .iov_base = rb->pixels, .iov_len = size };
+    if (virgl_renderer_transfer_read_iov(rb->resource_id, 0, 0,
+                                        rb->r.width * 4, 0,
+                                        (struct virgl_box *)&box, 0,
+                                        &iov, 1)) {
+        g_free(rb->pixels);
+        rb->pixels = NULL;
+        return;
+    }
+    if (!(info.flags & VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP)) {
+        size_t stride = (size_t)rb->r.width * 4;
+        g_autofree uint8_t *tmp = g_malloc(stride);
+
+        for (uint32_t y = 0; y < rb->r.height / 2; y++) {
+            uint8_t *a = rb->pixels + y * stride;
+            uint8_t *b = rb->pixels + (rb->r.height - 1 - y) * stride;
+
+            memcpy(tmp, a, stride);
+            memcpy(a, b, stride);
+            memcpy(b, tmp, stride);
+        }
+    }
+    rb->ok = true;
+}
+
+static int resource_create(uint32_t id, uint32_t target, uint32_t format,
+                           uint32_t bind, uint32_t width, uint32_t height,
+                           uint32_t depth, uint32_t array_size,
+                           uint32_t last_level, uint32_t nr_samples,
+                           uint32_t flags)
+{
+    struct virgl_renderer_resource_create_args args = {
+        .handle = id, .target = target, .format = format, .bind = bind,
+        .width = width, .height = height, .depth = depth,
+        .array_size = array_size, .last_level = last_level,
+        .nr_samples = nr_samples, .flags = flags,
+    };
+
+    return virgl_renderer_resource_create(&args, NULL, 0);
+}
+
+/* Run one command; returns 0 or the PVGPU_RESP_ERR_* for the guest. */
+static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    const PvgpuCmd *cmd = &job->cmd;
+    uint32_t ctx = cmd->hdr.ctx_id;
+    int ret = 0;
+
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_CTX_CREATE:
+        if (cmd->u.ctx_create.capset_id) {
+            ret = virgl_renderer_context_create_with_flags(
+                ctx, cmd->u.ctx_create.capset_id, cmd->u.ctx_create.nlen,
+                cmd->u.ctx_create.debug_name);
+        } else {
+            ret = virgl_renderer_context_create(ctx, cmd->u.ctx_create.nlen,
+                                                cmd->u.ctx_create.debug_name);
+        }
+        break;
+    case PVGPU_CMD_CTX_DESTROY:
+        virgl_renderer_context_destroy(ctx);
+        break;
+    case PVGPU_CMD_CTX_ATTACH_RESOURCE:
+        virgl_renderer_ctx_attach_resource(ctx, cmd->u.resource.resource_id);
+        break;
+    case PVGPU_CMD_CTX_DETACH_RESOURCE:
+        virgl_renderer_ctx_detach_resource(ctx, cmd->u.resource.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+        /* PIPE_TEXTURE_2D, a render target stored top-down like 2D memory */
+        ret = resource_create(cmd->u.create_2d.resource_id, 2,
+                              cmd->u.create_2d.format,
+                              VIRGL_RES_BIND_RENDER_TARGET,
+                              cmd->u.create_2d.width, cmd->u.create_2d.height,
+                              1, 1, 0, 0, VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP);
+        break;
+    case PVGPU_CMD_RESOURCE_CREATE_3D: {
+        const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+
+        ret = resource_create(c->resource_id, c->target, c->format, c->bind,
+                              c->width, c->height, c->depth, c->array_size,
+                              c->last_level, c->nr_samples, c->flags);
+        break;
+    }
+    case PVGPU_CMD_RESOURCE_UNREF: {
+        struct iovec *iov = NULL;
+        int n = 0;
+
+        /* the device still owns the backing and unmaps it afterwards */
+        virgl_renderer_resource_detach_iov(cmd->u.resource.resource_id,
+                                           &iov, &n);
+        virgl_renderer_resource_unref(cmd->u.resource.resource_id);
+        break;
+    }
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
+        ret = virgl_renderer_resource_attach_iov(
+            cmd->u.attach_backing.resource_id, job->iov, job->niov);
+        break;
+    case PVGPU_CMD_RESOURCE_DETACH_BACKING: {
+        struct iovec *iov = NULL;
+        int n = 0;
+
+        virgl_renderer_resource_detach_iov(cmd->u.resource.resource_id,
+                                           &iov, &n);
+        break;
+    }
+    case PVGPU_CMD_TRANSFER_TO_HOST_2D: {
+        const typeof(cmd->u.transfer_2d) *t = &cmd->u.transfer_2d;
+        PvgpuBox box = {
+            .x = t->r.x, .y = t->r.y, .w = t->r.width, .h = t->r.height,
+            .d = 1,
+        };
+
+        ret = virgl_renderer_transfer_write_iov(t->resource_id, 0, 0, 0, 0,
+                                                (struct virgl_box *)&box,
+                                                t->offset, NULL, 0);
+        break;
+    }
+    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
+    case PVGPU_CMD_TRANSFER_FROM_HOST_3D: {
+        const typeof(cmd->u.transfer_3d) *t = &cmd->u.transfer_3d;
+        PvgpuBox box = t->box;
+
+        if (cmd->hdr.type == PVGPU_CMD_TRANSFER_TO_HOST_3D) {
+            ret = virgl_renderer_transfer_write_iov(
+                t->resource_id, ctx, t->level, t->stride, t->layer_stride,
+                (struct virgl_box *)&box, t->offset, NULL, 0);
+        } else {
+            ret = virgl_renderer_transfer_read_iov(
+                t->resource_id, ctx, t->level, t->stride, t->layer_stride,
+                (struct virgl_box *)&box, t->offset, NULL, 0);
+        }
+        break;
+    }
+    case PVGPU_CMD_SUBMIT_3D:
+        ret = virgl_renderer_submit_cmd((void *)cmd->u.submit_3d.data, ctx,
+                                        cmd->u.submit_3d.size / 4);
+        break;
+    case PVGPU_CMD_SET_SCANOUT:
+    case PVGPU_CMD_RESOURCE_FLUSH:
+        /* presentation only: the readbacks below */
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    trace_pvgpu_virgl_cmd(pvgpu_cmd_name(cmd->hdr.type), ctx, ret);
+    if (ret) {
+        /*
+         * virglrenderer refuses what it cannot execute, including a
+         * malformed command stream; the context stays usable for
+         * whatever it sends next and other contexts are not affected.
+         */
+        return cmd->hdr.type == PVGPU_CMD_SUBMIT_3D ||
+               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ?
+               PVGPU_RESP_ERR_INVALID_PARAMETER : PVGPU_RESP_ERR_UNSPEC;
+    }
+    return 0;
+}
+
+static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    if (job->kind == PVGPU_JOB_RESET) {
+        PvgpuRenderJob *f;
+
+        virgl_renderer_reset();
+        /* their work is gone: hand them back as cancelled */
+        while ((f = QSIMPLEQ_FIRST(&r->fenced))) {
+            QSIMPLEQ_REMOVE_HEAD(&r->fenced, next);
+            f->cancelled = true;
+            job_finish(r, f);
+        }
+        qemu_sem_post(&r->reset_done);
+        return;
+    }
+    if (job->kind == PVGPU_JOB_CMD) {
+        job->err = exec_cmd(r, job);
+    }
+    for (unsigned i = 0; i < job->nreadbacks && !job->err; i++) {
+        readback(&job->readbacks[i]);
+    }
+    if (job->kind == PVGPU_JOB_CMD && !job->err &&
+        (job->cmd.hdr.flags & PVGPU_FLAG_FENCE)) {
+        job->fence_seq = ++r->fence_seq;
+        if (virgl_renderer_create_fence(job->fence_seq,
+                                        job->cmd.hdr.ctx_id) == 0) {
+            QSIMPLEQ_INSERT_TAIL(&r->fenced, job, next);
+            return;
+        }
+        job->err = PVGPU_RESP_ERR_UNSPEC;
+    }
+    job_finish(r, job);
+}
+
+static bool render_init(PvgpuRenderer *r)
+{
+    int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_THREAD_SYNC;
+    int ret;
+
+    if (r->opts.render_node) {
+        r->drm_fd = qemu_open_old(r->opts.render_node, O_RDWR | O_CLOEXEC);
+        if (r->drm_fd < 0) {
+            r->init_error = g_strdup_printf("cannot open %s: %s",
+                                            r->opts.render_node,
+                                            strerror(errno));
+            return false;
+        }
+    } else {
+        flags |= VIRGL_RENDERER_USE_SURFACELESS;
+    }
+    if (r->opts.gles) {
+        flags |= VIRGL_RENDERER_USE_GLES;
+    }
+    ret = virgl_renderer_init(r, flags, &pvgpu_virgl_cbs);
+    if (ret) {
+        r->init_error = g_strdup_printf("virgl_renderer_init(flags 0x%x) "
+                                        "failed: %s", flags, strerror(-ret));
+        return false;
+    }
+    for (uint32_t id = PVGPU_CAPSET_VIRGL; id <= PVGPU_CAPSET_VIRGL2; id++) {
+        PvgpuCapset *c = &r->capsets[r->ncapsets];
+
+        virgl_renderer_get_cap_set(id, &c->max_version, &c->max_size);
+        if (!c->max_size) {
+            continue;
+        }
+        c->id = id;
+        c->data = g_malloc0(c->max_size);
+        virgl_renderer_fill_caps(id, c->max_version, c->data);
+        r->ncapsets++;
+    }
+    r->describe = g_strdup_printf("virglrenderer, %s%s, capsets %u",
+                                  r->opts.render_node ?: "EGL surfaceless",
+                                  r->opts.gles ? ", GLES" : "", r->ncapsets);
+    return true;
+}
+
+static void *pvgpu_render_thread(void *opaque)
+{
+    PvgpuRenderer *r = opaque;
+    int poll_fd;
+
+    if (!render_init(r)) {
+        qemu_sem_post(&r->started);
+        return NULL;
+    }
+    poll_fd = virgl_renderer_get_poll_fd();
+    qemu_sem_post(&r->started);
+
+    for (;;) {
+        struct pollfd fds[2] = {
+            { .fd = event_notifier_get_fd(&r->wake), .events = POLLIN },
+            { .fd = poll_fd, .events = POLLIN },
+        };
+        QSIMPLEQ_HEAD(, PvgpuRenderJob) batch =
+            QSIMPLEQ_HEAD_INITIALIZER(batch);
+        PvgpuRenderJob *job;
+        bool quit;
+
+        /* without a poll fd, fall back to checking fences every 10 ms */
+        if (poll(fds, poll_fd >= 0 ? 2 : 1,
+                 poll_fd >= 0 || QSIMPLEQ_EMPTY(&r->fenced) ? -1 : 10) < 0 &&
+            errno != EINTR) {
+            error_report("pvgpu: render thread poll: %s", strerror(errno));
+        }
+        event_notifier_test_and_clear(&r->wake);
+
+        qemu_mutex_lock(&r->lock);
+        QSIMPLEQ_CONCAT(&batch, &r->todo);
+        quit = r->quit;
+        qemu_mutex_unlock(&r->lock);
+
+        while ((job = QSIMPLEQ_FIRST(&batch))) {
+            QSIMPLEQ_REMOVE_HEAD(&batch, next);
+            run_job(r, job);
+        }
+        /* collect signalled fences, also the ones of the batch just run */
+        virgl_renderer_poll();
+        if (quit) {
+            break;
+        }
+    }
+    virgl_renderer_cleanup(r);
+    return NULL;
+}
+
+static void pvgpu_render_bh(void *opaque)
+{
+    PvgpuRenderer *r = opaque;
+    QSIMPLEQ_HEAD(, PvgpuRenderJob) done = QSIMPLEQ_HEAD_INITIALIZER(done);
+    PvgpuRenderJob *job;
+
+    qemu_mutex_lock(&r->lock);
+    QSIMPLEQ_CONCAT(&done, &r->done);
+    qemu_mutex_unlock(&r->lock);
+    while ((job = QSIMPLEQ_FIRST(&done))) {
+        QSIMPLEQ_REMOVE_HEAD(&done, next);
+        r->done_fn(job, r->opaque);
+    }
+}
+
+PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
+                                PvgpuRenderDoneFn *done, void *opaque,
+                                Error **errp)
+{
+    PvgpuRenderer *r;
+
+    if (pvgpu_virgl_in_use) {
+        error_setg(errp, "virglrenderer is already in use in this process "
+                   "(by another pvgpu or virtio-gpu-gl device)");
+        return NULL;
+    }
+    r = g_new0(PvgpuRenderer, 1);
+    r->opts.render_node = g_strdup(opts->render_node);
+    r->opts.gles = opts->gles;
+    r->drm_fd = -1;
+    r->done_fn = done;
+    r->opaque = opaque;
+    qemu_mutex_init(&r->lock);
+    qemu_sem_init(&r->started, 0);
+    qemu_sem_init(&r->reset_done, 0);
+    QSIMPLEQ_INIT(&r->todo);
+    QSIMPLEQ_INIT(&r->done);
+    QSIMPLEQ_INIT(&r->fenced);
+    if (event_notifier_init(&r->wake, false) < 0) {
+        error_setg(errp, "pvgpu: cannot create the render thread's notifier");
+        goto fail;
+    }
+    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, NULL);
+
+    /* virglrenderer's own init runs on the thread that will use it */
+    qemu_thread_create(&r->thread, "pvgpu-render", pvgpu_render_thread, r,
+                       QEMU_THREAD_JOINABLE);
+    qemu_sem_wait(&r->started);
+    if (r->init_error) {
+        error_setg(errp, "pvgpu: %s", r->init_error);
+        qemu_thread_join(&r->thread);
+        qemu_bh_delete(r->bh);
+        event_notifier_cleanup(&r->wake);
+        goto fail;
+    }
+    pvgpu_virgl_in_use = true;
+    trace_pvgpu_virgl_init(r->describe);
+    return r;
+
+fail:
+    if (r->drm_fd >= 0) {
+        close(r->drm_fd);
+    }
+    qemu_sem_destroy(&r->started);
+    qemu_sem_destroy(&r->reset_done);
+    qemu_mutex_destroy(&r->lock);
+    g_free(r->init_error);
+    g_free((char *)r->opts.render_node);
+    g_free(r);
+    return NULL;
+}
+
+void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    job->err = 0;
+    job->cancelled = false;
+    qemu_mutex_lock(&r->lock);
+    QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
+    qemu_mutex_unlock(&r->lock);
+    event_notifier_set(&r->wake);
+}
+
+void pvgpu_render_reset(PvgpuRenderer *r)
+{
+    PvgpuRenderJob reset = { .kind = PVGPU_JOB_RESET };
+    QSIMPLEQ_HEAD(, PvgpuRenderJob) dropped =
+        QSIMPLEQ_HEAD_INITIALIZER(dropped);
+    PvgpuRenderJob *job;
+
+    qemu_mutex_lock(&r->lock);
+    /* queued work never runs; it goes back with whatever is done */
+    QSIMPLEQ_CONCAT(&dropped, &r->todo);
+    QSIMPLEQ_INSERT_TAIL(&r->todo, &reset, next);
+    qemu_mutex_unlock(&r->lock);
+    event_notifier_set(&r->wake);
+    /* bounded by the batch of jobs the thread has already taken */
+    qemu_sem_wait(&r->reset_done);
+
+    qemu_mutex_lock(&r->lock);
+    QSIMPLEQ_CONCAT(&dropped, &r->done);
+    qemu_mutex_unlock(&r->lock);
+    while ((job = QSIMPLEQ_FIRST(&dropped))) {
+        QSIMPLEQ_REMOVE_HEAD(&dropped, next);
+        job->cancelled = true;
+        r->done_fn(job, r->opaque);
+    }
+}
+
+void pvgpu_render_free(PvgpuRenderer *r)
+{
+    if (!r) {
+        return;
+    }
+    pvgpu_render_reset(r);
+    qemu_mutex_lock(&r->lock);
+    r->quit = true;
+    qemu_mutex_unlock(&r->lock);
+    event_notifier_set(&r->wake);
+    qemu_thread_join(&r->thread);
+
+    qemu_bh_delete(r->bh);
+    event_notifier_cleanup(&r->wake);
+    if (r->drm_fd >= 0) {
+        close(r->drm_fd);
+    }
+    for (unsigned i = 0; i < r->ncapsets; i++) {
+        g_free(r->capsets[i].data);
+    }
+    qemu_sem_destroy(&r->started);
+    qemu_sem_destroy(&r->reset_done);
+    qemu_mutex_destroy(&r->lock);
+    g_free(r->describe);
+    g_free((char *)r->opts.render_node);
+    g_free(r);
+    /* virglrenderer cannot be initialised twice in one process */
+}
+
+unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)
+{
+    *capsets = r->capsets;
+    return r->ncapsets;
+}
+
+const char *pvgpu_render_describe(PvgpuRenderer *r)
+{
+    return r->describe;
+}
+
+void pvgpu_render_job_clear(PvgpuRenderJob *job)
+{
+    for (unsigned i = 0; i < job->nreadbacks; i++) {
+        g_free(job->readbacks[i].pixels);
+        job->readbacks[i].pixels = NULL;
+    }
+    job->nreadbacks = 0;
+}

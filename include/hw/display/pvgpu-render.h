@@ -1,0 +1,100 @@
+/*
+ * pvgpu renderer: virglrenderer on a thread of its own
+ *
+ * The device hands decoded commands to the renderer as jobs; a dedicated
+ * thread runs every virglrenderer call, and finished jobs come back to the
+ * main loop through a bottom half.  Fenced jobs come back when their fence
+ * signals, which virglrenderer reports through its poll fd: no polling
+ * tick, and the main loop never waits on GL (except reset and teardown,
+ * which drain the thread).
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_DISPLAY_PVGPU_RENDER_H
+#define HW_DISPLAY_PVGPU_RENDER_H
+
+#include "qemu/queue.h"
+#include "hw/display/pvgpu-cmd.h"
+
+typedef struct PvgpuRenderer PvgpuRenderer;
+
+typedef struct PvgpuRenderOpts {
+    /* DRM render node to render on; NULL: EGL surfaceless (any GPU or
+     * Mesa's software rasterizer, no display or /dev/dri needed) */
+    const char *render_node;
+    /* OpenGL ES instead of desktop OpenGL on the host */
+    bool gles;
+} PvgpuRenderOpts;
+
+typedef struct PvgpuCapset {
+    uint32_t id;
+    uint32_t max_version;
+    uint32_t max_size;
+    uint8_t *data;          /* the capset at max_version */
+} PvgpuCapset;
+
+#define PVGPU_MAX_CAPSETS 2
+
+/* A rectangle of a resource read back to host memory for presentation */
+typedef struct PvgpuReadback {
+    int scanout_id;         /* -1: the cursor */
+    uint32_t resource_id;
+    PvgpuRect r;
+    /* filled by the renderer */
+    uint32_t format;        /* PVGPU_FORMAT_* of the resource */
+    uint8_t *pixels;        /* r.width * r.height * 4 bytes, top row first */
+    bool ok;
+} PvgpuReadback;
+
+typedef enum PvgpuJobKind {
+    PVGPU_JOB_CMD,          /* execute .cmd, then its readbacks */
+    PVGPU_JOB_READBACK,     /* only the readbacks (cursor images) */
+    PVGPU_JOB_RESET,        /* internal: virgl_renderer_reset() */
+} PvgpuJobKind;
+
+typedef struct PvgpuRenderJob {
+    PvgpuJobKind kind;
+    PvgpuCmd cmd;
+    /* RESOURCE_ATTACH_BACKING: the mapping to attach (stays the caller's) */
+    struct iovec *iov;
+    unsigned niov;
+    unsigned nreadbacks;
+    PvgpuReadback readbacks[PVGPU_MAX_SCANOUTS];
+
+    /* results */
+    uint32_t err;           /* 0 or PVGPU_RESP_ERR_* */
+    bool cancelled;         /* dropped by a reset: do not answer the guest */
+
+    uint32_t fence_seq;     /* renderer-internal */
+    QSIMPLEQ_ENTRY(PvgpuRenderJob) next;
+} PvgpuRenderJob;
+
+/* Called in the main loop (with the BQL) for every finished job. */
+typedef void PvgpuRenderDoneFn(PvgpuRenderJob *job, void *opaque);
+
+/*
+ * Start the render thread and initialise virglrenderer on it.  Only one
+ * renderer can exist per process (virglrenderer is a process singleton).
+ */
+PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
+                                PvgpuRenderDoneFn *done, void *opaque,
+                                Error **errp);
+/* Queue @job; jobs run in submission order. */
+void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
+/*
+ * Destroy all contexts and resources.  Jobs not finished are returned
+ * through the done callback with .cancelled set before this returns.
+ */
+void pvgpu_render_reset(PvgpuRenderer *r);
+/* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
+void pvgpu_render_free(PvgpuRenderer *r);
+
+unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets);
+const char *pvgpu_render_describe(PvgpuRenderer *r);
+
+/* Free the pixels of a job's readbacks. */
+void pvgpu_render_job_clear(PvgpuRenderJob *job);
+
+#endif /* HW_DISPLAY_PVGPU_RENDER_H */

@@ -1,0 +1,185 @@
+/*
+ * pvgpu GPU-time scheduler
+ *
+ * Decides whose queued GPU work goes to the renderer next.  The scheduling
+ * entities are the guest's 3D contexts (conventionally identified by their
+ * ctx_id) and entity 0 for the 2D/control stream.  Each entity has a FIFO
+ * of work items, a weight, an optional cap and a priority class.
+ * docs/pvgpu-scheduler.rst describes the algorithm and its bounds.
+ *
+ * Pure C like pvgpu-cmd.c: no QEMU headers, so that tests/unit/ runs it on
+ * a simulated clock.  The scheduler never reads a clock: every call that
+ * needs the time takes now_ns, a monotonic time in nanoseconds.  It is not
+ * thread-safe; the caller serializes all calls.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_DISPLAY_PVGPU_SCHED_H
+#define HW_DISPLAY_PVGPU_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum PvgpuSchedPolicy {
+    /* Round robin in turns of one quantum; weights and classes ignored. */
+    PVGPU_SCHED_BEST_EFFORT,
+    /* Equal GPU time for every entity with work; weights and classes
+     * ignored. */
+    PVGPU_SCHED_EQUAL_SHARE,
+    /* GPU time in proportion to weight, higher priority class first. */
+    PVGPU_SCHED_WEIGHTED,
+} PvgpuSchedPolicy;
+
+#define PVGPU_SCHED_DEFAULT_WEIGHT          100
+#define PVGPU_SCHED_MAX_WEIGHT              10000
+
+/* Priority classes are 0 .. PVGPU_SCHED_NR_CLASSES - 1; higher goes first. */
+#define PVGPU_SCHED_NR_CLASSES              4
+
+/*
+ * A lower class with runnable work is given a turn once it has been passed
+ * over for this many turns, so higher classes cannot starve it.
+ */
+#define PVGPU_SCHED_AGING_TURNS             31
+
+#define PVGPU_SCHED_DEFAULT_QUANTUM_NS      2000000ull
+#define PVGPU_SCHED_MIN_QUANTUM_NS          100000ull
+#define PVGPU_SCHED_MAX_QUANTUM_NS          1000000000ull
+
+#define PVGPU_SCHED_DEFAULT_MAX_INFLIGHT    2
+#define PVGPU_SCHED_DEFAULT_QUEUE_LIMIT     256
+
+typedef struct PvgpuSched PvgpuSched;
+typedef struct PvgpuSchedEntity PvgpuSchedEntity;
+
+/*
+ * A unit of work, embedded by the caller in its own request structure:
+ * queues are intrusive lists, so queueing never allocates and cannot fail
+ * for lack of memory.  The fields are private to the scheduler.
+ */
+typedef struct PvgpuSchedItem {
+    struct PvgpuSchedItem *next;
+    PvgpuSchedEntity *entity;
+    uint64_t enqueue_ns;
+} PvgpuSchedItem;
+
+/* Called by pvgpu_sched_entity_remove() for each item still queued. */
+typedef void PvgpuSchedDropFn(PvgpuSchedItem *item, void *opaque);
+
+typedef struct PvgpuSchedStats {
+    uint64_t gpu_ns;            /* GPU time charged */
+    uint64_t completed;         /* items completed */
+    uint32_t queued;            /* items waiting to be dispatched */
+    uint32_t inflight;          /* items dispatched, not completed */
+    /*
+     * Enqueue-to-completion latency percentiles: upper ends of histogram
+     * buckets, at most 25% above the true value (0 before any completion).
+     */
+    uint64_t latency_p50_ns;
+    uint64_t latency_p99_ns;
+} PvgpuSchedStats;
+
+/*
+ * A new scheduler: PVGPU_SCHED_WEIGHTED, the default quantum, in-flight
+ * and queue limits.  NULL if out of memory.
+ */
+PvgpuSched *pvgpu_sched_new(void);
+
+/*
+ * Free @s and any removed entity still waiting for in-flight items (no
+ * completion may follow).  Remove every entity first: queued items are
+ * not handed back here.
+ */
+void pvgpu_sched_free(PvgpuSched *s);
+
+/*
+ * Run-time settings; queued and in-flight work is kept.  A policy change
+ * restarts virtual time, so the new policy starts from equal footing.
+ * The setters returning int return 0 or -EINVAL for a value out of range.
+ */
+void pvgpu_sched_set_policy(PvgpuSched *s, PvgpuSchedPolicy policy);
+/* Length of a turn, PVGPU_SCHED_MIN_QUANTUM_NS .. _MAX_QUANTUM_NS. */
+int pvgpu_sched_set_quantum(PvgpuSched *s, uint64_t quantum_ns);
+/*
+ * Items handed out and not yet completed, over all entities, >= 1.  More
+ * than one keeps the renderer busy while the next item is chosen; the
+ * price is that costs are known only at completion, so turns and caps may
+ * overrun by up to this many items (see the docs).
+ */
+int pvgpu_sched_set_max_inflight(PvgpuSched *s, unsigned max_inflight);
+/* Queued (not yet dispatched) items per entity, >= 1. */
+int pvgpu_sched_set_queue_limit(PvgpuSched *s, unsigned limit);
+
+/*
+ * A new entity with the default weight, no cap and class 0; NULL if out
+ * of memory.  @id only labels it.
+ */
+PvgpuSchedEntity *pvgpu_sched_entity_add(PvgpuSched *s, uint32_t id);
+
+/*
+ * Remove @e: @drop is called for each queued item, in order, so that the
+ * caller can free it (@drop may be NULL if nothing is queued); @e must not
+ * be used afterwards.  Items of @e still in flight must still be passed to
+ * pvgpu_sched_complete(), which then only releases their in-flight slot.
+ */
+void pvgpu_sched_entity_remove(PvgpuSched *s, PvgpuSchedEntity *e,
+                               PvgpuSchedDropFn *drop, void *opaque);
+
+uint32_t pvgpu_sched_entity_id(const PvgpuSchedEntity *e);
+/* 1 .. PVGPU_SCHED_MAX_WEIGHT */
+int pvgpu_sched_entity_set_weight(PvgpuSchedEntity *e, unsigned weight);
+/* Percent of GPU time, a hard ceiling in every policy; 0 removes it. */
+int pvgpu_sched_entity_set_cap(PvgpuSched *s, PvgpuSchedEntity *e,
+                               unsigned cap_pct, uint64_t now_ns);
+/* 0 .. PVGPU_SCHED_NR_CLASSES - 1 */
+int pvgpu_sched_entity_set_class(PvgpuSched *s, PvgpuSchedEntity *e,
+                                 unsigned prio_class);
+void pvgpu_sched_entity_stats(const PvgpuSchedEntity *e,
+                              PvgpuSchedStats *stats);
+
+/*
+ * Queue @item on @e.  Returns 0, or -ENOSPC if @e already has the queue
+ * limit's worth of items queued.
+ */
+int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
+                        PvgpuSchedItem *item, uint64_t now_ns);
+
+/*
+ * The next item to hand to the renderer, and its entity in @entity, or
+ * NULL.  When NULL, @wait_ns says when to call again: if only entities
+ * over their cap have work, it is the time (> 0) until the first of them
+ * may run again; otherwise it is 0, and the next enqueue or completion is
+ * the time to call again.
+ */
+PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
+                                 PvgpuSchedEntity **entity,
+                                 uint64_t *wait_ns);
+
+/*
+ * The renderer finished @item, which took @cost_ns of GPU time: charge its
+ * entity.  Safe, and required, after the entity was removed.
+ */
+void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
+                          uint64_t cost_ns, uint64_t now_ns);
+
+/*
+ * Frame-rate limiter, one per scanout.  Zero-initialize it; max_fps
+ * (0 = unlimited) may be changed at any time and applies to the next
+ * flip.
+ */
+typedef struct PvgpuFpsLimiter {
+    unsigned max_fps;
+    bool flipped;               /* last_ns is valid */
+    uint64_t last_ns;           /* time of the last flip allowed */
+} PvgpuFpsLimiter;
+
+/*
+ * May a flip happen at @now_ns?  If so, records it and returns true;
+ * otherwise returns false and sets @next_ns to the earliest time it may.
+ */
+bool pvgpu_fps_limiter_flip(PvgpuFpsLimiter *l, uint64_t now_ns,
+                            uint64_t *next_ns);
+
+#endif /* HW_DISPLAY_PVGPU_SCHED_H */

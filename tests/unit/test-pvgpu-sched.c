@@ -1,0 +1,899 @@
+/*
+ * Unit tests for pvgpu's GPU-time scheduler, without QEMU
+ *
+ * Most tests drive the scheduler with a model device on a simulated clock:
+ * loads keep their entity's queue topped up, and a model GPU runs the
+ * dispatched items one at a time, each for exactly its cost, and completes
+ * them with that cost.  The bounds asserted are the ones
+ * docs/pvgpu-scheduler.rst states.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <errno.h>
+#include <glib.h>
+
+#include "hw/display/pvgpu-sched.h"
+
+#define US 1000ull
+#define MS 1000000ull
+#define SEC 1000000000ull
+
+typedef struct Load Load;
+
+/* A request of the model device; item is first, so an item is a Job. */
+typedef struct Job {
+    PvgpuSchedItem item;
+    Load *load;
+    uint64_t cost;
+} Job;
+
+struct Load {
+    PvgpuSchedEntity *e;
+    uint64_t cost;          /* GPU time of each of its items */
+    unsigned weight;
+    unsigned depth;         /* items kept queued; 0 makes the load idle */
+    unsigned queued;
+    uint64_t enqueued;
+    uint64_t total_ns;      /* GPU time received since the start */
+    uint64_t gpu_ns;        /* ... since sim_measure() */
+    uint64_t ready_ns;      /* waiting for a dispatch since */
+    uint64_t max_wait_ns;   /* longest such wait since sim_measure() */
+};
+
+#define MAX_LOADS 4
+#define GPU_DEPTH 4
+
+typedef struct Run {
+    uint64_t start, end;
+} Run;
+
+typedef struct Sim {
+    PvgpuSched *s;
+    PvgpuSchedPolicy policy;
+    uint64_t quantum;
+    unsigned max_inflight;
+    uint64_t now;
+    uint64_t measure_ns;    /* time of sim_measure() */
+    Load load[MAX_LOADS];
+    unsigned nr_loads;
+    /* the model GPU runs gpu[0] until gpu_end, then the next */
+    Job *gpu[GPU_DEPTH];
+    unsigned gpu_n;
+    uint64_t gpu_end;
+    uint64_t cap_idle_ns;   /* time idled on the scheduler's wait_ns */
+    GArray *trace;          /* if set, the load index of each dispatch */
+    Load *record;           /* if set, its runs are appended to runs */
+    GArray *runs;
+} Sim;
+
+static void sim_init(Sim *sim, PvgpuSchedPolicy policy, uint64_t quantum,
+                     unsigned max_inflight)
+{
+    *sim = (Sim) {
+        .s = pvgpu_sched_new(),
+        .policy = policy,
+        .quantum = quantum,
+        .max_inflight = max_inflight,
+    };
+    g_assert_nonnull(sim->s);
+    pvgpu_sched_set_policy(sim->s, policy);
+    g_assert_cmpint(pvgpu_sched_set_quantum(sim->s, quantum), ==, 0);
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(sim->s, max_inflight), ==,
+                    0);
+}
+
+static Load *sim_add(Sim *sim, uint64_t cost, unsigned weight)
+{
+    Load *l = &sim->load[sim->nr_loads];
+
+    g_assert_cmpuint(sim->nr_loads, <, MAX_LOADS);
+    *l = (Load) {
+        .e = pvgpu_sched_entity_add(sim->s, sim->nr_loads),
+        .cost = cost,
+        .weight = weight,
+        .depth = 4,
+    };
+    g_assert_nonnull(l->e);
+    g_assert_cmpint(pvgpu_sched_entity_set_weight(l->e, weight), ==, 0);
+    sim->nr_loads++;
+    return l;
+}
+
+static void set_weight(Load *l, unsigned weight)
+{
+    g_assert_cmpint(pvgpu_sched_entity_set_weight(l->e, weight), ==, 0);
+    l->weight = weight;
+}
+
+static void sim_measure(Sim *sim)
+{
+    sim->measure_ns = sim->now;
+    for (unsigned i = 0; i < sim->nr_loads; i++) {
+        sim->load[i].gpu_ns = 0;
+        sim->load[i].max_wait_ns = 0;
+    }
+}
+
+static void top_up(Sim *sim)
+{
+    for (unsigned i = 0; i < sim->nr_loads; i++) {
+        Load *l = &sim->load[i];
+
+        if (l->queued < l->depth && !l->queued) {
+            l->ready_ns = sim->now;
+        }
+        while (l->queued < l->depth) {
+            Job *job = g_new0(Job, 1);
+
+            job->load = l;
+            job->cost = l->cost;
+            g_assert_cmpint(pvgpu_sched_enqueue(sim->s, l->e, &job->item,
+                                                sim->now), ==, 0);
+            l->queued++;
+            l->enqueued++;
+        }
+    }
+}
+
+static void dispatch(Sim *sim, PvgpuSchedItem *item, PvgpuSchedEntity *e)
+{
+    Job *job = (Job *)item;
+    Load *l = job->load;
+
+    g_assert(l->e == e);
+    l->queued--;
+    l->max_wait_ns = MAX(l->max_wait_ns, sim->now - l->ready_ns);
+    l->ready_ns = sim->now;
+    if (sim->trace) {
+        unsigned idx = l - sim->load;
+
+        g_array_append_val(sim->trace, idx);
+    }
+    g_assert_cmpuint(sim->gpu_n, <, GPU_DEPTH);
+    sim->gpu[sim->gpu_n++] = job;
+    if (sim->gpu_n == 1) {
+        sim->gpu_end = sim->now + job->cost;
+    }
+}
+
+/* Finish the item running on the model GPU and start the next. */
+static void retire(Sim *sim)
+{
+    Job *job = sim->gpu[0];
+    Load *l = job->load;
+
+    sim->now = sim->gpu_end;
+    sim->gpu_n--;
+    memmove(sim->gpu, sim->gpu + 1, sim->gpu_n * sizeof(sim->gpu[0]));
+    if (sim->gpu_n) {
+        sim->gpu_end = sim->now + sim->gpu[0]->cost;
+    }
+    pvgpu_sched_complete(sim->s, &job->item, job->cost, sim->now);
+    l->total_ns += job->cost;
+    l->gpu_ns += job->cost;
+    if (l == sim->record) {
+        Run run = { sim->now - job->cost, sim->now };
+
+        g_array_append_val(sim->runs, run);
+    }
+    g_free(job);
+}
+
+static void sim_run(Sim *sim, uint64_t until)
+{
+    while (sim->now < until) {
+        PvgpuSchedEntity *e;
+        PvgpuSchedItem *item;
+        uint64_t wait;
+
+        top_up(sim);
+        while ((item = pvgpu_sched_next(sim->s, sim->now, &e, &wait))) {
+            dispatch(sim, item, e);
+        }
+        g_assert_null(e);
+        if (sim->gpu_n && (!wait || sim->gpu_end <= sim->now + wait)) {
+            retire(sim);
+        } else if (wait) {
+            /* the device would arm a timer */
+            wait = MIN(wait, until - sim->now);
+            if (!sim->gpu_n) {
+                sim->cap_idle_ns += wait;
+            }
+            sim->now += wait;
+        } else {
+            /* work-conserving: the GPU idles only when nothing is queued */
+            for (unsigned i = 0; i < sim->nr_loads; i++) {
+                g_assert_cmpuint(sim->load[i].queued, ==, 0);
+            }
+            sim->now = until;
+        }
+    }
+}
+
+static void drop_job(PvgpuSchedItem *item, void *opaque)
+{
+    unsigned *dropped = opaque;
+
+    (*dropped)++;
+    g_free(item);
+}
+
+static void sim_finish(Sim *sim)
+{
+    unsigned dropped = 0;
+
+    for (unsigned i = 0; i < sim->nr_loads; i++) {
+        PvgpuSchedStats st;
+
+        pvgpu_sched_entity_stats(sim->load[i].e, &st);
+        /* the scheduler charged exactly what the GPU ran */
+        g_assert_cmpuint(st.gpu_ns, ==, sim->load[i].total_ns);
+        g_assert_cmpuint(st.queued, ==, sim->load[i].queued);
+        pvgpu_sched_entity_remove(sim->s, sim->load[i].e, drop_job, &dropped);
+        sim->load[i].queued = 0;
+    }
+    while (sim->gpu_n) {
+        retire(sim);
+    }
+    pvgpu_sched_free(sim->s);
+    if (sim->trace) {
+        g_array_free(sim->trace, true);
+    }
+    if (sim->runs) {
+        g_array_free(sim->runs, true);
+    }
+}
+
+/* Percentage of the GPU time given to loads since sim_measure(). */
+static double share(Sim *sim, Load *l)
+{
+    uint64_t total = 0;
+
+    for (unsigned i = 0; i < sim->nr_loads; i++) {
+        total += sim->load[i].gpu_ns;
+    }
+    return 100.0 * l->gpu_ns / total;
+}
+
+/* Percentage of the elapsed time since sim_measure() */
+static double time_share(Sim *sim, Load *l)
+{
+    return 100.0 * l->gpu_ns / (sim->now - sim->measure_ns);
+}
+
+static uint64_t longest_turn(Sim *sim)
+{
+    uint64_t cmax = 0;
+
+    for (unsigned i = 0; i < sim->nr_loads; i++) {
+        cmax = MAX(cmax, sim->load[i].cost);
+    }
+    return sim->quantum + sim->max_inflight * cmax;
+}
+
+/*
+ * The documented bound on the wait of @l, when it has work and is under
+ * its cap, until its next dispatch: the GPU time of the others' turns,
+ * plus its own previous item running.  T is the longest turn.
+ */
+static uint64_t wait_bound(Sim *sim, Load *l)
+{
+    uint64_t t = longest_turn(sim), w_others = 0;
+    unsigned n = sim->nr_loads;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (&sim->load[i] != l) {
+            w_others += sim->load[i].weight;
+        }
+    }
+    switch (sim->policy) {
+    case PVGPU_SCHED_BEST_EFFORT:
+        return (n - 1) * t + l->cost;
+    case PVGPU_SCHED_EQUAL_SHARE:
+        return (2 * n - 1) * t + l->cost;
+    default:
+        return n * t + t * w_others / l->weight + l->cost;
+    }
+}
+
+/* A lower priority class's bound under the weighted policy. */
+static uint64_t aging_bound(Sim *sim, Load *l)
+{
+    return (PVGPU_SCHED_AGING_TURNS + PVGPU_SCHED_NR_CLASSES - 1) *
+           longest_turn(sim) + l->cost;
+}
+
+static void test_weighted_shares(void)
+{
+    /* with one and with two items in flight at a time */
+    for (unsigned inflight = 1; inflight <= 2; inflight++) {
+        Sim sim;
+        Load *a, *b, *c;
+
+        sim_init(&sim, PVGPU_SCHED_WEIGHTED, 2 * MS, inflight);
+        a = sim_add(&sim, 500 * US, 100);
+        b = sim_add(&sim, 700 * US, 200);
+        c = sim_add(&sim, 300 * US, 400);
+        sim_run(&sim, 200 * MS);
+        sim_measure(&sim);
+        sim_run(&sim, 5200 * MS);
+        g_assert_cmpfloat_with_epsilon(share(&sim, a), 100.0 / 7, 2);
+        g_assert_cmpfloat_with_epsilon(share(&sim, b), 200.0 / 7, 2);
+        g_assert_cmpfloat_with_epsilon(share(&sim, c), 400.0 / 7, 2);
+        /* work-conserving: busy all the time */
+        g_assert_cmpfloat(time_share(&sim, a) + time_share(&sim, b) +
+                          time_share(&sim, c), >, 99.9);
+        sim_finish(&sim);
+    }
+}
+
+static void test_equal_share(void)
+{
+    Sim sim;
+    Load *a, *b, *c;
+
+    sim_init(&sim, PVGPU_SCHED_EQUAL_SHARE, 2 * MS, 1);
+    /* weights and classes are ignored */
+    a = sim_add(&sim, 200 * US, 100);
+    b = sim_add(&sim, 1 * MS, 1000);
+    c = sim_add(&sim, 3 * MS, 5000);
+    g_assert_cmpint(pvgpu_sched_entity_set_class(sim.s, c->e, 3), ==, 0);
+    sim_run(&sim, 200 * MS);
+    sim_measure(&sim);
+    sim_run(&sim, 5200 * MS);
+    g_assert_cmpfloat_with_epsilon(share(&sim, a), 100.0 / 3, 2);
+    g_assert_cmpfloat_with_epsilon(share(&sim, b), 100.0 / 3, 2);
+    g_assert_cmpfloat_with_epsilon(share(&sim, c), 100.0 / 3, 2);
+    sim_finish(&sim);
+}
+
+static void test_best_effort(void)
+{
+    /* items per turn of one quantum: 20 x 0.1 ms, 2 x 1 ms, 1 x 4 ms */
+    static const unsigned per_turn[] = { 20, 2, 1 };
+    Sim sim;
+    GArray *turns = g_array_new(false, false, sizeof(unsigned));
+    Load *a, *b, *c;
+    unsigned i = 0;
+
+    sim_init(&sim, PVGPU_SCHED_BEST_EFFORT, 2 * MS, 1);
+    sim.trace = g_array_new(false, false, sizeof(unsigned));
+    /* weights and classes are ignored */
+    a = sim_add(&sim, 100 * US, 100);
+    b = sim_add(&sim, 1 * MS, 200);
+    c = sim_add(&sim, 4 * MS, 400);
+    g_assert_cmpint(pvgpu_sched_entity_set_class(sim.s, a->e, 3), ==, 0);
+    sim_run(&sim, 2 * SEC);
+
+    /* each turn is one quantum's worth of items (but maybe the last) */
+    while (i < sim.trace->len) {
+        unsigned owner = g_array_index(sim.trace, unsigned, i), len = 0;
+
+        for (; i < sim.trace->len &&
+             g_array_index(sim.trace, unsigned, i) == owner; i++) {
+            len++;
+        }
+        if (i < sim.trace->len) {
+            g_assert_cmpuint(len, ==, per_turn[owner]);
+        }
+        g_array_append_val(turns, owner);
+    }
+    /* round robin: every entity exactly once in any three turns */
+    g_assert_cmpuint(turns->len, >, 500);
+    for (i = 3; i < turns->len; i++) {
+        g_assert_cmpuint(g_array_index(turns, unsigned, i), !=,
+                         g_array_index(turns, unsigned, i - 1));
+        g_assert_cmpuint(g_array_index(turns, unsigned, i), ==,
+                         g_array_index(turns, unsigned, i - 3));
+    }
+    g_array_free(turns, true);
+
+    /* turns are not time-fair: the 4 ms items get a double share */
+    sim_measure(&sim);
+    sim_run(&sim, 4 * SEC);
+    g_assert_cmpfloat_with_epsilon(share(&sim, a), 25, 2);
+    g_assert_cmpfloat_with_epsilon(share(&sim, b), 25, 2);
+    g_assert_cmpfloat_with_epsilon(share(&sim, c), 50, 2);
+    sim_finish(&sim);
+}
+
+/* One context submits 5 ms batches, the other 0.1 ms ones: 50 times less. */
+static void test_batch_size(void)
+{
+    static const struct {
+        PvgpuSchedPolicy policy;
+        unsigned weight_small;
+        double share_large;
+    } cases[] = {
+        { PVGPU_SCHED_WEIGHTED, 100, 50 },
+        { PVGPU_SCHED_WEIGHTED, 300, 25 },
+        { PVGPU_SCHED_EQUAL_SHARE, 300, 50 },
+        /* round robin is not time-fair: 5 ms per turn against 2 ms */
+        { PVGPU_SCHED_BEST_EFFORT, 100, 500.0 / 7 },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Sim sim;
+        Load *large, *small;
+
+        sim_init(&sim, cases[i].policy, 2 * MS, 1);
+        large = sim_add(&sim, 5 * MS, 100);
+        small = sim_add(&sim, 100 * US, cases[i].weight_small);
+        sim_run(&sim, 100 * MS);
+        sim_measure(&sim);
+        sim_run(&sim, 3100 * MS);
+        g_assert_cmpfloat_with_epsilon(share(&sim, large),
+                                       cases[i].share_large, 2);
+        g_assert_cmpfloat_with_epsilon(share(&sim, small),
+                                       100 - cases[i].share_large, 2);
+        sim_finish(&sim);
+    }
+}
+
+/* GPU time of @runs inside [from, to) */
+static uint64_t busy_in(GArray *runs, uint64_t from, uint64_t to)
+{
+    uint64_t busy = 0;
+
+    for (unsigned i = 0; i < runs->len; i++) {
+        Run *r = &g_array_index(runs, Run, i);
+        uint64_t start = MAX(r->start, from), end = MIN(r->end, to);
+
+        busy += end > start ? end - start : 0;
+    }
+    return busy;
+}
+
+static void test_cap_alone(void)
+{
+    const uint64_t window = 50 * MS, quantum = 1 * MS, cost = 500 * US;
+    Sim sim;
+    Load *a;
+
+    sim_init(&sim, PVGPU_SCHED_WEIGHTED, quantum, 1);
+    a = sim_add(&sim, cost, 100);
+    g_assert_cmpint(pvgpu_sched_entity_set_cap(sim.s, a->e, 25, 0), ==, 0);
+    sim.record = a;
+    sim.runs = g_array_new(false, false, sizeof(Run));
+    sim_run(&sim, 2 * SEC);
+
+    /*
+     * Alone, yet held to its cap: over any window W at most
+     * cap * (W + quantum) plus the item that was running.
+     */
+    g_assert_cmpfloat(time_share(&sim, a), >=, 24.5);
+    g_assert_cmpuint(a->gpu_ns, <=, (sim.now + quantum) / 4 + cost);
+    for (uint64_t t = 0; t + window <= 2 * SEC; t += 250 * US) {
+        g_assert_cmpuint(busy_in(sim.runs, t, t + window), <=,
+                         (window + quantum) / 4 + cost);
+    }
+    /* the idle time was asked for through wait_ns */
+    g_assert_cmpuint(sim.cap_idle_ns, >=, 2 * SEC - a->gpu_ns - cost);
+    sim_finish(&sim);
+}
+
+static void test_cap_shared(void)
+{
+    for (PvgpuSchedPolicy p = PVGPU_SCHED_BEST_EFFORT;
+         p <= PVGPU_SCHED_WEIGHTED; p++) {
+        Sim sim;
+        Load *a, *b;
+
+        sim_init(&sim, p, 1 * MS, 1);
+        a = sim_add(&sim, 500 * US, 1000);
+        b = sim_add(&sim, 500 * US, 100);
+        g_assert_cmpint(pvgpu_sched_entity_set_cap(sim.s, a->e, 20, 0), ==,
+                        0);
+        sim_run(&sim, 100 * MS);
+        sim_measure(&sim);
+        sim_run(&sim, 2100 * MS);
+        /* caps hold in every policy; the others get the rest */
+        g_assert_cmpfloat(time_share(&sim, a), <=, 20.5);
+        g_assert_cmpfloat(time_share(&sim, a), >=, 19);
+        g_assert_cmpfloat(time_share(&sim, b), >=, 79.5);
+
+        /*
+         * Lifting the cap must not pay back what the cap withheld: b keeps
+         * getting turns within its bound, and a its normal share.
+         */
+        g_assert_cmpint(pvgpu_sched_entity_set_cap(sim.s, a->e, 0, sim.now),
+                        ==, 0);
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + SEC);
+        g_assert_cmpuint(b->max_wait_ns, <=, wait_bound(&sim, b));
+        g_assert_cmpfloat_with_epsilon(share(&sim, a),
+                                       p == PVGPU_SCHED_WEIGHTED ?
+                                       100000.0 / 1100 : 50, 2);
+        sim_finish(&sim);
+    }
+}
+
+static void test_priority(void)
+{
+    Sim sim;
+    Load *low, *high, *mid;
+
+    sim_init(&sim, PVGPU_SCHED_WEIGHTED, 2 * MS, 1);
+    sim.trace = g_array_new(false, false, sizeof(unsigned));
+    low = sim_add(&sim, 1 * MS, 100);
+    high = sim_add(&sim, 1 * MS, 100);
+    g_assert_cmpint(pvgpu_sched_entity_set_class(sim.s, high->e, 3), ==, 0);
+    sim_run(&sim, 3 * SEC);
+
+    /* low queued first, but high goes first and gets nearly everything */
+    g_assert_cmpuint(g_array_index(sim.trace, unsigned, 0), ==, 1);
+    g_assert_cmpfloat_with_epsilon(share(&sim, low),
+                                   100.0 / (PVGPU_SCHED_AGING_TURNS + 1),
+                                   0.5);
+    /* low waits about AGING_TURNS turns of high, and no longer */
+    g_assert_cmpuint(low->max_wait_ns, >=, PVGPU_SCHED_AGING_TURNS * 2 * MS);
+    g_assert_cmpuint(low->max_wait_ns, <=, aging_bound(&sim, low));
+
+    /* two starving classes below high */
+    mid = sim_add(&sim, 2 * MS, 100);
+    g_assert_cmpint(pvgpu_sched_entity_set_class(sim.s, mid->e, 1), ==, 0);
+    sim_measure(&sim);
+    sim_run(&sim, 6 * SEC);
+    g_assert_cmpuint(low->max_wait_ns, <=, aging_bound(&sim, low));
+    g_assert_cmpuint(mid->max_wait_ns, <=, aging_bound(&sim, mid));
+    g_assert_cmpfloat(share(&sim, high), >, 85);
+
+    /* without high, the lower classes get all of the GPU */
+    high->depth = 0;
+    sim_run(&sim, 6100 * MS);
+    sim_measure(&sim);
+    sim_run(&sim, 7100 * MS);
+    g_assert_cmpuint(high->gpu_ns, ==, 0);
+    g_assert_cmpfloat(time_share(&sim, low) + time_share(&sim, mid), >, 99.9);
+    sim_finish(&sim);
+}
+
+/*
+ * Phases that starve naive schedulers: a runs alone for a second (banking
+ * virtual time would make it wait for the newcomers), then b leaves and
+ * comes back (banking its idle time would starve the others).
+ */
+static void test_starvation(void)
+{
+    for (PvgpuSchedPolicy p = PVGPU_SCHED_BEST_EFFORT;
+         p <= PVGPU_SCHED_WEIGHTED; p++) {
+        Sim sim;
+        Load *b, *c;
+
+        sim_init(&sim, p, 2 * MS, 1);
+        sim_add(&sim, 300 * US, 100);
+        b = sim_add(&sim, 1 * MS, 400);
+        c = sim_add(&sim, 2500 * US, 1000);
+        b->depth = c->depth = 0;
+        sim_run(&sim, 1 * SEC);
+        b->depth = c->depth = 4;
+        sim_run(&sim, 2 * SEC);
+        b->depth = 0;
+        sim_run(&sim, 2500 * MS);
+        b->depth = 4;
+        sim_run(&sim, 3500 * MS);
+        for (unsigned i = 0; i < 3; i++) {
+            g_assert_cmpuint(sim.load[i].max_wait_ns, <=,
+                             wait_bound(&sim, &sim.load[i]));
+        }
+        sim_finish(&sim);
+    }
+}
+
+static void collect(PvgpuSchedItem *item, void *opaque)
+{
+    g_ptr_array_add(opaque, item);
+}
+
+static void test_remove(void)
+{
+    PvgpuSched *s = pvgpu_sched_new();
+    PvgpuSchedEntity *a, *b, *again, *e;
+    PvgpuSchedItem items[8], *got[2];
+    PvgpuSchedStats st;
+    GPtrArray *dropped = g_ptr_array_new();
+    uint64_t wait;
+
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 2), ==, 0);
+    a = pvgpu_sched_entity_add(s, 7);
+    b = pvgpu_sched_entity_add(s, 8);
+    g_assert_cmpuint(pvgpu_sched_entity_id(a), ==, 7);
+    for (unsigned i = 0; i < 5; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[i], 0), ==, 0);
+    }
+    /* a's turn: two of its items go to the renderer */
+    for (unsigned i = 0; i < 2; i++) {
+        got[i] = pvgpu_sched_next(s, 0, &e, &wait);
+        g_assert(e == a);
+    }
+    g_assert(got[0] == &items[0] && got[1] == &items[1]);
+    for (unsigned i = 5; i < 8; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, b, &items[i], 0), ==, 0);
+    }
+
+    /* remove a with three items queued and two in flight */
+    pvgpu_sched_entity_remove(s, a, collect, dropped);
+    g_assert_cmpuint(dropped->len, ==, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        g_assert(g_ptr_array_index(dropped, i) == &items[2 + i]);
+    }
+    /* its in-flight items still occupy the renderer */
+    g_assert_null(pvgpu_sched_next(s, 0, &e, &wait));
+    g_assert_cmpuint(wait, ==, 0);
+
+    /* the context id is reused before the old items complete */
+    again = pvgpu_sched_entity_add(s, 7);
+    pvgpu_sched_complete(s, got[0], 1 * MS, 1 * MS);
+    pvgpu_sched_complete(s, got[1], 1 * MS, 2 * MS);
+    pvgpu_sched_entity_stats(again, &st);
+    g_assert_cmpuint(st.completed, ==, 0);
+    g_assert_cmpuint(st.inflight, ==, 0);
+    g_assert_cmpuint(st.gpu_ns, ==, 0);
+
+    /* b runs; removing it while it is the current turn */
+    g_assert(pvgpu_sched_next(s, 2 * MS, &e, &wait) == &items[5]);
+    g_assert(e == b);
+    pvgpu_sched_complete(s, &items[5], 1 * MS, 3 * MS);
+    pvgpu_sched_entity_remove(s, b, collect, dropped);
+    g_assert_cmpuint(dropped->len, ==, 5);
+    g_assert_null(pvgpu_sched_next(s, 3 * MS, &e, &wait));
+
+    /* the new entity works normally; removing it idle frees it at once */
+    g_assert_cmpint(pvgpu_sched_enqueue(s, again, &items[0], 3 * MS), ==, 0);
+    g_assert(pvgpu_sched_next(s, 3 * MS, &e, &wait) == &items[0]);
+    g_assert(e == again);
+    pvgpu_sched_complete(s, &items[0], 1 * MS, 4 * MS);
+    pvgpu_sched_entity_stats(again, &st);
+    g_assert_cmpuint(st.completed, ==, 1);
+    g_assert_cmpuint(st.gpu_ns, ==, 1 * MS);
+    pvgpu_sched_entity_remove(s, again, collect, dropped);
+    g_assert_cmpuint(dropped->len, ==, 5);
+
+    /* a removed entity with items in flight is released with s */
+    a = pvgpu_sched_entity_add(s, 9);
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[0], 4 * MS), ==, 0);
+    g_assert(pvgpu_sched_next(s, 4 * MS, &e, &wait) == &items[0]);
+    pvgpu_sched_entity_remove(s, a, collect, dropped);
+    pvgpu_sched_free(s);
+    g_ptr_array_free(dropped, true);
+}
+
+static void test_runtime_switch(void)
+{
+    static const unsigned weights[][3] = {
+        { 100, 200, 400 }, { 400, 200, 100 },
+    };
+    static const PvgpuSchedPolicy unweighted[] = {
+        PVGPU_SCHED_EQUAL_SHARE, PVGPU_SCHED_BEST_EFFORT,
+    };
+    Sim sim;
+
+    sim_init(&sim, PVGPU_SCHED_BEST_EFFORT, 2 * MS, 2);
+    for (unsigned i = 0; i < 3; i++) {
+        sim_add(&sim, 500 * US, 100);
+    }
+    sim_run(&sim, SEC);
+    for (unsigned i = 0; i < 3; i++) {
+        g_assert_cmpfloat_with_epsilon(share(&sim, &sim.load[i]), 100.0 / 3,
+                                       2);
+    }
+
+    /* to weighted, then new weights, with work queued and in flight */
+    pvgpu_sched_set_policy(sim.s, PVGPU_SCHED_WEIGHTED);
+    sim.policy = PVGPU_SCHED_WEIGHTED;
+    for (unsigned w = 0; w < G_N_ELEMENTS(weights); w++) {
+        for (unsigned i = 0; i < 3; i++) {
+            set_weight(&sim.load[i], weights[w][i]);
+        }
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + SEC);
+        for (unsigned i = 0; i < 3; i++) {
+            g_assert_cmpfloat_with_epsilon(share(&sim, &sim.load[i]),
+                                           weights[w][i] * 100.0 / 700, 2);
+        }
+    }
+
+    /* a new quantum, and the unweighted policies again */
+    g_assert_cmpint(pvgpu_sched_set_quantum(sim.s, 500 * US), ==, 0);
+    sim.quantum = 500 * US;
+    for (unsigned p = 0; p < G_N_ELEMENTS(unweighted); p++) {
+        pvgpu_sched_set_policy(sim.s, unweighted[p]);
+        sim.policy = unweighted[p];
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + SEC);
+        for (unsigned i = 0; i < 3; i++) {
+            Load *l = &sim.load[i];
+            PvgpuSchedStats st;
+
+            g_assert_cmpfloat_with_epsilon(share(&sim, l), 100.0 / 3, 2);
+            g_assert_cmpuint(l->max_wait_ns, <=, wait_bound(&sim, l));
+            /* nothing was lost on the way */
+            pvgpu_sched_entity_stats(l->e, &st);
+            g_assert_cmpuint(st.completed + st.inflight + st.queued, ==,
+                             l->enqueued);
+        }
+    }
+    sim_finish(&sim);
+}
+
+static void test_limits(void)
+{
+    PvgpuSched *s = pvgpu_sched_new();
+    PvgpuSchedEntity *a = pvgpu_sched_entity_add(s, 1), *e;
+    PvgpuSchedItem items[6];
+    PvgpuSchedStats st;
+    uint64_t wait;
+
+    /* the queue limit refuses distinctly, and recovers */
+    g_assert_cmpint(pvgpu_sched_set_queue_limit(s, 4), ==, 0);
+    for (unsigned i = 0; i < 4; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[i], 0), ==, 0);
+    }
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[4], 0), ==, -ENOSPC);
+    pvgpu_sched_entity_stats(a, &st);
+    g_assert_cmpuint(st.queued, ==, 4);
+    g_assert(pvgpu_sched_next(s, 0, &e, &wait) == &items[0]);
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[4], 0), ==, 0);
+    g_assert_cmpint(pvgpu_sched_set_queue_limit(s, 2), ==, 0);
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &items[5], 0), ==, -ENOSPC);
+
+    /* the in-flight limit, also lowered below what is in flight */
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 3), ==, 0);
+    g_assert(pvgpu_sched_next(s, 0, &e, &wait) == &items[1]);
+    g_assert(pvgpu_sched_next(s, 0, &e, &wait) == &items[2]);
+    g_assert_null(pvgpu_sched_next(s, 0, &e, &wait));
+    g_assert_cmpuint(wait, ==, 0);
+    pvgpu_sched_entity_stats(a, &st);
+    g_assert_cmpuint(st.inflight, ==, 3);
+    g_assert_cmpuint(st.queued, ==, 2);
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 1), ==, 0);
+    pvgpu_sched_complete(s, &items[0], 10 * US, 10 * US);
+    g_assert_null(pvgpu_sched_next(s, 10 * US, &e, &wait));
+    pvgpu_sched_complete(s, &items[1], 10 * US, 20 * US);
+    g_assert_null(pvgpu_sched_next(s, 20 * US, &e, &wait));
+    pvgpu_sched_complete(s, &items[2], 10 * US, 30 * US);
+    g_assert(pvgpu_sched_next(s, 30 * US, &e, &wait) == &items[3]);
+    pvgpu_sched_complete(s, &items[3], 10 * US, 40 * US);
+    g_assert(pvgpu_sched_next(s, 40 * US, &e, &wait) == &items[4]);
+    pvgpu_sched_complete(s, &items[4], 10 * US, 50 * US);
+
+    /* out-of-range settings are refused */
+    g_assert_cmpint(pvgpu_sched_set_queue_limit(s, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_quantum(s, PVGPU_SCHED_MIN_QUANTUM_NS - 1),
+                    ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_quantum(s, PVGPU_SCHED_MAX_QUANTUM_NS + 1),
+                    ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_quantum(s, PVGPU_SCHED_MAX_QUANTUM_NS),
+                    ==, 0);
+    g_assert_cmpint(pvgpu_sched_entity_set_weight(a, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_entity_set_weight(a,
+                                                  PVGPU_SCHED_MAX_WEIGHT + 1),
+                    ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_entity_set_weight(a, PVGPU_SCHED_MAX_WEIGHT),
+                    ==, 0);
+    g_assert_cmpint(pvgpu_sched_entity_set_cap(s, a, 101, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_entity_set_cap(s, a, 100, 0), ==, 0);
+    g_assert_cmpint(pvgpu_sched_entity_set_class(s, a,
+                                                 PVGPU_SCHED_NR_CLASSES),
+                    ==, -EINVAL);
+    pvgpu_sched_entity_remove(s, a, NULL, NULL);
+    pvgpu_sched_free(s);
+}
+
+static void test_latency(void)
+{
+    PvgpuSched *s = pvgpu_sched_new();
+    PvgpuSchedEntity *a = pvgpu_sched_entity_add(s, 1), *e;
+    PvgpuSchedEntity *b = pvgpu_sched_entity_add(s, 2);
+    PvgpuSchedItem item;
+    PvgpuSchedStats st;
+    uint64_t now = 0, wait;
+
+    pvgpu_sched_entity_stats(a, &st);
+    g_assert_cmpuint(st.latency_p50_ns, ==, 0);
+    g_assert_cmpuint(st.latency_p99_ns, ==, 0);
+
+    /* latencies 1 us .. 1000 us: p50 is 500 us, p99 990 us */
+    for (unsigned i = 1000; i >= 1; i--) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, a, &item, now), ==, 0);
+        g_assert(pvgpu_sched_next(s, now, &e, &wait) == &item);
+        pvgpu_sched_complete(s, &item, 100, now + i * US);
+        now += SEC;
+    }
+    pvgpu_sched_entity_stats(a, &st);
+    g_assert_cmpuint(st.completed, ==, 1000);
+    g_assert_cmpuint(st.gpu_ns, ==, 100 * 1000);
+    g_assert_cmpuint(st.latency_p50_ns, >=, 500 * US);
+    g_assert_cmpuint(st.latency_p50_ns, <=, 500 * US * 5 / 4);
+    g_assert_cmpuint(st.latency_p99_ns, >=, 990 * US);
+    g_assert_cmpuint(st.latency_p99_ns, <=, 990 * US * 5 / 4);
+
+    /* small latencies are exact, huge ones saturate at 2^37 ns */
+    for (unsigned i = 1; i <= 7; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, b, &item, now), ==, 0);
+        g_assert(pvgpu_sched_next(s, now, &e, &wait) == &item);
+        pvgpu_sched_complete(s, &item, 1, now + i);
+        now += SEC;
+    }
+    pvgpu_sched_entity_stats(b, &st);
+    g_assert_cmpuint(st.latency_p50_ns, ==, 4);
+    g_assert_cmpuint(st.latency_p99_ns, ==, 7);
+    for (unsigned i = 0; i < 100; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, b, &item, now), ==, 0);
+        g_assert(pvgpu_sched_next(s, now, &e, &wait) == &item);
+        now += 1000 * SEC;
+        pvgpu_sched_complete(s, &item, 1, now);
+    }
+    pvgpu_sched_entity_stats(b, &st);
+    g_assert_cmpuint(st.latency_p99_ns, ==, (1ull << 37) - 1);
+
+    pvgpu_sched_entity_remove(s, a, NULL, NULL);
+    pvgpu_sched_entity_remove(s, b, NULL, NULL);
+    pvgpu_sched_free(s);
+}
+
+static void test_fps_limiter(void)
+{
+    const uint64_t interval = 16666667;     /* 1 s / 60, rounded up */
+    PvgpuFpsLimiter l = { 0 };
+    uint64_t next = 0, t, flips;
+
+    /* unlimited */
+    for (unsigned i = 0; i < 1000; i++) {
+        g_assert_true(pvgpu_fps_limiter_flip(&l, 5 * MS, &next));
+    }
+
+    /* 60 fps: flipping whenever allowed gives 60 flips a second */
+    l = (PvgpuFpsLimiter) { .max_fps = 60 };
+    for (t = 0, flips = 0; t < SEC; t = next) {
+        if (pvgpu_fps_limiter_flip(&l, t, &next)) {
+            flips++;
+            next = t + 1;
+        }
+    }
+    g_assert_cmpuint(flips, ==, 60);
+    /* polled every millisecond: a flip every 17 ms */
+    l = (PvgpuFpsLimiter) { .max_fps = 60 };
+    for (t = 0, flips = 0; t < SEC; t += MS) {
+        flips += pvgpu_fps_limiter_flip(&l, t, &next);
+    }
+    g_assert_cmpuint(flips, ==, 59);
+
+    /* refused flips name the earliest time */
+    t = 2 * SEC;
+    g_assert_true(pvgpu_fps_limiter_flip(&l, t, &next));
+    g_assert_false(pvgpu_fps_limiter_flip(&l, t + 1, &next));
+    g_assert_cmpuint(next, ==, t + interval);
+
+    /* changes apply to the next flip */
+    l.max_fps = 30;
+    g_assert_false(pvgpu_fps_limiter_flip(&l, t + 20 * MS, &next));
+    g_assert_cmpuint(next, ==, t + 33333334);
+    l.max_fps = 1000;
+    g_assert_true(pvgpu_fps_limiter_flip(&l, t + 20 * MS, &next));
+    g_assert_false(pvgpu_fps_limiter_flip(&l, t + 20 * MS + 999 * US, &next));
+    l.max_fps = 0;
+    g_assert_true(pvgpu_fps_limiter_flip(&l, t + 20 * MS + 999 * US, &next));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/pvgpu-sched/weighted-shares", test_weighted_shares);
+    g_test_add_func("/pvgpu-sched/equal-share", test_equal_share);
+    g_test_add_func("/pvgpu-sched/best-effort", test_best_effort);
+    g_test_add_func("/pvgpu-sched/batch-size", test_batch_size);
+    g_test_add_func("/pvgpu-sched/cap-alone", test_cap_alone);
+    g_test_add_func("/pvgpu-sched/cap-shared", test_cap_shared);
+    g_test_add_func("/pvgpu-sched/priority", test_priority);
+    g_test_add_func("/pvgpu-sched/starvation", test_starvation);
+    g_test_add_func("/pvgpu-sched/remove", test_remove);
+    g_test_add_func("/pvgpu-sched/runtime-switch", test_runtime_switch);
+    g_test_add_func("/pvgpu-sched/limits", test_limits);
+    g_test_add_func("/pvgpu-sched/latency", test_latency);
+    g_test_add_func("/pvgpu-sched/fps-limiter", test_fps_limiter);
+    return g_test_run();
+}
