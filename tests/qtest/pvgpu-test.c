@@ -934,6 +934,518 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
     unlink(file);
 }
 
+/* --- 3D (virglrenderer) -------------------------------------------------- */
+
+/* virgl command stream encoding (Mesa's virgl_protocol.h) */
+#define VIRGL_CMD(cmd, obj, len)    ((len) << 16 | (obj) << 8 | (cmd))
+#define VIRGL_CCMD_CREATE_OBJECT    1
+#define VIRGL_CCMD_SET_FRAMEBUFFER_STATE 5
+#define VIRGL_CCMD_CLEAR            7
+#define VIRGL_OBJECT_SURFACE        8
+#define PIPE_CLEAR_COLOR0           (1 << 2)
+#define PIPE_TEXTURE_2D             2
+#define VIRGL_BIND_RENDER_TARGET    (1 << 1)
+
+static void pvgpu_setup_3d(QPvgpu *gpu, QGuestAllocator *alloc)
+{
+    uint64_t f = qpvgpu_init(gpu, alloc,
+                             (1ull << VIRTIO_F_VERSION_1) |
+                             (1ull << VIRTIO_GPU_F_EDID) |
+                             (1ull << VIRTIO_GPU_F_VIRGL) |
+                             (1ull << VIRTIO_GPU_F_CONTEXT_INIT));
+
+    g_assert(f & (1ull << VIRTIO_GPU_F_VIRGL));
+}
+
+static uint32_t ctx_create(QPvgpu *gpu, uint32_t ctx, uint32_t capset)
+{
+    struct virtio_gpu_ctx_create c = { 0 };
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_CTX_CREATE);
+    c.hdr.ctx_id = cpu_to_le32(ctx);
+    c.nlen = cpu_to_le32(5);
+    c.context_init = cpu_to_le32(capset);
+    memcpy(c.debug_name, "qtest", 5);
+    return ctrl_nodata(gpu, &c, sizeof(c));
+}
+
+static uint32_t ctx_cmd(QPvgpu *gpu, uint32_t type, uint32_t ctx,
+                        uint32_t res)
+{
+    struct virtio_gpu_ctx_resource c = { 0 };
+
+    hdr_init(&c.hdr, type);
+    c.hdr.ctx_id = cpu_to_le32(ctx);
+    c.resource_id = cpu_to_le32(res);
+    return ctrl_nodata(gpu, &c, type == VIRTIO_GPU_CMD_CTX_DESTROY ?
+                       sizeof(c.hdr) : sizeof(c));
+}
+
+static uint32_t create_rt(QPvgpu *gpu, uint32_t id, uint32_t w, uint32_t h)
+{
+    struct virtio_gpu_resource_create_3d c = { 0 };
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_3D);
+    c.resource_id = cpu_to_le32(id);
+    c.target = cpu_to_le32(PIPE_TEXTURE_2D);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.bind = cpu_to_le32(VIRGL_BIND_RENDER_TARGET);
+    c.width = cpu_to_le32(w);
+    c.height = cpu_to_le32(h);
+    c.depth = c.array_size = cpu_to_le32(1);
+    c.flags = cpu_to_le32(VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP);
+    return ctrl_nodata(gpu, &c, sizeof(c));
+}
+
+/* A command stream clearing resource @res (w x h) to @rgba. */
+static size_t clear_stream(uint32_t *dw, uint32_t res, const float rgba[4])
+{
+    size_t n = 0;
+
+    dw[n++] = VIRGL_CMD(VIRGL_CCMD_CREATE_OBJECT, VIRGL_OBJECT_SURFACE, 5);
+    dw[n++] = res;              /* surface handle: reuse the resource id */
+    dw[n++] = res;
+    dw[n++] = FMT_XRGB;
+    dw[n++] = 0;                /* level */
+    dw[n++] = 0;                /* first | last layer << 16 */
+    dw[n++] = VIRGL_CMD(VIRGL_CCMD_SET_FRAMEBUFFER_STATE, 0, 3);
+    dw[n++] = 1;                /* nr_cbufs */
+    dw[n++] = 0;                /* no depth surface */
+    dw[n++] = res;
+    dw[n++] = VIRGL_CMD(VIRGL_CCMD_CLEAR, 0, 8);
+    dw[n++] = PIPE_CLEAR_COLOR0;
+    for (int i = 0; i < 4; i++) {
+        memcpy(&dw[n++], &rgba[i], 4);
+    }
+    dw[n++] = 0;                /* depth, a double */
+    dw[n++] = 0;
+    dw[n++] = 0;                /* stencil */
+    for (size_t i = 0; i < n; i++) {
+        dw[i] = cpu_to_le32(dw[i]);
+    }
+    return n * 4;
+}
+
+static uint32_t submit_3d(QPvgpu *gpu, uint32_t ctx, const void *stream,
+                          size_t size, uint32_t flags, uint64_t fence)
+{
+    struct virtio_gpu_cmd_submit c = { 0 };
+    const void *parts[2] = { &c, stream };
+    size_t sizes[2] = { sizeof(c), size };
+    struct virtio_gpu_ctrl_hdr resp;
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+    c.hdr.ctx_id = cpu_to_le32(ctx);
+    c.hdr.flags = cpu_to_le32(flags);
+    c.hdr.fence_id = cpu_to_le64(fence);
+    c.size = cpu_to_le32(size);
+    qpvgpu_ctrl_sg(gpu, parts, sizes, 2, &resp, sizeof(resp));
+    if (flags & VIRTIO_GPU_FLAG_FENCE) {
+        g_assert_cmphex(le64_to_cpu(resp.fence_id), ==, fence);
+    }
+    return le32_to_cpu(resp.type);
+}
+
+static uint32_t transfer_3d(QPvgpu *gpu, uint32_t type, uint32_t ctx,
+                            uint32_t res, uint32_t w, uint32_t h)
+{
+    struct virtio_gpu_transfer_host_3d t = { 0 };
+
+    hdr_init(&t.hdr, type);
+    t.hdr.ctx_id = cpu_to_le32(ctx);
+    t.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+    t.hdr.fence_id = cpu_to_le64(1000);
+    t.box.w = cpu_to_le32(w);
+    t.box.h = cpu_to_le32(h);
+    t.box.d = cpu_to_le32(1);
+    t.resource_id = cpu_to_le32(res);
+    t.stride = cpu_to_le32(w * 4);
+    return ctrl_nodata(gpu, &t, sizeof(t));
+}
+
+/* Render target @res in context @ctx with w*h*4 bytes of backing. */
+static uint64_t make_rt(QPvgpu *gpu, uint32_t ctx, uint32_t res, uint32_t w,
+                        uint32_t h)
+{
+    uint64_t backing;
+
+    g_assert_cmphex(create_rt(gpu, res, w, h), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, res, w * h * 4);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, ctx, res),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    return backing;
+}
+
+/* Read back @res through TRANSFER_FROM_HOST_3D; every pixel is @expect. */
+static void check_rt(QPvgpu *gpu, uint32_t ctx, uint32_t res, uint64_t backing,
+                     uint32_t w, uint32_t h, uint32_t expect)
+{
+    g_autofree uint32_t *px = g_new(uint32_t, w * h);
+
+    qtest_memset(gpu->qts, backing, 0xa5, w * h * 4);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, ctx,
+                                res, w, h), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /* pages are listed in reverse order: read them back in list order */
+    for (unsigned i = 0; i < DIV_ROUND_UP(w * h * 4, 4096); i++) {
+        unsigned n = DIV_ROUND_UP(w * h * 4, 4096);
+
+        memread(backing + (uint64_t)(n - 1 - i) * 4096,
+                (uint8_t *)px + i * 4096, MIN(4096, w * h * 4 - i * 4096));
+    }
+    for (uint32_t i = 0; i < w * h; i++) {
+        g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, expect);
+    }
+}
+
+static void test_capsets(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_get_capset_info ci = { 0 };
+    struct virtio_gpu_resp_capset_info info;
+    struct virtio_gpu_get_capset gc = { 0 };
+    uint32_t ids[2], sizes[2], vers[2];
+
+    pvgpu_setup_3d(gpu, alloc);
+    for (uint32_t i = 0; i < 2; i++) {
+        hdr_init(&ci.hdr, VIRTIO_GPU_CMD_GET_CAPSET_INFO);
+        ci.capset_index = cpu_to_le32(i);
+        g_assert_cmpuint(qpvgpu_ctrl(gpu, &ci, sizeof(ci), &info,
+                                     sizeof(info)), ==, sizeof(info));
+        g_assert_cmphex(le32_to_cpu(info.hdr.type), ==,
+                        VIRTIO_GPU_RESP_OK_CAPSET_INFO);
+        ids[i] = le32_to_cpu(info.capset_id);
+        vers[i] = le32_to_cpu(info.capset_max_version);
+        sizes[i] = le32_to_cpu(info.capset_max_size);
+        g_assert_cmpuint(sizes[i], >=, 64);
+    }
+    g_assert_cmpuint(ids[0], ==, VIRTIO_GPU_CAPSET_VIRGL);
+    g_assert_cmpuint(ids[1], ==, VIRTIO_GPU_CAPSET_VIRGL2);
+    g_assert_cmpuint(sizes[1], >, sizes[0]);
+    ci.capset_index = cpu_to_le32(2);
+    g_assert_cmphex(ctrl_nodata(gpu, &ci, sizeof(ci)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+    for (uint32_t i = 0; i < 2; i++) {
+        g_autofree uint8_t *resp = g_malloc0(24 + sizes[i]);
+
+        hdr_init(&gc.hdr, VIRTIO_GPU_CMD_GET_CAPSET);
+        gc.capset_id = cpu_to_le32(ids[i]);
+        gc.capset_version = cpu_to_le32(vers[i]);
+        g_assert_cmpuint(qpvgpu_ctrl(gpu, &gc, sizeof(gc), resp,
+                                     24 + sizes[i]), ==, 24 + sizes[i]);
+        g_assert_cmphex(ldl_le_p(resp), ==, VIRTIO_GPU_RESP_OK_CAPSET);
+        /* virgl caps start with their max_version, never 0 */
+        g_assert_cmpuint(ldl_le_p(resp + 24), >=, 1);
+    }
+    gc.capset_id = cpu_to_le32(3);
+    g_assert_cmphex(ctrl_nodata(gpu, &gc, sizeof(gc)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    gc.capset_id = cpu_to_le32(VIRTIO_GPU_CAPSET_VIRGL2);
+    gc.capset_version = cpu_to_le32(vers[1] + 1);
+    g_assert_cmphex(ctrl_nodata(gpu, &gc, sizeof(gc)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+}
+
+static void test_clear_readback(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float magenta[4] = { 1, 0, 1, 1 }, green[4] = { 0, 1, 0, 1 };
+    uint32_t dw[32];
+    uint64_t backing;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 10, 64, 48);
+
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0xff00ff);
+
+    /* a second frame: the surface object already exists, clear again */
+    n = clear_stream(dw, 10, green) * 0;
+    dw[n++] = cpu_to_le32(VIRGL_CMD(VIRGL_CCMD_CLEAR, 0, 8));
+    dw[n++] = cpu_to_le32(PIPE_CLEAR_COLOR0);
+    for (int i = 0; i < 4; i++) {
+        memcpy(&dw[n], &green[i], 4);
+        dw[n] = cpu_to_le32(dw[n]);
+        n++;
+    }
+    dw[n++] = 0;
+    dw[n++] = 0;
+    dw[n++] = 0;
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n * 4, VIRTIO_GPU_FLAG_FENCE, 8),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0x00ff00);
+
+    /* and what the scanout shows is what the GPU rendered */
+    g_assert_cmphex(set_scanout(gpu, 0, 10, 0, 0, 64, 48), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 10, 0, 0, 64, 48), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    {
+        int sw, sh;
+        g_autofree uint32_t *shot = screendump(&sw, &sh);
+
+        g_assert_cmpint(sw, ==, 64);
+        g_assert_cmpint(sh, ==, 48);
+        for (int i = 0; i < sw * sh; i++) {
+            g_assert_cmphex(shot[i], ==, 0x00ff00);
+        }
+    }
+}
+
+/* 2D commands on a 3D device: uploads and scanouts through the renderer */
+static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 80, H = 60;
+    g_autofree uint32_t *img = g_new(uint32_t, W * H);
+    g_autofree uint32_t *shot = NULL;
+    uint64_t backing;
+    int sw, sh;
+
+    pvgpu_setup_3d(gpu, alloc);
+    for (uint32_t i = 0; i < W * H; i++) {
+        img[i] = cpu_to_le32(pattern(i % W, i / W));
+    }
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, 1, W * H * 4);
+    backing_write(backing, img, W * H * 4);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H + 1, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 8, 4, 64, 48), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, 64);
+    g_assert_cmpint(sh, ==, 48);
+    for (int y = 0; y < sh; y++) {
+        for (int x = 0; x < sw; x++) {
+            g_assert_cmphex(shot[y * sw + x], ==, pattern(x + 8, y + 4));
+        }
+    }
+    g_assert_cmphex(unref(gpu, 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(unref(gpu, 1), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+}
+
+/*
+ * Fences on two rings, submitted in one batch: each response carries its
+ * own fence and ring, and per ring they complete in submission order.
+ */
+static void test_fence_rings(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float grey[4] = { 0.5, 0.5, 0.5, 1 };
+    enum { N = 12 };
+    uint32_t dw[32];
+    size_t n;
+    uint64_t req_addr[N], resp_addr[N], stream;
+    uint32_t head[N];
+    int order[N], done = 0;
+    uint64_t last[2] = { 0, 0 };
+    gint64 deadline;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 2, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 2, 20, 256, 256);
+    n = clear_stream(dw, 20, grey);
+    stream = guest_alloc(alloc, n);
+    memwrite(stream, dw, n);
+
+    for (int i = 0; i < N; i++) {
+        struct virtio_gpu_cmd_submit c = { 0 };
+
+        hdr_init(&c.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+        c.hdr.ctx_id = cpu_to_le32(2);
+        c.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE |
+                                  VIRTIO_GPU_FLAG_INFO_RING_IDX);
+        c.hdr.fence_id = cpu_to_le64(100 + i);
+        c.hdr.ring_idx = i % 2;
+        c.size = cpu_to_le32(n);
+        req_addr[i] = guest_alloc(alloc, sizeof(c));
+        resp_addr[i] = guest_alloc(alloc, 24);
+        memwrite(req_addr[i], &c, sizeof(c));
+        head[i] = qvirtqueue_add(gpu->qts, gpu->ctrl, req_addr[i], sizeof(c),
+                                 false, true);
+        qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, true);
+        qvirtqueue_add(gpu->qts, gpu->ctrl, resp_addr[i], 24, true, false);
+    }
+    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head[0]);
+
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (done < N) {
+        uint32_t idx, len;
+
+        g_assert(g_get_monotonic_time() < deadline);
+        if (!qvirtqueue_get_buf(gpu->qts, gpu->ctrl, &idx, &len)) {
+            qtest_clock_step_next(gpu->qts);
+            g_usleep(1000);
+            continue;
+        }
+        for (int i = 0; i < N; i++) {
+            if (head[i] == idx) {
+                order[done++] = i;
+            }
+        }
+    }
+    for (int k = 0; k < N; k++) {
+        int i = order[k];
+        uint8_t r[24];
+
+        memread(resp_addr[i], r, sizeof(r));
+        g_assert_cmphex(ldl_le_p(r), ==, VIRTIO_GPU_RESP_OK_NODATA);
+        g_assert_cmphex(ldl_le_p(r + 4), ==,
+                        VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
+        g_assert_cmpuint(ldq_le_p(r + 8), ==, 100 + i);
+        g_assert_cmpuint(r[20], ==, i % 2);
+        /* per ring: increasing fence ids */
+        g_assert_cmpuint(ldq_le_p(r + 8), >, last[i % 2]);
+        last[i % 2] = ldq_le_p(r + 8);
+    }
+}
+
+static void test_ctx_rules(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float red[4] = { 1, 0, 0, 1 }, blue[4] = { 0, 0, 1, 1 };
+    uint32_t dw[32];
+    uint64_t b1, b2;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(ctx_create(gpu, 3, 99), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    b1 = make_rt(gpu, 1, 1, 32, 32);
+    b2 = make_rt(gpu, 2, 2, 32, 32);
+
+    /* a context only touches resources attached to it */
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1,
+                                2, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 9, 2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 99),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    n = clear_stream(dw, 1, red);
+    g_assert_cmphex(submit_3d(gpu, 9, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    /* virglrenderer refuses a surface on a resource the context lacks */
+    n = clear_stream(dw, 2, red);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+    /* a malformed stream: an error for ctx 1, ctx 2 goes on */
+    dw[0] = cpu_to_le32(VIRGL_CMD(0xfe, 0, 2));
+    dw[1] = dw[2] = 0;
+    g_assert_cmphex(submit_3d(gpu, 1, dw, 12, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    dw[0] = cpu_to_le32(VIRGL_CMD(VIRGL_CCMD_CLEAR, 0, 200));
+    g_assert_cmphex(submit_3d(gpu, 1, dw, 12, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    n = clear_stream(dw, 2, blue);
+    g_assert_cmphex(submit_3d(gpu, 2, dw, n, VIRTIO_GPU_FLAG_FENCE, 3), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 2, 2, b2, 32, 32, 0x0000ff);
+    /* and ctx 1 still renders what is valid */
+    n = clear_stream(dw, 1, red);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 4), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 1, b1, 32, 32, 0xff0000);
+
+    /* detach, then the context may no longer use it */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 1), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1,
+                                1, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /* destroy: the id is free again, and its commands are refused */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 1, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 1, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/*
+ * Destroy a context while its work is still queued, and reset the device
+ * with work in flight: the queued work finishes or is dropped, nothing
+ * leaks or hangs, and the device is usable afterwards.
+ */
+static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float c[4] = { 0.25, 0.5, 0.75, 1 }, red[4] = { 1, 0, 0, 1 };
+    uint32_t dw[32];
+    size_t n;
+    uint64_t stream, b;
+    uint32_t head = 0;
+    QDict *info;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 5, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 5, 30, 512, 512);
+    n = clear_stream(dw, 30, c);
+    stream = guest_alloc(alloc, n);
+    memwrite(stream, dw, n);
+    for (int i = 0; i < 20; i++) {
+        struct virtio_gpu_cmd_submit s = { 0 };
+        uint64_t a = guest_alloc(alloc, sizeof(s) + 24);
+        uint32_t h;
+
+        hdr_init(&s.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+        s.hdr.ctx_id = cpu_to_le32(5);
+        s.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+        s.hdr.fence_id = cpu_to_le64(i + 1);
+        s.size = cpu_to_le32(n);
+        memwrite(a, &s, sizeof(s));
+        h = qvirtqueue_add(gpu->qts, gpu->ctrl, a, sizeof(s), false, true);
+        qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, true);
+        qvirtqueue_add(gpu->qts, gpu->ctrl, a + sizeof(s), 24, true, false);
+        head = i ? head : h;
+    }
+    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head);
+    /* destroy right behind them, then reset with everything in flight */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 5, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(submit_3d(gpu, 5, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, false);
+
+    qpvgpu_cleanup(gpu);
+    qvirtio_reset(gpu->vdev);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, 0);
+    qobject_unref(info);
+
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 5, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    b = make_rt(gpu, 5, 30, 16, 16);
+    n = clear_stream(dw, 30, red);
+    g_assert_cmphex(submit_3d(gpu, 5, dw, n, VIRTIO_GPU_FLAG_FENCE, 1), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 5, 30, b, 16, 16, 0xff0000);
+}
+
 static void *before_max_outputs(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
@@ -984,6 +1496,12 @@ static void register_pvgpu_test(void)
     qos_add_test("cursor", "pvgpu", test_cursor, NULL);
     qos_add_test("ui-resize", "pvgpu", test_ui_resize, &vnc);
     qos_add_test("migrate", "pvgpu", test_migrate, NULL);
+    qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
+    qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
+    qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
+    qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
+    qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
+    qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
 }
 
 libqos_init(register_pvgpu_test);

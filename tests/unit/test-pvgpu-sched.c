@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <string.h>
 
 #include "hw/display/pvgpu-sched.h"
 
@@ -121,7 +122,7 @@ static void top_up(Sim *sim)
     for (unsigned i = 0; i < sim->nr_loads; i++) {
         Load *l = &sim->load[i];
 
-        if (l->queued < l->depth && !l->queued) {
+        if (!l->queued && l->depth) {
             l->ready_ns = sim->now;
         }
         while (l->queued < l->depth) {
@@ -220,9 +221,10 @@ static void drop_job(PvgpuSchedItem *item, void *opaque)
     g_free(item);
 }
 
+/* Remove the entities with their work, let the GPU finish, free all. */
 static void sim_finish(Sim *sim)
 {
-    unsigned dropped = 0;
+    unsigned queued = 0, dropped = 0;
 
     for (unsigned i = 0; i < sim->nr_loads; i++) {
         PvgpuSchedStats st;
@@ -231,9 +233,10 @@ static void sim_finish(Sim *sim)
         /* the scheduler charged exactly what the GPU ran */
         g_assert_cmpuint(st.gpu_ns, ==, sim->load[i].total_ns);
         g_assert_cmpuint(st.queued, ==, sim->load[i].queued);
+        queued += st.queued;
         pvgpu_sched_entity_remove(sim->s, sim->load[i].e, drop_job, &dropped);
-        sim->load[i].queued = 0;
     }
+    g_assert_cmpuint(dropped, ==, queued);
     while (sim->gpu_n) {
         retire(sim);
     }
@@ -448,7 +451,8 @@ static uint64_t busy_in(GArray *runs, uint64_t from, uint64_t to)
 
 static void test_cap_alone(void)
 {
-    const uint64_t window = 50 * MS, quantum = 1 * MS, cost = 500 * US;
+    static const uint64_t windows[] = { 2 * MS, 10 * MS, 50 * MS };
+    const uint64_t quantum = 2 * MS, cost = 500 * US;
     Sim sim;
     Load *a;
 
@@ -465,9 +469,11 @@ static void test_cap_alone(void)
      */
     g_assert_cmpfloat(time_share(&sim, a), >=, 24.5);
     g_assert_cmpuint(a->gpu_ns, <=, (sim.now + quantum) / 4 + cost);
-    for (uint64_t t = 0; t + window <= 2 * SEC; t += 250 * US) {
-        g_assert_cmpuint(busy_in(sim.runs, t, t + window), <=,
-                         (window + quantum) / 4 + cost);
+    for (unsigned i = 0; i < G_N_ELEMENTS(windows); i++) {
+        for (uint64_t t = 0; t + windows[i] <= 2 * SEC; t += 250 * US) {
+            g_assert_cmpuint(busy_in(sim.runs, t, t + windows[i]), <=,
+                             (windows[i] + quantum) / 4 + cost);
+        }
     }
     /* the idle time was asked for through wait_ns */
     g_assert_cmpuint(sim.cap_idle_ns, >=, 2 * SEC - a->gpu_ns - cost);

@@ -220,132 +220,6 @@ static PvgpuSchedEntity *pick(PvgpuSched *s, uint64_t now, uint64_t *wait_ns)
     return best[chosen];
 }
 
-PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
-                                 PvgpuSchedEntity **entity,
-                                 uint64_t *wait_ns)
-{
-    PvgpuSchedEntity *e = s->cur;
-    PvgpuSchedItem *item;
-
-    *entity = NULL;
-    *wait_ns = 0;
-    if (s->inflight >= s->max_inflight) {
-        return NULL;
-    }
-    /*
-     * A turn lasts until its entity has used a quantum, run out of work or
-     * hit its cap: switching contexts on the GPU is not free, and turns
-     * bound how long anybody waits.
-     */
-    if (!e || !e->head || s->turn_used >= s->quantum_ns ||
-        cap_wait(s, e, now_ns)) {
-        s->cur = e = pick(s, now_ns, wait_ns);
-        s->turn_used = 0;
-        if (!e) {
-            return NULL;
-        }
-        e->turn_stamp = ++s->turns;
-    }
-
-    item = e->head;
-    e->head = item->next;
-    if (!e->head) {
-        e->tail = NULL;
-    }
-    e->queued--;
-    e->inflight++;
-    s->inflight++;
-    *entity = e;
-    return item;
-}
-
-static void entity_free(PvgpuSched *s, PvgpuSchedEntity *e)
-{
-    PvgpuSchedEntity **p;
-
-    for (p = &s->entities; *p != e; p = &(*p)->next) {
-        continue;
-    }
-    *p = e->next;
-    free(e);
-}
-
-/* Histogram bucket of a latency. */
-static unsigned hist_index(uint64_t ns)
-{
-    unsigned log2;
-
-    if (ns < HIST_SUB) {
-        return ns;
-    }
-    if (ns >> (HIST_MAX_LOG2 + 1)) {
-        return HIST_BUCKETS - 1;
-    }
-    log2 = 63 - __builtin_clzll(ns);
-    return (log2 - HIST_SUB_BITS + 1) << HIST_SUB_BITS |
-           (ns >> (log2 - HIST_SUB_BITS) & (HIST_SUB - 1));
-}
-
-/* Lowest latency in bucket @i, the inverse of hist_index(). */
-static uint64_t hist_low(unsigned i)
-{
-    unsigned log2;
-
-    if (i < HIST_SUB) {
-        return i;
-    }
-    log2 = (i >> HIST_SUB_BITS) + HIST_SUB_BITS - 1;
-    return (uint64_t)(HIST_SUB | (i & (HIST_SUB - 1))) <<
-           (log2 - HIST_SUB_BITS);
-}
-
-void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
-                          uint64_t cost_ns, uint64_t now_ns)
-{
-    PvgpuSchedEntity *e = item->entity;
-
-    s->inflight--;
-    e->inflight--;
-    if (e->removed) {
-        if (!e->inflight) {
-            entity_free(s, e);
-        }
-        return;
-    }
-
-    cost_ns = cost_ns < MAX_COST_NS ? cost_ns : MAX_COST_NS;
-    e->gpu_ns += cost_ns;
-    e->completed++;
-    e->hist[hist_index(now_ns - item->enqueue_ns)]++;
-    charge_vtime(s, e, cost_ns);
-    if (e->cap) {
-        cap_refill(s, e, now_ns);
-        e->credit -= (int64_t)cost_ns * 100;
-    }
-    if (e == s->cur) {
-        s->turn_used += cost_ns;
-    }
-}
-
-int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
-                        PvgpuSchedItem *item, uint64_t now_ns)
-{
-    if (e->queued >= s->queue_limit) {
-        return -ENOSPC;
-    }
-    item->next = NULL;
-    item->entity = e;
-    item->enqueue_ns = now_ns;
-    if (e->tail) {
-        e->tail->next = item;
-    } else {
-        e->head = item;
-    }
-    e->tail = item;
-    e->queued++;
-    return 0;
-}
-
 PvgpuSched *pvgpu_sched_new(void)
 {
     PvgpuSched *s = calloc(1, sizeof(*s));
@@ -429,6 +303,17 @@ PvgpuSchedEntity *pvgpu_sched_entity_add(PvgpuSched *s, uint32_t id)
     return e;
 }
 
+static void entity_free(PvgpuSched *s, PvgpuSchedEntity *e)
+{
+    PvgpuSchedEntity **p;
+
+    for (p = &s->entities; *p != e; p = &(*p)->next) {
+        continue;
+    }
+    *p = e->next;
+    free(e);
+}
+
 void pvgpu_sched_entity_remove(PvgpuSched *s, PvgpuSchedEntity *e,
                                PvgpuSchedDropFn *drop, void *opaque)
 {
@@ -504,6 +389,35 @@ int pvgpu_sched_entity_set_class(PvgpuSched *s, PvgpuSchedEntity *e,
     return 0;
 }
 
+/* Histogram bucket of a latency. */
+static unsigned hist_index(uint64_t ns)
+{
+    unsigned log2;
+
+    if (ns < HIST_SUB) {
+        return ns;
+    }
+    if (ns >> (HIST_MAX_LOG2 + 1)) {
+        return HIST_BUCKETS - 1;
+    }
+    log2 = 63 - __builtin_clzll(ns);
+    return (log2 - HIST_SUB_BITS + 1) << HIST_SUB_BITS |
+           (ns >> (log2 - HIST_SUB_BITS) & (HIST_SUB - 1));
+}
+
+/* Lowest latency in bucket @i, the inverse of hist_index(). */
+static uint64_t hist_low(unsigned i)
+{
+    unsigned log2;
+
+    if (i < HIST_SUB) {
+        return i;
+    }
+    log2 = (i >> HIST_SUB_BITS) + HIST_SUB_BITS - 1;
+    return (uint64_t)(HIST_SUB | (i & (HIST_SUB - 1))) <<
+           (log2 - HIST_SUB_BITS);
+}
+
 /* Upper end of the bucket holding the @pct percentile. */
 static uint64_t hist_percentile(const PvgpuSchedEntity *e, unsigned pct)
 {
@@ -530,6 +444,92 @@ void pvgpu_sched_entity_stats(const PvgpuSchedEntity *e,
         .latency_p50_ns = hist_percentile(e, 50),
         .latency_p99_ns = hist_percentile(e, 99),
     };
+}
+
+int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
+                        PvgpuSchedItem *item, uint64_t now_ns)
+{
+    if (e->queued >= s->queue_limit) {
+        return -ENOSPC;
+    }
+    item->next = NULL;
+    item->entity = e;
+    item->enqueue_ns = now_ns;
+    if (e->tail) {
+        e->tail->next = item;
+    } else {
+        e->head = item;
+    }
+    e->tail = item;
+    e->queued++;
+    return 0;
+}
+
+PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
+                                 PvgpuSchedEntity **entity,
+                                 uint64_t *wait_ns)
+{
+    PvgpuSchedEntity *e = s->cur;
+    PvgpuSchedItem *item;
+
+    *entity = NULL;
+    *wait_ns = 0;
+    if (s->inflight >= s->max_inflight) {
+        return NULL;
+    }
+    /*
+     * A turn lasts until its entity has used a quantum, run out of work or
+     * hit its cap: switching contexts on the GPU is not free, and turns
+     * bound how long anybody waits.
+     */
+    if (!e || !e->head || s->turn_used >= s->quantum_ns ||
+        cap_wait(s, e, now_ns)) {
+        s->cur = e = pick(s, now_ns, wait_ns);
+        s->turn_used = 0;
+        if (!e) {
+            return NULL;
+        }
+        e->turn_stamp = ++s->turns;
+    }
+
+    item = e->head;
+    e->head = item->next;
+    if (!e->head) {
+        e->tail = NULL;
+    }
+    e->queued--;
+    e->inflight++;
+    s->inflight++;
+    *entity = e;
+    return item;
+}
+
+void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
+                          uint64_t cost_ns, uint64_t now_ns)
+{
+    PvgpuSchedEntity *e = item->entity;
+
+    s->inflight--;
+    e->inflight--;
+    if (e->removed) {
+        if (!e->inflight) {
+            entity_free(s, e);
+        }
+        return;
+    }
+
+    cost_ns = cost_ns < MAX_COST_NS ? cost_ns : MAX_COST_NS;
+    e->gpu_ns += cost_ns;
+    e->completed++;
+    e->hist[hist_index(now_ns - item->enqueue_ns)]++;
+    charge_vtime(s, e, cost_ns);
+    if (e->cap) {
+        cap_refill(s, e, now_ns);
+        e->credit -= (int64_t)cost_ns * 100;
+    }
+    if (e == s->cur) {
+        s->turn_used += cost_ns;
+    }
 }
 
 bool pvgpu_fps_limiter_flip(PvgpuFpsLimiter *l, uint64_t now_ns,

@@ -23,10 +23,9 @@
 #include <stdint.h>
 
 typedef enum PvgpuSchedPolicy {
-    /* Round robin in turns of one quantum; weights and classes ignored. */
+    /* Round robin in turns of one quantum; no weights or classes. */
     PVGPU_SCHED_BEST_EFFORT,
-    /* Equal GPU time for every entity with work; weights and classes
-     * ignored. */
+    /* Equal GPU time for each entity with work; no weights or classes. */
     PVGPU_SCHED_EQUAL_SHARE,
     /* GPU time in proportion to weight, higher priority class first. */
     PVGPU_SCHED_WEIGHTED,
@@ -130,7 +129,7 @@ void pvgpu_sched_entity_remove(PvgpuSched *s, PvgpuSchedEntity *e,
 uint32_t pvgpu_sched_entity_id(const PvgpuSchedEntity *e);
 /* 1 .. PVGPU_SCHED_MAX_WEIGHT */
 int pvgpu_sched_entity_set_weight(PvgpuSchedEntity *e, unsigned weight);
-/* Percent of GPU time, a hard ceiling in every policy; 0 removes it. */
+/* Percent of wall-clock time, a ceiling in every policy; 0 removes it. */
 int pvgpu_sched_entity_set_cap(PvgpuSched *s, PvgpuSchedEntity *e,
                                unsigned cap_pct, uint64_t now_ns);
 /* 0 .. PVGPU_SCHED_NR_CLASSES - 1 */
