@@ -57,7 +57,8 @@ if [ ! -f "$unit/build.ninja" ]; then
     meson setup "$unit" "$repo" > /dev/null || { echo "0 passed, 1 failed"; exit 1; }
 fi
 step ninja -C "$unit"
-run_suite unit 300 "$unit/test-pvgpu-cmd" --tap
+run_suite unit-cmd 300 "$unit/test-pvgpu-cmd" --tap
+run_suite unit-sched 300 "$unit/test-pvgpu-sched" --tap
 
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"

@@ -1278,7 +1278,10 @@ static void test_fence_rings(void *obj, void *data, QGuestAllocator *alloc)
         qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, true);
         qvirtqueue_add(gpu->qts, gpu->ctrl, resp_addr[i], 24, true, false);
     }
-    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head[0]);
+    /* publish them all before the device looks (one notification) */
+    for (int i = 0; i < N; i++) {
+        qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head[i]);
+    }
 
     deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
     while (done < N) {
@@ -1286,7 +1289,7 @@ static void test_fence_rings(void *obj, void *data, QGuestAllocator *alloc)
 
         g_assert(g_get_monotonic_time() < deadline);
         if (!qvirtqueue_get_buf(gpu->qts, gpu->ctrl, &idx, &len)) {
-            qtest_clock_step_next(gpu->qts);
+            qtest_clock_step(gpu->qts, 100);
             g_usleep(1000);
             continue;
         }
@@ -1345,16 +1348,14 @@ static void test_ctx_rules(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(submit_3d(gpu, 9, dw, n, 0, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
     /* virglrenderer refuses a surface on a resource the context lacks */
+    g_assert_cmphex(ctx_create(gpu, 3, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
     n = clear_stream(dw, 2, red);
-    g_assert_cmphex(submit_3d(gpu, 1, dw, n, 0, 0), ==,
+    g_assert_cmphex(submit_3d(gpu, 3, dw, n, 0, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 
-    /* a malformed stream: an error for ctx 1, ctx 2 goes on */
+    /* a malformed stream: an error for ctx 1 only, ctx 2 goes on */
     dw[0] = cpu_to_le32(VIRGL_CMD(0xfe, 0, 2));
     dw[1] = dw[2] = 0;
-    g_assert_cmphex(submit_3d(gpu, 1, dw, 12, 0, 0), ==,
-                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-    dw[0] = cpu_to_le32(VIRGL_CMD(VIRGL_CCMD_CLEAR, 0, 200));
     g_assert_cmphex(submit_3d(gpu, 1, dw, 12, 0, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
     n = clear_stream(dw, 2, blue);
@@ -1366,6 +1367,8 @@ static void test_ctx_rules(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 4), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     check_rt(gpu, 1, 1, b1, 32, 32, 0xff0000);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 2, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
 
     /* detach, then the context may no longer use it */
     g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 1), ==,
@@ -1383,6 +1386,70 @@ static void test_ctx_rules(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/* Requests queued together, answered in whatever order the device likes */
+typedef struct Batch {
+    QPvgpu *gpu;
+    unsigned n;
+    uint32_t head[64];
+    uint64_t resp[64];
+} Batch;
+
+static void batch_add(Batch *b, const void *req, size_t len, uint64_t stream,
+                      size_t stream_len)
+{
+    uint64_t a = guest_alloc(b->gpu->alloc, len + 24);
+
+    g_assert_cmpuint(b->n, <, ARRAY_SIZE(b->head));
+    memwrite(a, req, len);
+    b->resp[b->n] = a + len;
+    b->head[b->n] = qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, a, len, false,
+                                   true);
+    if (stream_len) {
+        qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, stream, stream_len, false,
+                       true);
+    }
+    qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, a + len, 24, true, false);
+    qvirtqueue_kick(b->gpu->qts, b->gpu->vdev, b->gpu->ctrl, b->head[b->n]);
+    b->n++;
+}
+
+/* Wait until every request of @b is answered; returns request i's type. */
+static void batch_drain(Batch *b, uint32_t *types)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    unsigned done = 0;
+
+    while (done < b->n) {
+        uint32_t idx, len;
+
+        g_assert(g_get_monotonic_time() < deadline);
+        if (!qvirtqueue_get_buf(b->gpu->qts, b->gpu->ctrl, &idx, &len)) {
+            qtest_clock_step(b->gpu->qts, 100);
+            g_usleep(1000);
+            continue;
+        }
+        done++;
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        types[i] = qtest_readl(b->gpu->qts, b->resp[i]);
+    }
+}
+
+static void batch_submits(Batch *b, uint32_t ctx, unsigned count,
+                          uint64_t stream, size_t n)
+{
+    for (unsigned i = 0; i < count; i++) {
+        struct virtio_gpu_cmd_submit s = { 0 };
+
+        hdr_init(&s.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+        s.hdr.ctx_id = cpu_to_le32(ctx);
+        s.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+        s.hdr.fence_id = cpu_to_le64(b->n + 1);
+        s.size = cpu_to_le32(n);
+        batch_add(b, &s, sizeof(s), stream, n);
+    }
+}
+
 /*
  * Destroy a context while its work is still queued, and reset the device
  * with work in flight: the queued work finishes or is dropped, nothing
@@ -1392,10 +1459,11 @@ static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
     static const float c[4] = { 0.25, 0.5, 0.75, 1 }, red[4] = { 1, 0, 0, 1 };
-    uint32_t dw[32];
+    struct virtio_gpu_ctrl_hdr destroy;
+    uint32_t dw[32], types[64];
+    Batch b = { .gpu = gpu };
+    uint64_t stream, rt;
     size_t n;
-    uint64_t stream, b;
-    uint32_t head = 0;
     QDict *info;
 
     pvgpu_setup_3d(gpu, alloc);
@@ -1404,30 +1472,26 @@ static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
     n = clear_stream(dw, 30, c);
     stream = guest_alloc(alloc, n);
     memwrite(stream, dw, n);
-    for (int i = 0; i < 20; i++) {
-        struct virtio_gpu_cmd_submit s = { 0 };
-        uint64_t a = guest_alloc(alloc, sizeof(s) + 24);
-        uint32_t h;
 
-        hdr_init(&s.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
-        s.hdr.ctx_id = cpu_to_le32(5);
-        s.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
-        s.hdr.fence_id = cpu_to_le64(i + 1);
-        s.size = cpu_to_le32(n);
-        memwrite(a, &s, sizeof(s));
-        h = qvirtqueue_add(gpu->qts, gpu->ctrl, a, sizeof(s), false, true);
-        qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, true);
-        qvirtqueue_add(gpu->qts, gpu->ctrl, a + sizeof(s), 24, true, false);
-        head = i ? head : h;
+    /* 20 frames, the context destroyed right behind them, one more frame */
+    batch_submits(&b, 5, 20, stream, n);
+    hdr_init(&destroy, VIRTIO_GPU_CMD_CTX_DESTROY);
+    destroy.ctx_id = cpu_to_le32(5);
+    batch_add(&b, &destroy, sizeof(destroy), 0, 0);
+    batch_submits(&b, 5, 1, stream, n);
+    batch_drain(&b, types);
+    for (unsigned i = 0; i < 20; i++) {
+        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
     }
-    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head);
-    /* destroy right behind them, then reset with everything in flight */
-    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 5, 0), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    g_assert_cmphex(submit_3d(gpu, 5, dw, n, 0, 0), ==,
-                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
-    qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, false);
+    g_assert_cmphex(types[20], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(types[21], ==, VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
 
+    /* reset with 20 frames in flight */
+    g_assert_cmphex(ctx_create(gpu, 5, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 5, 30),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    b.n = 0;
+    batch_submits(&b, 5, 20, stream, n);
     qpvgpu_cleanup(gpu);
     qvirtio_reset(gpu->vdev);
     info = query_pvgpu();
@@ -1439,11 +1503,11 @@ static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
     qvirtio_set_driver(gpu->vdev);
     pvgpu_setup_3d(gpu, alloc);
     g_assert_cmphex(ctx_create(gpu, 5, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
-    b = make_rt(gpu, 5, 30, 16, 16);
+    rt = make_rt(gpu, 5, 30, 16, 16);
     n = clear_stream(dw, 30, red);
     g_assert_cmphex(submit_3d(gpu, 5, dw, n, VIRTIO_GPU_FLAG_FENCE, 1), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
-    check_rt(gpu, 5, 30, b, 16, 16, 0xff0000);
+    check_rt(gpu, 5, 30, rt, 16, 16, 0xff0000);
 }
 
 static void *before_max_outputs(GString *cmd_line, void *arg)

@@ -6,10 +6,13 @@
  * one mutex: "todo" (main loop -> thread, woken through an event notifier)
  * and "done" (thread -> main loop, drained by a bottom half).
  *
- * virglrenderer is initialised with THREAD_SYNC: its own sync thread waits
- * for GPU fences and makes virgl_renderer_get_poll_fd() readable, the
- * render thread then calls virgl_renderer_poll(), which runs write_fence()
- * here.  Fences therefore complete as soon as the GPU is done.
+ * Fences: while any is pending, the render thread checks them
+ * (virgl_renderer_poll(), which runs write_fence() here) with a backoff
+ * from 50 us up to 1 ms, starting again from 50 us whenever one signals;
+ * idle, it sleeps until work arrives.  virglrenderer's own THREAD_SYNC
+ * mode would wake us through a poll fd instead, but with 0.10.4 on Mesa
+ * its sync thread never signalled a fence that followed a clear (qtest
+ * 3d/clear-readback hung), so it is not used.
  *
  * Per-ring fences (VIRTIO_GPU_FLAG_INFO_RING_IDX) are implemented on the
  * global fence timeline: virglrenderer 0.10 has per-context fences only
@@ -22,13 +25,13 @@
  */
 
 #include "qemu/osdep.h"
-#include <poll.h>
 #include <virglrenderer.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/event_notifier.h"
 #include "qemu/main-loop.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "standard-headers/linux/virtio_gpu.h"
 #include "hw/display/pvgpu-render.h"
 #include "trace.h"
@@ -51,6 +54,7 @@ struct PvgpuRenderer {
     /* render thread only */
     QSIMPLEQ_HEAD(, PvgpuRenderJob) fenced;
     uint32_t fence_seq;
+    uint32_t fence_done;        /* fences signalled so far */
 
     /* start-up handshake */
     QemuSemaphore started;
@@ -87,6 +91,7 @@ static void pvgpu_virgl_write_fence(void *cookie, uint32_t fence)
            (int32_t)(job->fence_seq - fence) <= 0) {
         QSIMPLEQ_REMOVE_HEAD(&r->fenced, next);
         job_finish(r, job);
+        r->fence_done++;
     }
 }
 
@@ -280,8 +285,9 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
     if (ret) {
         /*
          * virglrenderer refuses what it cannot execute, including a
-         * malformed command stream; the context stays usable for
-         * whatever it sends next and other contexts are not affected.
+         * malformed command stream.  Depending on the error it may treat
+         * the context as lost afterwards (like a GL context after a GPU
+         * reset); other contexts are never affected.
          */
         return cmd->hdr.type == PVGPU_CMD_SUBMIT_3D ||
                cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ?
@@ -326,7 +332,7 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
 
 static bool render_init(PvgpuRenderer *r)
 {
-    int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_THREAD_SYNC;
+    int flags = VIRGL_RENDERER_USE_EGL;
     int ret;
 
     if (r->opts.render_node) {
@@ -367,33 +373,35 @@ static bool render_init(PvgpuRenderer *r)
     return true;
 }
 
+#define FENCE_POLL_MIN_US 50
+#define FENCE_POLL_MAX_US 1000
+
 static void *pvgpu_render_thread(void *opaque)
 {
     PvgpuRenderer *r = opaque;
-    int poll_fd;
+    int backoff_us = FENCE_POLL_MIN_US;
 
     if (!render_init(r)) {
         qemu_sem_post(&r->started);
         return NULL;
     }
-    poll_fd = virgl_renderer_get_poll_fd();
     qemu_sem_post(&r->started);
 
     for (;;) {
-        struct pollfd fds[2] = {
-            { .fd = event_notifier_get_fd(&r->wake), .events = POLLIN },
-            { .fd = poll_fd, .events = POLLIN },
+        GPollFD pfd = {
+            .fd = event_notifier_get_fd(&r->wake), .events = G_IO_IN,
         };
         QSIMPLEQ_HEAD(, PvgpuRenderJob) batch =
             QSIMPLEQ_HEAD_INITIALIZER(batch);
         PvgpuRenderJob *job;
+        uint32_t before;
         bool quit;
 
-        /* without a poll fd, fall back to checking fences every 10 ms */
-        if (poll(fds, poll_fd >= 0 ? 2 : 1,
-                 poll_fd >= 0 || QSIMPLEQ_EMPTY(&r->fenced) ? -1 : 10) < 0 &&
-            errno != EINTR) {
-            error_report("pvgpu: render thread poll: %s", strerror(errno));
+        if (QSIMPLEQ_EMPTY(&r->fenced)) {
+            backoff_us = FENCE_POLL_MIN_US;
+            qemu_poll_ns(&pfd, 1, -1);
+        } else {
+            qemu_poll_ns(&pfd, 1, (int64_t)backoff_us * SCALE_US);
         }
         event_notifier_test_and_clear(&r->wake);
 
@@ -407,7 +415,15 @@ static void *pvgpu_render_thread(void *opaque)
             run_job(r, job);
         }
         /* collect signalled fences, also the ones of the batch just run */
+        before = r->fence_done;
         virgl_renderer_poll();
+        trace_pvgpu_virgl_poll(r->fence_done - before,
+                               !QSIMPLEQ_EMPTY(&r->fenced), backoff_us);
+        if (r->fence_done != before) {
+            backoff_us = FENCE_POLL_MIN_US;
+        } else {
+            backoff_us = MIN(backoff_us * 2, FENCE_POLL_MAX_US);
+        }
         if (quit) {
             break;
         }
