@@ -72,9 +72,12 @@ else
     run_suite qtest 1200 "$qos" --tap $paths
 fi
 
-# 3. the real guest
+# 3. the real guest: 3D-capable device (the default), then 2D only
 run_suite guest 600 python3 tests/guest/guest-test.py \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest"
+run_suite guest-2d 600 python3 tests/guest/guest-test.py \
+    --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
+    --device pvgpu-pci,virgl=off
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

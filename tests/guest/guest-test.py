@@ -207,6 +207,10 @@ def main():
                   'fbcon bound to the console')
         tap.check(any(r.startswith('modes') and r.endswith(' 1280x800')
                       for r in reports), 'connector offers 1280x800 first')
+        feats = ' '.join(r for r in reports if r.startswith('features:'))
+        want = '-virgl' if 'virgl=off' in args.device else '+virgl'
+        tap.check(want in feats and '+edid' in feats,
+                  f'guest driver negotiated {want} +edid', feats)
 
         info = qmp.cmd('query-pvgpu')[0]
         so = info['scanouts'][0]
