@@ -63,7 +63,7 @@ run_suite unit-sched 300 "$unit/test-pvgpu-sched" --tap
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
 qos="$repo/build/tests/qtest/qos-test"
-paths=$("$qos" -l 2>/dev/null | grep '/pvgpu-pci/' | sed 's/^/-p /')
+paths=$("$qos" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' | sed 's/^/-p /')
 if [ -z "$paths" ]; then
     echo "not ok - qos-test lists no pvgpu tests"
     failed=$((failed + 1))

@@ -21,6 +21,8 @@
 #include "libqos/pvgpu.h"
 #include "libqos/virtio-pci.h"
 #include "libqos/pci.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
 
 #define FMT_XRGB VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM
 
@@ -1510,6 +1512,70 @@ static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
     check_rt(gpu, 5, 30, rt, 16, 16, 0xff0000);
 }
 
+/*
+ * Hot-plug a 3D pvgpu, keep its render thread busy and unplug it with the
+ * work in flight: the thread stops cleanly.  virglrenderer cannot start
+ * twice in one process, so a second 3D device is then refused clearly,
+ * and with virgl=auto one comes up as 2D.
+ */
+static void test_hotplug(void)
+{
+    QTestState *qts = qtest_init("-M pc");
+    QTestState *saved = global_qtest;
+    static const float c[4] = { 0.1, 0.2, 0.3, 1 };
+    QGuestAllocator alloc;
+    QVirtioPCIDevice *dev;
+    QPvgpu gpu = { 0 };
+    Batch b = { .gpu = &gpu };
+    uint32_t dw[32];
+    uint64_t stream;
+    QPCIBus *bus;
+    QDict *rsp;
+    size_t n;
+
+    global_qtest = qts;
+    pc_alloc_init(&alloc, qts, ALLOC_NO_FLAGS);
+    bus = qpci_new_pc(qts, &alloc);
+    qtest_qmp_device_add(qts, "pvgpu-pci", "hot0",
+                         "{'addr': '0x5', 'virgl': 'on'}");
+    dev = virtio_pci_new(bus, &(QPCIAddress) { .devfn = QPCI_DEVFN(5, 0) });
+    g_assert_nonnull(dev);
+    qvirtio_pci_device_enable(dev);
+    qvirtio_start_device(&dev->vdev);
+    gpu.vdev = &dev->vdev;
+    gpu.qts = qts;
+    pvgpu_setup_3d(&gpu, &alloc);
+    g_assert_cmphex(ctx_create(&gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(&gpu, 1, 1, 512, 512);
+    n = clear_stream(dw, 1, c);
+    stream = guest_alloc(&alloc, n);
+    memwrite(stream, dw, n);
+    batch_submits(&b, 1, 30, stream, n);
+
+    qpci_unplug_acpi_device_test(qts, "hot0", 0x5);
+    rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
+    g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 0);
+    qobject_unref(rsp);
+
+    rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                         "'driver': 'pvgpu-pci', 'id': 'hot1', "
+                         "'virgl': 'on'}}");
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "virglrenderer"));
+    qobject_unref(rsp);
+    qtest_qmp_device_add(qts, "pvgpu-pci", "hot2", "{'addr': '0x6'}");
+    rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
+    g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 1);
+    qobject_unref(rsp);
+
+    g_free(dev);
+    qpci_free_pc(bus);
+    alloc_destroy(&alloc);
+    global_qtest = saved;
+    qtest_quit(qts);
+}
+
 static void *before_max_outputs(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
@@ -1566,6 +1632,9 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    if (g_str_equal(qtest_get_arch(), "x86_64")) {
+        qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
+    }
 }
 
 libqos_init(register_pvgpu_test);

@@ -454,8 +454,9 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
     PvgpuRenderer *r;
 
     if (pvgpu_virgl_in_use) {
-        error_setg(errp, "virglrenderer is already in use in this process "
-                   "(by another pvgpu or virtio-gpu-gl device)");
+        error_setg(errp, "virglrenderer was already started in this process "
+                   "(it can run once per process: one 3D pvgpu device, not "
+                   "beside virtio-gpu-gl, not again after an unplug)");
         return NULL;
     }
     r = g_new0(PvgpuRenderer, 1);
