@@ -256,6 +256,9 @@ def main():
     ap.add_argument('--timeout', type=float, default=1500,
                     help='limit for the whole run, in seconds')
     ap.add_argument('--serial-log', help='keep the serial log here')
+    ap.add_argument('--screenshot',
+                    help='save a PNG of the display (QMP screendump) this '
+                         'long into glmark2: PATH[:SECONDS], default 6 s')
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='extra QEMU argument (repeatable)')
     args = ap.parse_args()
@@ -274,6 +277,7 @@ def main():
     device = args.device
     if not re.search(r'(^|,)id=', device):
         device += ',id=gpu0'
+    gpu_id = re.search(r'(?:^|,)id=([^,]+)', device).group(1)
     nscenes = 0 if args.scenes == 'none' else len(args.scenes.split(','))
     if args.scenes != 'none' and (' ' in args.scenes or not args.scenes):
         ap.error('--scenes: comma separated, no spaces')
@@ -351,6 +355,16 @@ def main():
                   if renderer else (r or 'no glinfo report'))
 
         if nscenes:
+            if args.screenshot and qmp:
+                path, _, delay = args.screenshot.partition(':')
+                if serial.wait_for('glmark2-start', left(60)):
+                    time.sleep(min(float(delay or 6), left(60)))
+                    try:
+                        qmp.cmd('screendump', device=gpu_id, format='png',
+                                filename=os.path.abspath(path))
+                        print(f'# screenshot saved to {path}', flush=True)
+                    except (RuntimeError, OSError, EOFError) as e:
+                        print(f'# screendump failed: {e}', flush=True)
             r = serial.wait_for('glmark2-done',
                                 left(args.workload_timeout + 60))
             res = parse(serial.reports)

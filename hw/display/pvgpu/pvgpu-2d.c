@@ -181,14 +181,30 @@ bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res)
 
 /* --- resource lifetime --------------------------------------------------- */
 
+bool pvgpu_resource_quota_ok(PvgpuState *s, const PvgpuCmd *cmd,
+                             uint32_t *err)
+{
+    if (g_hash_table_size(s->resources) >= s->max_resources) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_RESOURCES, false, 0,
+                            s->max_resources);
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                              "max-resources %u reached", s->max_resources);
+        return false;
+    }
+    return true;
+}
+
 bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint64_t size, uint32_t *err)
 {
-    if (size > s->max_hostmem - s->hostmem_used) {
+    /* max_hostmem may have been lowered below the usage */
+    if (s->hostmem_used > s->max_hostmem ||
+        size > s->max_hostmem - s->hostmem_used) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
                               "resource %u needs %" PRIu64 " bytes, %" PRIu64
-                              " of max_hostmem left", id, size,
-                              s->max_hostmem - s->hostmem_used);
+                              " used of max_hostmem %" PRIu64, id, size,
+                              s->hostmem_used, s->max_hostmem);
         return false;
     }
     s->hostmem_used += size;
@@ -266,7 +282,10 @@ static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
 
     if (pvgpu_resource_find(s, c->resource_id)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                        "resource %u already exists", c->resource_id);
+                              "resource %u already exists", c->resource_id);
+    }
+    if (!pvgpu_resource_quota_ok(s, cmd, &err)) {
+        return err;
     }
     resource_new_2d(s, c->resource_id, c->format, c->width, c->height,
                     &err, cmd);

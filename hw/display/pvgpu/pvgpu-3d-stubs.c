@@ -12,6 +12,7 @@
 bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 {
     QTAILQ_INIT(&s->inflight);
+    QTAILQ_INIT(&s->held);
     if (s->virgl == ON_OFF_AUTO_ON) {
         error_setg(errp, "pvgpu: virgl=on, but QEMU was built without "
                    "virglrenderer");
@@ -42,6 +43,15 @@ void pvgpu_3d_reset(PvgpuState *s)
 }
 
 void pvgpu_3d_fini(PvgpuState *s)
+{
+}
+
+PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)
+{
+    return NULL;
+}
+
+void pvgpu_3d_apply_scheduler(PvgpuState *s)
 {
 }
 

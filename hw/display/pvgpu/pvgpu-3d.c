@@ -22,6 +22,7 @@
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "migration/blocker.h"
+#include "qemu/timer.h"
 #include "hw/display/pvgpu.h"
 #include "trace.h"
 
@@ -49,6 +50,8 @@ static void context_free(gpointer data)
 {
     PvgpuContext *ctx = data;
 
+    /* the scheduling entity went with CTX_DESTROY's dispatch or a reset */
+    assert(!ctx->entity);
     g_hash_table_destroy(ctx->resources);
     g_free(ctx);
 }
@@ -95,10 +98,155 @@ static PvgpuRequest *request_for_job(PvgpuRenderJob *job)
     return container_of(job, PvgpuRequest, job);
 }
 
-static void submit(PvgpuState *s, PvgpuRequest *req)
+/*
+ * Scheduling.  A context's own work (SUBMIT_3D and transfers on behalf of
+ * the context) goes through the scheduler, which decides whose work the
+ * renderer gets next.  Everything else (resources, contexts, scanouts) is
+ * a barrier: the guest relies on commands executing in order, and the
+ * render thread runs jobs in the order it receives them, so a barrier is
+ * dispatched only once everything before it has been, and work after it
+ * waits for it.  Between barriers the contexts' work is reordered freely:
+ * contexts synchronise through fences, not through queue order.
+ */
+static bool is_context_work(const PvgpuCmd *cmd)
+{
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_SUBMIT_3D:
+        return true;
+    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
+    case PVGPU_CMD_TRANSFER_FROM_HOST_3D:
+        return cmd->hdr.ctx_id != 0;
+    }
+    return false;
+}
+
+/* Work a removed context still had queued: answered, not executed. */
+static void drop_request(PvgpuSchedItem *item, void *opaque)
+{
+    PvgpuState *s = opaque;
+    PvgpuRequest *req = container_of(item, PvgpuRequest, item);
+
+    s->sched_queued--;
+    pvgpu_request_respond(s, req, PVGPU_RESP_ERR_INVALID_CONTEXT_ID, NULL, 0);
+}
+
+static void dispatch(PvgpuState *s, PvgpuRequest *req)
 {
     QTAILQ_INSERT_TAIL(&s->inflight, req, next);
+    if (req->entity) {
+        /* CTX_DESTROY: a barrier, so nothing of the context is queued */
+        pvgpu_sched_entity_remove(s->sched, req->entity, drop_request, s);
+        req->entity = NULL;
+    }
     pvgpu_render_submit(s->renderer, &req->job);
+}
+
+/* May this flush go now, given the scanouts' frame-rate limits? */
+static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
+                          uint64_t *next_ns)
+{
+    PvgpuRenderJob *job = &req->job;
+    bool ok = true;
+
+    for (unsigned i = 0; i < job->nreadbacks; i++) {
+        PvgpuFpsLimiter probe = s->fps[job->readbacks[i].scanout_id];
+
+        ok &= pvgpu_fps_limiter_flip(&probe, now, next_ns);
+    }
+    if (ok) {
+        for (unsigned i = 0; i < job->nreadbacks; i++) {
+            pvgpu_fps_limiter_flip(&s->fps[job->readbacks[i].scanout_id],
+                                   now, next_ns);
+        }
+    }
+    return ok;
+}
+
+static void pump(PvgpuState *s)
+{
+    uint64_t now = get_clock(), wake = 0;
+
+    for (;;) {
+        PvgpuRequest *req;
+        PvgpuSchedItem *item;
+        PvgpuSchedEntity *ent;
+        uint64_t wait = 0;
+
+        /* context work up to the next barrier joins the scheduler */
+        while ((req = QTAILQ_FIRST(&s->held)) &&
+               is_context_work(&req->job.cmd)) {
+            PvgpuContext *ctx = pvgpu_3d_context_find(s,
+                                                      req->job.cmd.hdr.ctx_id);
+
+            QTAILQ_REMOVE(&s->held, req, next);
+            if (!ctx || pvgpu_sched_enqueue(s->sched, ctx->entity, &req->item,
+                                            now) < 0) {
+                uint32_t err = ctx ? PVGPU_RESP_ERR_OUT_OF_MEMORY
+                                   : PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
+
+                if (ctx) {
+                    pvgpu_quota_refused(s, PVGPU_QUOTA_QUEUED, true, ctx->id,
+                                        s->max_queued);
+                }
+                pvgpu_request_respond(s, req,
+                                      pvgpu_cmd_fail(&req->job.cmd, err,
+                                                     "context %u: queue full "
+                                                     "or context gone",
+                                                     req->job.cmd.hdr.ctx_id),
+                                      NULL, 0);
+                continue;
+            }
+            req->scheduled = true;
+            s->sched_queued++;
+        }
+        while ((item = pvgpu_sched_next(s->sched, now, &ent, &wait))) {
+            req = container_of(item, PvgpuRequest, item);
+            s->sched_queued--;
+            dispatch(s, req);
+        }
+        if (wait) {
+            wake = wake ? MIN(wake, now + wait) : now + wait;
+        }
+        /* a barrier goes once all work before it has been dispatched */
+        req = QTAILQ_FIRST(&s->held);
+        if (!req || s->sched_queued) {
+            break;
+        }
+        if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH) {
+            uint64_t next = 0;
+
+            if (!flush_allowed(s, req, now, &next)) {
+                wake = wake ? MIN(wake, next) : next;
+                break;
+            }
+        }
+        QTAILQ_REMOVE(&s->held, req, next);
+        dispatch(s, req);
+    }
+    if (wake) {
+        timer_mod(s->pump_timer, wake);
+    }
+}
+
+static void pvgpu_3d_pump_timer(void *opaque)
+{
+    pump(opaque);
+}
+
+static void submit(PvgpuState *s, PvgpuRequest *req)
+{
+    if (req->job.cmd.hdr.type == PVGPU_CMD_SUBMIT_3D) {
+        /* its GPU time is what the scheduler charges */
+        req->job.always_fence = true;
+    }
+    QTAILQ_INSERT_TAIL(&s->held, req, next);
+    pump(s);
+}
+
+PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)
+{
+    return s->contexts ? g_hash_table_lookup(s->contexts,
+                                             GUINT_TO_POINTER(ctx_id)) : NULL;
 }
 
 static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
@@ -113,7 +261,8 @@ static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                               "resource %u already exists", id);
     }
-    if (!pvgpu_hostmem_charge(s, cmd, id, size, &err)) {
+    if (!pvgpu_resource_quota_ok(s, cmd, &err) ||
+        !pvgpu_hostmem_charge(s, cmd, id, size, &err)) {
         return err;
     }
     res = g_new0(PvgpuResource, 1);
@@ -200,10 +349,18 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                               "capset %u not supported", capset);
     }
+    if (g_hash_table_size(s->contexts) >= s->max_contexts) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_CONTEXTS, false, 0,
+                            s->max_contexts);
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                              "max-contexts %u reached", s->max_contexts);
+    }
     ctx = g_new0(PvgpuContext, 1);
     ctx->id = cmd->hdr.ctx_id;
     ctx->capset_id = capset ?: PVGPU_CAPSET_VIRGL;
     ctx->resources = g_hash_table_new(NULL, NULL);
+    ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
+    ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
     g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
     trace_pvgpu_ctx_create(ctx->id, ctx->capset_id,
                            cmd->u.ctx_create.debug_name);
@@ -254,7 +411,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!ctx) {
             return err;
         }
-        /* queued work of the context still runs first: jobs are ordered */
+        /*
+         * Gone for the guest now; its queued work still runs first (this
+         * is a barrier), then its scheduling entity goes.
+         */
+        req->entity = g_steal_pointer(&ctx->entity);
         g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
         submit(s, req);
         return 0;
@@ -526,8 +687,20 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     PvgpuRequest *req = request_for_job(job);
 
     QTAILQ_REMOVE(&s->inflight, req, next);
+    if (req->scheduled) {
+        pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
+    }
     if (job->err && !job->cancelled) {
         pvgpu_cmd_fail(&job->cmd, job->err, "the renderer refused it");
+        if (job->cmd.hdr.ctx_id) {
+            PvgpuContext *ctx = pvgpu_3d_context_find(s, job->cmd.hdr.ctx_id);
+
+            if (ctx) {
+                ctx->errors++;
+            }
+            pvgpu_context_error(s, job->cmd.hdr.ctx_id,
+                                pvgpu_cmd_name(job->cmd.hdr.type));
+        }
         job_failed(s, req);
     }
     /* what the renderer has let go of */
@@ -557,6 +730,9 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     } else {
         pvgpu_request_respond(s, req, job->err, NULL, 0);
     }
+    if (!job->cancelled) {
+        pump(s);
+    }
 }
 
 void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
@@ -583,6 +759,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     Error *err = NULL;
 
     QTAILQ_INIT(&s->inflight);
+    QTAILQ_INIT(&s->held);
     s->contexts = g_hash_table_new_full(NULL, NULL, NULL, context_free);
     if (s->virgl == ON_OFF_AUTO_OFF) {
         return true;
@@ -596,7 +773,32 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
         warn_reportf_err(err, "pvgpu: 3D disabled: ");
         return true;
     }
+    s->sched = pvgpu_sched_new();
+    s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
+    pvgpu_3d_apply_scheduler(s);
     return true;
+}
+
+/* Hand the device's scheduling settings to the scheduler. */
+void pvgpu_3d_apply_scheduler(PvgpuState *s)
+{
+    static const PvgpuSchedPolicy policy[] = {
+        [PVGPU_SCHEDULER_POLICY_BEST_EFFORT] = PVGPU_SCHED_BEST_EFFORT,
+        [PVGPU_SCHEDULER_POLICY_EQUAL_SHARE] = PVGPU_SCHED_EQUAL_SHARE,
+        [PVGPU_SCHEDULER_POLICY_WEIGHTED] = PVGPU_SCHED_WEIGHTED,
+    };
+
+    for (unsigned i = 0; i < PVGPU_MAX_SCANOUTS; i++) {
+        s->fps[i].max_fps = s->max_fps;
+    }
+    if (!s->sched) {
+        return;
+    }
+    pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
+    pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
+    pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
+    /* what a cap or the frame-rate limit held back may go now */
+    pump(s);
 }
 
 /* The guest negotiated its features: 3D state cannot be migrated. */
@@ -616,6 +818,14 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
     }
 }
 
+static void reset_drop(PvgpuSchedItem *item, void *opaque)
+{
+    PvgpuState *s = opaque;
+
+    s->sched_queued--;
+    pvgpu_request_free(container_of(item, PvgpuRequest, item));
+}
+
 void pvgpu_3d_reset(PvgpuState *s)
 {
     if (s->renderer) {
@@ -623,6 +833,31 @@ void pvgpu_3d_reset(PvgpuState *s)
         pvgpu_render_reset(s->renderer);
     }
     assert(QTAILQ_EMPTY(&s->inflight));
+    while (!QTAILQ_EMPTY(&s->held)) {
+        PvgpuRequest *req = QTAILQ_FIRST(&s->held);
+
+        QTAILQ_REMOVE(&s->held, req, next);
+        if (req->entity) {
+            /* a CTX_DESTROY that never got to run */
+            pvgpu_sched_entity_remove(s->sched, req->entity, reset_drop, s);
+        }
+        pvgpu_request_free(req);
+    }
+    if (s->sched) {
+        GHashTableIter iter;
+        gpointer value;
+
+        /* queued work of every context is dropped with it */
+        g_hash_table_iter_init(&iter, s->contexts);
+        while (g_hash_table_iter_next(&iter, NULL, &value)) {
+            PvgpuContext *ctx = value;
+
+            pvgpu_sched_entity_remove(s->sched, ctx->entity, reset_drop, s);
+            ctx->entity = NULL;
+        }
+        timer_del(s->pump_timer);
+        assert(s->sched_queued == 0);
+    }
     g_hash_table_remove_all(s->contexts);
     if (s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);
@@ -636,4 +871,10 @@ void pvgpu_3d_fini(PvgpuState *s)
     pvgpu_render_free(s->renderer);
     s->renderer = NULL;
     g_hash_table_destroy(s->contexts);
+    s->contexts = NULL;
+    if (s->sched) {
+        timer_free(s->pump_timer);
+        pvgpu_sched_free(s->sched);
+        s->sched = NULL;
+    }
 }

@@ -2,7 +2,7 @@
  * pvgpu QMP commands
  *
  * Translates between device state and the QAPI types of qapi/pvgpu.json;
- * no policy lives here.
+ * validation and policy live in the device.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -11,17 +11,59 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-pvgpu.h"
+#include "qemu/units.h"
 #include "hw/display/pvgpu.h"
+
+static PvgpuContextInfo *pvgpu_context_info(PvgpuContext *ctx)
+{
+    PvgpuContextInfo *info = g_new0(PvgpuContextInfo, 1);
+    PvgpuSchedStats st = { 0 };
+
+    if (ctx->entity) {
+        pvgpu_sched_entity_stats(ctx->entity, &st);
+    }
+    info->ctx_id = ctx->id;
+    info->capset = ctx->capset_id;
+    info->weight = ctx->weight;
+    info->cap = ctx->cap;
+    info->priority = ctx->priority;
+    info->gpu_time_ns = st.gpu_ns;
+    info->submissions = st.completed;
+    info->queued = st.queued;
+    info->inflight = st.inflight;
+    info->fence_latency_p50_ns = st.latency_p50_ns;
+    info->fence_latency_p99_ns = st.latency_p99_ns;
+    info->resources = g_hash_table_size(ctx->resources);
+    info->errors = ctx->errors;
+    return info;
+}
+
+static gint context_cmp(gconstpointer a, gconstpointer b)
+{
+    const PvgpuContext *x = a, *y = b;
+
+    return x->id < y->id ? -1 : x->id > y->id;
+}
 
 static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
 {
     PvgpuInfo *info = g_new0(PvgpuInfo, 1);
     PvgpuScanoutInfoList **tail = &info->scanouts;
+    PvgpuContextInfoList **ctail = &info->contexts;
 
+    info->id = g_strdup(pvgpu_device_id(s));
     info->qom_path = object_get_canonical_path(OBJECT(s));
+    info->virgl = s->renderer != NULL;
+    info->policy = s->sched_policy;
+    info->quantum_us = s->quantum_us;
+    info->max_fps = s->max_fps;
     info->resources = g_hash_table_size(s->resources);
+    info->max_resources = s->max_resources;
     info->hostmem_used = s->hostmem_used;
     info->max_hostmem = s->max_hostmem;
+    info->max_contexts = s->max_contexts;
+    info->max_queued = s->max_queued;
+    info->refusals = s->refusals;
     for (uint32_t i = 0; i < s->max_outputs; i++) {
         PvgpuScanoutInfo *so = g_new0(PvgpuScanoutInfo, 1);
 
@@ -32,24 +74,130 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
         so->height = s->scanouts[i].r.height;
         QAPI_LIST_APPEND(tail, so);
     }
+    if (s->contexts) {
+        g_autoptr(GList) ctxs = g_list_sort(g_hash_table_get_values(
+                                                s->contexts), context_cmp);
+
+        for (GList *l = ctxs; l; l = l->next) {
+            QAPI_LIST_APPEND(ctail, pvgpu_context_info(l->data));
+        }
+    }
     return info;
 }
 
-static int pvgpu_collect(Object *obj, void *opaque)
-{
-    PvgpuInfoList ***tail = opaque;
-    PvgpuState *s = (PvgpuState *)object_dynamic_cast(obj, TYPE_PVGPU);
+typedef struct PvgpuFind {
+    const char *id;         /* NULL: collect all */
+    PvgpuState *found;
+    PvgpuInfoList **tail;
+} PvgpuFind;
 
-    if (s && DEVICE(s)->realized) {
-        QAPI_LIST_APPEND(*tail, pvgpu_info_get(s));
+static int pvgpu_find_cb(Object *obj, void *opaque)
+{
+    PvgpuFind *f = opaque;
+    PvgpuState *s = (PvgpuState *)object_dynamic_cast(obj, TYPE_PVGPU);
+    g_autofree char *path = NULL;
+
+    if (!s || !DEVICE(s)->realized) {
+        return 0;
+    }
+    if (!f->id) {
+        QAPI_LIST_APPEND(f->tail, pvgpu_info_get(s));
+        return 0;
+    }
+    path = object_get_canonical_path(obj);
+    if (!strcmp(pvgpu_device_id(s), f->id) || !strcmp(path, f->id)) {
+        f->found = s;
+        return 1;
     }
     return 0;
 }
 
+static PvgpuState *pvgpu_find(const char *id, Error **errp)
+{
+    PvgpuFind f = { .id = id };
+
+    if (!*id ||
+        !object_child_foreach_recursive(object_get_root(), pvgpu_find_cb,
+                                        &f)) {
+        error_setg(errp, "Parameter 'id': no pvgpu device '%s'", id);
+        return NULL;
+    }
+    return f.found;
+}
+
 PvgpuInfoList *qmp_query_pvgpu(Error **errp)
 {
-    PvgpuInfoList *head = NULL, **tail = &head;
+    PvgpuInfoList *head = NULL;
+    PvgpuFind f = { .tail = &head };
 
-    object_child_foreach_recursive(object_get_root(), pvgpu_collect, &tail);
+    object_child_foreach_recursive(object_get_root(), pvgpu_find_cb, &f);
     return head;
+}
+
+void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
+                             PvgpuSchedulerPolicy policy, bool has_quantum_us,
+                             uint32_t quantum_us, bool has_max_fps,
+                             uint32_t max_fps, Error **errp)
+{
+    PvgpuState *s = pvgpu_find(id, errp);
+
+    if (s) {
+        pvgpu_set_scheduler(s, has_policy, policy, has_quantum_us, quantum_us,
+                            has_max_fps, max_fps, errp);
+    }
+}
+
+void qmp_pvgpu_set_context(const char *id, uint32_t ctx_id, bool has_weight,
+                           uint32_t weight, bool has_cap, uint32_t cap,
+                           bool has_priority, uint32_t priority, Error **errp)
+{
+    PvgpuState *s = pvgpu_find(id, errp);
+
+    if (s) {
+        pvgpu_set_context(s, ctx_id, has_weight, weight, has_cap, cap,
+                          has_priority, priority, errp);
+    }
+}
+
+void qmp_pvgpu_set_limits(const char *id, bool has_max_hostmem,
+                          uint64_t max_hostmem, bool has_max_contexts,
+                          uint32_t max_contexts, bool has_max_resources,
+                          uint32_t max_resources, bool has_max_queued,
+                          uint32_t max_queued, Error **errp)
+{
+    PvgpuState *s = pvgpu_find(id, errp);
+
+    if (!s) {
+        return;
+    }
+    if (has_max_hostmem && max_hostmem < 1 * MiB) {
+        error_setg(errp, "Parameter 'max-hostmem' expects at least 1M");
+        return;
+    }
+    if (has_max_contexts && !max_contexts) {
+        error_setg(errp, "Parameter 'max-contexts' expects at least 1");
+        return;
+    }
+    if (has_max_resources && !max_resources) {
+        error_setg(errp, "Parameter 'max-resources' expects at least 1");
+        return;
+    }
+    if (has_max_queued && (!max_queued || max_queued > 4096)) {
+        error_setg(errp, "Parameter 'max-queued' expects a value from 1 to "
+                   "4096");
+        return;
+    }
+    if (has_max_hostmem) {
+        s->max_hostmem = max_hostmem;
+    }
+    if (has_max_contexts) {
+        s->max_contexts = max_contexts;
+    }
+    if (has_max_resources) {
+        s->max_resources = max_resources;
+    }
+    if (has_max_queued) {
+        s->max_queued = max_queued;
+    }
+    pvgpu_3d_apply_scheduler(s);
 }

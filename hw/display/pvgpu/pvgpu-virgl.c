@@ -55,6 +55,7 @@ struct PvgpuRenderer {
     QSIMPLEQ_HEAD(, PvgpuRenderJob) fenced;
     uint32_t fence_seq;
     uint32_t fence_done;        /* fences signalled so far */
+    uint64_t gpu_free_ns;       /* when the last fenced job finished */
 
     /* start-up handshake */
     QemuSemaphore started;
@@ -74,6 +75,11 @@ QEMU_BUILD_BUG_ON(sizeof(PvgpuBox) != 6 * sizeof(uint32_t));
 /* Render thread: hand @job to the main loop. */
 static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
+    uint64_t now = get_clock();
+
+    /* the GPU runs jobs one after the other: charge only this one's part */
+    job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
+    r->gpu_free_ns = now;
     qemu_mutex_lock(&r->lock);
     QSIMPLEQ_INSERT_TAIL(&r->done, job, next);
     qemu_mutex_unlock(&r->lock);
@@ -311,6 +317,7 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
         qemu_sem_post(&r->reset_done);
         return;
     }
+    job->start_ns = get_clock();
     if (job->kind == PVGPU_JOB_CMD) {
         job->err = exec_cmd(r, job);
     }
@@ -318,7 +325,7 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
         readback(&job->readbacks[i]);
     }
     if (job->kind == PVGPU_JOB_CMD && !job->err &&
-        (job->cmd.hdr.flags & PVGPU_FLAG_FENCE)) {
+        ((job->cmd.hdr.flags & PVGPU_FLAG_FENCE) || job->always_fence)) {
         job->fence_seq = ++r->fence_seq;
         if (virgl_renderer_create_fence(job->fence_seq,
                                         job->cmd.hdr.ctx_id) == 0) {

@@ -17,6 +17,9 @@
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "hw/qdev-properties.h"
+#include "hw/core/qdev-prop-internal.h"
+#include "qapi/qapi-events-pvgpu.h"
+#include "qemu/timer.h"
 #include "hw/virtio/virtio.h"
 #include "migration/vmstate.h"
 #include "standard-headers/linux/virtio_gpu.h"
@@ -26,6 +29,130 @@
 
 /* virtio_gpu_config, spec 5.7.4: four little-endian 32-bit words */
 #define PVGPU_CONFIG_SIZE 16
+
+/* The id the user gave the pvgpu-pci device, "" if none. */
+const char *pvgpu_device_id(PvgpuState *s)
+{
+    BusState *bus = qdev_get_parent_bus(DEVICE(s));
+    DeviceState *proxy = bus ? bus->parent : NULL;
+
+    return proxy && proxy->id ? proxy->id : "";
+}
+
+/*
+ * Events are limited to one per second per device and kind, like QEMU's
+ * own noisy events; the next one reports how many were left out.
+ */
+static bool event_allowed(PvgpuState *s, unsigned kind, uint32_t *suppressed)
+{
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
+    if (s->event_limit[kind].last_ns &&
+        now - s->event_limit[kind].last_ns < NANOSECONDS_PER_SECOND) {
+        s->event_limit[kind].suppressed++;
+        return false;
+    }
+    *suppressed = s->event_limit[kind].suppressed;
+    s->event_limit[kind].suppressed = 0;
+    s->event_limit[kind].last_ns = now;
+    return true;
+}
+
+void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
+                         uint32_t ctx_id, uint64_t limit)
+{
+    uint32_t suppressed;
+
+    s->refusals++;
+    trace_pvgpu_quota_refused(PvgpuQuota_str(quota), ctx_id, limit);
+    if (event_allowed(s, quota, &suppressed)) {
+        qapi_event_send_pvgpu_quota_exceeded(pvgpu_device_id(s), quota,
+                                             has_ctx, ctx_id, limit,
+                                             suppressed);
+    }
+}
+
+void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command)
+{
+    uint32_t suppressed;
+
+    if (event_allowed(s, PVGPU_QUOTA__MAX, &suppressed)) {
+        qapi_event_send_pvgpu_context_error(pvgpu_device_id(s), ctx_id,
+                                            command, suppressed);
+    }
+}
+
+bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
+                         PvgpuSchedulerPolicy policy, bool has_quantum_us,
+                         uint32_t quantum_us, bool has_max_fps,
+                         uint32_t max_fps, Error **errp)
+{
+    if (has_quantum_us && (quantum_us < PVGPU_SCHED_MIN_QUANTUM_NS / 1000 ||
+                           quantum_us > PVGPU_SCHED_MAX_QUANTUM_NS / 1000)) {
+        error_setg(errp, "Parameter 'quantum-us' expects a value from %llu "
+                   "to %llu", PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
+                   PVGPU_SCHED_MAX_QUANTUM_NS / 1000);
+        return false;
+    }
+    if (has_max_fps && max_fps > 1000) {
+        error_setg(errp, "Parameter 'max-fps' expects a value from 0 to 1000");
+        return false;
+    }
+    if (has_policy) {
+        s->sched_policy = policy;
+    }
+    if (has_quantum_us) {
+        s->quantum_us = quantum_us;
+    }
+    if (has_max_fps) {
+        s->max_fps = max_fps;
+    }
+    trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
+                              s->quantum_us, s->max_fps);
+    pvgpu_3d_apply_scheduler(s);
+    return true;
+}
+
+bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
+                       uint32_t weight, bool has_cap, uint32_t cap,
+                       bool has_priority, uint32_t priority, Error **errp)
+{
+    PvgpuContext *ctx = pvgpu_3d_context_find(s, ctx_id);
+
+    if (!ctx || !ctx->entity) {
+        error_setg(errp, "Parameter 'ctx-id': device has no context %u",
+                   ctx_id);
+        return false;
+    }
+    if (has_weight && (weight < 1 || weight > PVGPU_SCHED_MAX_WEIGHT)) {
+        error_setg(errp, "Parameter 'weight' expects a value from 1 to %u",
+                   PVGPU_SCHED_MAX_WEIGHT);
+        return false;
+    }
+    if (has_cap && cap > 100) {
+        error_setg(errp, "Parameter 'cap' expects a percentage, 0 to 100");
+        return false;
+    }
+    if (has_priority && priority >= PVGPU_SCHED_NR_CLASSES) {
+        error_setg(errp, "Parameter 'priority' expects a value from 0 to %u",
+                   PVGPU_SCHED_NR_CLASSES - 1);
+        return false;
+    }
+    if (has_weight) {
+        ctx->weight = weight;
+        pvgpu_sched_entity_set_weight(ctx->entity, weight);
+    }
+    if (has_cap) {
+        ctx->cap = cap;
+        pvgpu_sched_entity_set_cap(s->sched, ctx->entity, cap, get_clock());
+    }
+    if (has_priority) {
+        ctx->priority = priority;
+        pvgpu_sched_entity_set_class(s->sched, ctx->entity, priority);
+    }
+    trace_pvgpu_set_context(ctx_id, ctx->weight, ctx->cap, ctx->priority);
+    return true;
+}
 
 void pvgpu_notify_config_event(PvgpuState *s, uint32_t event)
 {
@@ -224,6 +351,19 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
                    PRIu64, s->max_hostmem);
         return;
     }
+    if (s->quantum_us < PVGPU_SCHED_MIN_QUANTUM_NS / 1000 ||
+        s->quantum_us > PVGPU_SCHED_MAX_QUANTUM_NS / 1000) {
+        error_setg(errp, "pvgpu: sched-quantum-us must be %llu to %llu, not "
+                   "%u", PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
+                   PVGPU_SCHED_MAX_QUANTUM_NS / 1000, s->quantum_us);
+        return;
+    }
+    if (s->max_fps > 1000 || !s->max_contexts || !s->max_resources ||
+        !s->max_queued || s->max_queued > 4096) {
+        error_setg(errp, "pvgpu: max-fps must be at most 1000, max-contexts "
+                   "and max-resources at least 1, max-queued 1 to 4096");
+        return;
+    }
 
     if (!pvgpu_3d_init(s, errp)) {
         return;
@@ -312,6 +452,15 @@ static const VMStateDescription vmstate_pvgpu = {
     },
 };
 
+static const PropertyInfo pvgpu_prop_sched_policy = {
+    .type = "PvgpuSchedulerPolicy",
+    .description = "best-effort/equal-share/weighted",
+    .enum_table = &PvgpuSchedulerPolicy_lookup,
+    .get = qdev_propinfo_get_enum,
+    .set = qdev_propinfo_set_enum,
+    .set_default_value = qdev_propinfo_set_default_value_enum,
+};
+
 static const Property pvgpu_properties[] = {
     DEFINE_PROP_UINT32("max_outputs", PvgpuState, max_outputs, 1),
     DEFINE_PROP_UINT32("xres", PvgpuState, xres, 1280),
@@ -323,6 +472,16 @@ static const Property pvgpu_properties[] = {
     /* render on this DRM render node instead of EGL surfaceless */
     DEFINE_PROP_STRING("render-node", PvgpuState, render_node),
     DEFINE_PROP_BOOL("gles", PvgpuState, gles, false),
+    /* GPU-time sharing and limits; all can be changed later over QMP */
+    DEFINE_PROP_SIGNED("sched-policy", PvgpuState, sched_policy,
+                       PVGPU_SCHEDULER_POLICY_BEST_EFFORT,
+                       pvgpu_prop_sched_policy, PvgpuSchedulerPolicy),
+    DEFINE_PROP_UINT32("sched-quantum-us", PvgpuState, quantum_us,
+                       PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000),
+    DEFINE_PROP_UINT32("max-fps", PvgpuState, max_fps, 0),
+    DEFINE_PROP_UINT32("max-contexts", PvgpuState, max_contexts, 64),
+    DEFINE_PROP_UINT32("max-resources", PvgpuState, max_resources, 4096),
+    DEFINE_PROP_UINT32("max-queued", PvgpuState, max_queued, 64),
 };
 
 static void pvgpu_class_init(ObjectClass *klass, void *data)

@@ -63,9 +63,16 @@ typedef struct PvgpuRenderJob {
     unsigned nreadbacks;
     PvgpuReadback readbacks[PVGPU_MAX_SCANOUTS];
 
+    /* complete only once the GPU is done, even if the guest did not ask */
+    bool always_fence;
+
     /* results */
     uint32_t err;           /* 0 or PVGPU_RESP_ERR_* */
     bool cancelled;         /* dropped by a reset: do not answer the guest */
+    /* GPU time the job took: from when it started, or the GPU became free
+     * of earlier work, to its fence */
+    uint64_t gpu_ns;
+    uint64_t start_ns;      /* renderer-internal */
 
     uint32_t fence_seq;     /* renderer-internal */
     QSIMPLEQ_ENTRY(PvgpuRenderJob) next;

@@ -13,6 +13,9 @@
 #include "ui/console.h"
 #include "hw/display/pvgpu-cmd.h"
 #include "hw/display/pvgpu-render.h"
+#include "hw/display/pvgpu-sched.h"
+#include "qapi/qapi-types-pvgpu.h"
+#include "qemu/timer.h"
 #include "qapi/qapi-types-common.h"
 
 #define TYPE_PVGPU "pvgpu-device"
@@ -55,6 +58,11 @@ typedef struct PvgpuContext {
     uint32_t id;
     uint32_t capset_id;
     GHashTable *resources;      /* ids of attached resources (a set) */
+    PvgpuSchedEntity *entity;   /* its share of the GPU */
+    uint32_t weight;
+    uint32_t cap;
+    uint32_t priority;
+    uint64_t errors;            /* commands the renderer refused */
 } PvgpuContext;
 
 /*
@@ -72,6 +80,11 @@ typedef struct PvgpuRequest {
     struct iovec *iov;
     unsigned niov;
     uint64_t serial;            /* of the resource a CREATE/ATTACH is for */
+    /* a context's work goes through the scheduler */
+    PvgpuSchedItem item;
+    bool scheduled;
+    /* CTX_DESTROY: the context's scheduling entity, removed at dispatch */
+    PvgpuSchedEntity *entity;
     QTAILQ_ENTRY(PvgpuRequest) next;
 } PvgpuRequest;
 
@@ -113,7 +126,26 @@ struct PvgpuState {
     unsigned decode_caps;       /* PVGPU_DECODE_* the guest negotiated */
     GHashTable *contexts;       /* ctx_id -> PvgpuContext */
     QTAILQ_HEAD(, PvgpuRequest) inflight;   /* requests the renderer holds */
+    /* requests in arrival order, not yet scheduled or dispatched */
+    QTAILQ_HEAD(, PvgpuRequest) held;
     Error *migration_blocker;
+
+    /* GPU-time scheduling and limits (properties, QMP) */
+    PvgpuSchedulerPolicy sched_policy;
+    uint32_t quantum_us;
+    uint32_t max_fps;
+    uint32_t max_contexts;
+    uint32_t max_resources;
+    uint32_t max_queued;
+    PvgpuSched *sched;
+    unsigned sched_queued;      /* items queued in the scheduler */
+    QEMUTimer *pump_timer;      /* caps and the frame-rate limiter */
+    PvgpuFpsLimiter fps[PVGPU_MAX_SCANOUTS];
+    uint64_t refusals;
+    struct {
+        int64_t last_ns;
+        uint32_t suppressed;
+    } event_limit[PVGPU_QUOTA__MAX + 1];    /* last one: context errors */
 
     /* virtio_gpu_config */
     uint32_t events_read;
@@ -124,7 +156,18 @@ struct PvgpuState {
     PvgpuScanout scanouts[PVGPU_MAX_SCANOUTS];
 };
 
-/* pvgpu.c: answering requests */
+/* pvgpu.c: answering requests, limits, events */
+const char *pvgpu_device_id(PvgpuState *s);
+void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
+                         uint32_t ctx_id, uint64_t limit);
+void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command);
+bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
+                         PvgpuSchedulerPolicy policy, bool has_quantum_us,
+                         uint32_t quantum_us, bool has_max_fps,
+                         uint32_t max_fps, Error **errp);
+bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
+                       uint32_t weight, bool has_cap, uint32_t cap,
+                       bool has_priority, uint32_t priority, Error **errp);
 void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
                            const uint8_t *resp, size_t resp_len);
 void pvgpu_request_free(PvgpuRequest *req);
@@ -137,6 +180,8 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps);
 void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req);
 void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
                               PvgpuResource *res);
+PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id);
+void pvgpu_3d_apply_scheduler(PvgpuState *s);
 
 /* pvgpu-2d.c: resources and the 2D command set */
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
@@ -144,6 +189,8 @@ uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
 PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
                                            const PvgpuCmd *cmd, uint32_t id,
                                            uint32_t *err);
+bool pvgpu_resource_quota_ok(PvgpuState *s, const PvgpuCmd *cmd,
+                             uint32_t *err);
 bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint64_t size, uint32_t *err);
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res);
