@@ -101,7 +101,7 @@ if [ ! -d "$tree" ] || [ "$(cat "$CACHE/gl-rootfs.stamp" 2>/dev/null)" != "$root
     log "installing $PACKAGES"
     $SUDO chroot "$new" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
         DEBIAN_FRONTEND=noninteractive sh -c \
-        "apt-get update -q && apt-get install -y -q --no-install-recommends $PACKAGES" \
+        "apt-get update -q -o Acquire::Languages=none && apt-get install -y -q --no-install-recommends $PACKAGES" \
         > "$CACHE/gl-apt.log" 2>&1 || {
         tail -n 20 "$CACHE/gl-apt.log" >&2
         log "apt-get in the rootfs failed (log: $CACHE/gl-apt.log)"

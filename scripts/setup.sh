@@ -43,5 +43,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
     python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
     gcc-multilib libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
     libvirglrenderer-dev libepoxy-dev libgbm-dev libegl-dev libsdl2-dev \
-    seabios ipxe-qemu
+    seabios ipxe-qemu debootstrap xvfb xauth
 echo "$sum" > "$stamp"

@@ -258,7 +258,9 @@ def main():
     ap.add_argument('--serial-log', help='keep the serial log here')
     ap.add_argument('--screenshot',
                     help='save a PNG of the display (QMP screendump) this '
-                         'long into glmark2: PATH[:SECONDS], default 6 s')
+                         'long into glmark2: PATH[:SECONDS], default 6 s.  '
+                         "QEMU cannot screendump virtio-gpu-gl's GL "
+                         "scanouts ('no surface')")
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='extra QEMU argument (repeatable)')
     args = ap.parse_args()

@@ -1576,6 +1576,280 @@ static void test_hotplug(void)
     qtest_quit(qts);
 }
 
+/* --- QMP: scheduling, limits, statistics, events ------------------------ */
+
+static QDict *qmp_ok(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static QDict *qmp_ok(const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(global_qtest, fmt, ap);
+    va_end(ap);
+    g_assert(qdict_haskey(rsp, "return"));
+    return rsp;
+}
+
+/* The command fails, and its error names @arg. */
+static void qmp_fails(const char *arg, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static void qmp_fails(const char *arg, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+    const char *desc;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(global_qtest, fmt, ap);
+    va_end(ap);
+    g_assert(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    if (!strstr(desc, arg)) {
+        g_error("error '%s' does not name '%s'", desc, arg);
+    }
+    qobject_unref(rsp);
+}
+
+static QDict *context_info(QDict *info, uint32_t ctx)
+{
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "contexts"), e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(c, "ctx-id") == ctx) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float c[4] = { 0.5, 0.5, 0.5, 1 };
+    uint32_t dw[32];
+    QDict *info, *ctx;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    info = query_pvgpu();
+    g_assert_cmpstr(qdict_get_str(info, "id"), ==, "pvgpu0");
+    g_assert_true(qdict_get_bool(info, "virgl"));
+    g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "best-effort");
+    g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 2000);
+    g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 0);
+    qobject_unref(info);
+
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                         "{'id': 'pvgpu0', 'policy': 'weighted', "
+                         "'quantum-us': 5000, 'max-fps': 120}}"));
+    /* bad arguments change nothing and name themselves */
+    qmp_fails("'id'", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'nope', 'policy': 'equal-share'}}");
+    qmp_fails("'quantum-us'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'policy': 'equal-share', "
+              "'quantum-us': 5}}");
+    qmp_fails("'max-fps'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'max-fps': 100000}}");
+    qmp_fails("policy", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'fastest'}}");
+    info = query_pvgpu();
+    g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "weighted");
+    g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 5000);
+    g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 120);
+    qobject_unref(info);
+
+    /* per-context settings and statistics */
+    g_assert_cmphex(ctx_create(gpu, 4, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 4, 40, 128, 128);
+    n = clear_stream(dw, 40, c);
+    for (int i = 0; i < 5; i++) {
+        g_assert_cmphex(submit_3d(gpu, 4, dw, n, VIRTIO_GPU_FLAG_FENCE, i + 1),
+                        ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-context', 'arguments': "
+                         "{'id': 'pvgpu0', 'ctx-id': 4, 'weight': 400, "
+                         "'cap': 50, 'priority': 2}}"));
+    qmp_fails("'weight'", "{'execute': 'pvgpu-set-context', 'arguments': "
+              "{'id': 'pvgpu0', 'ctx-id': 4, 'weight': 0, 'cap': 10}}");
+    qmp_fails("'cap'", "{'execute': 'pvgpu-set-context', 'arguments': "
+              "{'id': 'pvgpu0', 'ctx-id': 4, 'cap': 101}}");
+    qmp_fails("'priority'", "{'execute': 'pvgpu-set-context', 'arguments': "
+              "{'id': 'pvgpu0', 'ctx-id': 4, 'priority': 4}}");
+    qmp_fails("'ctx-id'", "{'execute': 'pvgpu-set-context', 'arguments': "
+              "{'id': 'pvgpu0', 'ctx-id': 99, 'weight': 5}}");
+    info = query_pvgpu();
+    ctx = context_info(info, 4);
+    g_assert_nonnull(ctx);
+    g_assert_cmpuint(qdict_get_int(ctx, "capset"), ==, 2);
+    g_assert_cmpuint(qdict_get_int(ctx, "weight"), ==, 400);
+    g_assert_cmpuint(qdict_get_int(ctx, "cap"), ==, 50);
+    g_assert_cmpuint(qdict_get_int(ctx, "priority"), ==, 2);
+    g_assert_cmpuint(qdict_get_int(ctx, "submissions"), ==, 5);
+    g_assert_cmpuint(qdict_get_int(ctx, "gpu-time-ns"), >, 0);
+    g_assert_cmpuint(qdict_get_int(ctx, "fence-latency-p50-ns"), >, 0);
+    g_assert_cmpuint(qdict_get_int(ctx, "fence-latency-p99-ns"), >=,
+                     qdict_get_int(ctx, "fence-latency-p50-ns"));
+    g_assert_cmpuint(qdict_get_int(ctx, "queued"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(ctx, "resources"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(ctx, "errors"), ==, 0);
+    qobject_unref(info);
+
+    /* a renderer error: counted and reported */
+    dw[0] = cpu_to_le32(VIRGL_CMD(0xfe, 0, 2));
+    dw[1] = dw[2] = 0;
+    g_assert_cmphex(submit_3d(gpu, 4, dw, 12, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    {
+        QDict *ev = qtest_qmp_eventwait_ref(global_qtest,
+                                            "PVGPU_CONTEXT_ERROR");
+        QDict *d = qdict_get_qdict(ev, "data");
+
+        g_assert_cmpstr(qdict_get_str(d, "id"), ==, "pvgpu0");
+        g_assert_cmpuint(qdict_get_int(d, "ctx-id"), ==, 4);
+        g_assert_cmpstr(qdict_get_str(d, "command"), ==, "SUBMIT_3D");
+        qobject_unref(ev);
+    }
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(context_info(info, 4), "errors"), ==, 1);
+    qobject_unref(info);
+
+    /* destroyed contexts leave the list */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 4, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    info = query_pvgpu();
+    g_assert_null(context_info(info, 4));
+    qobject_unref(info);
+}
+
+static void expect_quota_event(const char *quota, bool has_ctx, uint32_t ctx,
+                               uint64_t limit, uint32_t suppressed)
+{
+    QDict *ev = qtest_qmp_eventwait_ref(global_qtest, "PVGPU_QUOTA_EXCEEDED");
+    QDict *d = qdict_get_qdict(ev, "data");
+
+    g_assert_cmpstr(qdict_get_str(d, "quota"), ==, quota);
+    g_assert_cmpstr(qdict_get_str(d, "id"), ==, "pvgpu0");
+    g_assert_cmpint(qdict_haskey(d, "ctx-id"), ==, has_ctx);
+    if (has_ctx) {
+        g_assert_cmpuint(qdict_get_int(d, "ctx-id"), ==, ctx);
+    }
+    g_assert_cmpuint(qdict_get_int(d, "limit"), ==, limit);
+    g_assert_cmpuint(qdict_get_int(d, "suppressed"), ==, suppressed);
+    qobject_unref(ev);
+}
+
+static void test_quotas(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float c[4] = { 0.5, 0.5, 0.5, 1 };
+    uint32_t dw[32], types[64];
+    Batch b = { .gpu = gpu };
+    unsigned refused = 0;
+    uint64_t stream;
+    QDict *info;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    qmp_fails("'max-hostmem'", "{'execute': 'pvgpu-set-limits', "
+              "'arguments': {'id': 'pvgpu0', 'max-hostmem': 100}}");
+    qmp_fails("'max-queued'", "{'execute': 'pvgpu-set-limits', "
+              "'arguments': {'id': 'pvgpu0', 'max-queued': 0}}");
+    qmp_fails("'max-contexts'", "{'execute': 'pvgpu-set-limits', "
+              "'arguments': {'id': 'pvgpu0', 'max-contexts': 0}}");
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-limits', 'arguments': "
+                         "{'id': 'pvgpu0', 'max-contexts': 2, "
+                         "'max-resources': 3, 'max-hostmem': 1572864, "
+                         "'max-queued': 1}}"));
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "max-contexts"), ==, 2);
+    g_assert_cmpuint(qdict_get_int(info, "max-resources"), ==, 3);
+    g_assert_cmpuint(qdict_get_int(info, "max-hostmem"), ==, 1572864);
+    g_assert_cmpuint(qdict_get_int(info, "max-queued"), ==, 1);
+    qobject_unref(info);
+
+    /* contexts: the third is refused, twice within a second: one event */
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 3, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    expect_quota_event("contexts", false, 0, 2, 0);
+    g_assert_cmphex(ctx_create(gpu, 3, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    g_assert_null(qtest_qmp_event_ref(global_qtest, "PVGPU_QUOTA_EXCEEDED"));
+    g_usleep(1100 * 1000);
+    g_assert_cmphex(ctx_create(gpu, 3, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    expect_quota_event("contexts", false, 0, 2, 1);
+
+    /* host memory: 1.5 MiB holds one 512x512 target, not a second */
+    make_rt(gpu, 1, 1, 512, 512);
+    g_assert_cmphex(create_rt(gpu, 2, 512, 512), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    expect_quota_event("hostmem", false, 0, 1572864, 0);
+    /* resources: three at most */
+    g_assert_cmphex(create_rt(gpu, 2, 16, 16), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 3, FMT_XRGB, 16, 16), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 4, FMT_XRGB, 16, 16), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    expect_quota_event("resources", false, 0, 3, 0);
+
+    /*
+     * Queued work: with a 1 % cap the context soon has to wait for the
+     * GPU, so its submissions pile up: one may wait, more are refused.
+     */
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-context', 'arguments': "
+                         "{'id': 'pvgpu0', 'ctx-id': 1, 'cap': 1}}"));
+    n = clear_stream(dw, 1, c);
+    stream = guest_alloc(alloc, n);
+    memwrite(stream, dw, n);
+    batch_submits(&b, 1, 12, stream, n);
+    batch_drain(&b, types);
+    for (unsigned i = 0; i < b.n; i++) {
+        g_assert(types[i] == VIRTIO_GPU_RESP_OK_NODATA ||
+                 types[i] == VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+        refused += types[i] == VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+    }
+    g_assert_cmpuint(refused, >=, 1);
+    /* at least one dispatched and one waiting */
+    g_assert_cmpuint(refused, <=, 12 - 2);
+    expect_quota_event("queued", true, 1, 1, 0);
+
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "refusals"), ==, 5 + refused);
+    qobject_unref(info);
+}
+
+static void test_fps_limit(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    gint64 start;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                         "{'id': 'pvgpu0', 'max-fps': 10}}"));
+    /* five frames at 10 fps cannot complete in less than 0.4 s */
+    start = g_get_monotonic_time();
+    for (int i = 0; i < 5; i++) {
+        g_assert_cmphex(flush(gpu, 1, 0, 0, 64, 64), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - start, >=, 400 * 1000);
+    /* lifting the limit at run time */
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                         "{'id': 'pvgpu0', 'max-fps': 0}}"));
+    g_assert_cmphex(flush(gpu, 1, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
 static void *before_max_outputs(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
@@ -1585,6 +1859,17 @@ static void *before_max_outputs(GString *cmd_line, void *arg)
 static void *before_hostmem(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_hostmem=4M");
+    return arg;
+}
+
+/*
+ * Tests that count events need a QEMU of their own: qos-test reuses one
+ * between tests with the same command line, and events are rate-limited.
+ */
+static void *before_fresh(GString *cmd_line, void *arg)
+{
+    g_string_append_printf(cmd_line, " -global pvgpu-device.max-queued=%u",
+                           GPOINTER_TO_UINT(arg));
     return arg;
 }
 
@@ -1606,6 +1891,12 @@ static void register_pvgpu_test(void)
     };
     QOSGraphTestOptions hostmem = { .before = before_hostmem };
     QOSGraphTestOptions vnc = { .before = before_vnc };
+    QOSGraphTestOptions fresh1 = {
+        .before = before_fresh, .arg = GUINT_TO_POINTER(63),
+    };
+    QOSGraphTestOptions fresh2 = {
+        .before = before_fresh, .arg = GUINT_TO_POINTER(62),
+    };
 
     qos_add_test("config", "pvgpu", test_config, NULL);
     qos_add_test("config-virgl-off", "pvgpu", test_config, &virgl_off);
@@ -1632,6 +1923,9 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    qos_add_test("qmp/scheduler", "pvgpu", test_qmp_scheduler, &fresh1);
+    qos_add_test("qmp/quotas", "pvgpu", test_quotas, &fresh2);
+    qos_add_test("qmp/fps-limit", "pvgpu", test_fps_limit, NULL);
     if (g_str_equal(qtest_get_arch(), "x86_64")) {
         qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
     }
