@@ -1,15 +1,23 @@
 #!/bin/sh
-# The main job: build QEMU with pvgpu, boot the demo guest headless on
-# -device pvgpu-pci and show it rendering: the guest's stock virtio_gpu
-# driver brings up DRM and fbcon, then draws a test pattern, and the frame
-# is saved as a PNG (default pvgpu-demo.png).
+# The main job: build QEMU with pvgpu, boot the demo guests headless on
+# -device pvgpu-pci and show them rendering:
+#  1. the guest's stock virtio_gpu driver brings up DRM and fbcon, then
+#     draws a test pattern; the frame is saved as pvgpu-demo.png;
+#  2. a Debian guest with Mesa renders glmark2 and kmscube through virgl on
+#     pvgpu (GL_RENDERER "virgl ..."); its last frame is pvgpu-demo-gl.png.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shot=${1:-pvgpu-demo.png}
+shot_gl=${2:-pvgpu-demo-gl.png}
 "$repo/scripts/setup.sh"
 "$repo/scripts/build.sh"
 guest=$("$repo/scripts/mkguest.sh")
 python3 "$repo/tests/guest/guest-test.py" \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
     --screenshot "$shot"
+guest_gl=$("$repo/scripts/mkguest-gl.sh")
+python3 "$repo/tests/guest/gl-guest.py" \
+    --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
+    --device pvgpu-pci,xres=800,yres=600 --display none \
+    --screenshot "$shot_gl"

@@ -79,5 +79,13 @@ run_suite guest-2d 600 python3 tests/guest/guest-test.py \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
     --device pvgpu-pci,virgl=off
 
+# 4. a Mesa guest: GL through virgl on pvgpu, headless
+guest_gl=$(scripts/mkguest-gl.sh) || { echo "not ok - mkguest-gl.sh"; failed=$((failed + 1)); }
+if [ -n "${guest_gl:-}" ]; then
+    run_suite guest-gl 1500 python3 tests/guest/gl-guest.py \
+        --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
+        --device pvgpu-pci,xres=800,yres=600 --display none
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -9,6 +9,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <math.h>
 #include "libqtest-single.h"
 #include "qemu/bswap.h"
 #include "qemu/module.h"
@@ -1850,6 +1851,261 @@ static void test_fps_limit(void *obj, void *data, QGuestAllocator *alloc)
                     VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/* --- fairness benchmark (PVGPU_BENCH=1, scripts/bench-fairness.sh) ------ */
+
+/*
+ * Contexts that keep @depth submissions outstanding, refilled as they
+ * complete, so each always has work queued.  Descriptor slots are reused:
+ * slot k owns descriptors 3k..3k+2 (request, stream, response).
+ */
+typedef struct Load {
+    uint32_t ctx;
+    uint64_t stream;
+    size_t len;
+    unsigned depth;
+    unsigned outstanding;
+    uint64_t completed;
+} Load;
+
+typedef struct Bench {
+    QPvgpu *gpu;
+    QGuestAllocator *alloc;
+    Load *loads[8];
+    unsigned nloads;
+    int slot_load[64];          /* slot -> load index, -1 free */
+    uint64_t slot_addr[64];
+} Bench;
+
+static void bench_post(Bench *b, unsigned l)
+{
+    struct virtio_gpu_cmd_submit c = { 0 };
+    Load *load = b->loads[l];
+    unsigned k;
+    uint32_t head;
+
+    for (k = 0; k < ARRAY_SIZE(b->slot_load) && b->slot_load[k] >= 0; k++) {
+        ;
+    }
+    g_assert_cmpuint(k, <, ARRAY_SIZE(b->slot_load));
+    if (!b->slot_addr[k]) {
+        b->slot_addr[k] = guest_alloc(b->alloc, sizeof(c) + 24);
+    }
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+    c.hdr.ctx_id = cpu_to_le32(load->ctx);
+    c.size = cpu_to_le32(load->len);
+    memwrite(b->slot_addr[k], &c, sizeof(c));
+    b->gpu->ctrl->free_head = 3 * k;
+    head = qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, b->slot_addr[k],
+                          sizeof(c), false, true);
+    qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, load->stream, load->len, false,
+                   true);
+    qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, b->slot_addr[k] + sizeof(c), 24,
+                   true, false);
+    qvirtqueue_kick(b->gpu->qts, b->gpu->vdev, b->gpu->ctrl, head);
+    b->slot_load[k] = l;
+    load->outstanding++;
+}
+
+/* Keep every load topped up for @usecs, calling @sample every 50 ms. */
+static void bench_run(Bench *b, gint64 usecs,
+                      void (*sample)(Bench *b, gint64 t, void *opaque),
+                      void *opaque)
+{
+    gint64 start = g_get_monotonic_time(), next = start;
+
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+        uint32_t idx, len;
+
+        for (unsigned l = 0; l < b->nloads && now - start < usecs; l++) {
+            while (b->loads[l]->outstanding < b->loads[l]->depth) {
+                bench_post(b, l);
+            }
+        }
+        if (sample && now >= next) {
+            sample(b, now - start, opaque);
+            next += 50 * 1000;
+        }
+        if (qvirtqueue_get_buf(b->gpu->qts, b->gpu->ctrl, &idx, &len)) {
+            int l = b->slot_load[idx / 3];
+
+            g_assert_cmpint(l, >=, 0);
+            g_assert_cmphex(qtest_readl(b->gpu->qts,
+                                        b->slot_addr[idx / 3] + 32), ==,
+                            VIRTIO_GPU_RESP_OK_NODATA);
+            b->slot_load[idx / 3] = -1;
+            b->loads[l]->outstanding--;
+            b->loads[l]->completed++;
+            continue;
+        }
+        if (now - start >= usecs) {
+            bool idle = true;
+
+            for (unsigned l = 0; l < b->nloads; l++) {
+                idle &= !b->loads[l]->outstanding;
+            }
+            if (idle) {
+                return;
+            }
+        }
+        g_usleep(200);
+    }
+}
+
+/* A context rendering @clears clears of a @size x @size target. */
+static Load *bench_load(Bench *b, uint32_t ctx, uint32_t size,
+                        unsigned clears, unsigned depth)
+{
+    static const float c[4] = { 0.3, 0.6, 0.9, 1 };
+    Load *load = g_new0(Load, 1);
+    uint32_t *dw = g_new(uint32_t, 32 + clears * 12);
+    size_t n;
+
+    g_assert_cmphex(ctx_create(b->gpu, ctx, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_rt(b->gpu, ctx, size, size), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(b->gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, ctx,
+                            ctx), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    n = clear_stream(dw, ctx, c) / 4;
+    for (unsigned i = 1; i < clears; i++) {
+        memcpy(&dw[n], &dw[n - 12], 12 * 4);    /* one more CLEAR */
+        n += 12;
+    }
+    load->ctx = ctx;
+    load->len = n * 4;
+    load->stream = guest_alloc(b->alloc, load->len);
+    memwrite(load->stream, dw, load->len);
+    load->depth = depth;
+    g_free(dw);
+    b->loads[b->nloads++] = load;
+    return load;
+}
+
+static uint64_t ctx_stat(uint32_t ctx, const char *key)
+{
+    QDict *info = query_pvgpu();
+    QDict *c = context_info(info, ctx);
+    uint64_t v = c ? qdict_get_int(c, key) : 0;
+
+    qobject_unref(info);
+    return v;
+}
+
+typedef struct Shares {
+    double target[3];
+    uint64_t base[3];
+    gint64 converged;           /* last time a sample was off target */
+    double last[3];
+} Shares;
+
+static void sample_shares(Bench *b, gint64 t, void *opaque)
+{
+    Shares *sh = opaque;
+    uint64_t g[3], sum = 0;
+
+    for (int i = 0; i < 3; i++) {
+        g[i] = ctx_stat(b->loads[i]->ctx, "gpu-time-ns") - sh->base[i];
+        sum += g[i];
+    }
+    for (int i = 0; i < 3 && sum; i++) {
+        sh->last[i] = 100.0 * g[i] / sum;
+        if (fabs(sh->last[i] - 100 * sh->target[i]) > 2) {
+            sh->converged = t;
+        }
+    }
+}
+
+static void bench_set(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void bench_set(const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(global_qtest, fmt, ap);
+    va_end(ap);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
+{
+    Bench b = { .gpu = obj, .alloc = alloc };
+    Shares sh = { .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
+    uint64_t solo_p99, shared_p99, rr_p99, done_on, done_off;
+    Load *victim, *aggressor;
+
+    memset(b.slot_load, -1, sizeof(b.slot_load));
+    pvgpu_setup_3d(b.gpu, alloc);
+
+    /* 1. weights 1:2:4, all saturated with the same work */
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'weighted'}}");
+    for (int i = 0; i < 3; i++) {
+        bench_load(&b, i + 1, 1024, 4, 4);
+        bench_set("{'execute': 'pvgpu-set-context', 'arguments': "
+                  "{'id': 'pvgpu0', 'ctx-id': %d, 'weight': %d}}",
+                  i + 1, 100 << i);
+    }
+    bench_run(&b, 4 * G_USEC_PER_SEC, sample_shares, &sh);
+    g_test_message("BENCH weights 1:2:4 shares %.1f%% %.1f%% %.1f%% "
+                   "(targets 14.3 28.6 57.1), converged after %.0f ms",
+                   sh.last[0], sh.last[1], sh.last[2],
+                   sh.converged / 1000.0);
+    done_on = b.loads[0]->completed + b.loads[1]->completed +
+              b.loads[2]->completed;
+
+    /* 2. scheduling off (one FIFO-like turn per second): throughput */
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'best-effort', "
+              "'quantum-us': 1000000}}");
+    for (int i = 0; i < 3; i++) {
+        b.loads[i]->completed = 0;
+    }
+    bench_run(&b, 4 * G_USEC_PER_SEC, NULL, NULL);
+    done_off = b.loads[0]->completed + b.loads[1]->completed +
+               b.loads[2]->completed;
+    g_test_message("BENCH throughput weighted %.1f/s, unscheduled %.1f/s, "
+                   "cost %.2f%%", done_on / 4.0, done_off / 4.0,
+                   100.0 * (1.0 - (double)done_on / done_off));
+    for (int i = 0; i < 3; i++) {
+        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
+                        ==, VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(b.loads[i]);
+    }
+    b.nloads = 0;
+
+    /* 3. a light victim alone, then beside a greedy aggressor */
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'equal-share', "
+              "'quantum-us': 2000}}");
+    victim = bench_load(&b, 10, 256, 1, 1);
+    bench_run(&b, 2 * G_USEC_PER_SEC, NULL, NULL);
+    solo_p99 = ctx_stat(10, "fence-latency-p99-ns");
+    b.nloads = 0;
+    victim = bench_load(&b, 11, 256, 1, 1);
+    aggressor = bench_load(&b, 12, 2048, 8, 8);
+    bench_run(&b, 3 * G_USEC_PER_SEC, NULL, NULL);
+    shared_p99 = ctx_stat(11, "fence-latency-p99-ns");
+    g_test_message("BENCH victim p99 solo %.2f ms, with aggressor "
+                   "(equal-share) %.2f ms = %.1fx; aggressor batch took "
+                   "p50 %.2f ms", solo_p99 / 1e6, shared_p99 / 1e6,
+                   (double)shared_p99 / solo_p99,
+                   ctx_stat(12, "fence-latency-p50-ns") / 1e6 /
+                   aggressor->depth);
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'best-effort'}}");
+    b.nloads = 0;
+    victim = bench_load(&b, 13, 256, 1, 1);
+    b.loads[b.nloads++] = aggressor;
+    bench_run(&b, 3 * G_USEC_PER_SEC, NULL, NULL);
+    rr_p99 = ctx_stat(13, "fence-latency-p99-ns");
+    g_test_message("BENCH victim p99 with aggressor (best-effort) %.2f ms "
+                   "= %.1fx solo; victim %" PRIu64 " submissions",
+                   rr_p99 / 1e6, (double)rr_p99 / solo_p99,
+                   victim->completed);
+}
+
 static void *before_max_outputs(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
@@ -1923,6 +2179,10 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    if (getenv("PVGPU_BENCH")) {
+        /* a measurement, not a test: scripts/bench-fairness.sh */
+        qos_add_test("bench/fairness", "pvgpu", bench_fairness, NULL);
+    }
     qos_add_test("qmp/scheduler", "pvgpu", test_qmp_scheduler, &fresh1);
     qos_add_test("qmp/quotas", "pvgpu", test_quotas, &fresh2);
     qos_add_test("qmp/fps-limit", "pvgpu", test_fps_limit, NULL);

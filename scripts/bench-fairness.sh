@@ -1,0 +1,14 @@
+#!/bin/sh
+# Fairness benchmark of pvgpu's GPU-time scheduler with real virgl work
+# (render-target clears executed by virglrenderer), driven through the
+# qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, the
+# throughput cost of scheduling, a light victim's fence latency next to a
+# greedy aggressor.  Prints the measured figures; it asserts nothing.
+set -eu
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/setup.sh"
+"$repo/scripts/build.sh" --tests
+export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64" PVGPU_BENCH=1
+path=$("$repo/build/tests/qtest/qos-test" -l | grep '/bench/fairness$')
+"$repo/build/tests/qtest/qos-test" --tap -p "$path" 2>&1 |
+    sed -n 's/^# BENCH /  /p; /^not ok/p'

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Benchmark pvgpu against QEMU's own virtio-gpu-gl-pci: the same GL guest
+# workload (glmark2-es2-drm scenes, kmscube) on both devices, from the same
+# QEMU build, in one run, alternating devices round by round.  pvgpu runs
+# headless (-display none); virtio-gpu-gl needs a GL display, so it gets
+# SDL with GL under Xvfb.  Prints per-scene fps and the ratio
+# pvgpu / virtio-gpu-gl.
+#
+# Usage: scripts/bench-gl.sh [ROUNDS]      (default 3)
+# PVGPU_BENCH_SCENES overrides the glmark2 scene list.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${1:-3}
+"$repo/scripts/setup.sh"
+"$repo/scripts/build.sh"
+guest=$("$repo/scripts/mkguest-gl.sh")
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+scenes=${PVGPU_BENCH_SCENES:-build:use-vbo=true:duration=5,texture:duration=5,shading:duration=5,conditionals:duration=5,jellyfish:duration=5}
+run() {
+    # $1 name, $2 device, $3 display, then any wrapper command
+    name=$1 dev=$2 disp=$3
+    shift 3
+    "$@" python3 "$repo/tests/guest/gl-guest.py" \
+        --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
+        --device "$dev,xres=800,yres=600" --display "$disp" \
+        --scenes "$scenes" --kmscube-frames 300 \
+        --json "$out/$name.json" > "$out/$name.log" 2>&1 ||
+        { echo "bench: $name failed:"; tail -n 20 "$out/$name.log"; exit 1; }
+}
+
+i=1
+while [ "$i" -le "$rounds" ]; do
+    echo "round $i/$rounds: pvgpu-pci (-display none)"
+    run "pvgpu-$i" pvgpu-pci none
+    echo "round $i/$rounds: virtio-gpu-gl-pci (-display sdl,gl=on, Xvfb)"
+    run "gl-$i" virtio-gpu-gl-pci sdl,gl=on \
+        xvfb-run -a -s '-screen 0 1024x768x24'
+    i=$((i + 1))
+done
+python3 "$repo/scripts/bench-report.py" "$out" "$rounds"

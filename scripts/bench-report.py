@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+#
+# Report of scripts/bench-gl.sh: median fps per scene over the rounds, for
+# pvgpu and virtio-gpu-gl, and their ratio.
+#
+# Copyright (c) 2026 pvgpu authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import json
+import math
+import os
+import statistics
+import sys
+
+
+def load(directory, prefix, rounds):
+    runs = []
+    for i in range(1, rounds + 1):
+        with open(os.path.join(directory, f'{prefix}-{i}.json')) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def per_scene(runs):
+    fps = {}
+    for r in runs:
+        for s in r['glmark2']['scenes']:
+            fps.setdefault(s['name'], []).append(s['fps'])
+        fps.setdefault('kmscube', []).append(r['kmscube']['fps'])
+    return {k: statistics.median(v) for k, v in fps.items()}, fps
+
+
+def main():
+    directory, rounds = sys.argv[1], int(sys.argv[2])
+    pv, pv_all = per_scene(load(directory, 'pvgpu', rounds))
+    gl, gl_all = per_scene(load(directory, 'gl', rounds))
+    ratios = []
+    print(f'{"scene":<14} {"pvgpu fps":>10} {"virtio-gpu-gl fps":>18} '
+          f'{"ratio":>7}   (median of {rounds} rounds; all rounds)')
+    for scene in pv:
+        ratio = pv[scene] / gl[scene] if gl.get(scene) else float('nan')
+        ratios.append(ratio)
+        print(f'{scene:<14} {pv[scene]:>10.1f} {gl.get(scene, 0):>18.1f} '
+              f'{ratio:>7.2f}   pvgpu {pv_all[scene]} gl {gl_all.get(scene)}')
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    print(f'{"overall":<14} {"":>10} {"":>18} {geo:>7.2f}   (geometric mean)')
+    print(f'lowest scene ratio {min(ratios):.2f}')
+
+
+if __name__ == '__main__':
+    main()
