@@ -223,6 +223,9 @@ static void pump(PvgpuState *s)
         QTAILQ_REMOVE(&s->held, req, next);
         dispatch(s, req);
     }
+    trace_pvgpu_pump(!QTAILQ_EMPTY(&s->held) ?
+                     pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->job.cmd.hdr.type) :
+                     "-", s->sched_queued, wake ? wake - now : 0);
     if (wake) {
         timer_mod(s->pump_timer, wake);
     }
@@ -797,6 +800,7 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
     pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
     pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
+    pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
     /* what a cap or the frame-rate limit held back may go now */
     pump(s);
 }

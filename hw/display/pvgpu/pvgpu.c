@@ -359,9 +359,11 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
     if (s->max_fps > 1000 || !s->max_contexts || !s->max_resources ||
-        !s->max_queued || s->max_queued > 4096) {
+        !s->max_queued || s->max_queued > 4096 || !s->max_inflight ||
+        s->max_inflight > 16) {
         error_setg(errp, "pvgpu: max-fps must be at most 1000, max-contexts "
-                   "and max-resources at least 1, max-queued 1 to 4096");
+                   "and max-resources at least 1, max-queued 1 to 4096, "
+                   "sched-inflight 1 to 16");
         return;
     }
 
@@ -482,6 +484,12 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_UINT32("max-contexts", PvgpuState, max_contexts, 64),
     DEFINE_PROP_UINT32("max-resources", PvgpuState, max_resources, 4096),
     DEFINE_PROP_UINT32("max-queued", PvgpuState, max_queued, 64),
+    /*
+     * Submissions on the GPU at once.  1 measures each one's GPU time
+     * exactly and lets a newly arrived context in soonest; more keeps a
+     * GPU busy across the main loop's reaction time.
+     */
+    DEFINE_PROP_UINT32("sched-inflight", PvgpuState, max_inflight, 1),
 };
 
 static void pvgpu_class_init(ObjectClass *klass, void *data)

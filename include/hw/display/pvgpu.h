@@ -137,6 +137,7 @@ struct PvgpuState {
     uint32_t max_contexts;
     uint32_t max_resources;
     uint32_t max_queued;
+    uint32_t max_inflight;
     PvgpuSched *sched;
     unsigned sched_queued;      /* items queued in the scheduler */
     QEMUTimer *pump_timer;      /* caps and the frame-rate limiter */
