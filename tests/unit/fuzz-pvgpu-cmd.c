@@ -18,11 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     PvgpuQueue q = size && (data[size - 1] & 1) ? PVGPU_QUEUE_CURSOR
                                                 : PVGPU_QUEUE_CTRL;
+    unsigned caps = size ? data[0] & 3 : 0;
     uint8_t resp[PVGPU_MAX_RESP_SIZE];
     const char *why;
     PvgpuCmd cmd;
 
-    if (pvgpu_cmd_decode(data, size, q, size ? data[0] & 3 : 0, &cmd, &why) == 0 &&
+    if (pvgpu_cmd_decode(data, size, q, caps, &cmd, &why) == 0 &&
         cmd.hdr.type == PVGPU_CMD_RESOURCE_ATTACH_BACKING) {
         uint64_t total = 0;
 

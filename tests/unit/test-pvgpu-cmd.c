@@ -111,8 +111,8 @@ static void test_wrong_queue(void)
     const char *why;
 
     req_init(&r, PVGPU_CMD_MOVE_CURSOR, 56);
-    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CTRL, 0, &cmd, &why),
-                    ==, PVGPU_RESP_ERR_UNSPEC);
+    g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CTRL, 0, &cmd,
+                                     &why), ==, PVGPU_RESP_ERR_UNSPEC);
     g_assert_cmphex(pvgpu_cmd_decode(r.b, r.len, PVGPU_QUEUE_CURSOR, 0, &cmd,
                                      &why), ==, 0);
     req_init(&r, PVGPU_CMD_GET_DISPLAY_INFO, 24);

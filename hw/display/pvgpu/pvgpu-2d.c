@@ -229,7 +229,8 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
     if (!bits) {
         s->hostmem_used -= size;
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                        "host allocation of %" PRIu64 " bytes failed", size);
+                              "host allocation of %" PRIu64 " bytes failed",
+                              size);
         return NULL;
     }
     res = g_new0(PvgpuResource, 1);
@@ -244,7 +245,7 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
         g_free(bits);
         g_free(res);
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                        "pixman image of %ux%u failed", width, height);
+                              "pixman image of %ux%u failed", width, height);
         return NULL;
     }
     res->hostmem = size;
@@ -297,8 +298,8 @@ static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
 static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
 {
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
-                                      &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(
+        s, cmd, cmd->u.resource.resource_id, &err);
 
     if (res) {
         resource_destroy(s, res);
@@ -306,18 +307,21 @@ static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
     return err;
 }
 
-static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
+/* ATTACH_BACKING's checks and guest mapping, for 2D and 3D resources */
+uint32_t pvgpu_backing_attach(PvgpuState *s, const PvgpuCmd *cmd,
+                              PvgpuResource **pres)
 {
     const typeof(cmd->u.attach_backing) *c = &cmd->u.attach_backing;
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id,
+                                                     &err);
 
     if (!res) {
         return err;
     }
     if (res->entries) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                        "resource %u already has backing", res->id);
+                              "resource %u already has backing", res->id);
     }
     res->nr_entries = c->nr_entries;
     res->entries = g_new(PvgpuMemEntry, c->nr_entries);
@@ -327,35 +331,47 @@ static uint32_t cmd_attach_backing(PvgpuState *s, const PvgpuCmd *cmd)
     if (!pvgpu_backing_map(s, res)) {
         pvgpu_backing_free(s, res);
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                        "resource %u: backing is not guest RAM", c->resource_id);
+                              "resource %u: backing is not guest RAM",
+                              res->id);
     }
     trace_pvgpu_resource_attach_backing(res->id, c->nr_entries,
                                         res->backing_size);
+    *pres = res;
     return 0;
+}
+
+/* The resource @id of @cmd, which must have backing (DETACH, transfers) */
+PvgpuResource *pvgpu_resource_with_backing(PvgpuState *s, const PvgpuCmd *cmd,
+                                           uint32_t id, uint32_t *err)
+{
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, id, err);
+
+    if (res && !res->iov) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                              "resource %u has no backing", res->id);
+        return NULL;
+    }
+    return res;
 }
 
 static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
 {
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
-                                      &err);
+    PvgpuResource *res = pvgpu_resource_with_backing(
+        s, cmd, cmd->u.resource.resource_id, &err);
 
-    if (!res) {
-        return err;
+    if (res) {
+        pvgpu_backing_free(s, res);
     }
-    if (!res->entries) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                        "resource %u has no backing", res->id);
-    }
-    pvgpu_backing_free(s, res);
-    return 0;
+    return err;
 }
 
 static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_with_backing(s, cmd, c->resource_id,
+                                                     &err);
     unsigned bpp;
     uint32_t stride;
     uint8_t *bits;
@@ -363,22 +379,18 @@ static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
     if (!res) {
         return err;
     }
-    if (!res->iov) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                        "resource %u has no backing", res->id);
-    }
     bpp = pvgpu_format_bpp(res->format);
     stride = resource_stride(res);
     if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                        "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
                         c->r.width, c->r.height, c->r.x, c->r.y,
                         res->id, res->width, res->height);
     }
     if (!pvgpu_transfer_2d_fits(&c->r, c->offset, stride, bpp,
                                 res->backing_size)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                        "offset %" PRIu64 " + rect exceeds the %" PRIu64
+                              "offset %" PRIu64 " + rect exceeds the %" PRIu64
                         "-byte backing of resource %u", c->offset,
                         res->backing_size, res->id);
     }
@@ -410,7 +422,7 @@ static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
                             c->r.width, c->r.height);
     if (c->scanout_id >= s->max_outputs) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                        "scanout %u, device has %u", c->scanout_id,
+                              "scanout %u, device has %u", c->scanout_id,
                         s->max_outputs);
     }
     if (c->resource_id) {
@@ -434,14 +446,15 @@ static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.flush) *c = &cmd->u.flush;
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id,
+                                                     &err);
 
     if (!res) {
         return err;
     }
     if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                        "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
                         c->r.width, c->r.height, c->r.x, c->r.y,
                         res->id, res->width, res->height);
     }
@@ -455,8 +468,8 @@ static uint32_t cmd_assign_uuid(PvgpuState *s, const PvgpuCmd *cmd,
                                 uint8_t *resp, size_t *resp_len)
 {
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
-                                      &err);
+    PvgpuResource *res = pvgpu_resource_find_or_fail(
+        s, cmd, cmd->u.resource.resource_id, &err);
 
     if (!res) {
         return err;
@@ -480,11 +493,11 @@ static uint32_t cmd_get_edid(PvgpuState *s, const PvgpuCmd *cmd,
 
     if (!virtio_vdev_has_feature(VIRTIO_DEVICE(s), VIRTIO_GPU_F_EDID)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                        "VIRTIO_GPU_F_EDID not negotiated");
+                              "VIRTIO_GPU_F_EDID not negotiated");
     }
     if (cmd->u.get_edid.scanout_id >= s->max_outputs) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                        "scanout %u, device has %u",
+                              "scanout %u, device has %u",
                         cmd->u.get_edid.scanout_id, s->max_outputs);
     }
     size = pvgpu_scanout_edid(s, cmd->u.get_edid.scanout_id, edid,
@@ -516,9 +529,12 @@ uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
     case PVGPU_CMD_RESOURCE_UNREF:
         err = cmd_unref(s, cmd);
         break;
-    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
-        err = cmd_attach_backing(s, cmd);
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING: {
+        PvgpuResource *res;
+
+        err = pvgpu_backing_attach(s, cmd, &res);
         break;
+    }
     case PVGPU_CMD_RESOURCE_DETACH_BACKING:
         err = cmd_detach_backing(s, cmd);
         break;

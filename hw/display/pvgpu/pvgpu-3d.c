@@ -470,26 +470,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         return 0;
 
     case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
-        res = pvgpu_resource_find_or_fail(s, cmd,
-                                          cmd->u.attach_backing.resource_id,
-                                          &err);
-        if (!res) {
+        err = pvgpu_backing_attach(s, cmd, &res);
+        if (err) {
             return err;
-        }
-        if (res->entries) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                                  "resource %u already has backing", res->id);
-        }
-        res->nr_entries = cmd->u.attach_backing.nr_entries;
-        res->entries = g_new(PvgpuMemEntry, res->nr_entries);
-        for (uint32_t i = 0; i < res->nr_entries; i++) {
-            res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
-        }
-        if (!pvgpu_backing_map(s, res)) {
-            pvgpu_backing_free(s, res);
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                                  "resource %u: backing is not guest RAM",
-                                  res->id);
         }
         job->iov = res->iov;
         job->niov = res->niov;
@@ -498,14 +481,10 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         return 0;
 
     case PVGPU_CMD_RESOURCE_DETACH_BACKING:
-        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
+        res = pvgpu_resource_with_backing(s, cmd, cmd->u.resource.resource_id,
                                           &err);
         if (!res) {
             return err;
-        }
-        if (!res->iov) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                                  "resource %u has no backing", res->id);
         }
         /* unmapped once the renderer has detached it */
         req->iov = g_steal_pointer(&res->iov);
@@ -518,13 +497,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     case PVGPU_CMD_TRANSFER_TO_HOST_2D: {
         const typeof(cmd->u.transfer_2d) *t = &cmd->u.transfer_2d;
 
-        res = pvgpu_resource_find_or_fail(s, cmd, t->resource_id, &err);
+        res = pvgpu_resource_with_backing(s, cmd, t->resource_id, &err);
         if (!res) {
             return err;
-        }
-        if (!res->iov) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                                  "resource %u has no backing", res->id);
         }
         if (!pvgpu_rect_inside(&t->r, res->width, res->height) ||
             !pvgpu_transfer_2d_fits(&t->r, t->offset, res->width * 4, 4,
@@ -539,15 +514,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
 
     case PVGPU_CMD_TRANSFER_TO_HOST_3D:
     case PVGPU_CMD_TRANSFER_FROM_HOST_3D:
-        res = pvgpu_resource_find_or_fail(s, cmd,
+        res = pvgpu_resource_with_backing(s, cmd,
                                           cmd->u.transfer_3d.resource_id,
                                           &err);
         if (!res || !ctx_may_use(s, cmd, res, &err)) {
             return err;
-        }
-        if (!res->iov) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
-                                  "resource %u has no backing", res->id);
         }
         /* levels, layers and the backing's bounds are virglrenderer's */
         submit(s, req);

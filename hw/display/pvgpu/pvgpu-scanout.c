@@ -92,9 +92,9 @@ static void scanout_show(PvgpuState *s, uint32_t i, PvgpuResource *res,
                     (size_t)r->x * pvgpu_format_bpp(res->format);
     DisplaySurface *surface;
 
-    surface = qemu_create_displaysurface_from(r->width, r->height,
-                                              pixman_image_get_format(res->image),
-                                              stride, data);
+    surface = qemu_create_displaysurface_from(
+        r->width, r->height, pixman_image_get_format(res->image), stride,
+        data);
     dpy_gfx_replace_surface(so->con, surface);
     so->resource_id = res->id;
     so->r = *r;

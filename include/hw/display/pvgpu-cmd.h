@@ -253,11 +253,12 @@ typedef enum PvgpuQueue {
 
 /*
  * Decode the request in @buf (@len bytes, as the guest supplied it) that
- * arrived on @queue, with the PVGPU_DECODE_* @caps the guest negotiated.  Returns 0 and fills @cmd on success; otherwise
- * returns the PVGPU_RESP_ERR_* the guest must receive and points @why at
- * a static description for the guest-error log.  @cmd->hdr is filled
- * whenever @len covers the header, so fences can be echoed on errors too.
- * @cmd->u.attach_backing.entries points into @buf.
+ * arrived on @queue, with the PVGPU_DECODE_* @caps the guest negotiated.
+ * Returns 0 and fills @cmd on success; otherwise returns the
+ * PVGPU_RESP_ERR_* the guest must receive and points @why at a static
+ * description for the guest-error log.  @cmd->hdr is filled whenever @len
+ * covers the header, so fences can be echoed on errors too.  The entries
+ * of ATTACH_BACKING and the stream of SUBMIT_3D point into @buf.
  */
 uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
                           unsigned caps, PvgpuCmd *cmd, const char **why);

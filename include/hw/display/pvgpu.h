@@ -195,6 +195,10 @@ bool pvgpu_resource_quota_ok(PvgpuState *s, const PvgpuCmd *cmd,
 bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint64_t size, uint32_t *err);
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res);
+uint32_t pvgpu_backing_attach(PvgpuState *s, const PvgpuCmd *cmd,
+                              PvgpuResource **pres);
+PvgpuResource *pvgpu_resource_with_backing(PvgpuState *s, const PvgpuCmd *cmd,
+                                           uint32_t id, uint32_t *err);
 bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res);
 void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res);
 void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
