@@ -9,91 +9,16 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from harness import QMP, Serial
+
 BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
         0xff00ff, 0xff0000, 0x0000ff, 0x000000]
-
-
-def connect(path, timeout=30):
-    """Connect to a QEMU server socket once QEMU has created it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sock = socket.socket(socket.AF_UNIX)
-        try:
-            sock.connect(path)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-class QMP:
-    def __init__(self, path):
-        self.sock = connect(path)
-        self.f = self.sock.makefile('rw')
-        json.loads(self.f.readline())           # greeting
-        self.cmd('qmp_capabilities')
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({'execute': name, 'arguments': args}) + '\n')
-        self.f.flush()
-        while True:
-            rsp = json.loads(self.f.readline())
-            if 'return' in rsp:
-                return rsp['return']
-            if 'error' in rsp:
-                raise RuntimeError(f"{name}: {rsp['error']['desc']}")
-
-
-class Serial:
-    """Line-oriented view of the guest's serial port."""
-
-    def __init__(self, path, logpath):
-        self.sock = connect(path)
-        self.buf = b''
-        self.log = open(logpath, 'wb')
-        self.lines = []
-
-    def wait_for(self, prefix, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines:
-                if line.startswith(prefix):
-                    self.lines.remove(line)
-                    return line
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                return None
-            if not data:
-                return None
-            self.log.write(data)
-            self.log.flush()
-            self.buf += data
-            while b'\n' in self.buf:
-                line, self.buf = self.buf.split(b'\n', 1)
-                text = line.decode(errors='replace').strip('\r')
-                if text.startswith('PVGPU: '):
-                    self.lines.append(text[len('PVGPU: '):])
-
-    def send(self, line):
-        self.sock.sendall(line.encode() + b'\n')
-
-    def reports(self):
-        return list(self.lines)
 
 
 def read_ppm(path):
@@ -184,12 +109,12 @@ def main():
     qemu = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     start = time.monotonic()
     try:
-        serial = Serial(ser_path, log_path)
-        qmp = QMP(qmp_path)
+        serial = Serial(ser_path, qemu, log_path, echo=False)
+        qmp = QMP(qmp_path, qemu)
 
         ready = serial.wait_for('console-ready', args.timeout)
         boot = time.monotonic() - start
-        reports = serial.reports()
+        reports = serial.reports
         for r in reports:
             print(f'# guest: {r}', flush=True)
         if not tap.check(ready is not None, 'guest booted to console-ready',
@@ -241,7 +166,7 @@ def main():
         serial.send('draw')
         drawn = serial.wait_for('demo-drawn', 60)
         tap.check(drawn is not None, 'guest demo drew on /dev/fb0',
-                  drawn or ', '.join(serial.reports()))
+                  drawn or ', '.join(serial.reports))
         ok = False
         for _ in range(50):
             qmp.cmd('screendump', filename=shot, device='gpu0')
