@@ -162,30 +162,6 @@ static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
     return ok;
 }
 
-/*
- * With a single busy context there is nobody to share the GPU with: let it
- * keep the pipeline full instead of waiting for each fence.
- */
-#define PVGPU_INFLIGHT_ALONE 4
-
-static bool several_busy(PvgpuState *s)
-{
-    GHashTableIter iter;
-    gpointer value;
-    unsigned busy = 0;
-
-    g_hash_table_iter_init(&iter, s->contexts);
-    while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        PvgpuContext *ctx = value;
-
-        if (ctx->entity && pvgpu_sched_entity_busy(ctx->entity) &&
-            ++busy > 1) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void pump(PvgpuState *s)
 {
     uint64_t now = get_clock(), wake = 0;
@@ -223,10 +199,6 @@ static void pump(PvgpuState *s)
             req->scheduled = true;
             s->sched_queued++;
         }
-        pvgpu_sched_set_max_inflight(s->sched, several_busy(s) ?
-                                     s->max_inflight :
-                                     MAX(s->max_inflight,
-                                         PVGPU_INFLIGHT_ALONE));
         while ((item = pvgpu_sched_next(s->sched, now, &ent, &wait))) {
             req = container_of(item, PvgpuRequest, item);
             s->sched_queued--;
@@ -799,6 +771,7 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
     pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
     pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
+    pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
     /* what a cap or the frame-rate limit held back may go now */
     pump(s);
 }

@@ -344,11 +344,6 @@ uint32_t pvgpu_sched_entity_id(const PvgpuSchedEntity *e)
     return e->id;
 }
 
-bool pvgpu_sched_entity_busy(const PvgpuSchedEntity *e)
-{
-    return e->queued || e->inflight;
-}
-
 int pvgpu_sched_entity_set_weight(PvgpuSchedEntity *e, unsigned weight)
 {
     if (weight < 1 || weight > PVGPU_SCHED_MAX_WEIGHT) {

@@ -127,9 +127,6 @@ void pvgpu_sched_entity_remove(PvgpuSched *s, PvgpuSchedEntity *e,
                                PvgpuSchedDropFn *drop, void *opaque);
 
 uint32_t pvgpu_sched_entity_id(const PvgpuSchedEntity *e);
-
-/* Does @e have work queued or in flight? */
-bool pvgpu_sched_entity_busy(const PvgpuSchedEntity *e);
 /* 1 .. PVGPU_SCHED_MAX_WEIGHT */
 int pvgpu_sched_entity_set_weight(PvgpuSchedEntity *e, unsigned weight);
 /* Percent of wall-clock time, a ceiling in every policy; 0 removes it. */
