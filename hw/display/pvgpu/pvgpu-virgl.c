@@ -136,12 +136,11 @@ static void readback(PvgpuReadback *rb)
         return;
     }
     /*
-     * GL keeps rows bottom-up; resources the guest created with Y_0_TOP
-     * (all 2D and scanout resources from Linux) are stored top-down.
+     * Transfers work in the guest's coordinates: for a resource without
+     * Y_0_TOP (GL's bottom-up rows) virglrenderer inverts the rows itself,
+     * so the pixels arrive top row first either way.  (Checked against
+     * virtio-gpu-gl's GL display with glmark2's jellyfish and ideas.)
      */
-    if (!(info.flags & VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP)) {
-        box.y = info.height - rb->r.y - rb->r.height;
-    }
     iov = (struct iovec) { .iov_base = rb->pixels, .iov_len = size };
     if (virgl_renderer_transfer_read_iov(rb->resource_id, 0, 0,
                                         rb->r.width * 4, 0,
@@ -150,19 +149,6 @@ static void readback(PvgpuReadback *rb)
         g_free(rb->pixels);
         rb->pixels = NULL;
         return;
-    }
-    if (!(info.flags & VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP)) {
-        size_t stride = (size_t)rb->r.width * 4;
-        g_autofree uint8_t *tmp = g_malloc(stride);
-
-        for (uint32_t y = 0; y < rb->r.height / 2; y++) {
-            uint8_t *a = rb->pixels + y * stride;
-            uint8_t *b = rb->pixels + (rb->r.height - 1 - y) * stride;
-
-            memcpy(tmp, a, stride);
-            memcpy(a, b, stride);
-            memcpy(b, tmp, stride);
-        }
     }
     rb->ok = true;
 }
