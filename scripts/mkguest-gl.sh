@@ -46,14 +46,11 @@ log() { echo "pvgpu-guest-gl: $*" >&2; }
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
-# Resolve linux-image-amd64 to the versioned kernel package it points at.
-kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-[ -n "$kpkg" ] || { log "cannot resolve linux-image-amd64"; exit 1; }
-kver=${kpkg#linux-image-}
+. "$repo/scripts/guest-common.sh"
 
 rootfs_stamp=$(echo "$ROOTFS_RECIPE" | sha256sum | cut -c1-16)
 inputs=$(printf '%s\n' "$kpkg" "$rootfs_stamp" \
-    "$(sha256sum "$0" "$repo/contrib/pvgpu-glinfo.c" "$repo/tests/guest/init-gl")" \
+    "$(sha256sum "$0" "$repo/scripts/guest-common.sh" "$repo/contrib/pvgpu-glinfo.c" "$repo/tests/guest/init-gl")" \
     | sha256sum | cut -c1-16)
 if [ -f "$out/rootfs.ext4" ] && [ -f "$out/initrd.img" ] && \
    [ "$(cat "$out/stamp" 2>/dev/null)" = "$inputs" ]; then
@@ -61,17 +58,6 @@ if [ -f "$out/rootfs.ext4" ] && [ -f "$out/initrd.img" ] && \
     exit 0
 fi
 
-fetch() {
-    # $1 package; extracts it under $debs/root-$1 and prints that directory
-    dir="$debs/root-$1"
-    if [ ! -d "$dir" ]; then
-        (cd "$debs" && apt-get download "$1" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2)
-        mkdir -p "$dir.tmp"
-        dpkg-deb -x "$(ls "$debs"/"$1"_*.deb | head -n 1)" "$dir.tmp"
-        mv "$dir.tmp" "$dir"
-    fi
-    echo "$dir"
-}
 
 log "kernel $kver"
 kroot=$(fetch "$kpkg")
@@ -190,20 +176,6 @@ EOF
 chmod +x "$root/init"
 
 moddir="$kroot/lib/modules/$kver"
-# modules.dep is made by depmod at install time, not shipped in the .deb
-[ -f "$moddir/modules.dep" ] || /sbin/depmod -b "$kroot" "$kver"
-resolve() {
-    local m deps path d
-    for m in "$@"; do
-        deps=$(grep "^[^:]*/$m.ko:" "$moddir/modules.dep" | cut -d: -f2)
-        path=$(grep -o "^[^:]*/$m.ko" "$moddir/modules.dep")
-        [ -n "$path" ] || { log "module $m not found"; exit 1; }
-        for d in $deps; do
-            resolve "$(basename "$d" .ko)"
-        done
-        echo "$path"
-    done
-}
 # ext4 and jbd2 get crc32c through the crypto API (a softdep); there is no
 # modprobe to load it on demand, so it goes first.
 resolve virtio_pci virtio_blk crc32c_generic ext4 virtio-gpu | awk '!seen[$0]++' > "$root/modules.order"

@@ -15,28 +15,14 @@ mkdir -p "$out" "$debs"
 
 log() { echo "pvgpu-guest: $*" >&2; }
 
-# Resolve linux-image-amd64 to the versioned kernel package it points at.
-kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-[ -n "$kpkg" ] || { log "cannot resolve linux-image-amd64"; exit 1; }
-kver=${kpkg#linux-image-}
+. "$repo/scripts/guest-common.sh"
 
-inputs=$(printf '%s\n' "$kpkg" "$(sha256sum "$0" "$repo/contrib/pvgpu-fbdemo.c" "$repo/tests/guest/init")" | sha256sum | cut -c1-16)
+inputs=$(printf '%s\n' "$kpkg" "$(sha256sum "$0" "$repo/scripts/guest-common.sh" "$repo/contrib/pvgpu-fbdemo.c" "$repo/tests/guest/init")" | sha256sum | cut -c1-16)
 if [ -f "$out/initrd.img" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$inputs" ]; then
     echo "$out"
     exit 0
 fi
 
-fetch() {
-    # $1 package; extracts it under $debs/root-$1 and prints that directory
-    dir="$debs/root-$1"
-    if [ ! -d "$dir" ]; then
-        (cd "$debs" && apt-get download "$1" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2)
-        mkdir -p "$dir.tmp"
-        dpkg-deb -x "$(ls "$debs"/"$1"_*.deb | head -n 1)" "$dir.tmp"
-        mv "$dir.tmp" "$dir"
-    fi
-    echo "$dir"
-}
 
 log "kernel $kver"
 kroot=$(fetch "$kpkg")
@@ -52,20 +38,6 @@ chmod +x "$root/init"
 
 # The modules the stock driver needs, dependencies first (modules.dep).
 moddir="$kroot/lib/modules/$kver"
-# modules.dep is made by depmod at install time, not shipped in the .deb
-[ -f "$moddir/modules.dep" ] || /sbin/depmod -b "$kroot" "$kver"
-resolve() {
-    local m deps path d
-    for m in "$@"; do
-        deps=$(grep "^[^:]*/$m.ko:" "$moddir/modules.dep" | cut -d: -f2)
-        path=$(grep -o "^[^:]*/$m.ko" "$moddir/modules.dep")
-        [ -n "$path" ] || { log "module $m not found"; exit 1; }
-        for d in $deps; do
-            resolve "$(basename "$d" .ko)"
-        done
-        echo "$path"
-    done
-}
 resolve virtio_pci virtio-gpu | awk '!seen[$0]++' > "$root/modules.order"
 grep -q virtio-gpu.ko "$root/modules.order" || { log "module resolution failed"; exit 1; }
 while read -r m; do

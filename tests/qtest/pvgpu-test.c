@@ -601,6 +601,26 @@ static uint32_t pattern(uint32_t x, uint32_t y)
     return ((x * 7) & 0xff) << 16 | ((y * 5) & 0xff) << 8 | ((x ^ y) & 0xff);
 }
 
+/* A W x H B8G8R8X8 resource @id holding pattern(), through 2D commands. */
+static uint64_t upload_pattern(QPvgpu *gpu, uint32_t id, uint32_t w,
+                               uint32_t h)
+{
+    g_autofree uint32_t *img = g_new(uint32_t, w * h);
+    uint64_t backing;
+
+    for (uint32_t i = 0; i < w * h; i++) {
+        /* B8G8R8X8 in memory is 0xXXRRGGBB as a little-endian word */
+        img[i] = cpu_to_le32(pattern(i % w, i / w));
+    }
+    g_assert_cmphex(create_2d(gpu, id, FMT_XRGB, w, h), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, id, w * h * 4);
+    backing_write(backing, img, w * h * 4);
+    g_assert_cmphex(transfer_2d(gpu, id, 0, 0, w, h, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    return backing;
+}
+
 /* Read a P6 screendump; returns pixels as 0xRRGGBB. */
 static uint32_t *screendump(int *w, int *h)
 {
@@ -641,18 +661,7 @@ static void test_pixels(void *obj, void *data, QGuestAllocator *alloc)
     int sw, sh;
 
     pvgpu_setup(gpu, alloc);
-    for (uint32_t y = 0; y < H; y++) {
-        for (uint32_t x = 0; x < W; x++) {
-            /* B8G8R8X8 in memory is 0xXXRRGGBB as a little-endian word */
-            img[y * W + x] = cpu_to_le32(pattern(x, y));
-        }
-    }
-    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, W, H), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    backing = attach_backing(gpu, 1, W * H * 4);
-    backing_write(backing, img, W * H * 4);
-    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H, 0), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = upload_pattern(gpu, 1, W, H);
     g_assert_cmphex(set_scanout(gpu, 0, 1, 0, 0, W, H), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
@@ -880,26 +889,16 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
     const uint32_t W = 40, H = 30;
-    g_autofree uint32_t *img = g_new(uint32_t, W * H);
     g_autofree char *file = g_strdup_printf("%s/pvgpu-mig-%d",
                                             g_get_tmp_dir(), getpid());
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     QTestState *src = global_qtest, *dst;
-    uint64_t backing;
     uint32_t *shot;
     QDict *rsp, *info;
     int sw, sh;
 
     pvgpu_setup(gpu, alloc);
-    for (uint32_t i = 0; i < W * H; i++) {
-        img[i] = cpu_to_le32(pattern(i % W, i / W));
-    }
-    g_assert_cmphex(create_2d(gpu, 3, FMT_XRGB, W, H), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    backing = attach_backing(gpu, 3, W * H * 4);
-    backing_write(backing, img, W * H * 4);
-    g_assert_cmphex(transfer_2d(gpu, 3, 0, 0, W, H, 0), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
+    upload_pattern(gpu, 3, W, H);
     g_assert_cmphex(set_scanout(gpu, 0, 3, 0, 0, W, H), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(create_2d(gpu, 4, FMT_XRGB, 16, 16), ==,
@@ -1205,21 +1204,11 @@ static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
     const uint32_t W = 80, H = 60;
-    g_autofree uint32_t *img = g_new(uint32_t, W * H);
     g_autofree uint32_t *shot = NULL;
-    uint64_t backing;
     int sw, sh;
 
     pvgpu_setup_3d(gpu, alloc);
-    for (uint32_t i = 0; i < W * H; i++) {
-        img[i] = cpu_to_le32(pattern(i % W, i / W));
-    }
-    g_assert_cmphex(create_2d(gpu, 1, FMT_XRGB, W, H), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    backing = attach_backing(gpu, 1, W * H * 4);
-    backing_write(backing, img, W * H * 4);
-    g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H, 0), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
+    upload_pattern(gpu, 1, W, H);
     g_assert_cmphex(transfer_2d(gpu, 1, 0, 0, W, H + 1, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
     g_assert_cmphex(set_scanout(gpu, 0, 1, 8, 4, 64, 48), ==,
