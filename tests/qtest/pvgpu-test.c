@@ -1228,6 +1228,58 @@ static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * A bottom-up (not Y_0_TOP) resource, as Mesa makes for GL render
+ * targets: transfers are in the guest's coordinates, so what the scanout
+ * shows must be the rows in the order the guest wrote them.
+ */
+static void test_scanout_orientation(void *obj, void *data,
+                                     QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 64, H = 48;
+    struct virtio_gpu_resource_create_3d c = { 0 };
+    struct virtio_gpu_transfer_host_3d t = { 0 };
+    g_autofree uint32_t *img = g_new(uint32_t, W * H);
+    g_autofree uint32_t *shot = NULL;
+    uint64_t backing;
+    int sw, sh;
+
+    pvgpu_setup_3d(gpu, alloc);
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_3D);
+    c.resource_id = cpu_to_le32(7);
+    c.target = cpu_to_le32(PIPE_TEXTURE_2D);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.bind = cpu_to_le32(VIRGL_BIND_RENDER_TARGET);
+    c.width = cpu_to_le32(W);
+    c.height = cpu_to_le32(H);
+    c.depth = c.array_size = cpu_to_le32(1);
+    g_assert_cmphex(ctrl_nodata(gpu, &c, sizeof(c)), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = attach_backing(gpu, 7, W * H * 4);
+    for (uint32_t i = 0; i < W * H; i++) {
+        img[i] = cpu_to_le32(pattern(i % W, i / W));
+    }
+    backing_write(backing, img, W * H * 4);
+    hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_TO_HOST_3D);
+    t.box.w = cpu_to_le32(W);
+    t.box.h = cpu_to_le32(H);
+    t.box.d = cpu_to_le32(1);
+    t.resource_id = cpu_to_le32(7);
+    t.stride = cpu_to_le32(W * 4);
+    g_assert_cmphex(ctrl_nodata(gpu, &t, sizeof(t)), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 7, 0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 7, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, W);
+    g_assert_cmpint(sh, ==, H);
+    for (uint32_t i = 0; i < W * H; i++) {
+        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
+    }
+}
+
+/*
  * Fences on two rings, submitted in one batch: each response carries its
  * own fence and ring, and per ring they complete in submission order.
  */
@@ -2222,6 +2274,8 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
+    qos_add_test("3d/scanout-orientation", "pvgpu", test_scanout_orientation,
+                 NULL);
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
