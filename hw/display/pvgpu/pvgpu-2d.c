@@ -181,9 +181,15 @@ bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res)
 
 /* --- resource lifetime --------------------------------------------------- */
 
-bool pvgpu_resource_quota_ok(PvgpuState *s, const PvgpuCmd *cmd,
-                             uint32_t *err)
+/* May @cmd create resource @id: unused, and under max-resources? */
+bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
+                          uint32_t *err)
 {
+    if (pvgpu_resource_find(s, id)) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u already exists", id);
+        return false;
+    }
     if (g_hash_table_size(s->resources) >= s->max_resources) {
         pvgpu_quota_refused(s, PVGPU_QUOTA_RESOURCES, false, 0,
                             s->max_resources);
@@ -281,11 +287,7 @@ static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
     const typeof(cmd->u.create_2d) *c = &cmd->u.create_2d;
     uint32_t err = 0;
 
-    if (pvgpu_resource_find(s, c->resource_id)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                              "resource %u already exists", c->resource_id);
-    }
-    if (!pvgpu_resource_quota_ok(s, cmd, &err)) {
+    if (!pvgpu_resource_admit(s, cmd, c->resource_id, &err)) {
         return err;
     }
     resource_new_2d(s, c->resource_id, c->format, c->width, c->height,

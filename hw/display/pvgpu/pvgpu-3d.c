@@ -260,11 +260,7 @@ static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
     PvgpuResource *res;
     uint32_t err = 0;
 
-    if (pvgpu_resource_find(s, id)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                              "resource %u already exists", id);
-    }
-    if (!pvgpu_resource_quota_ok(s, cmd, &err) ||
+    if (!pvgpu_resource_admit(s, cmd, id, &err) ||
         !pvgpu_hostmem_charge(s, cmd, id, size, &err)) {
         return err;
     }

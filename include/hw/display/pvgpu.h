@@ -190,8 +190,8 @@ uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
 PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
                                            const PvgpuCmd *cmd, uint32_t id,
                                            uint32_t *err);
-bool pvgpu_resource_quota_ok(PvgpuState *s, const PvgpuCmd *cmd,
-                             uint32_t *err);
+bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
+                          uint32_t *err);
 bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint64_t size, uint32_t *err);
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res);
