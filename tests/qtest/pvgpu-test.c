@@ -13,6 +13,7 @@
 #include "libqtest-single.h"
 #include "qemu/bswap.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
 #include "qemu/sockets.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -209,8 +210,8 @@ static void test_config(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpint(!!(features & (1ull << VIRTIO_GPU_F_VIRGL)), ==, virgl);
     g_assert_cmpint(!!(features & (1ull << VIRTIO_GPU_F_CONTEXT_INIT)), ==,
                     virgl);
-    /* not implemented, so not offered */
-    g_assert_false(features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
+    /* blob=on by default, in 2D and 3D */
+    g_assert(features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
     pvgpu_setup(gpu, alloc);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 8), ==, 1);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 12), ==, virgl ? 2 : 0);
@@ -1560,6 +1561,385 @@ static void test_destroy_busy(void *obj, void *data, QGuestAllocator *alloc)
  * twice in one process, so a second 3D device is then refused clearly,
  * and with virgl=auto one comes up as 2D.
  */
+/* --- blobs --------------------------------------------------------------- */
+
+#define VIRGL_CCMD_PIPE_RESOURCE_CREATE 48
+#define PIPE_BUFFER                 0
+#define VIRGL_FORMAT_R8_UNORM       64
+#define VIRGL_BIND_VERTEX_BUFFER    (1 << 4)
+#define VIRGL_RESOURCE_FLAG_MAP_PERSISTENT (1 << 1)
+#define VIRGL_RESOURCE_FLAG_MAP_COHERENT   (1 << 2)
+
+/* data: true to negotiate VIRGL too (blobs through the renderer) */
+static void pvgpu_setup_blob(QPvgpu *gpu, QGuestAllocator *alloc, bool virgl)
+{
+    uint64_t f = qpvgpu_init(gpu, alloc,
+                             (1ull << VIRTIO_F_VERSION_1) |
+                             (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) |
+                             (virgl ? (1ull << VIRTIO_GPU_F_VIRGL) |
+                                      (1ull << VIRTIO_GPU_F_CONTEXT_INIT)
+                                    : 0));
+
+    g_assert(f & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
+    g_assert(!!(f & (1ull << VIRTIO_GPU_F_VIRGL)) == virgl);
+}
+
+static uint32_t create_blob(QPvgpu *gpu, uint32_t ctx, uint32_t id,
+                            uint32_t mem, uint32_t flags, uint64_t blob_id,
+                            uint64_t size,
+                            const struct virtio_gpu_mem_entry *e, unsigned n)
+{
+    struct virtio_gpu_resource_create_blob c = { 0 };
+    const void *parts[2] = { &c, e };
+    size_t sizes[2] = { sizeof(c), n * sizeof(*e) };
+    struct virtio_gpu_ctrl_hdr resp;
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB);
+    c.hdr.ctx_id = cpu_to_le32(ctx);
+    c.resource_id = cpu_to_le32(id);
+    c.blob_mem = cpu_to_le32(mem);
+    c.blob_flags = cpu_to_le32(flags);
+    c.nr_entries = cpu_to_le32(n);
+    c.blob_id = cpu_to_le64(blob_id);
+    c.size = cpu_to_le64(size);
+    g_assert_cmpuint(qpvgpu_ctrl_sg(gpu, parts, sizes, n ? 2 : 1, &resp,
+                                    sizeof(resp)), ==, sizeof(resp));
+    return le32_to_cpu(resp.type);
+}
+
+/*
+ * A guest blob @id of @size bytes: scattered 4 KiB pages in reverse order
+ * when @scatter, else one contiguous entry.  Returns the memory's base.
+ */
+static uint64_t guest_blob(QPvgpu *gpu, uint32_t id, uint64_t size,
+                           bool scatter)
+{
+    unsigned n = scatter ? DIV_ROUND_UP(size, 4096) : 1;
+    uint64_t base = guest_alloc(gpu->alloc, ROUND_UP(size, 4096));
+    g_autofree struct virtio_gpu_mem_entry *e = g_new0(
+        struct virtio_gpu_mem_entry, n);
+
+    for (unsigned i = 0; i < n; i++) {
+        e[i].addr = cpu_to_le64(scatter ? base + (uint64_t)(n - 1 - i) * 4096
+                                        : base);
+        e[i].length = cpu_to_le32(scatter ? MIN(4096, size - i * 4096ull)
+                                          : size);
+    }
+    g_assert_cmphex(create_blob(gpu, 0, id, VIRTIO_GPU_BLOB_MEM_GUEST,
+                                VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 0, size,
+                                e, n), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    return base;
+}
+
+/* Write @len bytes at blob offset @off of a blob made by guest_blob() */
+static void blob_write(uint64_t base, bool scatter, uint64_t size,
+                       uint64_t off, const void *data, uint64_t len)
+{
+    unsigned n = DIV_ROUND_UP(size, 4096);
+
+    while (len) {
+        uint64_t page = off / 4096, in = off % 4096;
+        uint64_t chunk = MIN(len, 4096 - in);
+        uint64_t addr = scatter ? base + (n - 1 - page) * 4096 + in
+                                : base + off;
+
+        memwrite(addr, data, chunk);
+        data = (const uint8_t *)data + chunk;
+        off += chunk;
+        len -= chunk;
+    }
+}
+
+static uint32_t set_scanout_blob(QPvgpu *gpu, uint32_t scanout, uint32_t id,
+                                 uint32_t fb_w, uint32_t fb_h,
+                                 uint32_t stride, uint32_t offset,
+                                 uint32_t x, uint32_t y, uint32_t w,
+                                 uint32_t h)
+{
+    struct virtio_gpu_set_scanout_blob c = { 0 };
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_SET_SCANOUT_BLOB);
+    rect_set(&c.r, x, y, w, h);
+    c.scanout_id = cpu_to_le32(scanout);
+    c.resource_id = cpu_to_le32(id);
+    c.width = cpu_to_le32(fb_w);
+    c.height = cpu_to_le32(fb_h);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.strides[0] = cpu_to_le32(stride);
+    c.offsets[0] = cpu_to_le32(offset);
+    return ctrl_nodata(gpu, &c, sizeof(c));
+}
+
+/*
+ * SET_SCANOUT_BLOB shows guest memory: scattered (through a shadow copy,
+ * refreshed by RESOURCE_FLUSH) and contiguous (aliased); with an offset,
+ * a padded stride and a sub-rectangle; and every refusal.
+ */
+static void test_blob_scanout(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    bool virgl = data != NULL;
+    const uint32_t W = 96, H = 64, STRIDE = W * 4 + 64, OFF = 4096;
+    const uint64_t SIZE = OFF + (uint64_t)STRIDE * H;
+    g_autofree uint32_t *row = g_new(uint32_t, W);
+    struct virtio_gpu_mem_entry e = { 0 };
+    struct virtio_gpu_resource_map_blob m = { 0 };
+    QDict *info, *so;
+
+    pvgpu_setup_blob(gpu, alloc, virgl);
+    for (int scatter = 1; scatter >= 0; scatter--) {
+        uint32_t id = 10 + scatter;
+        uint64_t base = guest_blob(gpu, id, SIZE, scatter);
+        g_autofree uint32_t *shot = NULL;
+        int sw, sh;
+
+        for (uint32_t y = 0; y < H; y++) {
+            for (uint32_t x = 0; x < W; x++) {
+                row[x] = cpu_to_le32(pattern(x, y));
+            }
+            blob_write(base, scatter, SIZE, OFF + (uint64_t)y * STRIDE, row,
+                       W * 4);
+        }
+        /* a 64x40 window at (8,16) of the 96x64 framebuffer */
+        g_assert_cmphex(set_scanout_blob(gpu, 0, id, W, H, STRIDE, OFF,
+                                         8, 16, 64, 40), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        /* Linux sends transfers for blob dumb buffers: harmless */
+        g_assert_cmphex(transfer_2d(gpu, id, 0, 0, W, H, 0), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        g_assert_cmphex(flush(gpu, id, 0, 0, W, H), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        shot = screendump(&sw, &sh);
+        g_assert_cmpint(sw, ==, 64);
+        g_assert_cmpint(sh, ==, 40);
+        for (int y = 0; y < sh; y++) {
+            for (int x = 0; x < sw; x++) {
+                g_assert_cmphex(shot[y * sw + x], ==, pattern(x + 8, y + 16));
+            }
+        }
+        g_free(shot);
+
+        /*
+         * Rewrite row 20 entirely but flush only x 10..19 of it: a shadow
+         * copy shows just the flushed part, an alias all of it.
+         */
+        for (uint32_t x = 0; x < W; x++) {
+            row[x] = cpu_to_le32(0x00ff00ff);
+        }
+        blob_write(base, scatter, SIZE, OFF + 20ull * STRIDE, row, W * 4);
+        g_assert_cmphex(flush(gpu, id, 10, 20, 10, 1), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        shot = screendump(&sw, &sh);
+        for (int x = 0; x < sw; x++) {
+            bool flushed = x + 8 >= 10 && x + 8 < 20;
+
+            g_assert_cmphex(shot[(20 - 16) * sw + x], ==,
+                            flushed || !scatter ? 0xff00ff
+                                                : pattern(x + 8, 20));
+        }
+        info = query_pvgpu();
+        so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+        g_assert_cmpint(qdict_get_int(so, "resource-id"), ==, id);
+        qobject_unref(info);
+    }
+
+    /* the framebuffer must lie inside the blob */
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 10, W, H, STRIDE, OFF + 128,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 10, W, H + 1, STRIDE, OFF,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 10, W, H, W * 4 - 4, 0,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(set_scanout_blob(gpu, 1, 10, W, H, STRIDE, OFF,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 99, W, H, STRIDE, OFF,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /* only blobs: a 2D resource has no guest-memory layout to show */
+    g_assert_cmphex(create_2d(gpu, 12, FMT_XRGB, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 12, W, H, W * 4, 0, 0, 0, W, H),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* blob creation refusals */
+    g_assert_cmphex(create_blob(gpu, 0, 10, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 0,
+                                4096, &e, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    e.addr = cpu_to_le64(guest_alloc(alloc, 4096));
+    e.length = cpu_to_le32(4096);
+    g_assert_cmphex(create_blob(gpu, 0, 10, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 0,
+                                4096, &e, 1), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(create_blob(gpu, 0, 13, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 0,
+                                4097, &e, 1), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* not RAM: the device refuses rather than bounce-buffering it */
+    e.addr = cpu_to_le64(0xfee00000);
+    g_assert_cmphex(create_blob(gpu, 0, 13, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 0,
+                                4096, &e, 1), ==, VIRTIO_GPU_RESP_ERR_UNSPEC);
+    if (!virgl) {
+        /* host memory needs the renderer; so does mapping */
+        g_assert_cmphex(create_blob(gpu, 0, 13, VIRTIO_GPU_BLOB_MEM_HOST3D,
+                                    VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 1,
+                                    4096, NULL, 0), ==,
+                        VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+        hdr_init(&m.hdr, VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB);
+        m.resource_id = cpu_to_le32(10);
+        g_assert_cmphex(ctrl_nodata(gpu, &m, sizeof(m)), ==,
+                        VIRTIO_GPU_RESP_ERR_UNSPEC);
+    }
+
+    /* unref of the blob on screen disables the scanout */
+    g_assert_cmphex(unref(gpu, 10), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 11, W, H, STRIDE, OFF,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(unref(gpu, 11), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    info = query_pvgpu();
+    so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+    g_assert_cmpint(qdict_get_int(so, "resource-id"), ==, 0);
+    qobject_unref(info);
+    g_assert_cmphex(unref(gpu, 12), ==, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static uint32_t map_blob(QPvgpu *gpu, uint32_t id, uint64_t offset,
+                         uint32_t *map_info)
+{
+    struct virtio_gpu_resource_map_blob m = { 0 };
+    struct virtio_gpu_resp_map_info resp = { 0 };
+
+    hdr_init(&m.hdr, VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB);
+    m.resource_id = cpu_to_le32(id);
+    m.offset = cpu_to_le64(offset);
+    qpvgpu_ctrl(gpu, &m, sizeof(m), &resp, sizeof(resp));
+    if (map_info) {
+        *map_info = le32_to_cpu(resp.map_info);
+    }
+    return le32_to_cpu(resp.hdr.type);
+}
+
+/* A host-memory buffer @id of @size bytes, made by context @ctx's stream */
+static uint32_t host_blob(QPvgpu *gpu, uint32_t ctx, uint32_t id,
+                          uint32_t blob_id, uint32_t size, uint32_t flags)
+{
+    uint32_t dw[12] = {
+        VIRGL_CMD(VIRGL_CCMD_PIPE_RESOURCE_CREATE, 0, 11),
+        PIPE_BUFFER, VIRGL_FORMAT_R8_UNORM, VIRGL_BIND_VERTEX_BUFFER,
+        size, 1, 1, 1, 0, 0,
+        VIRGL_RESOURCE_FLAG_MAP_PERSISTENT | VIRGL_RESOURCE_FLAG_MAP_COHERENT,
+        blob_id,
+    };
+
+    for (int i = 0; i < 12; i++) {
+        dw[i] = cpu_to_le32(dw[i]);
+    }
+    g_assert_cmphex(submit_3d(gpu, ctx, dw, sizeof(dw), 0, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    return create_blob(gpu, ctx, id, VIRTIO_GPU_BLOB_MEM_HOST3D, flags,
+                       blob_id, size, NULL, 0);
+}
+
+/*
+ * Host-visible blobs: the guest sees the renderer's memory in the hostmem
+ * BAR where it mapped it, the same bytes wherever it maps them, and
+ * nothing once unmapped.
+ */
+static void test_blob_map(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    QPvgpuPCI *pci = container_of(gpu, QPvgpuPCI, gpu);
+    QPCIDevice *pdev = pci->pci_vdev.pdev;
+    const uint32_t SIZE = 16384;
+    g_autofree uint8_t *buf = g_malloc(SIZE);
+    g_autofree uint8_t *back = g_malloc(SIZE);
+    uint32_t map_info = 0xdead;
+    uint64_t bar_size;
+    QPCIBar bar;
+
+    pvgpu_setup_blob(gpu, alloc, true);
+    bar = qpci_iomap(pdev, 4, &bar_size);
+    g_assert_cmpuint(bar_size, ==, 1 * MiB);
+    g_assert_cmphex(ctx_create(gpu, 1, 2), ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    /* host memory belongs to a context */
+    g_assert_cmphex(create_blob(gpu, 9, 20, VIRTIO_GPU_BLOB_MEM_HOST3D,
+                                VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 1, SIZE,
+                                NULL, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    /* a blob_id the context never made: the renderer refuses */
+    g_assert_cmphex(create_blob(gpu, 1, 20, VIRTIO_GPU_BLOB_MEM_HOST3D,
+                                VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 4242, SIZE,
+                                NULL, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(host_blob(gpu, 1, 20, 1, SIZE,
+                              VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 20),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    /* bad offsets */
+    g_assert_cmphex(map_blob(gpu, 20, 100, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(map_blob(gpu, 20, 1 * MiB - 4096, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(map_blob(gpu, 21, 0, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+
+    g_assert_cmphex(map_blob(gpu, 20, 64 * KiB, &map_info), ==,
+                    VIRTIO_GPU_RESP_OK_MAP_INFO);
+    g_assert_cmphex(map_info & ~VIRTIO_GPU_MAP_CACHE_MASK, ==, 0);
+    g_assert_cmphex(map_info, !=, VIRTIO_GPU_MAP_CACHE_NONE);
+    g_assert_cmphex(map_blob(gpu, 20, 128 * KiB, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    for (uint32_t i = 0; i < SIZE; i++) {
+        buf[i] = i * 7 + 3;
+    }
+    qpci_memwrite(pdev, bar, 64 * KiB, buf, SIZE);
+    qpci_memread(pdev, bar, 64 * KiB, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) == 0);
+
+    /* a second blob may not overlap the first */
+    g_assert_cmphex(host_blob(gpu, 1, 21, 2, SIZE,
+                              VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(map_blob(gpu, 21, 64 * KiB + SIZE - 4096, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(map_blob(gpu, 21, 64 * KiB + SIZE, NULL), ==,
+                    VIRTIO_GPU_RESP_OK_MAP_INFO);
+    /* not mappable, or guest memory: refused */
+    g_assert_cmphex(host_blob(gpu, 1, 22, 3, SIZE, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(map_blob(gpu, 22, 512 * KiB, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    guest_blob(gpu, 23, 4096, false);
+    g_assert_cmphex(map_blob(gpu, 23, 512 * KiB, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+    /* unmapped, the bytes stay in the renderer's memory */
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB, 20),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB, 20),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    qpci_memread(pdev, bar, 64 * KiB, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) != 0);
+    g_assert_cmphex(map_blob(gpu, 20, 768 * KiB, NULL), ==,
+                    VIRTIO_GPU_RESP_OK_MAP_INFO);
+    qpci_memread(pdev, bar, 768 * KiB, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) == 0);
+
+    /* unref while mapped takes it out of the BAR too */
+    g_assert_cmphex(unref(gpu, 20), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    qpci_memread(pdev, bar, 768 * KiB, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) != 0);
+    /* reset with blob 21 still mapped (cleanup) must not leak or crash */
+    g_assert_cmphex(unref(gpu, 22), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(unref(gpu, 23), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    qpci_iounmap(pdev, bar);
+}
+
 static void test_hotplug(void)
 {
     QTestState *qts = qtest_init("-M pc");
@@ -2227,6 +2607,12 @@ static void *before_fresh(GString *cmd_line, void *arg)
     return arg;
 }
 
+static void *before_blob_hostmem(GString *cmd_line, void *arg)
+{
+    g_string_append(cmd_line, " -global pvgpu-device.hostmem=1M");
+    return arg;
+}
+
 static void *before_virgl_off(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.virgl=off");
@@ -2244,6 +2630,8 @@ static void register_pvgpu_test(void)
         .arg = GUINT_TO_POINTER(4),
     };
     QOSGraphTestOptions hostmem = { .before = before_hostmem };
+    QOSGraphTestOptions blob_hostmem = { .before = before_blob_hostmem };
+    QOSGraphTestOptions blob_virgl = { .arg = GINT_TO_POINTER(1) };
     QOSGraphTestOptions vnc = { .before = before_vnc };
     QOSGraphTestOptions fresh1 = {
         .before = before_fresh, .arg = GUINT_TO_POINTER(63),
@@ -2279,6 +2667,10 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    qos_add_test("blob/scanout", "pvgpu", test_blob_scanout, NULL);
+    qos_add_test("blob/scanout-virgl", "pvgpu", test_blob_scanout,
+                 &blob_virgl);
+    qos_add_test("3d/blob-map", "pvgpu", test_blob_map, &blob_hostmem);
     if (getenv("PVGPU_BENCH")) {
         /* a measurement, not a test: scripts/bench-fairness.sh */
         qos_add_test("bench/fairness", "pvgpu", bench_fairness, NULL);

@@ -391,6 +391,8 @@ static void test_random(void)
         PVGPU_CMD_CTX_DESTROY, PVGPU_CMD_CTX_ATTACH_RESOURCE,
         PVGPU_CMD_RESOURCE_CREATE_3D, PVGPU_CMD_TRANSFER_TO_HOST_3D,
         PVGPU_CMD_TRANSFER_FROM_HOST_3D, PVGPU_CMD_SUBMIT_3D,
+        PVGPU_CMD_RESOURCE_CREATE_BLOB, PVGPU_CMD_SET_SCANOUT_BLOB,
+        PVGPU_CMD_RESOURCE_MAP_BLOB, PVGPU_CMD_RESOURCE_UNMAP_BLOB,
     };
     GRand *rand = g_rand_new_with_seed(0x9f0);
     unsigned accepted = 0;
@@ -417,7 +419,15 @@ static void test_random(void)
             b[28] = g_rand_int_range(rand, 0, 6);   /* small nr_entries */
             b[29] = b[30] = b[31] = 0;
         }
-        err = pvgpu_cmd_decode(b, len, q, g_rand_int_range(rand, 0, 4), &cmd,
+        if (len >= 40 && g_rand_boolean(rand)) {
+            /* CREATE_BLOB: a valid blob_mem and a small nr_entries */
+            b[28] = g_rand_int_range(rand, 1, 4);
+            b[29] = b[30] = b[31] = 0;
+            b[32] = b[33] = b[34] = b[35] = 0;
+            b[36] = g_rand_int_range(rand, 0, 6);
+            b[37] = b[38] = b[39] = 0;
+        }
+        err = pvgpu_cmd_decode(b, len, q, g_rand_int_range(rand, 0, 8), &cmd,
                                &why);
         if (!err) {
             accepted++;
@@ -439,6 +449,29 @@ static void test_random(void)
                     total += pvgpu_cmd_mem_entry(&cmd, i).length;
                 }
                 g_assert_cmpuint(total, ==, cmd.u.attach_backing.total_length);
+            }
+            if (cmd.hdr.type == PVGPU_CMD_RESOURCE_CREATE_BLOB) {
+                uint64_t total = 0;
+
+                g_assert_cmpuint(56 + (size_t)16 *
+                                 cmd.u.create_blob.nr_entries, <=, len);
+                for (uint32_t i = 0; i < cmd.u.create_blob.nr_entries; i++) {
+                    total += pvgpu_cmd_mem_entry(&cmd, i).length;
+                }
+                g_assert_cmpuint(total, ==, cmd.u.create_blob.total_length);
+                g_assert_cmpuint(total, >=,
+                                 cmd.u.create_blob.blob_mem ==
+                                 PVGPU_BLOB_MEM_HOST3D ? 0
+                                 : cmd.u.create_blob.size);
+            }
+            if (cmd.hdr.type == PVGPU_CMD_SET_SCANOUT_BLOB &&
+                cmd.u.set_scanout_blob.resource_id) {
+                const typeof(cmd.u.set_scanout_blob) *c =
+                    &cmd.u.set_scanout_blob;
+
+                g_assert(pvgpu_rect_inside(&c->r, c->width, c->height));
+                g_assert_cmpuint(c->stride, >=,
+                                 c->width * pvgpu_format_bpp(c->format));
             }
         }
         g_free(b);
@@ -466,6 +499,155 @@ static void test_3d_gated(void)
         put32(&r, 16, 1);               /* ctx_id */
         g_assert_cmphex(decode(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
     }
+}
+
+static uint32_t decode_blob(const Req *r, PvgpuCmd *cmd)
+{
+    return decode_caps(r, PVGPU_DECODE_3D | PVGPU_DECODE_BLOB, cmd);
+}
+
+static void test_create_blob(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+    PvgpuMemEntry e;
+
+    req_init(&r, PVGPU_CMD_RESOURCE_CREATE_BLOB, 56);
+    put32(&r, 24, 9);                               /* resource_id */
+    put32(&r, 28, PVGPU_BLOB_MEM_GUEST);
+    put32(&r, 32, PVGPU_BLOB_FLAG_USE_SHAREABLE);
+    put32(&r, 36, 2);                               /* nr_entries */
+    put64(&r, 40, 0);                               /* blob_id */
+    put64(&r, 48, 8192);                            /* size */
+    put64(&r, 56, 0x100000);
+    put32(&r, 64, 4096);
+    put64(&r, 72, 0x300000);
+    put32(&r, 80, 8192);
+    g_assert_cmpuint(r.len, ==, 84);
+    r.len = 88;
+
+    /* only with VIRTIO_GPU_F_RESOURCE_BLOB */
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    g_assert_cmpuint(decode_caps(&r, PVGPU_DECODE_BLOB, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.create_blob.resource_id, ==, 9);
+    g_assert_cmpuint(cmd.u.create_blob.blob_mem, ==, PVGPU_BLOB_MEM_GUEST);
+    g_assert_cmpuint(cmd.u.create_blob.blob_flags, ==,
+                     PVGPU_BLOB_FLAG_USE_SHAREABLE);
+    g_assert_cmpuint(cmd.u.create_blob.size, ==, 8192);
+    g_assert_cmpuint(cmd.u.create_blob.nr_entries, ==, 2);
+    g_assert_cmpuint(cmd.u.create_blob.total_length, ==, 12288);
+    e = pvgpu_cmd_mem_entry(&cmd, 1);
+    g_assert_cmphex(e.addr, ==, 0x300000);
+    g_assert_cmpuint(e.length, ==, 8192);
+
+    /* the entries must cover the blob */
+    put64(&r, 48, 12289);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put64(&r, 48, 0);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put64(&r, 48, 8192);
+    /* truncated entry list */
+    r.len = 87;
+    g_assert_cmphex(decode_blob(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    r.len = 88;
+    put32(&r, 36, 0);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 36, 0xffffffff);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 36, 2);
+    put32(&r, 32, 1u << 3);                         /* unknown flag */
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 32, 0);
+    put32(&r, 24, 0);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_RESOURCE_ID);
+    put32(&r, 24, 9);
+
+    /* host memory: no entries, and only with 3D */
+    put32(&r, 28, PVGPU_BLOB_MEM_HOST3D);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 36, 0);
+    put64(&r, 40, 77);
+    put32(&r, 32, PVGPU_BLOB_FLAG_USE_MAPPABLE);
+    g_assert_cmpuint(decode_blob(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.create_blob.blob_id, ==, 77);
+    g_assert_cmpuint(cmd.u.create_blob.nr_entries, ==, 0);
+    g_assert_cmphex(decode_caps(&r, PVGPU_DECODE_BLOB, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 28, 0);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 28, 4);
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+}
+
+static void test_scanout_map_blob(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+
+    req_init(&r, PVGPU_CMD_SET_SCANOUT_BLOB, 96);
+    put32(&r, 32, 640);                             /* r.width */
+    put32(&r, 36, 480);                             /* r.height */
+    put32(&r, 40, 1);                               /* scanout_id */
+    put32(&r, 44, 5);                               /* resource_id */
+    put32(&r, 48, 640);
+    put32(&r, 52, 480);
+    put32(&r, 56, PVGPU_FORMAT_B8G8R8X8_UNORM);
+    put32(&r, 64, 2560);                            /* strides[0] */
+    put32(&r, 80, 4096);                            /* offsets[0] */
+    r.len = 96;
+    g_assert_cmphex(decode(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    g_assert_cmpuint(decode_caps(&r, PVGPU_DECODE_BLOB, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.set_scanout_blob.scanout_id, ==, 1);
+    g_assert_cmpuint(cmd.u.set_scanout_blob.resource_id, ==, 5);
+    g_assert_cmpuint(cmd.u.set_scanout_blob.stride, ==, 2560);
+    g_assert_cmpuint(cmd.u.set_scanout_blob.offset, ==, 4096);
+    g_assert_cmpuint(cmd.u.set_scanout_blob.r.height, ==, 480);
+    r.len = 95;
+    g_assert_cmphex(decode_blob(&r, &cmd), ==, PVGPU_RESP_ERR_UNSPEC);
+    r.len = 96;
+
+    put32(&r, 64, 2556);                            /* stride < row */
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 64, 2560);
+    put32(&r, 36, 481);                             /* rect past the fb */
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    put32(&r, 36, 480);
+    put32(&r, 56, 99);                              /* unknown format */
+    g_assert_cmphex(decode_blob(&r, &cmd), ==,
+                    PVGPU_RESP_ERR_INVALID_PARAMETER);
+    /* resource 0 disables the scanout: nothing else is looked at */
+    put32(&r, 44, 0);
+    g_assert_cmpuint(decode_blob(&r, &cmd), ==, 0);
+
+    g_assert(pvgpu_fb_fits(640, 480, 4, 2560, 4096, 4096 + 2560 * 480));
+    g_assert(!pvgpu_fb_fits(640, 480, 4, 2560, 4097, 4096 + 2560 * 480));
+    g_assert(pvgpu_fb_fits(640, 480, 4, 4096, 0, 4096 * 479 + 2560));
+    g_assert(!pvgpu_fb_fits(16384, 16384, 4, 0xffffffff, UINT64_MAX - 8,
+                            UINT64_MAX));
+
+    req_init(&r, PVGPU_CMD_RESOURCE_MAP_BLOB, 40);
+    put32(&r, 24, 5);
+    put64(&r, 32, 0x200000);
+    g_assert_cmphex(decode_caps(&r, PVGPU_DECODE_BLOB, &cmd), ==,
+                    PVGPU_RESP_ERR_UNSPEC);
+    g_assert_cmpuint(decode_blob(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.map_blob.resource_id, ==, 5);
+    g_assert_cmphex(cmd.u.map_blob.offset, ==, 0x200000);
+    req_init(&r, PVGPU_CMD_RESOURCE_UNMAP_BLOB, 32);
+    put32(&r, 24, 5);
+    g_assert_cmpuint(decode_blob(&r, &cmd), ==, 0);
+    g_assert_cmpuint(cmd.u.resource.resource_id, ==, 5);
 }
 
 static void test_ctx_create(void)
@@ -579,6 +761,8 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-cmd/ctx-create", test_ctx_create);
     g_test_add_func("/pvgpu-cmd/submit-3d", test_submit_3d);
     g_test_add_func("/pvgpu-cmd/create-transfer-3d", test_create_transfer_3d);
+    g_test_add_func("/pvgpu-cmd/create-blob", test_create_blob);
+    g_test_add_func("/pvgpu-cmd/scanout-map-blob", test_scanout_map_blob);
     g_test_add_func("/pvgpu-cmd/random", test_random);
     return g_test_run();
 }

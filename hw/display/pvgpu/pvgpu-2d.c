@@ -381,6 +381,13 @@ static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
     if (!res) {
         return err;
     }
+    if (res->blob_mem) {
+        /*
+         * The guest's memory is the resource: nothing to copy.  Linux
+         * still sends transfers for dumb buffers that are blobs.
+         */
+        return 0;
+    }
     bpp = pvgpu_format_bpp(res->format);
     stride = resource_stride(res);
     if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
@@ -454,7 +461,8 @@ static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
     if (!res) {
         return err;
     }
-    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
+    /* a blob has no size of its own: the rect is in scanout framebuffers */
+    if (!res->blob_mem && !pvgpu_rect_inside(&c->r, res->width, res->height)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                               "rect %ux%u+%u+%u outside resource %u (%ux%u)",
                         c->r.width, c->r.height, c->r.x, c->r.y,
@@ -464,6 +472,114 @@ static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
                                c->r.height);
     pvgpu_scanout_flush(s, res, &c->r);
     return 0;
+}
+
+static PvgpuResource *blob_new(uint32_t id, uint32_t blob_mem,
+                               uint32_t blob_flags, uint64_t size)
+{
+    PvgpuResource *res = g_new0(PvgpuResource, 1);
+
+    res->id = id;
+    res->blob_mem = blob_mem;
+    res->blob_flags = blob_flags;
+    res->blob_size = size;
+    return res;
+}
+
+/*
+ * The blob CREATE_BLOB @cmd describes, its guest memory (if any) mapped;
+ * not yet in the resource table.  @is_3d: the renderer owns it.
+ */
+PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
+                              bool is_3d, uint32_t *err)
+{
+    const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+    PvgpuResource *res = blob_new(c->resource_id, c->blob_mem, c->blob_flags,
+                                  c->size);
+
+    res->is_3d = is_3d;
+    res->serial = ++s->resource_serial;
+    if (!c->nr_entries) {
+        return res;
+    }
+    res->nr_entries = c->nr_entries;
+    res->entries = g_new(PvgpuMemEntry, c->nr_entries);
+    for (uint32_t i = 0; i < c->nr_entries; i++) {
+        res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
+    }
+    if (!pvgpu_backing_map(s, res)) {
+        pvgpu_backing_free(s, res);
+        g_free(res);
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                              "blob %u: memory is not guest RAM",
+                              c->resource_id);
+        return NULL;
+    }
+    return res;
+}
+
+/* 2D: only guest-memory blobs (the decoder refuses the others) */
+static uint32_t cmd_create_blob(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+    PvgpuResource *res;
+    uint32_t err = 0;
+
+    if (pvgpu_resource_admit(s, cmd, c->resource_id, &err)) {
+        res = pvgpu_blob_new(s, cmd, false, &err);
+        if (res) {
+            g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
+        }
+    }
+    trace_pvgpu_resource_create_blob(c->resource_id, c->blob_mem,
+                                     c->blob_flags, c->blob_id, c->size, err);
+    return err;
+}
+
+/* SET_SCANOUT_BLOB, 2D and 3D: a framebuffer in a blob's guest memory */
+uint32_t pvgpu_set_scanout_blob(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.set_scanout_blob) *c = &cmd->u.set_scanout_blob;
+    PvgpuFramebuffer fb = {
+        .format = c->format, .width = c->width, .height = c->height,
+        .stride = c->stride, .offset = c->offset,
+    };
+    PvgpuResource *res;
+    uint32_t err = 0;
+
+    trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x, c->r.y,
+                            c->r.width, c->r.height);
+    if (c->scanout_id >= s->max_outputs) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                              "scanout %u, device has %u", c->scanout_id,
+                              s->max_outputs);
+    }
+    if (!c->resource_id) {
+        pvgpu_scanout_set(s, c->scanout_id, NULL, &c->r);
+        return 0;
+    }
+    res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+    if (!res) {
+        return err;
+    }
+    /*
+     * Host-only blobs (HOST3D) would need the renderer to export them;
+     * virglrenderer 0.10 on a surfaceless EGL display cannot.
+     */
+    if (!res->blob_mem || !res->iov) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "resource %u is not a blob in guest memory",
+                              res->id);
+    }
+    if (!pvgpu_fb_fits(fb.width, fb.height, pvgpu_format_bpp(fb.format),
+                       fb.stride, fb.offset, res->blob_size)) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "%ux%u framebuffer, stride %u at offset %u, "
+                              "exceeds blob %u of %" PRIu64 " bytes",
+                              fb.width, fb.height, fb.stride, fb.offset,
+                              res->id, res->blob_size);
+    }
+    return pvgpu_scanout_set_blob(s, c->scanout_id, res, &fb, &c->r);
 }
 
 static uint32_t cmd_assign_uuid(PvgpuState *s, const PvgpuCmd *cmd,
@@ -551,6 +667,12 @@ uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
         break;
     case PVGPU_CMD_RESOURCE_ASSIGN_UUID:
         return cmd_assign_uuid(s, cmd, resp, resp_len);
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
+        err = cmd_create_blob(s, cmd);
+        break;
+    case PVGPU_CMD_SET_SCANOUT_BLOB:
+        err = pvgpu_set_scanout_blob(s, cmd);
+        break;
     default:
         /* the decoder only lets through commands listed above */
         g_assert_not_reached();
@@ -661,6 +783,9 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
         qemu_put_be32(f, res->format);
         qemu_put_be32(f, res->width);
         qemu_put_be32(f, res->height);
+        qemu_put_be32(f, res->blob_mem);
+        qemu_put_be32(f, res->blob_flags);
+        qemu_put_be64(f, res->blob_size);
         qemu_put_be32(f, res->nr_entries);
         for (uint32_t i = 0; i < res->nr_entries; i++) {
             qemu_put_be64(f, res->entries[i].addr);
@@ -668,8 +793,10 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
         }
         qemu_put_byte(f, res->has_uuid);
         qemu_put_buffer(f, res->uuid, sizeof(res->uuid));
-        qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
-                        res->hostmem);
+        if (res->image) {
+            qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+                            res->hostmem);
+        }
     }
     return 0;
 }
@@ -686,19 +813,28 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         uint32_t format = qemu_get_be32(f);
         uint32_t width = qemu_get_be32(f);
         uint32_t height = qemu_get_be32(f);
+        uint32_t blob_mem = qemu_get_be32(f);
+        uint32_t blob_flags = qemu_get_be32(f);
+        uint64_t blob_size = qemu_get_be64(f);
         uint32_t nr_entries = qemu_get_be32(f);
         PvgpuResource *res;
         uint32_t err;
 
-        if (!id || !pvgpu_format_bpp(format) || !width || !height ||
-            width > PVGPU_MAX_DIMENSION || height > PVGPU_MAX_DIMENSION ||
-            nr_entries > PVGPU_MAX_BACKING_ENTRIES ||
-            pvgpu_resource_find(s, id)) {
+        if (!id || nr_entries > PVGPU_MAX_BACKING_ENTRIES ||
+            pvgpu_resource_find(s, id) ||
+            (blob_mem ? blob_mem != PVGPU_BLOB_MEM_GUEST || !nr_entries :
+             !pvgpu_format_bpp(format) || !width || !height ||
+             width > PVGPU_MAX_DIMENSION || height > PVGPU_MAX_DIMENSION)) {
             error_report("pvgpu: invalid resource %u in migration stream",
                          id);
             return -EINVAL;
         }
-        res = resource_new_2d(s, id, format, width, height, &err, &cmd);
+        if (blob_mem) {
+            res = blob_new(id, blob_mem, blob_flags, blob_size);
+            g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
+        } else {
+            res = resource_new_2d(s, id, format, width, height, &err, &cmd);
+        }
         if (!res) {
             error_report("pvgpu: cannot restore resource %u: max_hostmem",
                          id);
@@ -712,8 +848,10 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         }
         res->has_uuid = qemu_get_byte(f);
         qemu_get_buffer(f, res->uuid, sizeof(res->uuid));
-        qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
-                        res->hostmem);
+        if (res->image) {
+            qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+                            res->hostmem);
+        }
     }
     return qemu_file_get_error(f);
 }
@@ -735,6 +873,11 @@ int pvgpu_resources_post_load(PvgpuState *s)
 
         if (res->entries && !pvgpu_backing_map(s, res)) {
             error_report("pvgpu: backing of resource %u is not guest RAM",
+                         res->id);
+            return -EINVAL;
+        }
+        if (res->blob_mem && res->backing_size < res->blob_size) {
+            error_report("pvgpu: blob %u larger than its guest memory",
                          res->id);
             return -EINVAL;
         }

@@ -21,6 +21,7 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
+#include "qemu/main-loop.h"
 #include "migration/blocker.h"
 #include "qemu/timer.h"
 #include "hw/display/pvgpu.h"
@@ -28,6 +29,9 @@
 
 /* pipe_texture_target PIPE_BUFFER: width is the size in bytes */
 #define PIPE_BUFFER 0
+
+#define PVGPU_BLOB_MAPPING_CAST(obj) \
+    OBJECT_CHECK(PvgpuBlobMapping, (obj), TYPE_PVGPU_BLOB_MAPPING)
 
 static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
 {
@@ -209,7 +213,8 @@ static void pump(PvgpuState *s)
         }
         /* a barrier goes once all work before it has been dispatched */
         req = QTAILQ_FIRST(&s->held);
-        if (!req || s->sched_queued) {
+        if (!req || s->sched_queued || req->unmap) {
+            /* an unmap waits for its region's release (unmap_bh) */
             break;
         }
         if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH) {
@@ -389,6 +394,202 @@ static bool ctx_may_use(PvgpuState *s, const PvgpuCmd *cmd,
     return true;
 }
 
+/* --- blobs ------------------------------------------------------------- */
+
+static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
+                                      uint32_t id);
+
+static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+    /* host memory is the renderer's to allocate; guest memory is not */
+    uint64_t hostmem = c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : c->size;
+    PvgpuResource *res;
+    uint32_t err = 0;
+
+    if (c->blob_mem != PVGPU_BLOB_MEM_GUEST &&
+        !context_find_or_fail(s, cmd, &err)) {
+        return err;
+    }
+    if (!pvgpu_resource_admit(s, cmd, c->resource_id, &err) ||
+        !pvgpu_hostmem_charge(s, cmd, c->resource_id, hostmem, &err)) {
+        return err;
+    }
+    res = pvgpu_blob_new(s, cmd, true, &err);
+    if (!res) {
+        s->hostmem_used -= hostmem;
+        return err;
+    }
+    res->hostmem = hostmem;
+    req->serial = res->serial;
+    req->job.iov = res->iov;
+    req->job.niov = res->niov;
+    g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
+    trace_pvgpu_resource_create_blob(c->resource_id, c->blob_mem,
+                                     c->blob_flags, c->blob_id, c->size, 0);
+    submit(s, req);
+    return 0;
+}
+
+static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    uint64_t offset = cmd->u.map_blob.offset;
+    PvgpuResource *res, *other;
+    GHashTableIter iter;
+    uint32_t err = 0;
+
+    res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.map_blob.resource_id,
+                                      &err);
+    if (!res) {
+        return err;
+    }
+    if (!s->hostmem) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
+                              "the device has no host-visible memory "
+                              "(property hostmem)");
+    }
+    if (res->blob_mem != PVGPU_BLOB_MEM_HOST3D &&
+        res->blob_mem != PVGPU_BLOB_MEM_HOST3D_GUEST) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "resource %u is not a host blob", res->id);
+    }
+    if (!(res->blob_flags & PVGPU_BLOB_FLAG_USE_MAPPABLE) ||
+        res->mapping || res->map_pending) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "blob %u is not mappable or already mapped",
+                              res->id);
+    }
+    if (offset % qemu_real_host_page_size() || offset >= s->hostmem ||
+        res->blob_size > s->hostmem - offset) {
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "offset 0x%" PRIx64 " unaligned, or blob %u of "
+                              "%" PRIu64 " bytes does not fit in hostmem",
+                              offset, res->id, res->blob_size);
+    }
+    /* regions of one container must not overlap */
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&other)) {
+        if ((other->mapping || other->map_pending) &&
+            offset < other->map_offset + other->blob_size &&
+            other->map_offset < offset + res->blob_size) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                  "blob %u at 0x%" PRIx64 " overlaps blob "
+                                  "%u", res->id, offset, other->id);
+        }
+    }
+    res->map_pending = true;
+    res->map_offset = offset;
+    req->serial = res->serial;
+    submit(s, req);
+    return 0;
+}
+
+static void blob_mapping_finalize(Object *obj)
+{
+    PvgpuBlobMapping *m = container_of(obj, PvgpuBlobMapping, parent_obj);
+    PvgpuRequest *req = m->waiter;
+
+    /*
+     * The last reference to the region is gone, which may happen on the
+     * RCU thread: let the main loop hand the request to the renderer.
+     */
+    if (req) {
+        req->unmap = NULL;
+        qemu_bh_schedule(req->s->unmap_bh);
+    }
+}
+
+static const TypeInfo pvgpu_blob_mapping_info = {
+    .name = TYPE_PVGPU_BLOB_MAPPING,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(PvgpuBlobMapping),
+    .instance_finalize = blob_mapping_finalize,
+};
+
+static void pvgpu_3d_register_types(void)
+{
+    type_register_static(&pvgpu_blob_mapping_info);
+}
+
+type_init(pvgpu_3d_register_types)
+
+/* MAP_BLOB came back from the renderer: show the memory in the BAR */
+static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
+                              uint8_t *resp, size_t *resp_len)
+{
+    const PvgpuRenderJob *job = &req->job;
+    const PvgpuCmd *cmd = &job->cmd;
+    PvgpuResource *res = resource_of_job(s, req, cmd->u.map_blob.resource_id);
+    g_autofree char *name = NULL;
+    PvgpuBlobMapping *m;
+
+    if (!res) {
+        /* unreferenced meanwhile: the UNREF unmapped it */
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u went away",
+                              cmd->u.map_blob.resource_id);
+    }
+    res->map_pending = false;
+    if (job->err) {
+        return pvgpu_cmd_fail(cmd, job->err, "the renderer cannot map blob %u",
+                              res->id);
+    }
+    if (job->map_size > s->hostmem - res->map_offset ||
+        job->map_size > res->blob_size + qemu_real_host_page_size()) {
+        PvgpuRequest *unmap = g_new0(PvgpuRequest, 1);
+
+        unmap->s = s;
+        unmap->job.cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
+        unmap->job.cmd.u.resource.resource_id = res->id;
+        submit(s, unmap);
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "blob %u maps %" PRIu64 " bytes, more than "
+                              "fit", res->id, job->map_size);
+    }
+    m = PVGPU_BLOB_MAPPING_CAST(object_new(TYPE_PVGPU_BLOB_MAPPING));
+    m->resource_id = res->id;
+    m->offset = res->map_offset;
+    name = g_strdup_printf("blob[%u]", res->id);
+    object_property_add_child(OBJECT(s), name, OBJECT(m));
+    object_unref(OBJECT(m));
+    memory_region_init_ram_ptr(&m->mr, OBJECT(m), "pvgpu-blob",
+                               job->map_size, job->map_ptr);
+    memory_region_add_subregion(&s->hostmem_bar, m->offset, &m->mr);
+    res->mapping = m;
+    trace_pvgpu_blob_map(res->id, m->offset, job->map_size, job->map_info);
+    *resp_len = pvgpu_resp_encode_map_info(resp, &cmd->hdr,
+                                           job->map_info &
+                                           PVGPU_MAP_CACHE_MASK);
+    return 0;
+}
+
+/*
+ * Take @res's memory out of the BAR.  The renderer may free it only once
+ * the region is released (nothing, not even an in-flight access through
+ * an old memory map, can reach it): @req (UNMAP_BLOB or UNREF; NULL on
+ * reset) waits for that.
+ */
+static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
+                             PvgpuRequest *req)
+{
+    PvgpuBlobMapping *m = g_steal_pointer(&res->mapping);
+
+    trace_pvgpu_blob_unmap(res->id, m->offset, false);
+    m->waiter = req;
+    if (req) {
+        req->unmap = m;
+    }
+    memory_region_del_subregion(&s->hostmem_bar, &m->mr);
+    object_unparent(OBJECT(m));
+}
+
+static void pvgpu_3d_unmap_bh(void *opaque)
+{
+    pump(opaque);
+}
+
 static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
 {
     PvgpuRenderJob *job = &req->job;
@@ -458,6 +659,10 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /* gone for the guest now; freed once the renderer let go of it */
+        req->job.unmap_first = res->mapping || res->map_pending;
+        if (res->mapping) {
+            blob_unmap_begin(s, res, req);
+        }
         pvgpu_scanout_detach_resource(s, res);
         contexts_forget_resource(s, res->id);
         g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
@@ -496,6 +701,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         res = pvgpu_resource_with_backing(s, cmd, t->resource_id, &err);
         if (!res) {
             return err;
+        }
+        if (res->blob_mem) {
+            /* the guest's memory is the resource (Linux's dumb buffers) */
+            pvgpu_request_respond(s, req, 0, NULL, 0);
+            return 0;
         }
         if (!pvgpu_rect_inside(&t->r, res->width, res->height) ||
             !pvgpu_transfer_2d_fits(&t->r, t->offset, res->width * 4, 4,
@@ -569,6 +779,12 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!res) {
             return err;
         }
+        if (res->blob_mem) {
+            /* guest memory, shown once the work before the flush is done */
+            req->blob_flush = true;
+            submit(s, req);
+            return 0;
+        }
         if (!pvgpu_rect_inside(&cmd->u.flush.r, res->width, res->height)) {
             return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                                   "rect outside resource %u", res->id);
@@ -585,6 +801,33 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             rb->resource_id = res->id;
             job->nreadbacks++;
         }
+        submit(s, req);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
+        return blob_create(s, req);
+    case PVGPU_CMD_RESOURCE_MAP_BLOB:
+        return blob_map(s, req);
+    case PVGPU_CMD_RESOURCE_UNMAP_BLOB:
+        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
+                                          &err);
+        if (!res) {
+            return err;
+        }
+        if (!res->mapping) {
+            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                  "blob %u is not mapped", res->id);
+        }
+        blob_unmap_begin(s, res, req);
+        submit(s, req);
+        return 0;
+    case PVGPU_CMD_SET_SCANOUT_BLOB:
+        err = pvgpu_set_scanout_blob(s, cmd);
+        if (err) {
+            return err;
+        }
+        /* shown again once the work before it is done */
+        req->blob_flush = cmd->u.set_scanout_blob.resource_id != 0;
         submit(s, req);
         return 0;
 
@@ -628,10 +871,13 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
     switch (cmd->hdr.type) {
     case PVGPU_CMD_RESOURCE_CREATE_2D:
     case PVGPU_CMD_RESOURCE_CREATE_3D:
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
         res = resource_of_job(s, req,
                               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_2D ?
                               cmd->u.create_2d.resource_id :
-                              cmd->u.create_3d.resource_id);
+                              cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ?
+                              cmd->u.create_3d.resource_id :
+                              cmd->u.create_blob.resource_id);
         if (res) {
             pvgpu_scanout_detach_resource(s, res);
             contexts_forget_resource(s, res->id);
@@ -655,10 +901,32 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
 {
     PvgpuState *s = opaque;
     PvgpuRequest *req = request_for_job(job);
+    uint8_t resp[PVGPU_MAX_RESP_SIZE];
+    size_t resp_len = 0;
 
     QTAILQ_REMOVE(&s->inflight, req, next);
     if (req->scheduled) {
         pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
+    }
+    if (job->cmd.hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
+        uint32_t err = blob_map_done(s, req, resp, &resp_len);
+
+        pvgpu_request_respond(s, req, err, resp, resp_len);
+        pump(s);
+        return;
+    }
+    if (req->blob_flush && !job->cancelled) {
+        PvgpuResource *res = pvgpu_resource_find(
+            s, job->cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
+               job->cmd.u.flush.resource_id :
+               job->cmd.u.set_scanout_blob.resource_id);
+
+        if (res && res->blob_mem) {
+            pvgpu_scanout_flush(s, res,
+                                job->cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
+                                &job->cmd.u.flush.r :
+                                &job->cmd.u.set_scanout_blob.r);
+        }
     }
     if (job->err && !job->cancelled) {
         pvgpu_cmd_fail(&job->cmd, job->err, "the renderer refused it");
@@ -745,6 +1013,8 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     }
     s->sched = pvgpu_sched_new();
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
+    s->unmap_bh = qemu_bh_new_guarded(pvgpu_3d_unmap_bh, s,
+                                      &DEVICE(s)->mem_reentrancy_guard);
     pvgpu_3d_apply_scheduler(s);
     return true;
 }
@@ -799,6 +1069,18 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
 
 void pvgpu_3d_reset(PvgpuState *s)
 {
+    GHashTableIter iter;
+    gpointer value;
+
+    /* the renderer frees mapped memory: take it out of the BAR first */
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuResource *res = value;
+
+        if (res->mapping) {
+            blob_unmap_begin(s, res, NULL);
+        }
+    }
     if (s->renderer) {
         /* cancels and hands back every job in flight, synchronously */
         pvgpu_render_reset(s->renderer);
@@ -808,6 +1090,10 @@ void pvgpu_3d_reset(PvgpuState *s)
         PvgpuRequest *req = QTAILQ_FIRST(&s->held);
 
         QTAILQ_REMOVE(&s->held, req, next);
+        if (req->unmap) {
+            /* its region is still referenced: it must not find req */
+            req->unmap->waiter = NULL;
+        }
         if (req->entity) {
             /* a CTX_DESTROY that never got to run */
             pvgpu_sched_entity_remove(s->sched, req->entity, reset_drop, s);
@@ -815,9 +1101,6 @@ void pvgpu_3d_reset(PvgpuState *s)
         pvgpu_request_free(req);
     }
     if (s->sched) {
-        GHashTableIter iter;
-        gpointer value;
-
         /* queued work of every context is dropped with it */
         g_hash_table_iter_init(&iter, s->contexts);
         while (g_hash_table_iter_next(&iter, NULL, &value)) {
@@ -844,6 +1127,7 @@ void pvgpu_3d_fini(PvgpuState *s)
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;
     if (s->sched) {
+        qemu_bh_delete(s->unmap_bh);
         timer_free(s->pump_timer);
         pvgpu_sched_free(s->sched);
         s->sched = NULL;

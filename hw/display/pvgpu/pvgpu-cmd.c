@@ -75,9 +75,10 @@ static const struct {
     { PVGPU_CMD_GET_EDID, "GET_EDID", 32, PVGPU_QUEUE_CTRL },
     { PVGPU_CMD_RESOURCE_ASSIGN_UUID, "RESOURCE_ASSIGN_UUID", 32,
       PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_RESOURCE_CREATE_BLOB, "RESOURCE_CREATE_BLOB", 0,
-      PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_SET_SCANOUT_BLOB, "SET_SCANOUT_BLOB", 0, PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_CREATE_BLOB, "RESOURCE_CREATE_BLOB", 56,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_BLOB },
+    { PVGPU_CMD_SET_SCANOUT_BLOB, "SET_SCANOUT_BLOB", 96, PVGPU_QUEUE_CTRL,
+      PVGPU_DECODE_BLOB },
     { PVGPU_CMD_CTX_CREATE, "CTX_CREATE", 96, PVGPU_QUEUE_CTRL,
       PVGPU_DECODE_3D },
     { PVGPU_CMD_CTX_DESTROY, "CTX_DESTROY", 24, PVGPU_QUEUE_CTRL,
@@ -93,9 +94,10 @@ static const struct {
     { PVGPU_CMD_TRANSFER_FROM_HOST_3D, "TRANSFER_FROM_HOST_3D", 72,
       PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
     { PVGPU_CMD_SUBMIT_3D, "SUBMIT_3D", 32, PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D },
-    { PVGPU_CMD_RESOURCE_MAP_BLOB, "RESOURCE_MAP_BLOB", 0, PVGPU_QUEUE_CTRL },
-    { PVGPU_CMD_RESOURCE_UNMAP_BLOB, "RESOURCE_UNMAP_BLOB", 0,
-      PVGPU_QUEUE_CTRL },
+    { PVGPU_CMD_RESOURCE_MAP_BLOB, "RESOURCE_MAP_BLOB", 40, PVGPU_QUEUE_CTRL,
+      PVGPU_DECODE_3D | PVGPU_DECODE_BLOB },
+    { PVGPU_CMD_RESOURCE_UNMAP_BLOB, "RESOURCE_UNMAP_BLOB", 32,
+      PVGPU_QUEUE_CTRL, PVGPU_DECODE_3D | PVGPU_DECODE_BLOB },
     { PVGPU_CMD_UPDATE_CURSOR, "UPDATE_CURSOR", 56, PVGPU_QUEUE_CURSOR },
     { PVGPU_CMD_MOVE_CURSOR, "MOVE_CURSOR", 56, PVGPU_QUEUE_CURSOR },
     { PVGPU_RESP_OK_NODATA, "OK_NODATA" },
@@ -200,6 +202,34 @@ bool pvgpu_transfer_2d_fits(const PvgpuRect *r, uint64_t offset,
     return end <= backing_size;
 }
 
+/*
+ * A list of @n (bounded by PVGPU_MAX_BACKING_ENTRIES) virtio_gpu_mem_entry
+ * at @e, @len bytes available.  Returns 0 and their total length, or an
+ * error; the "request shorter" error is ERR_UNSPEC like every truncated
+ * request.
+ */
+static uint32_t decode_entries(const uint8_t *e, size_t len, uint32_t n,
+                               uint64_t *total, const char **why)
+{
+    *total = 0;
+    /* n is bounded, so no overflow */
+    if (len < (size_t)n * PVGPU_MEM_ENTRY_SIZE) {
+        *why = "request shorter than its nr_entries";
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+    for (uint32_t i = 0; i < n; i++, e += PVGPU_MEM_ENTRY_SIZE) {
+        uint64_t addr = ld64(e), end;
+        uint32_t length = ld32(e + 8);
+
+        if (length == 0 || __builtin_add_overflow(addr, length, &end)) {
+            *why = "backing entry empty or wrapping the address space";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        *total += length;
+    }
+    return 0;
+}
+
 static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
                             PvgpuCmd *cmd, const char **why)
 {
@@ -257,8 +287,6 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
 
     case PVGPU_CMD_RESOURCE_ATTACH_BACKING: {
         uint32_t n = ld32(p + 4);
-        const uint8_t *e = p + 8;
-        uint64_t total = 0;
 
         cmd->u.attach_backing.resource_id = ld32(p);
         cmd->u.attach_backing.nr_entries = n;
@@ -266,25 +294,112 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
             *why = "nr_entries is 0 or above the limit";
             return PVGPU_RESP_ERR_INVALID_PARAMETER;
         }
-        /* len counts from the body; n is bounded, so no overflow */
-        if (len < 8 + (size_t)n * PVGPU_MEM_ENTRY_SIZE) {
-            *why = "request shorter than its nr_entries";
-            return PVGPU_RESP_ERR_UNSPEC;
-        }
-        for (uint32_t i = 0; i < n; i++, e += PVGPU_MEM_ENTRY_SIZE) {
-            uint64_t addr = ld64(e), end;
-            uint32_t length = ld32(e + 8);
-
-            if (length == 0 || __builtin_add_overflow(addr, length, &end)) {
-                *why = "backing entry empty or wrapping the address space";
-                return PVGPU_RESP_ERR_INVALID_PARAMETER;
-            }
-            total += length;
-        }
         cmd->u.attach_backing.entries = p + 8;
-        cmd->u.attach_backing.total_length = total;
+        return decode_entries(p + 8, len - 8, n,
+                              &cmd->u.attach_backing.total_length, why);
+    }
+
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB: {
+        typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+        uint32_t err;
+        bool host3d;
+
+        c->resource_id = ld32(p);
+        c->blob_mem = ld32(p + 4);
+        c->blob_flags = ld32(p + 8);
+        c->nr_entries = ld32(p + 12);
+        c->blob_id = ld64(p + 16);
+        c->size = ld64(p + 24);
+        c->entries = p + 32;
+        if (c->resource_id == 0) {
+            *why = "resource id 0 is reserved";
+            return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
+        }
+        if (c->blob_mem < PVGPU_BLOB_MEM_GUEST ||
+            c->blob_mem > PVGPU_BLOB_MEM_HOST3D_GUEST ||
+            (c->blob_mem != PVGPU_BLOB_MEM_GUEST &&
+             !(caps & PVGPU_DECODE_3D))) {
+            *why = "blob_mem unknown, or HOST3D without VIRTIO_GPU_F_VIRGL";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (c->blob_flags & ~(PVGPU_BLOB_FLAG_USE_MAPPABLE |
+                              PVGPU_BLOB_FLAG_USE_SHAREABLE |
+                              PVGPU_BLOB_FLAG_USE_CROSS_DEVICE)) {
+            *why = "unknown blob_flags";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (c->size == 0) {
+            *why = "blob size is 0";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        /* host memory has no guest pages; guest memory has some */
+        host3d = c->blob_mem == PVGPU_BLOB_MEM_HOST3D;
+        if (host3d ? c->nr_entries != 0
+                   : c->nr_entries == 0 ||
+                     c->nr_entries > PVGPU_MAX_BACKING_ENTRIES) {
+            *why = "nr_entries does not suit blob_mem or is above the limit";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (host3d) {
+            return 0;
+        }
+        err = decode_entries(p + 32, len - 32, c->nr_entries,
+                             &c->total_length, why);
+        if (err) {
+            return err;
+        }
+        if (c->total_length < c->size) {
+            *why = "guest entries smaller than the blob";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
         return 0;
     }
+
+    case PVGPU_CMD_SET_SCANOUT_BLOB: {
+        typeof(cmd->u.set_scanout_blob) *c = &cmd->u.set_scanout_blob;
+        unsigned bpp;
+
+        c->r = ld_rect(p);
+        c->scanout_id = ld32(p + 16);
+        c->resource_id = ld32(p + 20);
+        c->width = ld32(p + 24);
+        c->height = ld32(p + 28);
+        c->format = ld32(p + 32);
+        c->stride = ld32(p + 40);
+        c->offset = ld32(p + 56);
+        if (c->resource_id == 0) {
+            /* disables the scanout, like SET_SCANOUT with resource 0 */
+            return 0;
+        }
+        bpp = pvgpu_format_bpp(c->format);
+        if (!bpp) {
+            *why = "unknown format";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (c->width == 0 || c->height == 0 ||
+            c->width > PVGPU_MAX_DIMENSION ||
+            c->height > PVGPU_MAX_DIMENSION ||
+            c->stride < c->width * bpp || c->stride % bpp ||
+            c->offset % bpp) {
+            *why = "framebuffer size, stride or offset invalid";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        if (c->r.width == 0 || c->r.height == 0 ||
+            !pvgpu_rect_inside(&c->r, c->width, c->height)) {
+            *why = "rect empty or outside the framebuffer";
+            return PVGPU_RESP_ERR_INVALID_PARAMETER;
+        }
+        return 0;
+    }
+
+    case PVGPU_CMD_RESOURCE_MAP_BLOB:
+        cmd->u.map_blob.resource_id = ld32(p);
+        cmd->u.map_blob.offset = ld64(p + 8);
+        return 0;
+
+    case PVGPU_CMD_RESOURCE_UNMAP_BLOB:
+        cmd->u.resource.resource_id = ld32(p);
+        return 0;
 
     case PVGPU_CMD_GET_CAPSET_INFO:
         cmd->u.get_capset_info.capset_index = ld32(p);
@@ -457,7 +572,9 @@ uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
 
 PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i)
 {
-    const uint8_t *e = cmd->u.attach_backing.entries +
+    const uint8_t *e = (cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_BLOB ?
+                        cmd->u.create_blob.entries :
+                        cmd->u.attach_backing.entries) +
                        (size_t)i * PVGPU_MEM_ENTRY_SIZE;
 
     return (PvgpuMemEntry) { .addr = ld64(e), .length = ld32(e + 8) };
@@ -537,4 +654,25 @@ size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,
 
     memcpy(p, uuid, 16);
     return PVGPU_UUID_RESP_SIZE;
+}
+
+size_t pvgpu_resp_encode_map_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                  uint32_t map_info)
+{
+    uint8_t *p = buf + pvgpu_resp_encode_hdr(buf, req,
+                                             PVGPU_RESP_OK_MAP_INFO);
+
+    st32(p, map_info);
+    st32(p + 4, 0);
+    return PVGPU_MAP_INFO_RESP_SIZE;
+}
+
+bool pvgpu_fb_fits(uint32_t width, uint32_t height, unsigned bpp,
+                   uint32_t stride, uint64_t offset, uint64_t size)
+{
+    uint64_t end = (uint64_t)stride * (height - 1) + (uint64_t)width * bpp;
+
+    /* both products fit: each factor is below 2^32 */
+    return width && height && !__builtin_add_overflow(offset, end, &end) &&
+           end <= size;
 }

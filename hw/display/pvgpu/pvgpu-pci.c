@@ -14,6 +14,8 @@
 #include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
 #include "hw/virtio/virtio-pci.h"
+#include "qemu/units.h"
+#include "standard-headers/linux/virtio_gpu.h"
 #include "hw/display/pvgpu.h"
 
 typedef struct PvgpuPCI {
@@ -34,7 +36,30 @@ static const Property pvgpu_pci_properties[] = {
 static void pvgpu_pci_realize(VirtIOPCIProxy *vpci_dev, Error **errp)
 {
     PvgpuPCI *dev = PVGPU_PCI(vpci_dev);
+    PvgpuState *s = &dev->vdev;
 
+    if (s->hostmem) {
+        if (!is_power_of_2(s->hostmem) || s->hostmem < 64 * KiB) {
+            error_setg(errp, "pvgpu: hostmem must be a power of two of at "
+                       "least 64K, not %" PRIu64, s->hostmem);
+            return;
+        }
+        /*
+         * Host-visible memory (spec 5.7.5: shared memory region id 1) in
+         * BAR 4, where virtio-pci would put its modern registers: those
+         * move to BAR 2 and MSI-X to BAR 1.
+         */
+        vpci_dev->msix_bar_idx = 1;
+        vpci_dev->modern_mem_bar_idx = 2;
+        memory_region_init(&s->hostmem_bar, OBJECT(s), "pvgpu-hostmem",
+                           s->hostmem);
+        pci_register_bar(&vpci_dev->pci_dev, 4,
+                         PCI_BASE_ADDRESS_SPACE_MEMORY |
+                         PCI_BASE_ADDRESS_MEM_PREFETCH |
+                         PCI_BASE_ADDRESS_MEM_TYPE_64, &s->hostmem_bar);
+        virtio_pci_add_shm_cap(vpci_dev, 4, 0, s->hostmem,
+                               VIRTIO_GPU_SHM_ID_HOST_VISIBLE);
+    }
     virtio_pci_force_virtio_1(vpci_dev);
     if (!qdev_realize(DEVICE(&dev->vdev), BUS(&vpci_dev->bus), errp)) {
         return;

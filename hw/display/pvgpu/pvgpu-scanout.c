@@ -4,7 +4,9 @@
  * Each scanout is a graphic console.  A 2D scanout's display surface
  * aliases the resource's host image, so RESOURCE_FLUSH only has to tell
  * the UI which rectangle changed, and screendump always sees what the
- * guest last transferred.
+ * guest last transferred.  A blob scanout (SET_SCANOUT_BLOB) shows guest
+ * memory: aliased when the visible rectangle is contiguous in the host
+ * mapping, else through a shadow copy refreshed on RESOURCE_FLUSH.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -12,6 +14,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/iov.h"
 #include "hw/display/edid.h"
 #include "ui/console.h"
 #include "ui/qemu-pixman.h"
@@ -68,6 +71,19 @@ void pvgpu_scanouts_fini(PvgpuState *s)
     }
 }
 
+/* Forget a blob framebuffer; the caller replaces the surface */
+static void scanout_fb_release(PvgpuState *s, PvgpuScanout *so)
+{
+    if (so->shadow) {
+        /* the surface may still point at the shadow: replace it first */
+        pixman_image_unref(so->shadow);
+        so->shadow = NULL;
+        s->hostmem_used -= so->shadow_hostmem;
+        so->shadow_hostmem = 0;
+    }
+    so->fb = (PvgpuFramebuffer) { 0 };
+}
+
 static void scanout_disable(PvgpuState *s, uint32_t i)
 {
     PvgpuScanout *so = &s->scanouts[i];
@@ -80,6 +96,98 @@ static void scanout_disable(PvgpuState *s, uint32_t i)
     so->resource_id = 0;
     so->r = (PvgpuRect) { 0 };
     dpy_gfx_replace_surface(so->con, NULL);
+    scanout_fb_release(s, so);
+}
+
+/* Byte offset in the blob of pixel (x, y) of the scanout's framebuffer */
+static uint64_t fb_pos(const PvgpuFramebuffer *fb, uint32_t x, uint32_t y)
+{
+    return fb->offset + (uint64_t)y * fb->stride +
+           (uint64_t)x * pvgpu_format_bpp(fb->format);
+}
+
+/* Copy rows of @r (framebuffer coordinates) from guest memory to the shadow */
+static void scanout_fb_copy(PvgpuScanout *so, PvgpuResource *res,
+                            const PvgpuRect *r)
+{
+    unsigned bpp = pvgpu_format_bpp(so->fb.format);
+    uint32_t stride = pixman_image_get_stride(so->shadow);
+    uint8_t *bits = (uint8_t *)pixman_image_get_data(so->shadow);
+
+    for (uint32_t y = r->y; y < r->y + r->height; y++) {
+        iov_to_buf(res->iov, res->niov, fb_pos(&so->fb, r->x, y),
+                   bits + (size_t)(y - so->r.y) * stride +
+                   (size_t)(r->x - so->r.x) * bpp,
+                   (size_t)r->width * bpp);
+    }
+}
+
+/* The host address of @len bytes at @pos of @res, if contiguous there */
+static void *blob_contiguous(PvgpuResource *res, uint64_t pos, uint64_t len)
+{
+    uint64_t at = 0;
+
+    for (unsigned i = 0; i < res->niov; i++) {
+        uint64_t n = res->iov[i].iov_len;
+
+        if (pos >= at && pos - at < n) {
+            return len <= n - (pos - at) ?
+                   (uint8_t *)res->iov[i].iov_base + (pos - at) : NULL;
+        }
+        at += n;
+    }
+    return NULL;
+}
+
+/*
+ * Show rect @r of framebuffer @fb in blob @res (checked to lie inside its
+ * guest memory) on scanout @scanout_id.
+ */
+uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
+                                PvgpuResource *res,
+                                const PvgpuFramebuffer *fb,
+                                const PvgpuRect *r)
+{
+    PvgpuScanout *so = &s->scanouts[scanout_id];
+    pixman_format_code_t pformat = pvgpu_pixman_format(fb->format);
+    unsigned bpp = pvgpu_format_bpp(fb->format);
+    uint64_t first = fb_pos(fb, r->x, r->y);
+    uint64_t len = fb_pos(fb, r->x + r->width, r->y + r->height - 1) - first;
+    DisplaySurface *surface;
+    void *data;
+
+    if (so->resource_id) {
+        scanout_disable(s, scanout_id);
+    }
+    so->fb = *fb;
+    so->r = *r;
+    data = blob_contiguous(res, first, len);
+    if (data) {
+        surface = qemu_create_displaysurface_from(r->width, r->height,
+                                                  pformat, fb->stride, data);
+    } else {
+        uint64_t size = (uint64_t)r->width * r->height * bpp;
+        PvgpuCmd cmd = { .hdr.type = PVGPU_CMD_SET_SCANOUT_BLOB };
+        uint32_t err;
+
+        if (!pvgpu_hostmem_charge(s, &cmd, res->id, size, &err)) {
+            so->fb = (PvgpuFramebuffer) { 0 };
+            so->r = (PvgpuRect) { 0 };
+            dpy_gfx_replace_surface(so->con, NULL);
+            return err;
+        }
+        so->shadow_hostmem = size;
+        so->shadow = pixman_image_create_bits(pformat, r->width, r->height,
+                                              NULL, r->width * bpp);
+        scanout_fb_copy(so, res, r);
+        surface = qemu_create_displaysurface_pixman(so->shadow);
+    }
+    trace_pvgpu_scanout_blob(scanout_id, res->id, fb->width, fb->height,
+                             fb->stride, fb->offset, !data);
+    dpy_gfx_replace_surface(so->con, surface);
+    so->resource_id = res->id;
+    res->scanout_bitmask |= 1u << scanout_id;
+    return 0;
 }
 
 static void scanout_show(PvgpuState *s, uint32_t i, PvgpuResource *res,
@@ -96,6 +204,7 @@ static void scanout_show(PvgpuState *s, uint32_t i, PvgpuResource *res,
         r->width, r->height, pixman_image_get_format(res->image), stride,
         data);
     dpy_gfx_replace_surface(so->con, surface);
+    scanout_fb_release(s, so);
     so->resource_id = res->id;
     so->r = *r;
     res->scanout_bitmask |= 1u << i;
@@ -110,7 +219,8 @@ void pvgpu_scanout_set(PvgpuState *s, uint32_t scanout_id,
         scanout_disable(s, scanout_id);
         return;
     }
-    if (so->resource_id == res->id && so->r.x == r->x && so->r.y == r->y &&
+    if (so->resource_id == res->id && !so->fb.width &&
+        so->r.x == r->x && so->r.y == r->y &&
         so->r.width == r->width && so->r.height == r->height) {
         /* a page flip to the same buffer: the surface is still right */
         dpy_gfx_update_full(so->con);
@@ -136,6 +246,9 @@ void pvgpu_scanout_flush(PvgpuState *s, PvgpuResource *res,
         if (!(res->scanout_bitmask & (1u << i)) ||
             !pvgpu_rect_intersect(r, &so->r, &dirty)) {
             continue;
+        }
+        if (so->shadow) {
+            scanout_fb_copy(so, res, &dirty);
         }
         dpy_gfx_update(so->con, dirty.x - so->r.x, dirty.y - so->r.y,
                        dirty.width, dirty.height);
@@ -199,8 +312,13 @@ void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r)
 {
     PvgpuScanout *so = &s->scanouts[scanout_id];
-    DisplaySurface *surface = qemu_console_surface(so->con);
+    DisplaySurface *surface;
 
+    if (so->fb.width) {
+        /* the surface shows guest memory or the blob's shadow */
+        scanout_disable(s, scanout_id);
+    }
+    surface = qemu_console_surface(so->con);
     if (so->resource_id && so->resource_id != res->id) {
         PvgpuResource *old = pvgpu_resource_find(s, so->resource_id);
 
@@ -315,9 +433,17 @@ void pvgpu_scanouts_post_load(PvgpuState *s)
             pvgpu_resource_find(s, so->resource_id) : NULL;
         PvgpuRect r = so->r;
 
+        PvgpuFramebuffer fb = so->fb;
+
         so->resource_id = 0;
-        if (res && r.width && r.height &&
-            pvgpu_rect_inside(&r, res->width, res->height)) {
+        so->fb = (PvgpuFramebuffer) { 0 };
+        if (res && fb.width && res->iov &&
+            pvgpu_fb_fits(fb.width, fb.height, pvgpu_format_bpp(fb.format),
+                          fb.stride, fb.offset, res->blob_size) &&
+            pvgpu_rect_inside(&r, fb.width, fb.height)) {
+            pvgpu_scanout_set_blob(s, i, res, &fb, &r);
+        } else if (res && !fb.width && res->image && r.width && r.height &&
+                   pvgpu_rect_inside(&r, res->width, res->height)) {
             scanout_show(s, i, res, &r);
         } else {
             dpy_gfx_replace_surface(so->con, NULL);

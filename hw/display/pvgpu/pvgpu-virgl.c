@@ -216,6 +216,9 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
         struct iovec *iov = NULL;
         int n = 0;
 
+        if (job->unmap_first) {
+            virgl_renderer_resource_unmap(cmd->u.resource.resource_id);
+        }
         /* the device still owns the backing and unmaps it afterwards */
         virgl_renderer_resource_detach_iov(cmd->u.resource.resource_id,
                                            &iov, &n);
@@ -266,9 +269,38 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
         ret = virgl_renderer_submit_cmd((void *)cmd->u.submit_3d.data, ctx,
                                         cmd->u.submit_3d.size / 4);
         break;
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB: {
+        const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+        struct virgl_renderer_resource_create_blob_args args = {
+            .res_handle = c->resource_id,
+            /* a guest-memory blob belongs to no context */
+            .ctx_id = c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : ctx,
+            .blob_mem = c->blob_mem, .blob_flags = c->blob_flags,
+            .blob_id = c->blob_id, .size = c->size,
+            .iovecs = job->iov, .num_iovs = job->niov,
+        };
+
+        ret = virgl_renderer_resource_create_blob(&args);
+        break;
+    }
+    case PVGPU_CMD_RESOURCE_MAP_BLOB: {
+        uint32_t id = cmd->u.map_blob.resource_id;
+
+        ret = virgl_renderer_resource_map(id, &job->map_ptr, &job->map_size);
+        if (!ret && virgl_renderer_resource_get_map_info(id, &job->map_info)) {
+            /* the caching is the renderer's to tell; without it, refuse */
+            virgl_renderer_resource_unmap(id);
+            ret = -EINVAL;
+        }
+        break;
+    }
+    case PVGPU_CMD_RESOURCE_UNMAP_BLOB:
+        ret = virgl_renderer_resource_unmap(cmd->u.resource.resource_id);
+        break;
     case PVGPU_CMD_SET_SCANOUT:
+    case PVGPU_CMD_SET_SCANOUT_BLOB:
     case PVGPU_CMD_RESOURCE_FLUSH:
-        /* presentation only: the readbacks below */
+        /* presentation only: the readbacks below, or guest memory */
         break;
     default:
         g_assert_not_reached();
@@ -282,7 +314,9 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
          * reset); other contexts are never affected.
          */
         return cmd->hdr.type == PVGPU_CMD_SUBMIT_3D ||
-               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ?
+               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ||
+               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_BLOB ||
+               cmd->hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB ?
                PVGPU_RESP_ERR_INVALID_PARAMETER : PVGPU_RESP_ERR_UNSPEC;
     }
     return 0;

@@ -295,6 +295,9 @@ static uint64_t pvgpu_get_features(VirtIODevice *vdev, uint64_t features,
         virtio_add_feature(&features, VIRTIO_GPU_F_EDID);
     }
     virtio_add_feature(&features, VIRTIO_GPU_F_RESOURCE_UUID);
+    if (s->blob) {
+        virtio_add_feature(&features, VIRTIO_GPU_F_RESOURCE_BLOB);
+    }
     if (s->renderer) {
         virtio_add_feature(&features, VIRTIO_GPU_F_VIRGL);
         virtio_add_feature(&features, VIRTIO_GPU_F_CONTEXT_INIT);
@@ -307,6 +310,9 @@ static void pvgpu_set_features(VirtIODevice *vdev, uint64_t features)
     PvgpuState *s = PVGPU(vdev);
     unsigned caps = 0;
 
+    if (virtio_has_feature(features, VIRTIO_GPU_F_RESOURCE_BLOB)) {
+        caps |= PVGPU_DECODE_BLOB;
+    }
     if (virtio_has_feature(features, VIRTIO_GPU_F_VIRGL)) {
         caps |= PVGPU_DECODE_3D;
         if (virtio_has_feature(features, VIRTIO_GPU_F_CONTEXT_INIT)) {
@@ -367,6 +373,12 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    if (s->hostmem && (!s->blob || s->virgl == ON_OFF_AUTO_OFF)) {
+        error_setg(errp, "pvgpu: hostmem needs blob=on and virgl on or "
+                   "auto: only 3D blobs are mapped there");
+        return;
+    }
+
     if (!pvgpu_3d_init(s, errp)) {
         return;
     }
@@ -404,10 +416,36 @@ static int pvgpu_post_load(void *opaque, int version_id)
     return 0;
 }
 
+static bool scanout_blob_needed(void *opaque)
+{
+    PvgpuScanout *so = opaque;
+
+    return so->fb.width != 0;
+}
+
+static const VMStateDescription vmstate_pvgpu_scanout_blob = {
+    .name = "pvgpu-scanout/blob",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = scanout_blob_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(fb.format, PvgpuScanout),
+        VMSTATE_UINT32(fb.width, PvgpuScanout),
+        VMSTATE_UINT32(fb.height, PvgpuScanout),
+        VMSTATE_UINT32(fb.stride, PvgpuScanout),
+        VMSTATE_UINT32(fb.offset, PvgpuScanout),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vmstate_pvgpu_scanout = {
     .name = "pvgpu-scanout",
     .version_id = 1,
     .minimum_version_id = 1,
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_pvgpu_scanout_blob,
+        NULL
+    },
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(resource_id, PvgpuScanout),
         VMSTATE_UINT32(r.x, PvgpuScanout),
@@ -425,6 +463,10 @@ static const VMStateDescription vmstate_pvgpu_scanout = {
 
 static const VMStateDescription vmstate_pvgpu_device = {
     .name = "pvgpu-device",
+    /*
+     * virtio loads a device's own state as version 1 whatever it says:
+     * format changes need subsections or a new device
+     */
     .version_id = 1,
     .minimum_version_id = 1,
     .post_load = pvgpu_post_load,
@@ -469,6 +511,10 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_UINT32("yres", PvgpuState, yres, 800),
     DEFINE_PROP_BOOL("edid", PvgpuState, edid, true),
     DEFINE_PROP_SIZE("max_hostmem", PvgpuState, max_hostmem, 256 * MiB),
+    /* VIRTIO_GPU_F_RESOURCE_BLOB */
+    DEFINE_PROP_BOOL("blob", PvgpuState, blob, true),
+    /* host-visible memory for MAP_BLOB: a 64-bit BAR; 0 = none */
+    DEFINE_PROP_SIZE("hostmem", PvgpuState, hostmem, 0),
     /* 3D through virglrenderer: auto falls back to 2D if it cannot start */
     DEFINE_PROP_ON_OFF_AUTO("virgl", PvgpuState, virgl, ON_OFF_AUTO_AUTO),
     /* render on this DRM render node instead of EGL surfaceless */

@@ -93,11 +93,23 @@ enum {
 #define PVGPU_EDID_RESP_SIZE        (PVGPU_HDR_SIZE + 8 + PVGPU_EDID_BLOB_SIZE)
 #define PVGPU_UUID_RESP_SIZE        (PVGPU_HDR_SIZE + 16)
 #define PVGPU_CAPSET_INFO_RESP_SIZE (PVGPU_HDR_SIZE + 16)
+#define PVGPU_MAP_INFO_RESP_SIZE    (PVGPU_HDR_SIZE + 8)
 #define PVGPU_MAX_RESP_SIZE         PVGPU_EDID_RESP_SIZE
 
 /* Capset ids, spec 5.7.6.7 (VIRTIO_GPU_CAPSET_*) */
 #define PVGPU_CAPSET_VIRGL          1
 #define PVGPU_CAPSET_VIRGL2         2
+
+/* RESOURCE_CREATE_BLOB.blob_mem and .blob_flags, spec 5.7.6.8 */
+#define PVGPU_BLOB_MEM_GUEST        1
+#define PVGPU_BLOB_MEM_HOST3D       2
+#define PVGPU_BLOB_MEM_HOST3D_GUEST 3
+#define PVGPU_BLOB_FLAG_USE_MAPPABLE     (1u << 0)
+#define PVGPU_BLOB_FLAG_USE_SHAREABLE    (1u << 1)
+#define PVGPU_BLOB_FLAG_USE_CROSS_DEVICE (1u << 2)
+
+/* RESOURCE_MAP_BLOB's map_info: the caching the guest must map with */
+#define PVGPU_MAP_CACHE_MASK        0x0f
 
 /* CTX_CREATE.context_init: the capset in the low byte, the rest reserved */
 #define PVGPU_CONTEXT_INIT_CAPSET_ID_MASK 0xff
@@ -190,6 +202,37 @@ typedef struct PvgpuCmd {
             const uint8_t *entries;
             uint64_t total_length;
         } attach_backing;
+        /*
+         * RESOURCE_CREATE_BLOB.  The leading members are ATTACH_BACKING's:
+         * pvgpu_cmd_mem_entry() reads the entries of either (HOST3D blobs
+         * have none).
+         */
+        struct {
+            uint32_t resource_id;
+            uint32_t nr_entries;
+            const uint8_t *entries;
+            uint64_t total_length;
+            uint32_t blob_mem;
+            uint32_t blob_flags;
+            uint64_t blob_id;
+            uint64_t size;
+        } create_blob;
+        struct {
+            PvgpuRect r;
+            uint32_t scanout_id;
+            uint32_t resource_id;
+            uint32_t width;
+            uint32_t height;
+            uint32_t format;
+            /* plane 0; the spec's formats have a single plane */
+            uint32_t stride;
+            uint32_t offset;
+        } set_scanout_blob;
+        struct {
+            uint32_t resource_id;
+            uint64_t offset;
+        } map_blob;
+        /* RESOURCE_UNMAP_BLOB uses .resource */
         struct {
             uint32_t capset_index;
         } get_capset_info;
@@ -250,6 +293,7 @@ typedef enum PvgpuQueue {
 /* What the device negotiated; commands of features not offered are refused */
 #define PVGPU_DECODE_3D             (1u << 0)   /* VIRTIO_GPU_F_VIRGL */
 #define PVGPU_DECODE_CONTEXT_INIT   (1u << 1)   /* VIRTIO_GPU_F_CONTEXT_INIT */
+#define PVGPU_DECODE_BLOB           (1u << 2)   /* VIRTIO_GPU_F_RESOURCE_BLOB */
 
 /*
  * Decode the request in @buf (@len bytes, as the guest supplied it) that
@@ -263,7 +307,7 @@ typedef enum PvgpuQueue {
 uint32_t pvgpu_cmd_decode(const void *buf, size_t len, PvgpuQueue queue,
                           unsigned caps, PvgpuCmd *cmd, const char **why);
 
-/* Entry @i (< nr_entries) of a decoded ATTACH_BACKING. */
+/* Entry @i (< nr_entries) of a decoded ATTACH_BACKING or CREATE_BLOB. */
 PvgpuMemEntry pvgpu_cmd_mem_entry(const PvgpuCmd *cmd, uint32_t i);
 
 /* The spec's name of a command or response type, "UNKNOWN" otherwise. */
@@ -313,6 +357,15 @@ size_t pvgpu_resp_encode_uuid(uint8_t *buf, const PvgpuCmdHdr *req,
 size_t pvgpu_resp_encode_capset_info(uint8_t *buf, const PvgpuCmdHdr *req,
                                      uint32_t capset_id, uint32_t max_version,
                                      uint32_t max_size);
+size_t pvgpu_resp_encode_map_info(uint8_t *buf, const PvgpuCmdHdr *req,
+                                  uint32_t map_info);
+/*
+ * Does a @width x @height framebuffer of @bpp bytes per pixel, whose rows
+ * start @stride bytes apart from @offset on, fit in @size bytes?
+ * (SET_SCANOUT_BLOB; computed without overflow)
+ */
+bool pvgpu_fb_fits(uint32_t width, uint32_t height, unsigned bpp,
+                   uint32_t stride, uint64_t offset, uint64_t size);
 /* GET_CAPSET's response is the header followed by the capset's bytes */
 
 /* Is @b, without overflow, inside a @width x @height x @depth volume? */

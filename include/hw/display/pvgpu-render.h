@@ -57,9 +57,18 @@ typedef enum PvgpuJobKind {
 typedef struct PvgpuRenderJob {
     PvgpuJobKind kind;
     PvgpuCmd cmd;
-    /* RESOURCE_ATTACH_BACKING: the mapping to attach (stays the caller's) */
+    /*
+     * RESOURCE_ATTACH_BACKING, RESOURCE_CREATE_BLOB: the guest memory to
+     * attach (stays the caller's)
+     */
     struct iovec *iov;
     unsigned niov;
+    /* RESOURCE_UNREF of a blob mapped until now: unmap it first */
+    bool unmap_first;
+    /* RESOURCE_MAP_BLOB: the host memory and how the guest must map it */
+    void *map_ptr;
+    uint64_t map_size;
+    uint32_t map_info;
     unsigned nreadbacks;
     PvgpuReadback readbacks[PVGPU_MAX_SCANOUTS];
 

@@ -8,6 +8,7 @@
 #ifndef HW_DISPLAY_PVGPU_H
 #define HW_DISPLAY_PVGPU_H
 
+#include "exec/memory.h"
 #include "hw/virtio/virtio.h"
 #include "qom/object.h"
 #include "ui/console.h"
@@ -25,6 +26,23 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
 
 /* virtio_gpu_config.events_read bits, spec 5.7.4 */
 #define PVGPU_EVENT_DISPLAY (1u << 0)
+
+/*
+ * A host-visible blob mapped into the hostmem BAR (RESOURCE_MAP_BLOB).
+ * A QOM object so that its memory region can outlive the mapping: the
+ * renderer may only let go of the host memory once the last reference to
+ * the region is gone (after an RCU grace period), see pvgpu-3d.c.
+ */
+typedef struct PvgpuBlobMapping {
+    Object parent_obj;
+    MemoryRegion mr;
+    uint32_t resource_id;
+    uint64_t offset;
+    /* the UNMAP_BLOB or UNREF waiting for the region to be released */
+    struct PvgpuRequest *waiter;
+} PvgpuBlobMapping;
+
+#define TYPE_PVGPU_BLOB_MAPPING "pvgpu-blob-mapping"
 
 typedef struct PvgpuResource {
     uint32_t id;
@@ -51,7 +69,24 @@ typedef struct PvgpuResource {
 
     bool has_uuid;
     uint8_t uuid[16];
+
+    /* RESOURCE_CREATE_BLOB; blob_mem 0 for 2D and 3D resources */
+    uint32_t blob_mem;
+    uint32_t blob_flags;
+    uint64_t blob_size;
+    PvgpuBlobMapping *mapping;  /* MAP_BLOB, until UNMAP_BLOB */
+    bool map_pending;           /* MAP_BLOB sent to the renderer */
+    uint64_t map_offset;
 } PvgpuResource;
+
+/* SET_SCANOUT_BLOB: a framebuffer inside a blob's guest memory */
+typedef struct PvgpuFramebuffer {
+    uint32_t format;
+    uint32_t width;
+    uint32_t height;
+    uint32_t stride;
+    uint32_t offset;
+} PvgpuFramebuffer;
 
 /* A guest 3D context (CTX_CREATE) */
 typedef struct PvgpuContext {
@@ -85,6 +120,13 @@ typedef struct PvgpuRequest {
     bool scheduled;
     /* CTX_DESTROY: the context's scheduling entity, removed at dispatch */
     PvgpuSchedEntity *entity;
+    /*
+     * UNMAP_BLOB, UNREF: the mapping whose region must be released before
+     * the renderer may free its memory; NULL once released
+     */
+    PvgpuBlobMapping *unmap;
+    /* RESOURCE_FLUSH of a blob: present guest memory once done */
+    bool blob_flush;
     QTAILQ_ENTRY(PvgpuRequest) next;
 } PvgpuRequest;
 
@@ -103,6 +145,11 @@ typedef struct PvgpuScanout {
     uint32_t cursor_y;
     uint32_t cursor_hot_x;
     uint32_t cursor_hot_y;
+    /* SET_SCANOUT_BLOB: the framebuffer shown (fb.width 0: not a blob) */
+    PvgpuFramebuffer fb;
+    /* a copy of the visible rect when it is not contiguous on the host */
+    pixman_image_t *shadow;
+    uint64_t shadow_hostmem;
 } PvgpuScanout;
 
 struct PvgpuState {
@@ -117,6 +164,8 @@ struct PvgpuState {
     uint32_t yres;
     bool edid;
     uint64_t max_hostmem;
+    bool blob;
+    uint64_t hostmem;           /* size of the host-visible memory BAR */
     OnOffAuto virgl;
     char *render_node;
     bool gles;
@@ -129,6 +178,9 @@ struct PvgpuState {
     /* requests in arrival order, not yet scheduled or dispatched */
     QTAILQ_HEAD(, PvgpuRequest) held;
     Error *migration_blocker;
+    /* the host-visible memory region (BAR 4), when hostmem is set */
+    MemoryRegion hostmem_bar;
+    QEMUBH *unmap_bh;           /* a blob mapping was released */
 
     /* GPU-time scheduling and limits (properties, QMP) */
     PvgpuSchedulerPolicy sched_policy;
@@ -203,6 +255,9 @@ bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res);
 void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res);
 void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
                      bool writable);
+uint32_t pvgpu_set_scanout_blob(PvgpuState *s, const PvgpuCmd *cmd);
+PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
+                              bool is_3d, uint32_t *err);
 uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
                        uint8_t *resp, size_t *resp_len);
 void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd);
@@ -229,6 +284,10 @@ void pvgpu_scanouts_display_info(PvgpuState *s, PvgpuDisplayOne *pmodes);
 size_t pvgpu_scanout_edid(PvgpuState *s, uint32_t scanout_id,
                           uint8_t *edid, size_t size);
 void pvgpu_scanouts_post_load(PvgpuState *s);
+uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
+                                PvgpuResource *res,
+                                const PvgpuFramebuffer *fb,
+                                const PvgpuRect *r);
 /* 3D: the scanout state without a host image; pixels come as readbacks */
 void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r);
