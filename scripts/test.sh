@@ -84,7 +84,7 @@ guest_gl=$(scripts/mkguest-gl.sh) || { echo "not ok - mkguest-gl.sh"; failed=$((
 if [ -n "${guest_gl:-}" ]; then
     run_suite guest-gl 1500 python3 tests/guest/gl-guest.py \
         --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
-        --device pvgpu-pci,xres=800,yres=600 --display none
+        --device pvgpu-pci,xres=800,yres=600,hostmem=256M --display none
 fi
 
 echo "$passed passed, $failed failed"

@@ -249,6 +249,11 @@ def main():
         tap.check(res['virgl_3d'] is True,
                   'virtio_gpu reports virgl 3D acceleration',
                   f"features: {res['drm_features']}")
+        if 'hostmem=' in args.device:
+            feats = (res['drm_features'] or '').split()
+            tap.check('+resource_blob' in feats and '+host_visible' in feats,
+                      'virtio_gpu maps blobs through the hostmem BAR',
+                      f"features: {res['drm_features']}")
         renderer = res['gl'].get('gl_renderer')
         tap.check(r is not None and renderer is not None and
                   'virgl' in renderer,

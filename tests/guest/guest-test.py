@@ -134,8 +134,10 @@ def main():
                       for r in reports), 'connector offers 1280x800 first')
         feats = ' '.join(r for r in reports if r.startswith('features:'))
         want = '-virgl' if 'virgl=off' in args.device else '+virgl'
-        tap.check(want in feats and '+edid' in feats,
-                  f'guest driver negotiated {want} +edid', feats)
+        tap.check(want in feats and '+edid' in feats and
+                  '+resource_blob' in feats,
+                  f'guest driver negotiated {want} +edid +resource_blob',
+                  feats)
 
         info = qmp.cmd('query-pvgpu')[0]
         so = info['scanouts'][0]

@@ -23,7 +23,8 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 
 void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 {
-    s->decode_caps = 0;
+    /* the 3D features are never offered */
+    s->decode_caps = decode_caps & PVGPU_DECODE_BLOB;
 }
 
 void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)

@@ -1047,7 +1047,9 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 {
     Error *err = NULL;
 
-    s->decode_caps = s->renderer ? decode_caps : 0;
+    s->decode_caps = s->renderer ? decode_caps
+                                 : decode_caps & ~(PVGPU_DECODE_3D |
+                                                   PVGPU_DECODE_CONTEXT_INIT);
     if (!(s->decode_caps & PVGPU_DECODE_3D) || s->migration_blocker) {
         return;
     }
@@ -1055,7 +1057,7 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
                "pvgpu: 3D state (virglrenderer) cannot be migrated");
     if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
         warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
-        s->decode_caps = 0;
+        s->decode_caps &= ~(PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT);
     }
 }
 

@@ -6,13 +6,14 @@
  * one mutex: "todo" (main loop -> thread, woken through an event notifier)
  * and "done" (thread -> main loop, drained by a bottom half).
  *
- * Fences: while any is pending, the render thread checks them
- * (virgl_renderer_poll(), which runs write_fence() here) with a backoff
- * from 50 us up to 1 ms, starting again from 50 us whenever one signals;
- * idle, it sleeps until work arrives.  virglrenderer's own THREAD_SYNC
- * mode would wake us through a poll fd instead, but with 0.10.4 on Mesa
- * its sync thread never signalled a fence that followed a clear (qtest
- * 3d/clear-readback hung), so it is not used.
+ * Fences: virglrenderer runs with THREAD_SYNC, so its own sync thread
+ * waits for the GPU and signals an eventfd (virgl_renderer_get_poll_fd())
+ * that the render thread sleeps on next to its wake-up notifier; the
+ * fence callbacks then run here, in virgl_renderer_poll().  No polling
+ * tick.  virgl_renderer_reset() stops that sync thread for good (0.10.4),
+ * so a device reset tears virglrenderer down and initialises it again
+ * instead.  Where THREAD_SYNC is unavailable (VIRGL_DISABLE_MT, no
+ * eventfd), pending fences are checked with a backoff from 50 us to 1 ms.
  *
  * Per-ring fences (VIRTIO_GPU_FLAG_INFO_RING_IDX) are implemented on the
  * global fence timeline: virglrenderer 0.10 has per-context fences only
@@ -52,6 +53,9 @@ struct PvgpuRenderer {
     bool quit;
 
     /* render thread only */
+    int flags;                  /* of virgl_renderer_init() */
+    int poll_fd;                /* signalled fences; -1: poll them */
+    bool broken;                /* re-initialisation failed */
     QSIMPLEQ_HEAD(, PvgpuRenderJob) fenced;
     uint32_t fence_seq;
     uint32_t fence_done;        /* fences signalled so far */
@@ -327,7 +331,14 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
     if (job->kind == PVGPU_JOB_RESET) {
         PvgpuRenderJob *f;
 
-        virgl_renderer_reset();
+        /* all contexts and resources go with it, and the sync thread */
+        virgl_renderer_cleanup(r);
+        if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
+            error_report("pvgpu: virglrenderer failed to restart after a "
+                         "reset; 3D commands will fail");
+            r->broken = true;
+        }
+        r->poll_fd = r->broken ? -1 : virgl_renderer_get_poll_fd();
         /* their work is gone: hand them back as cancelled */
         while ((f = QSIMPLEQ_FIRST(&r->fenced))) {
             QSIMPLEQ_REMOVE_HEAD(&r->fenced, next);
@@ -338,6 +349,11 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
         return;
     }
     job->start_ns = get_clock();
+    if (r->broken) {
+        job->err = PVGPU_RESP_ERR_UNSPEC;
+        job_finish(r, job);
+        return;
+    }
     if (job->kind == PVGPU_JOB_CMD) {
         job->err = exec_cmd(r, job);
     }
@@ -359,7 +375,7 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
 
 static bool render_init(PvgpuRenderer *r)
 {
-    int flags = VIRGL_RENDERER_USE_EGL;
+    int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_THREAD_SYNC;
     int ret;
 
     if (r->opts.render_node) {
@@ -382,6 +398,9 @@ static bool render_init(PvgpuRenderer *r)
                                         "failed: %s", flags, strerror(-ret));
         return false;
     }
+    r->flags = flags;
+    /* -1 when virglrenderer could not start its sync thread */
+    r->poll_fd = virgl_renderer_get_poll_fd();
     for (uint32_t id = PVGPU_CAPSET_VIRGL; id <= PVGPU_CAPSET_VIRGL2; id++) {
         PvgpuCapset *c = &r->capsets[r->ncapsets];
 
@@ -394,9 +413,10 @@ static bool render_init(PvgpuRenderer *r)
         virgl_renderer_fill_caps(id, c->max_version, c->data);
         r->ncapsets++;
     }
-    r->describe = g_strdup_printf("virglrenderer, %s%s, capsets %u",
-                                  r->opts.render_node ?: "EGL surfaceless",
-                                  r->opts.gles ? ", GLES" : "", r->ncapsets);
+    r->describe = g_strdup_printf("virglrenderer, %s%s, capsets %u, fences "
+                                  "%s", r->opts.render_node ?: "EGL surfaceless",
+                                  r->opts.gles ? ", GLES" : "", r->ncapsets,
+                                  r->poll_fd >= 0 ? "signalled" : "polled");
     return true;
 }
 
@@ -415,8 +435,9 @@ static void *pvgpu_render_thread(void *opaque)
     qemu_sem_post(&r->started);
 
     for (;;) {
-        GPollFD pfd = {
-            .fd = event_notifier_get_fd(&r->wake), .events = G_IO_IN,
+        GPollFD pfd[2] = {
+            { .fd = event_notifier_get_fd(&r->wake), .events = G_IO_IN },
+            { .fd = r->poll_fd, .events = G_IO_IN },
         };
         QSIMPLEQ_HEAD(, PvgpuRenderJob) batch =
             QSIMPLEQ_HEAD_INITIALIZER(batch);
@@ -424,11 +445,12 @@ static void *pvgpu_render_thread(void *opaque)
         uint32_t before;
         bool quit;
 
-        if (QSIMPLEQ_EMPTY(&r->fenced)) {
+        if (QSIMPLEQ_EMPTY(&r->fenced) || r->poll_fd >= 0) {
+            /* idle, or the sync thread wakes us when a fence signals */
             backoff_us = FENCE_POLL_MIN_US;
-            qemu_poll_ns(&pfd, 1, -1);
+            qemu_poll_ns(pfd, r->poll_fd >= 0 ? 2 : 1, -1);
         } else {
-            qemu_poll_ns(&pfd, 1, (int64_t)backoff_us * SCALE_US);
+            qemu_poll_ns(pfd, 1, (int64_t)backoff_us * SCALE_US);
         }
         event_notifier_test_and_clear(&r->wake);
 
