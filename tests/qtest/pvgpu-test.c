@@ -1243,6 +1243,7 @@ static void test_scanout_orientation(void *obj, void *data,
     g_autofree uint32_t *img = g_new(uint32_t, W * H);
     g_autofree uint32_t *shot = NULL;
     uint64_t backing;
+    QDict *info, *so;
     int sw, sh;
 
     pvgpu_setup_3d(gpu, alloc);
@@ -1278,6 +1279,15 @@ static void test_scanout_orientation(void *obj, void *data,
     for (uint32_t i = 0; i < W * H; i++) {
         g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
     }
+    /*
+     * With gl-scanout=on (data) but no GL display (-display none), or a
+     * renderer that cannot export, the pixels are read back all the same.
+     */
+    info = query_pvgpu();
+    so = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "scanouts")));
+    g_assert_false(qdict_get_bool(so, "dmabuf"));
+    g_assert_cmpint(qdict_get_int(so, "resource-id"), ==, 7);
+    qobject_unref(info);
 }
 
 /*
@@ -2613,6 +2623,12 @@ static void *before_blob_hostmem(GString *cmd_line, void *arg)
     return arg;
 }
 
+static void *before_gl_scanout(GString *cmd_line, void *arg)
+{
+    g_string_append(cmd_line, " -global pvgpu-device.gl-scanout=on");
+    return arg;
+}
+
 static void *before_virgl_off(GString *cmd_line, void *arg)
 {
     g_string_append(cmd_line, " -global pvgpu-device.virgl=off");
@@ -2632,6 +2648,7 @@ static void register_pvgpu_test(void)
     QOSGraphTestOptions hostmem = { .before = before_hostmem };
     QOSGraphTestOptions blob_hostmem = { .before = before_blob_hostmem };
     QOSGraphTestOptions blob_virgl = { .arg = GINT_TO_POINTER(1) };
+    QOSGraphTestOptions gl_scanout = { .before = before_gl_scanout };
     QOSGraphTestOptions vnc = { .before = before_vnc };
     QOSGraphTestOptions fresh1 = {
         .before = before_fresh, .arg = GUINT_TO_POINTER(63),
@@ -2664,6 +2681,8 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
     qos_add_test("3d/scanout-orientation", "pvgpu", test_scanout_orientation,
                  NULL);
+    qos_add_test("3d/gl-scanout-fallback", "pvgpu", test_scanout_orientation,
+                 &gl_scanout);
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);

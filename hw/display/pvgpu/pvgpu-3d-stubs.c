@@ -56,6 +56,10 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
 {
 }
 
+void pvgpu_3d_resume(PvgpuState *s)
+{
+}
+
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)
 {
     g_assert_not_reached();

@@ -150,17 +150,22 @@ static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
                           uint64_t *next_ns)
 {
     PvgpuRenderJob *job = &req->job;
+    uint32_t mask = req->gl_update_mask;
     bool ok = true;
 
     for (unsigned i = 0; i < job->nreadbacks; i++) {
-        PvgpuFpsLimiter probe = s->fps[job->readbacks[i].scanout_id];
-
-        ok &= pvgpu_fps_limiter_flip(&probe, now, next_ns);
+        mask |= 1u << job->readbacks[i].scanout_id;
     }
-    if (ok) {
-        for (unsigned i = 0; i < job->nreadbacks; i++) {
-            pvgpu_fps_limiter_flip(&s->fps[job->readbacks[i].scanout_id],
-                                   now, next_ns);
+    for (unsigned i = 0; i < s->max_outputs; i++) {
+        PvgpuFpsLimiter probe = s->fps[i];
+
+        if (mask & (1u << i)) {
+            ok &= pvgpu_fps_limiter_flip(&probe, now, next_ns);
+        }
+    }
+    for (unsigned i = 0; i < s->max_outputs && ok; i++) {
+        if (mask & (1u << i)) {
+            pvgpu_fps_limiter_flip(&s->fps[i], now, next_ns);
         }
     }
     return ok;
@@ -215,6 +220,11 @@ static void pump(PvgpuState *s)
         req = QTAILQ_FIRST(&s->held);
         if (!req || s->sched_queued || req->unmap) {
             /* an unmap waits for its region's release (unmap_bh) */
+            break;
+        }
+        if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH &&
+            req->gl_update_mask && s->gl_blocked) {
+            /* the GL display is still busy with the previous frame */
             break;
         }
         if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH) {
@@ -764,11 +774,14 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
                                   "rect empty or outside resource %u",
                                   res->id);
         }
-        pvgpu_scanout_set_3d(s, c->scanout_id, res, &c->r);
-        job->readbacks[0] = (PvgpuReadback) {
-            .scanout_id = c->scanout_id, .resource_id = res->id, .r = c->r,
-        };
-        job->nreadbacks = 1;
+        if (!pvgpu_scanout_set_3d(s, c->scanout_id, res, &c->r)) {
+            job->readbacks[0] = (PvgpuReadback) {
+                .scanout_id = c->scanout_id, .resource_id = res->id,
+                .r = c->r,
+                .want_dmabuf = pvgpu_scanout_wants_dmabuf(s, c->scanout_id),
+            };
+            job->nreadbacks = 1;
+        }
         submit(s, req);
         return 0;
     }
@@ -795,6 +808,12 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             if (!(res->scanout_bitmask & (1u << i)) ||
                 !pvgpu_rect_intersect(&cmd->u.flush.r, &s->scanouts[i].r,
                                       &rb->r)) {
+                continue;
+            }
+            if (s->scanouts[i].dmabuf) {
+                /* the display reads the texture once the GPU is done */
+                req->gl_update_mask |= 1u << i;
+                job->always_fence = true;
                 continue;
             }
             rb->scanout_id = i;
@@ -914,6 +933,12 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
         pvgpu_request_respond(s, req, err, resp, resp_len);
         pump(s);
         return;
+    }
+    for (uint32_t i = 0; i < s->max_outputs && !job->cancelled; i++) {
+        if (req->gl_update_mask & (1u << i)) {
+            pvgpu_scanout_gl_update(s, i, job->cmd.u.flush.resource_id,
+                                    &job->cmd.u.flush.r);
+        }
     }
     if (req->blob_flush && !job->cancelled) {
         PvgpuResource *res = pvgpu_resource_find(
@@ -1058,6 +1083,14 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
     if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
         warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
         s->decode_caps &= ~(PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT);
+    }
+}
+
+/* Something pump() waits for without a timer changed (gl_block) */
+void pvgpu_3d_resume(PvgpuState *s)
+{
+    if (s->sched) {
+        pump(s);
     }
 }
 

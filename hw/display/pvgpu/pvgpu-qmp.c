@@ -72,6 +72,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
         so->resource_id = s->scanouts[i].resource_id;
         so->width = s->scanouts[i].r.width;
         so->height = s->scanouts[i].r.height;
+        so->dmabuf = s->scanouts[i].dmabuf != NULL;
         QAPI_LIST_APPEND(tail, so);
     }
     if (s->contexts) {

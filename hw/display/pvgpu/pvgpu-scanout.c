@@ -42,8 +42,32 @@ static void pvgpu_ui_info(void *opaque, uint32_t head, QemuUIInfo *info)
     pvgpu_notify_config_event(s, PVGPU_EVENT_DISPLAY);
 }
 
+/*
+ * gl-scanout: the consoles need a display that imports dmabufs (QEMU
+ * refuses to start with another), which tells us when it is busy.
+ */
+static int pvgpu_get_flags(void *opaque)
+{
+    PvgpuState *s = opaque;
+
+    return s->gl_scanout ? GRAPHIC_FLAGS_GL | GRAPHIC_FLAGS_DMABUF : 0;
+}
+
+static void pvgpu_gl_block(void *opaque, bool block)
+{
+    PvgpuState *s = opaque;
+
+    if (block) {
+        s->gl_blocked++;
+    } else if (s->gl_blocked && !--s->gl_blocked) {
+        pvgpu_3d_resume(s);
+    }
+}
+
 static const GraphicHwOps pvgpu_hw_ops = {
+    .get_flags = pvgpu_get_flags,
     .ui_info = pvgpu_ui_info,
+    .gl_block = pvgpu_gl_block,
 };
 
 bool pvgpu_scanouts_init(PvgpuState *s, Error **errp)
@@ -84,6 +108,34 @@ static void scanout_fb_release(PvgpuState *s, PvgpuScanout *so)
     so->fb = (PvgpuFramebuffer) { 0 };
 }
 
+static void dmabuf_free(PvgpuScanout *so, QemuDmaBuf *dmabuf)
+{
+    dpy_gl_release_dmabuf(so->con, dmabuf);
+    qemu_dmabuf_close(dmabuf);
+    qemu_dmabuf_free(dmabuf);
+}
+
+/* Stop showing a dmabuf; it stays cached for a flip back */
+static void scanout_dmabuf_release(PvgpuScanout *so)
+{
+    so->dmabuf = NULL;
+}
+
+/* Forget the dmabufs of @resource_id (0: all) */
+static void scanout_dmabuf_forget(PvgpuScanout *so, uint32_t resource_id)
+{
+    for (unsigned i = 0; i < PVGPU_DMABUF_CACHE; i++) {
+        if (so->dmabuf_cache[i].dmabuf &&
+            (!resource_id || so->dmabuf_cache[i].resource_id == resource_id)) {
+            if (so->dmabuf == so->dmabuf_cache[i].dmabuf) {
+                so->dmabuf = NULL;
+            }
+            dmabuf_free(so, so->dmabuf_cache[i].dmabuf);
+            so->dmabuf_cache[i].dmabuf = NULL;
+        }
+    }
+}
+
 static void scanout_disable(PvgpuState *s, uint32_t i)
 {
     PvgpuScanout *so = &s->scanouts[i];
@@ -95,6 +147,7 @@ static void scanout_disable(PvgpuState *s, uint32_t i)
     }
     so->resource_id = 0;
     so->r = (PvgpuRect) { 0 };
+    scanout_dmabuf_forget(so, 0);
     dpy_gfx_replace_surface(so->con, NULL);
     scanout_fb_release(s, so);
 }
@@ -263,6 +316,7 @@ void pvgpu_scanout_detach_resource(PvgpuState *s, PvgpuResource *res)
         if (res->scanout_bitmask & (1u << i)) {
             scanout_disable(s, i);
         }
+        scanout_dmabuf_forget(so, res->id);
         if (so->cursor_resource_id == res->id) {
             /* the cursor image was copied; only forget the reference */
             so->cursor_resource_id = 0;
@@ -308,7 +362,11 @@ void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
 
 /* --- 3D: pixels arrive as readbacks from the render thread ------------- */
 
-void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
+/*
+ * Bind 3D resource @res to a scanout.  Returns true when a dmabuf of it
+ * is already imported (a page flip): then no readback or export is needed.
+ */
+bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r)
 {
     PvgpuScanout *so = &s->scanouts[scanout_id];
@@ -329,6 +387,18 @@ void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
     so->resource_id = res->id;
     so->r = *r;
     res->scanout_bitmask |= 1u << scanout_id;
+    scanout_dmabuf_release(so);
+    if (pvgpu_scanout_wants_dmabuf(s, scanout_id)) {
+        for (unsigned i = 0; i < PVGPU_DMABUF_CACHE; i++) {
+            if (so->dmabuf_cache[i].dmabuf &&
+                so->dmabuf_cache[i].resource_id == res->id &&
+                !memcmp(&so->dmabuf_cache[i].r, r, sizeof(*r))) {
+                so->dmabuf = so->dmabuf_cache[i].dmabuf;
+                dpy_gl_scanout_dmabuf(so->con, so->dmabuf);
+                return true;
+            }
+        }
+    }
     /* a host-side copy the readbacks land in; the UI reads it */
     if (!surface || surface_width(surface) != r->width ||
         surface_height(surface) != r->height ||
@@ -337,6 +407,7 @@ void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                                 qemu_create_displaysurface(r->width,
                                                            r->height));
     }
+    return false;
 }
 
 static pixman_image_t *readback_image(const PvgpuReadback *rb)
@@ -346,12 +417,66 @@ static pixman_image_t *readback_image(const PvgpuReadback *rb)
                                     (uint32_t *)rb->pixels, rb->r.width * 4);
 }
 
+bool pvgpu_scanout_wants_dmabuf(PvgpuState *s, uint32_t scanout_id)
+{
+    return s->gl_scanout && console_has_gl(s->scanouts[scanout_id].con);
+}
+
+/* SET_SCANOUT's readback came as a dmabuf: the GL display shows it */
+static void scanout_present_dmabuf(PvgpuScanout *so, const PvgpuReadback *rb)
+{
+    int fd = dup(rb->dmabuf.fd);
+    typeof(so->dmabuf_cache[0]) *slot = &so->dmabuf_cache[so->dmabuf_next];
+
+    if (fd < 0) {
+        return;
+    }
+    so->dmabuf_next = (so->dmabuf_next + 1) % PVGPU_DMABUF_CACHE;
+    if (slot->dmabuf) {
+        if (so->dmabuf == slot->dmabuf) {
+            so->dmabuf = NULL;
+        }
+        dmabuf_free(so, slot->dmabuf);
+    }
+    slot->resource_id = rb->resource_id;
+    slot->r = so->r;
+    slot->dmabuf = qemu_dmabuf_new(so->r.width, so->r.height,
+                                   rb->dmabuf.stride, so->r.x, so->r.y,
+                                   rb->dmabuf.width, rb->dmabuf.height,
+                                   rb->dmabuf.fourcc, 0, fd, false,
+                                   rb->dmabuf.y0_top);
+    so->dmabuf = slot->dmabuf;
+    dpy_gl_scanout_dmabuf(so->con, so->dmabuf);
+    dpy_gl_update(so->con, 0, 0, so->r.width, so->r.height);
+}
+
+/* A flush of a dmabuf scanout finished on the GPU */
+void pvgpu_scanout_gl_update(PvgpuState *s, uint32_t scanout_id,
+                             uint32_t resource_id, const PvgpuRect *r)
+{
+    PvgpuScanout *so = &s->scanouts[scanout_id];
+    PvgpuRect dirty;
+
+    if (so->dmabuf && so->resource_id == resource_id &&
+        pvgpu_rect_intersect(r, &so->r, &dirty)) {
+        dpy_gl_update(so->con, dirty.x - so->r.x, dirty.y - so->r.y,
+                      dirty.width, dirty.height);
+    }
+}
+
 void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb)
 {
     PvgpuScanout *so = &s->scanouts[rb->scanout_id];
     DisplaySurface *surface = qemu_console_surface(so->con);
     PvgpuRect visible;
     pixman_image_t *src;
+
+    if (rb->dmabuf.fd >= 0) {
+        if (so->resource_id == rb->resource_id && console_has_gl(so->con)) {
+            scanout_present_dmabuf(so, rb);
+        }
+        return;
+    }
 
     /* the scanout may have moved on while the readback was queued */
     if (so->resource_id != rb->resource_id || !surface ||

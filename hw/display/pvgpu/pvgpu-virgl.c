@@ -118,6 +118,39 @@ static struct virgl_renderer_callbacks pvgpu_virgl_cbs = {
     .get_drm_fd = pvgpu_virgl_get_drm_fd,
 };
 
+/*
+ * Export the texture behind @rb's resource as a dmabuf for a GL display.
+ * Needs a renderer on a GPU (a render node); EGL surfaceless on Mesa's
+ * software rasterizer cannot export, and the caller reads back instead.
+ */
+static bool export_dmabuf(PvgpuReadback *rb,
+                          const struct virgl_renderer_resource_info *info)
+{
+    int fd = -1, stride = 0, offset = 0;
+
+    if (!info->tex_id || !info->drm_fourcc) {
+        return false;
+    }
+    /* the export is made in virglrenderer's own context */
+    virgl_renderer_force_ctx_0();
+    if (virgl_renderer_get_fd_for_texture2(info->tex_id, &fd, &stride,
+                                           &offset) || fd < 0) {
+        return false;
+    }
+    if (offset != 0 || stride <= 0) {
+        /* QEMU's displays import plane 0 at offset 0 */
+        close(fd);
+        return false;
+    }
+    rb->dmabuf.fd = fd;
+    rb->dmabuf.width = info->width;
+    rb->dmabuf.height = info->height;
+    rb->dmabuf.stride = stride;
+    rb->dmabuf.fourcc = info->drm_fourcc;
+    rb->dmabuf.y0_top = info->flags & VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP;
+    return true;
+}
+
 static void readback(PvgpuReadback *rb)
 {
     struct virgl_renderer_resource_info info;
@@ -129,12 +162,17 @@ static void readback(PvgpuReadback *rb)
     struct iovec iov;
 
     rb->ok = false;
+    rb->dmabuf.fd = -1;
     if (virgl_renderer_resource_get_info(rb->resource_id, &info) ||
         pvgpu_format_bpp(info.virgl_format) != 4 ||
         !pvgpu_rect_inside(&rb->r, info.width, info.height)) {
         return;
     }
     rb->format = info.virgl_format;
+    if (rb->want_dmabuf && export_dmabuf(rb, &info)) {
+        rb->ok = true;
+        return;
+    }
     rb->pixels = g_try_malloc(size);
     if (!rb->pixels) {
         return;
@@ -635,6 +673,11 @@ void pvgpu_render_job_clear(PvgpuRenderJob *job)
     for (unsigned i = 0; i < job->nreadbacks; i++) {
         g_free(job->readbacks[i].pixels);
         job->readbacks[i].pixels = NULL;
+        /* only a readback that ran has a valid fd */
+        if (job->readbacks[i].ok && job->readbacks[i].dmabuf.fd >= 0) {
+            close(job->readbacks[i].dmabuf.fd);
+            job->readbacks[i].dmabuf.fd = -1;
+        }
     }
     job->nreadbacks = 0;
 }

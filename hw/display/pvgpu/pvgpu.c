@@ -373,6 +373,11 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    if (s->gl_scanout && s->virgl == ON_OFF_AUTO_OFF) {
+        error_setg(errp, "pvgpu: gl-scanout needs virgl on or auto: only 3D "
+                   "scanouts are handed to a GL display");
+        return;
+    }
     if (s->hostmem && (!s->blob || s->virgl == ON_OFF_AUTO_OFF)) {
         error_setg(errp, "pvgpu: hostmem needs blob=on and virgl on or "
                    "auto: only 3D blobs are mapped there");
@@ -520,6 +525,12 @@ static const Property pvgpu_properties[] = {
     /* render on this DRM render node instead of EGL surfaceless */
     DEFINE_PROP_STRING("render-node", PvgpuState, render_node),
     DEFINE_PROP_BOOL("gles", PvgpuState, gles, false),
+    /*
+     * Hand 3D scanouts to the GL display as dmabufs (needs a display that
+     * imports them: egl-headless, gtk or spice with GL, and a renderer on
+     * a GPU); otherwise, and whenever the export fails, they are read back.
+     */
+    DEFINE_PROP_BOOL("gl-scanout", PvgpuState, gl_scanout, false),
     /* GPU-time sharing and limits; all can be changed later over QMP */
     DEFINE_PROP_SIGNED("sched-policy", PvgpuState, sched_policy,
                        PVGPU_SCHEDULER_POLICY_BEST_EFFORT,

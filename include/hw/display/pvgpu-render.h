@@ -42,10 +42,21 @@ typedef struct PvgpuReadback {
     int scanout_id;         /* -1: the cursor */
     uint32_t resource_id;
     PvgpuRect r;
+    /* export the whole resource as a dmabuf instead, if the renderer can */
+    bool want_dmabuf;
     /* filled by the renderer */
     uint32_t format;        /* PVGPU_FORMAT_* of the resource */
     uint8_t *pixels;        /* r.width * r.height * 4 bytes, top row first */
     bool ok;
+    /* the export: fd -1 if none (then .pixels); closed by job_clear */
+    struct {
+        int fd;
+        uint32_t width;
+        uint32_t height;
+        uint32_t stride;
+        uint32_t fourcc;
+        bool y0_top;
+    } dmabuf;
 } PvgpuReadback;
 
 typedef enum PvgpuJobKind {
@@ -110,7 +121,7 @@ void pvgpu_render_free(PvgpuRenderer *r);
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets);
 const char *pvgpu_render_describe(PvgpuRenderer *r);
 
-/* Free the pixels of a job's readbacks. */
+/* Free the pixels of a job's readbacks, close their dmabufs. */
 void pvgpu_render_job_clear(PvgpuRenderJob *job);
 
 #endif /* HW_DISPLAY_PVGPU_RENDER_H */

@@ -12,6 +12,7 @@
 #include "hw/virtio/virtio.h"
 #include "qom/object.h"
 #include "ui/console.h"
+#include "ui/dmabuf.h"
 #include "hw/display/pvgpu-cmd.h"
 #include "hw/display/pvgpu-render.h"
 #include "hw/display/pvgpu-sched.h"
@@ -127,8 +128,12 @@ typedef struct PvgpuRequest {
     PvgpuBlobMapping *unmap;
     /* RESOURCE_FLUSH of a blob: present guest memory once done */
     bool blob_flush;
+    /* RESOURCE_FLUSH: scanouts shown as dmabufs, updated once done */
+    uint32_t gl_update_mask;
     QTAILQ_ENTRY(PvgpuRequest) next;
 } PvgpuRequest;
+
+#define PVGPU_DMABUF_CACHE 3
 
 typedef struct PvgpuScanout {
     QemuConsole *con;
@@ -150,6 +155,18 @@ typedef struct PvgpuScanout {
     /* a copy of the visible rect when it is not contiguous on the host */
     pixman_image_t *shadow;
     uint64_t shadow_hostmem;
+    /*
+     * gl-scanout: the 3D resource shown, as the GL display imports it, and
+     * the last few shown (a guest flips between two or three buffers; the
+     * display keeps its imported texture in the QemuDmaBuf)
+     */
+    QemuDmaBuf *dmabuf;
+    struct {
+        uint32_t resource_id;
+        PvgpuRect r;
+        QemuDmaBuf *dmabuf;
+    } dmabuf_cache[PVGPU_DMABUF_CACHE];
+    unsigned dmabuf_next;
 } PvgpuScanout;
 
 struct PvgpuState {
@@ -169,6 +186,8 @@ struct PvgpuState {
     OnOffAuto virgl;
     char *render_node;
     bool gles;
+    bool gl_scanout;
+    unsigned gl_blocked;        /* the GL display is busy with a frame */
 
     /* 3D: the renderer, when virglrenderer could be initialised */
     PvgpuRenderer *renderer;
@@ -235,6 +254,7 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
                               PvgpuResource *res);
 PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id);
 void pvgpu_3d_apply_scheduler(PvgpuState *s);
+void pvgpu_3d_resume(PvgpuState *s);
 
 /* pvgpu-2d.c: resources and the 2D command set */
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
@@ -289,9 +309,12 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
                                 const PvgpuFramebuffer *fb,
                                 const PvgpuRect *r);
 /* 3D: the scanout state without a host image; pixels come as readbacks */
-void pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
+bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r);
 void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb);
+bool pvgpu_scanout_wants_dmabuf(PvgpuState *s, uint32_t scanout_id);
+void pvgpu_scanout_gl_update(PvgpuState *s, uint32_t scanout_id,
+                             uint32_t resource_id, const PvgpuRect *r);
 void pvgpu_cursor_present(PvgpuState *s, uint32_t scanout_id,
                           const PvgpuReadback *rb);
 
