@@ -88,7 +88,8 @@ def parse(reports):
         elif word == 'virgl-3d':
             res['virgl_3d'] = rest == 'enabled'
         elif word in ('gbm-backend', 'egl-version', 'egl-vendor',
-                      'gl-vendor', 'gl-renderer', 'gl-version'):
+                      'gl-vendor', 'gl-renderer', 'gl-version',
+                      'persistent-buffer'):
             res['gl'][word.replace('-', '_')] = rest
         elif word == 'glmark2-renderer':
             g['renderer'] = rest
@@ -261,6 +262,13 @@ def main():
                   f'GL_RENDERER "{renderer}", GL_VERSION '
                   f"\"{res['gl'].get('gl_version')}\""
                   if renderer else (r or 'no glinfo report'))
+        if 'hostmem=' in args.device:
+            # Mesa offers persistent buffers only with host-visible memory
+            # and backs them with host blobs mapped into the BAR
+            pb = res['gl'].get('persistent_buffer')
+            tap.check(pb == 'ok',
+                      'a persistently mapped GL buffer round-trips through '
+                      'the GPU (host blob, MAP_BLOB)', f'persistent-buffer {pb}')
 
         if nscenes:
             if args.screenshot and qmp:

@@ -886,24 +886,14 @@ static void test_ui_resize(void *obj, void *data, QGuestAllocator *alloc)
 
 /* --- migration ----------------------------------------------------------- */
 
-static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
+/* Migrate the running QEMU into a new one, which becomes global_qtest */
+static QTestState *migrate_to_new(void)
 {
-    QPvgpu *gpu = obj;
-    const uint32_t W = 40, H = 30;
     g_autofree char *file = g_strdup_printf("%s/pvgpu-mig-%d",
                                             g_get_tmp_dir(), getpid());
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     QTestState *src = global_qtest, *dst;
-    uint32_t *shot;
-    QDict *rsp, *info;
-    int sw, sh;
-
-    pvgpu_setup(gpu, alloc);
-    upload_pattern(gpu, 3, W, H);
-    g_assert_cmphex(set_scanout(gpu, 0, 3, 0, 0, W, H), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    g_assert_cmphex(create_2d(gpu, 4, FMT_XRGB, 16, 16), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
+    QDict *rsp;
 
     dst = qtest_initf("-M pc -device pvgpu-pci,addr=04.0,id=pvgpu0 "
                       "-incoming defer");
@@ -917,9 +907,30 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     qtest_qmp_eventwait(dst, "RESUME");
+    unlink(file);
+    global_qtest = dst;
+    return src;
+}
+
+static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 40, H = 30;
+    QTestState *src, *dst;
+    uint32_t *shot;
+    QDict *info;
+    int sw, sh;
+
+    pvgpu_setup(gpu, alloc);
+    upload_pattern(gpu, 3, W, H);
+    g_assert_cmphex(set_scanout(gpu, 0, 3, 0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 4, FMT_XRGB, 16, 16), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
 
     /* the destination shows the same frame and accounts the same state */
-    global_qtest = dst;
+    src = migrate_to_new();
+    dst = global_qtest;
     info = query_pvgpu();
     g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 2);
     g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==,
@@ -934,7 +945,6 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
     g_free(shot);
     global_qtest = src;
     qtest_quit(dst);
-    unlink(file);
 }
 
 /* --- 3D (virglrenderer) -------------------------------------------------- */
@@ -1815,6 +1825,52 @@ static void test_blob_scanout(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(unref(gpu, 12), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/*
+ * A scanout of a scattered guest blob migrates: the destination re-maps
+ * the blob's pages and shows what guest memory holds (the shadow copy is
+ * rebuilt, and charged, there).
+ */
+static void test_migrate_blob(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    const uint32_t W = 40, H = 30, STRIDE = W * 4 + 32, OFF = 8192;
+    const uint64_t SIZE = OFF + (uint64_t)STRIDE * H;
+    g_autofree uint32_t *row = g_new(uint32_t, W);
+    QTestState *src, *dst;
+    uint64_t base;
+    uint32_t *shot;
+    QDict *info;
+    int sw, sh;
+
+    pvgpu_setup_blob(gpu, alloc, false);
+    base = guest_blob(gpu, 5, SIZE, true);
+    for (uint32_t y = 0; y < H; y++) {
+        for (uint32_t x = 0; x < W; x++) {
+            row[x] = cpu_to_le32(pattern(x, y));
+        }
+        blob_write(base, true, SIZE, OFF + (uint64_t)y * STRIDE, row, W * 4);
+    }
+    g_assert_cmphex(set_scanout_blob(gpu, 0, 5, W, H, STRIDE, OFF,
+                                     0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    src = migrate_to_new();
+    dst = global_qtest;
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, W * H * 4);
+    qobject_unref(info);
+    shot = screendump(&sw, &sh);
+    g_assert_cmpint(sw, ==, W);
+    g_assert_cmpint(sh, ==, H);
+    for (uint32_t i = 0; i < W * H; i++) {
+        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
+    }
+    g_free(shot);
+    global_qtest = src;
+    qtest_quit(dst);
+}
+
 static uint32_t map_blob(QPvgpu *gpu, uint32_t id, uint64_t offset,
                          uint32_t *map_info)
 {
@@ -2690,6 +2746,7 @@ static void register_pvgpu_test(void)
     qos_add_test("blob/scanout-virgl", "pvgpu", test_blob_scanout,
                  &blob_virgl);
     qos_add_test("3d/blob-map", "pvgpu", test_blob_map, &blob_hostmem);
+    qos_add_test("blob/migrate", "pvgpu", test_migrate_blob, NULL);
     if (getenv("PVGPU_BENCH")) {
         /* a measurement, not a test: scripts/bench-fairness.sh */
         qos_add_test("bench/fairness", "pvgpu", bench_fairness, NULL);
