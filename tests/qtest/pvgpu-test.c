@@ -652,6 +652,21 @@ static uint32_t *screendump(int *w, int *h)
     return pix;
 }
 
+/* The screen is @w x @h and shows pattern() from (@x0, @y0) on */
+static void check_screen_pattern(int w, int h, uint32_t x0, uint32_t y0)
+{
+    int sw, sh;
+    g_autofree uint32_t *shot = screendump(&sw, &sh);
+
+    g_assert_cmpint(sw, ==, w);
+    g_assert_cmpint(sh, ==, h);
+    for (int y = 0; y < sh; y++) {
+        for (int x = 0; x < sw; x++) {
+            g_assert_cmphex(shot[y * sw + x], ==, pattern(x + x0, y + y0));
+        }
+    }
+}
+
 static void test_pixels(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
@@ -667,13 +682,7 @@ static void test_pixels(void *obj, void *data, QGuestAllocator *alloc)
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
 
-    shot = screendump(&sw, &sh);
-    g_assert_cmpint(sw, ==, W);
-    g_assert_cmpint(sh, ==, H);
-    for (uint32_t i = 0; i < W * H; i++) {
-        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
-    }
-    g_free(shot);
+    check_screen_pattern(W, H, 0, 0);
 
     /*
      * Partial update: change a 10x5 block at (20,30) in guest memory and
@@ -917,9 +926,7 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
     QPvgpu *gpu = obj;
     const uint32_t W = 40, H = 30;
     QTestState *src, *dst;
-    uint32_t *shot;
     QDict *info;
-    int sw, sh;
 
     pvgpu_setup(gpu, alloc);
     upload_pattern(gpu, 3, W, H);
@@ -936,13 +943,7 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==,
                      (W * H + 16 * 16) * 4);
     qobject_unref(info);
-    shot = screendump(&sw, &sh);
-    g_assert_cmpint(sw, ==, W);
-    g_assert_cmpint(sh, ==, H);
-    for (uint32_t i = 0; i < W * H; i++) {
-        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
-    }
-    g_free(shot);
+    check_screen_pattern(W, H, 0, 0);
     global_qtest = src;
     qtest_quit(dst);
 }
@@ -1216,7 +1217,6 @@ static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
     QPvgpu *gpu = obj;
     const uint32_t W = 80, H = 60;
     g_autofree uint32_t *shot = NULL;
-    int sw, sh;
 
     pvgpu_setup_3d(gpu, alloc);
     upload_pattern(gpu, 1, W, H);
@@ -1225,14 +1225,7 @@ static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(set_scanout(gpu, 0, 1, 8, 4, 64, 48), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(flush(gpu, 1, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
-    shot = screendump(&sw, &sh);
-    g_assert_cmpint(sw, ==, 64);
-    g_assert_cmpint(sh, ==, 48);
-    for (int y = 0; y < sh; y++) {
-        for (int x = 0; x < sw; x++) {
-            g_assert_cmphex(shot[y * sw + x], ==, pattern(x + 8, y + 4));
-        }
-    }
+    check_screen_pattern(64, 48, 8, 4);
     g_assert_cmphex(unref(gpu, 1), ==, VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(unref(gpu, 1), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
@@ -1254,7 +1247,6 @@ static void test_scanout_orientation(void *obj, void *data,
     g_autofree uint32_t *shot = NULL;
     uint64_t backing;
     QDict *info, *so;
-    int sw, sh;
 
     pvgpu_setup_3d(gpu, alloc);
     hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_3D);
@@ -1283,12 +1275,7 @@ static void test_scanout_orientation(void *obj, void *data,
     g_assert_cmphex(set_scanout(gpu, 0, 7, 0, 0, W, H), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(flush(gpu, 7, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
-    shot = screendump(&sw, &sh);
-    g_assert_cmpint(sw, ==, W);
-    g_assert_cmpint(sh, ==, H);
-    for (uint32_t i = 0; i < W * H; i++) {
-        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
-    }
+    check_screen_pattern(W, H, 0, 0);
     /*
      * With gl-scanout=on (data) but no GL display (-display none), or a
      * renderer that cannot export, the pixels are read back all the same.
@@ -1729,15 +1716,7 @@ static void test_blob_scanout(void *obj, void *data, QGuestAllocator *alloc)
                         VIRTIO_GPU_RESP_OK_NODATA);
         g_assert_cmphex(flush(gpu, id, 0, 0, W, H), ==,
                         VIRTIO_GPU_RESP_OK_NODATA);
-        shot = screendump(&sw, &sh);
-        g_assert_cmpint(sw, ==, 64);
-        g_assert_cmpint(sh, ==, 40);
-        for (int y = 0; y < sh; y++) {
-            for (int x = 0; x < sw; x++) {
-                g_assert_cmphex(shot[y * sw + x], ==, pattern(x + 8, y + 16));
-            }
-        }
-        g_free(shot);
+        check_screen_pattern(64, 40, 8, 16);
 
         /*
          * Rewrite row 20 entirely but flush only x 10..19 of it: a shadow
@@ -1838,9 +1817,7 @@ static void test_migrate_blob(void *obj, void *data, QGuestAllocator *alloc)
     g_autofree uint32_t *row = g_new(uint32_t, W);
     QTestState *src, *dst;
     uint64_t base;
-    uint32_t *shot;
     QDict *info;
-    int sw, sh;
 
     pvgpu_setup_blob(gpu, alloc, false);
     base = guest_blob(gpu, 5, SIZE, true);
@@ -1860,13 +1837,7 @@ static void test_migrate_blob(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
     g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, W * H * 4);
     qobject_unref(info);
-    shot = screendump(&sw, &sh);
-    g_assert_cmpint(sw, ==, W);
-    g_assert_cmpint(sh, ==, H);
-    for (uint32_t i = 0; i < W * H; i++) {
-        g_assert_cmphex(shot[i], ==, pattern(i % W, i / W));
-    }
-    g_free(shot);
+    check_screen_pattern(W, H, 0, 0);
     global_qtest = src;
     qtest_quit(dst);
 }

@@ -309,6 +309,25 @@ static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
     return err;
 }
 
+/*
+ * Give @res the @n guest memory entries of @cmd (ATTACH_BACKING or
+ * CREATE_BLOB) and map them; on failure it is left without backing.
+ */
+static bool backing_take(PvgpuState *s, const PvgpuCmd *cmd,
+                         PvgpuResource *res, uint32_t n)
+{
+    res->nr_entries = n;
+    res->entries = g_new(PvgpuMemEntry, n);
+    for (uint32_t i = 0; i < n; i++) {
+        res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
+    }
+    if (!pvgpu_backing_map(s, res)) {
+        pvgpu_backing_free(s, res);
+        return false;
+    }
+    return true;
+}
+
 /* ATTACH_BACKING's checks and guest mapping, for 2D and 3D resources */
 uint32_t pvgpu_backing_attach(PvgpuState *s, const PvgpuCmd *cmd,
                               PvgpuResource **pres)
@@ -325,13 +344,7 @@ uint32_t pvgpu_backing_attach(PvgpuState *s, const PvgpuCmd *cmd,
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                               "resource %u already has backing", res->id);
     }
-    res->nr_entries = c->nr_entries;
-    res->entries = g_new(PvgpuMemEntry, c->nr_entries);
-    for (uint32_t i = 0; i < c->nr_entries; i++) {
-        res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
-    }
-    if (!pvgpu_backing_map(s, res)) {
-        pvgpu_backing_free(s, res);
+    if (!backing_take(s, cmd, res, c->nr_entries)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                               "resource %u: backing is not guest RAM",
                               res->id);
@@ -421,34 +434,56 @@ static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
     return 0;
 }
 
+/*
+ * What SET_SCANOUT and SET_SCANOUT_BLOB (@cmd) check first: the scanout
+ * exists, and resource 0 disables it.  Returns the resource to show, or
+ * NULL: *err set, or 0 when the scanout was disabled.  For SET_SCANOUT
+ * the rectangle must lie inside the resource; a blob's framebuffer is
+ * checked by the caller.
+ */
+PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
+                                    uint32_t scanout_id, uint32_t resource_id,
+                                    const PvgpuRect *r, uint32_t *err)
+{
+    PvgpuResource *res;
+
+    *err = 0;
+    trace_pvgpu_set_scanout(scanout_id, resource_id, r->x, r->y, r->width,
+                            r->height);
+    if (scanout_id >= s->max_outputs) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                              "scanout %u, device has %u", scanout_id,
+                              s->max_outputs);
+        return NULL;
+    }
+    if (!resource_id) {
+        pvgpu_scanout_set(s, scanout_id, NULL, r);
+        return NULL;
+    }
+    res = pvgpu_resource_find_or_fail(s, cmd, resource_id, err);
+    if (res && cmd->hdr.type == PVGPU_CMD_SET_SCANOUT &&
+        (r->width == 0 || r->height == 0 ||
+         !pvgpu_rect_inside(r, res->width, res->height))) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "rect %ux%u+%u+%u empty or outside resource %u "
+                              "(%ux%u)", r->width, r->height, r->x, r->y,
+                              res->id, res->width, res->height);
+        return NULL;
+    }
+    return res;
+}
+
 static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.set_scanout) *c = &cmd->u.set_scanout;
-    PvgpuResource *res = NULL;
-    uint32_t err = 0;
+    uint32_t err;
+    PvgpuResource *res = pvgpu_scanout_target(s, cmd, c->scanout_id,
+                                              c->resource_id, &c->r, &err);
 
-    trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x, c->r.y,
-                            c->r.width, c->r.height);
-    if (c->scanout_id >= s->max_outputs) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                              "scanout %u, device has %u", c->scanout_id,
-                        s->max_outputs);
+    if (res) {
+        pvgpu_scanout_set(s, c->scanout_id, res, &c->r);
     }
-    if (c->resource_id) {
-        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
-        if (!res) {
-            return err;
-        }
-        if (c->r.width == 0 || c->r.height == 0 ||
-            !pvgpu_rect_inside(&c->r, res->width, res->height)) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                            "rect %ux%u+%u+%u empty or outside resource %u "
-                            "(%ux%u)", c->r.width, c->r.height, c->r.x,
-                            c->r.y, res->id, res->width, res->height);
-        }
-    }
-    pvgpu_scanout_set(s, c->scanout_id, res, &c->r);
-    return 0;
+    return err;
 }
 
 static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
@@ -499,16 +534,7 @@ PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
 
     res->is_3d = is_3d;
     res->serial = ++s->resource_serial;
-    if (!c->nr_entries) {
-        return res;
-    }
-    res->nr_entries = c->nr_entries;
-    res->entries = g_new(PvgpuMemEntry, c->nr_entries);
-    for (uint32_t i = 0; i < c->nr_entries; i++) {
-        res->entries[i] = pvgpu_cmd_mem_entry(cmd, i);
-    }
-    if (!pvgpu_backing_map(s, res)) {
-        pvgpu_backing_free(s, res);
+    if (c->nr_entries && !backing_take(s, cmd, res, c->nr_entries)) {
         g_free(res);
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_UNSPEC,
                               "blob %u: memory is not guest RAM",
@@ -544,21 +570,10 @@ uint32_t pvgpu_set_scanout_blob(PvgpuState *s, const PvgpuCmd *cmd)
         .format = c->format, .width = c->width, .height = c->height,
         .stride = c->stride, .offset = c->offset,
     };
-    PvgpuResource *res;
-    uint32_t err = 0;
+    uint32_t err;
+    PvgpuResource *res = pvgpu_scanout_target(s, cmd, c->scanout_id,
+                                              c->resource_id, &c->r, &err);
 
-    trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x, c->r.y,
-                            c->r.width, c->r.height);
-    if (c->scanout_id >= s->max_outputs) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                              "scanout %u, device has %u", c->scanout_id,
-                              s->max_outputs);
-    }
-    if (!c->resource_id) {
-        pvgpu_scanout_set(s, c->scanout_id, NULL, &c->r);
-        return 0;
-    }
-    res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
     if (!res) {
         return err;
     }

@@ -752,27 +752,14 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     case PVGPU_CMD_SET_SCANOUT: {
         const typeof(cmd->u.set_scanout) *c = &cmd->u.set_scanout;
 
-        trace_pvgpu_set_scanout(c->scanout_id, c->resource_id, c->r.x,
-                                c->r.y, c->r.width, c->r.height);
-        if (c->scanout_id >= s->max_outputs) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                                  "scanout %u, device has %u", c->scanout_id,
-                                  s->max_outputs);
-        }
-        if (!c->resource_id) {
-            pvgpu_scanout_set(s, c->scanout_id, NULL, &c->r);
-            pvgpu_request_respond(s, req, 0, NULL, 0);
-            return 0;
-        }
-        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+        res = pvgpu_scanout_target(s, cmd, c->scanout_id, c->resource_id,
+                                   &c->r, &err);
         if (!res) {
+            if (!err) {
+                /* disabled */
+                pvgpu_request_respond(s, req, 0, NULL, 0);
+            }
             return err;
-        }
-        if (c->r.width == 0 || c->r.height == 0 ||
-            !pvgpu_rect_inside(&c->r, res->width, res->height)) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                                  "rect empty or outside resource %u",
-                                  res->id);
         }
         if (!pvgpu_scanout_set_3d(s, c->scanout_id, res, &c->r)) {
             job->readbacks[0] = (PvgpuReadback) {

@@ -276,6 +276,9 @@ void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res);
 void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
                      bool writable);
 uint32_t pvgpu_set_scanout_blob(PvgpuState *s, const PvgpuCmd *cmd);
+PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
+                                    uint32_t scanout_id, uint32_t resource_id,
+                                    const PvgpuRect *r, uint32_t *err);
 PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
                               bool is_3d, uint32_t *err);
 uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
