@@ -909,6 +909,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     PvgpuRequest *req = request_for_job(job);
     uint8_t resp[PVGPU_MAX_RESP_SIZE];
     size_t resp_len = 0;
+    bool cancelled;
 
     QTAILQ_REMOVE(&s->inflight, req, next);
     if (req->scheduled) {
@@ -975,12 +976,14 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     }
     pvgpu_render_job_clear(job);
 
-    if (job->cancelled || !req->elem) {
+    /* req, and job in it, are freed below */
+    cancelled = job->cancelled;
+    if (cancelled || !req->elem) {
         pvgpu_request_free(req);
     } else {
         pvgpu_request_respond(s, req, job->err, NULL, 0);
     }
-    if (!job->cancelled) {
+    if (!cancelled) {
         pump(s);
     }
 }
