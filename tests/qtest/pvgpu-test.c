@@ -911,6 +911,20 @@ static QTestState *migrate_to_new(void)
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     qtest_qmp_eventwait(src, "STOP");
+    /* STOP comes before the last of the state is written: wait for all */
+    for (;;) {
+        const char *status;
+
+        rsp = qtest_qmp(src, "{'execute': 'query-migrate'}");
+        status = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        g_assert(status && strcmp(status, "failed") != 0);
+        if (!strcmp(status, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        g_usleep(10 * 1000);
+    }
     rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', "
                          "'arguments': {'uri': %s}}", uri);
     g_assert(qdict_haskey(rsp, "return"));
