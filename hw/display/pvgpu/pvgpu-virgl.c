@@ -451,8 +451,9 @@ static bool render_init(PvgpuRenderer *r)
         virgl_renderer_fill_caps(id, c->max_version, c->data);
         r->ncapsets++;
     }
-    r->describe = g_strdup_printf("virglrenderer, %s%s, capsets %u, fences "
-                                  "%s", r->opts.render_node ?: "EGL surfaceless",
+    r->describe = g_strdup_printf("virglrenderer, %s%s, capsets %u, "
+                                  "fences %s",
+                                  r->opts.render_node ?: "EGL surfaceless",
                                   r->opts.gles ? ", GLES" : "", r->ncapsets,
                                   r->poll_fd >= 0 ? "signalled" : "polled");
     return true;

@@ -4,9 +4,9 @@
  * The device hands decoded commands to the renderer as jobs; a dedicated
  * thread runs every virglrenderer call, and finished jobs come back to the
  * main loop through a bottom half.  Fenced jobs come back when their fence
- * signals, which virglrenderer reports through its poll fd: no polling
- * tick, and the main loop never waits on GL (except reset and teardown,
- * which drain the thread).
+ * signals, which virglrenderer's sync thread reports through its poll fd:
+ * no polling tick, and the main loop never waits on GL (except reset and
+ * teardown, which drain the thread).
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,8 +21,10 @@
 typedef struct PvgpuRenderer PvgpuRenderer;
 
 typedef struct PvgpuRenderOpts {
-    /* DRM render node to render on; NULL: EGL surfaceless (any GPU or
-     * Mesa's software rasterizer, no display or /dev/dri needed) */
+    /*
+     * DRM render node to render on; NULL: EGL surfaceless (any GPU or
+     * Mesa's software rasterizer, no display or /dev/dri needed)
+     */
     const char *render_node;
     /* OpenGL ES instead of desktop OpenGL on the host */
     bool gles;
