@@ -1985,9 +1985,31 @@ static void test_blob_map(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(unref(gpu, 20), ==, VIRTIO_GPU_RESP_OK_NODATA);
     qpci_memread(pdev, bar, 768 * KiB, back, SIZE);
     g_assert(memcmp(buf, back, SIZE) != 0);
-    /* reset with blob 21 still mapped (cleanup) must not leak or crash */
     g_assert_cmphex(unref(gpu, 22), ==, VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(unref(gpu, 23), ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    /*
+     * A reset with blob 21 mapped: its region leaves the BAR at once, the
+     * renderer lets go of its memory once the region is released, and
+     * only then does the driver's next command run (re-using the ids
+     * proves the old resource is gone by then).
+     */
+    qpci_memwrite(pdev, bar, 64 * KiB + SIZE, buf, SIZE);
+    qpvgpu_cleanup(gpu);
+    qvirtio_reset(gpu->vdev);
+    qpci_memread(pdev, bar, 64 * KiB + SIZE, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) != 0);
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup_blob(gpu, alloc, true);
+    g_assert_cmphex(ctx_create(gpu, 1, 2), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(host_blob(gpu, 1, 21, 2, SIZE,
+                              VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(map_blob(gpu, 21, 64 * KiB + SIZE, NULL), ==,
+                    VIRTIO_GPU_RESP_OK_MAP_INFO);
+    qpci_memread(pdev, bar, 64 * KiB + SIZE, back, SIZE);
+    g_assert(memcmp(buf, back, SIZE) != 0);
     qpci_iounmap(pdev, bar);
 }
 

@@ -218,7 +218,8 @@ static void pump(PvgpuState *s)
         }
         /* a barrier goes once all work before it has been dispatched */
         req = QTAILQ_FIRST(&s->held);
-        if (!req || s->sched_queued || req->unmap) {
+        if (!req || s->sched_queued || req->unmap ||
+            (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
             /* an unmap waits for its region's release (unmap_bh) */
             break;
         }
@@ -508,6 +509,10 @@ static void blob_mapping_finalize(Object *obj)
     if (req) {
         req->unmap = NULL;
         qemu_bh_schedule(req->s->unmap_bh);
+    } else if (m->s) {
+        /* a reset's renderer restart waits for the last of these */
+        m->s->releasing = g_slist_remove(m->s->releasing, m);
+        qemu_bh_schedule(m->s->unmap_bh);
     }
 }
 
@@ -575,6 +580,14 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     return 0;
 }
 
+/* A reset took @m out: the renderer restarts once it is released */
+static void blob_mapping_orphan(PvgpuState *s, PvgpuBlobMapping *m)
+{
+    m->waiter = NULL;
+    m->s = s;
+    s->releasing = g_slist_prepend(s->releasing, m);
+}
+
 /*
  * Take @res's memory out of the BAR.  The renderer may free it only once
  * the region is released (nothing, not even an in-flight access through
@@ -590,6 +603,8 @@ static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
     m->waiter = req;
     if (req) {
         req->unmap = m;
+    } else {
+        blob_mapping_orphan(s, m);
     }
     memory_region_del_subregion(&s->hostmem_bar, &m->mr);
     object_unparent(OBJECT(m));
@@ -1092,12 +1107,25 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
     pvgpu_request_free(container_of(item, PvgpuRequest, item));
 }
 
+/*
+ * Mapped memory belongs to the renderer, and a vCPU may reach a region
+ * until it is released after an RCU grace period.  So a reset takes every
+ * mapping out of the BAR and, if any is not released yet, keeps the
+ * renderer's contexts and resources until they are: a restart request
+ * then heads the queue, and the guest's next commands wait behind it.
+ */
 void pvgpu_3d_reset(PvgpuState *s)
 {
     GHashTableIter iter;
+    PvgpuRequest *req;
     gpointer value;
 
-    /* the renderer frees mapped memory: take it out of the BAR first */
+    QTAILQ_FOREACH(req, &s->held, next) {
+        if (req->unmap) {
+            /* an UNMAP_BLOB or UNREF still waiting: nobody answers it now */
+            blob_mapping_orphan(s, g_steal_pointer(&req->unmap));
+        }
+    }
     g_hash_table_iter_init(&iter, s->resources);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuResource *res = value;
@@ -1108,17 +1136,12 @@ void pvgpu_3d_reset(PvgpuState *s)
     }
     if (s->renderer) {
         /* cancels and hands back every job in flight, synchronously */
-        pvgpu_render_reset(s->renderer);
+        pvgpu_render_reset(s->renderer, s->releasing != NULL);
     }
     assert(QTAILQ_EMPTY(&s->inflight));
     while (!QTAILQ_EMPTY(&s->held)) {
-        PvgpuRequest *req = QTAILQ_FIRST(&s->held);
-
+        req = QTAILQ_FIRST(&s->held);
         QTAILQ_REMOVE(&s->held, req, next);
-        if (req->unmap) {
-            /* its region is still referenced: it must not find req */
-            req->unmap->waiter = NULL;
-        }
         if (req->entity) {
             /* a CTX_DESTROY that never got to run */
             pvgpu_sched_entity_remove(s->sched, req->entity, reset_drop, s);
@@ -1142,11 +1165,33 @@ void pvgpu_3d_reset(PvgpuState *s)
         migrate_del_blocker(&s->migration_blocker);
     }
     s->decode_caps = 0;
+    if (s->releasing) {
+        req = g_new0(PvgpuRequest, 1);
+        req->s = s;
+        req->job.kind = PVGPU_JOB_RESTART;
+        QTAILQ_INSERT_TAIL(&s->held, req, next);
+        trace_pvgpu_restart_deferred(g_slist_length(s->releasing));
+    }
 }
 
 void pvgpu_3d_fini(PvgpuState *s)
 {
     pvgpu_3d_reset(s);
+    /*
+     * The device goes now: a restart still waiting is moot, and regions
+     * released later must not look for it.  (The renderer's memory goes
+     * with the thread; see docs/pvgpu.rst, Limitations.)
+     */
+    while (!QTAILQ_EMPTY(&s->held)) {
+        PvgpuRequest *req = QTAILQ_FIRST(&s->held);
+
+        QTAILQ_REMOVE(&s->held, req, next);
+        pvgpu_request_free(req);
+    }
+    for (GSList *l = s->releasing; l; l = l->next) {
+        ((PvgpuBlobMapping *)l->data)->s = NULL;
+    }
+    g_slist_free(g_steal_pointer(&s->releasing));
     pvgpu_render_free(s->renderer);
     s->renderer = NULL;
     g_hash_table_destroy(s->contexts);

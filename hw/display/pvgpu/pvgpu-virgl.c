@@ -364,26 +364,45 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
     return 0;
 }
 
+/*
+ * Destroy all contexts and resources.  virgl_renderer_reset() would stop
+ * the sync thread for good (0.10.4), so tear virglrenderer down and
+ * initialise it again instead.
+ */
+static void restart(PvgpuRenderer *r)
+{
+    virgl_renderer_cleanup(r);
+    if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
+        error_report("pvgpu: virglrenderer failed to restart after a "
+                     "reset; 3D commands will fail");
+        r->broken = true;
+    }
+    r->poll_fd = r->broken ? -1 : virgl_renderer_get_poll_fd();
+}
+
 static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
-    if (job->kind == PVGPU_JOB_RESET) {
+    if (job->kind == PVGPU_JOB_RESET || job->kind == PVGPU_JOB_CANCEL) {
         PvgpuRenderJob *f;
 
-        /* all contexts and resources go with it, and the sync thread */
-        virgl_renderer_cleanup(r);
-        if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
-            error_report("pvgpu: virglrenderer failed to restart after a "
-                         "reset; 3D commands will fail");
-            r->broken = true;
+        if (job->kind == PVGPU_JOB_RESET) {
+            restart(r);
         }
-        r->poll_fd = r->broken ? -1 : virgl_renderer_get_poll_fd();
-        /* their work is gone: hand them back as cancelled */
+        /*
+         * Their work is gone, or its fences will signal for nobody (fence
+         * numbers only grow, so a later job is never mistaken for them).
+         */
         while ((f = QSIMPLEQ_FIRST(&r->fenced))) {
             QSIMPLEQ_REMOVE_HEAD(&r->fenced, next);
             f->cancelled = true;
             job_finish(r, f);
         }
         qemu_sem_post(&r->reset_done);
+        return;
+    }
+    if (job->kind == PVGPU_JOB_RESTART) {
+        restart(r);
+        job_finish(r, job);
         return;
     }
     job->start_ns = get_clock();
@@ -603,9 +622,11 @@ void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
     event_notifier_set(&r->wake);
 }
 
-void pvgpu_render_reset(PvgpuRenderer *r)
+void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory)
 {
-    PvgpuRenderJob reset = { .kind = PVGPU_JOB_RESET };
+    PvgpuRenderJob reset = {
+        .kind = keep_memory ? PVGPU_JOB_CANCEL : PVGPU_JOB_RESET,
+    };
     QSIMPLEQ_HEAD(, PvgpuRenderJob) dropped =
         QSIMPLEQ_HEAD_INITIALIZER(dropped);
     PvgpuRenderJob *job;
@@ -634,7 +655,8 @@ void pvgpu_render_free(PvgpuRenderer *r)
     if (!r) {
         return;
     }
-    pvgpu_render_reset(r);
+    /* the thread's exit destroys everything anyway */
+    pvgpu_render_reset(r, true);
     qemu_mutex_lock(&r->lock);
     r->quit = true;
     qemu_mutex_unlock(&r->lock);

@@ -64,7 +64,9 @@ typedef struct PvgpuReadback {
 typedef enum PvgpuJobKind {
     PVGPU_JOB_CMD,          /* execute .cmd, then its readbacks */
     PVGPU_JOB_READBACK,     /* only the readbacks (cursor images) */
-    PVGPU_JOB_RESET,        /* internal: virgl_renderer_reset() */
+    PVGPU_JOB_RESET,        /* internal: cancel jobs, restart the renderer */
+    PVGPU_JOB_CANCEL,       /* internal: cancel jobs only */
+    PVGPU_JOB_RESTART,      /* restart the renderer (a deferred reset) */
 } PvgpuJobKind;
 
 typedef struct PvgpuRenderJob {
@@ -115,8 +117,10 @@ void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
 /*
  * Destroy all contexts and resources.  Jobs not finished are returned
  * through the done callback with .cancelled set before this returns.
+ * With @keep_memory, contexts and resources stay until a PVGPU_JOB_RESTART
+ * job: the guest may still reach mapped memory until then.
  */
-void pvgpu_render_reset(PvgpuRenderer *r);
+void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory);
 /* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
 void pvgpu_render_free(PvgpuRenderer *r);
 

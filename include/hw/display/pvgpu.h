@@ -41,6 +41,8 @@ typedef struct PvgpuBlobMapping {
     uint64_t offset;
     /* the UNMAP_BLOB or UNREF waiting for the region to be released */
     struct PvgpuRequest *waiter;
+    /* or, after a reset, the device whose renderer restart waits */
+    struct PvgpuState *s;
 } PvgpuBlobMapping;
 
 #define TYPE_PVGPU_BLOB_MAPPING "pvgpu-blob-mapping"
@@ -200,6 +202,8 @@ struct PvgpuState {
     /* the host-visible memory region (BAR 4), when hostmem is set */
     MemoryRegion hostmem_bar;
     QEMUBH *unmap_bh;           /* a blob mapping was released */
+    /* mappings taken out by a reset, not yet released (PvgpuBlobMapping) */
+    GSList *releasing;
 
     /* GPU-time scheduling and limits (properties, QMP) */
     PvgpuSchedulerPolicy sched_policy;
