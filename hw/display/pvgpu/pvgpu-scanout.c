@@ -115,12 +115,6 @@ static void dmabuf_free(PvgpuScanout *so, QemuDmaBuf *dmabuf)
     qemu_dmabuf_free(dmabuf);
 }
 
-/* Stop showing a dmabuf; it stays cached for a flip back */
-static void scanout_dmabuf_release(PvgpuScanout *so)
-{
-    so->dmabuf = NULL;
-}
-
 /* Forget the dmabufs of @resource_id (0: all) */
 static void scanout_dmabuf_forget(PvgpuScanout *so, uint32_t resource_id)
 {
@@ -229,9 +223,18 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
             dpy_gfx_replace_surface(so->con, NULL);
             return err;
         }
-        so->shadow_hostmem = size;
         so->shadow = pixman_image_create_bits(pformat, r->width, r->height,
                                               NULL, r->width * bpp);
+        if (!so->shadow) {
+            s->hostmem_used -= size;
+            so->fb = (PvgpuFramebuffer) { 0 };
+            so->r = (PvgpuRect) { 0 };
+            dpy_gfx_replace_surface(so->con, NULL);
+            return pvgpu_cmd_fail(&cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                                  "shadow of %ux%u for blob %u failed",
+                                  r->width, r->height, res->id);
+        }
+        so->shadow_hostmem = size;
         scanout_fb_copy(so, res, r);
         surface = qemu_create_displaysurface_pixman(so->shadow);
     }
@@ -387,7 +390,8 @@ bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
     so->resource_id = res->id;
     so->r = *r;
     res->scanout_bitmask |= 1u << scanout_id;
-    scanout_dmabuf_release(so);
+    /* what was shown stays cached for a flip back */
+    so->dmabuf = NULL;
     if (pvgpu_scanout_wants_dmabuf(s, scanout_id)) {
         for (unsigned i = 0; i < PVGPU_DMABUF_CACHE; i++) {
             if (so->dmabuf_cache[i].dmabuf &&
