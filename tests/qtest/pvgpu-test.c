@@ -2032,15 +2032,22 @@ static void test_hotplug(void)
     pc_alloc_init(&alloc, qts, ALLOC_NO_FLAGS);
     bus = qpci_new_pc(qts, &alloc);
     qtest_qmp_device_add(qts, "pvgpu-pci", "hot0",
-                         "{'addr': '0x5', 'virgl': 'on'}");
+                         "{'addr': '0x5', 'virgl': 'on', 'hostmem': 1048576}");
     dev = virtio_pci_new(bus, &(QPCIAddress) { .devfn = QPCI_DEVFN(5, 0) });
     g_assert_nonnull(dev);
     qvirtio_pci_device_enable(dev);
     qvirtio_start_device(&dev->vdev);
     gpu.vdev = &dev->vdev;
     gpu.qts = qts;
-    pvgpu_setup_3d(&gpu, &alloc);
+    pvgpu_setup_blob(&gpu, &alloc, true);
     g_assert_cmphex(ctx_create(&gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /* a host blob shown in the BAR: its memory must outlive the device */
+    qpci_iomap(dev->pdev, 4, NULL);
+    g_assert_cmphex(host_blob(&gpu, 1, 9, 1, 16384,
+                              VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(map_blob(&gpu, 9, 0, NULL), ==,
+                    VIRTIO_GPU_RESP_OK_MAP_INFO);
     make_rt(&gpu, 1, 1, 512, 512);
     n = clear_stream(dw, 1, c);
     stream = guest_alloc(&alloc, n);

@@ -513,6 +513,9 @@ static void blob_mapping_finalize(Object *obj)
         /* a reset's renderer restart waits for the last of these */
         m->s->releasing = g_slist_remove(m->s->releasing, m);
         qemu_bh_schedule(m->s->unmap_bh);
+    } else if (m->renderer) {
+        /* the device is gone; its renderer waits for the last of these */
+        pvgpu_render_unhold(m->renderer);
     }
 }
 
@@ -1176,11 +1179,13 @@ void pvgpu_3d_reset(PvgpuState *s)
 
 void pvgpu_3d_fini(PvgpuState *s)
 {
+    unsigned holds = 0;
+
     pvgpu_3d_reset(s);
     /*
      * The device goes now: a restart still waiting is moot, and regions
-     * released later must not look for it.  (The renderer's memory goes
-     * with the thread; see docs/pvgpu.rst, Limitations.)
+     * released later must not look for it.  The renderer, whose memory
+     * they may still show, outlives the device until they are released.
      */
     while (!QTAILQ_EMPTY(&s->held)) {
         PvgpuRequest *req = QTAILQ_FIRST(&s->held);
@@ -1189,10 +1194,15 @@ void pvgpu_3d_fini(PvgpuState *s)
         pvgpu_request_free(req);
     }
     for (GSList *l = s->releasing; l; l = l->next) {
-        ((PvgpuBlobMapping *)l->data)->s = NULL;
+        PvgpuBlobMapping *m = l->data;
+
+        m->s = NULL;
+        m->renderer = s->renderer;
+        holds++;
     }
     g_slist_free(g_steal_pointer(&s->releasing));
-    pvgpu_render_free(s->renderer);
+    trace_pvgpu_render_free(holds);
+    pvgpu_render_free_later(s->renderer, holds);
     s->renderer = NULL;
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;

@@ -61,6 +61,9 @@ struct PvgpuRenderer {
     uint32_t fence_done;        /* fences signalled so far */
     uint64_t gpu_free_ns;       /* when the last fenced job finished */
 
+    /* pvgpu_render_free_later(): regions still to be released */
+    unsigned holds;
+
     /* start-up handshake */
     QemuSemaphore started;
     QemuSemaphore reset_done;
@@ -678,6 +681,25 @@ void pvgpu_render_free(PvgpuRenderer *r)
     g_free((char *)r->opts.render_node);
     g_free(r);
     /* virglrenderer cannot be initialised twice in one process */
+}
+
+void pvgpu_render_free_later(PvgpuRenderer *r, unsigned holds)
+{
+    if (!r || !holds) {
+        pvgpu_render_free(r);
+        return;
+    }
+    /* no job may complete for the device that is going */
+    pvgpu_render_reset(r, true);
+    r->holds = holds;
+}
+
+void pvgpu_render_unhold(PvgpuRenderer *r)
+{
+    assert(r->holds);
+    if (!--r->holds) {
+        pvgpu_render_free(r);
+    }
 }
 
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)

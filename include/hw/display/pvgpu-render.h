@@ -123,6 +123,13 @@ void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
 void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory);
 /* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
 void pvgpu_render_free(PvgpuRenderer *r);
+/*
+ * The device is going while @holds regions still show the renderer's
+ * memory: cancel everything now, free once pvgpu_render_unhold() has been
+ * called @holds times (at once for 0).
+ */
+void pvgpu_render_free_later(PvgpuRenderer *r, unsigned holds);
+void pvgpu_render_unhold(PvgpuRenderer *r);
 
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets);
 const char *pvgpu_render_describe(PvgpuRenderer *r);

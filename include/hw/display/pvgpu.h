@@ -43,6 +43,8 @@ typedef struct PvgpuBlobMapping {
     struct PvgpuRequest *waiter;
     /* or, after a reset, the device whose renderer restart waits */
     struct PvgpuState *s;
+    /* or, after an unplug, the renderer whose freeing waits */
+    PvgpuRenderer *renderer;
 } PvgpuBlobMapping;
 
 #define TYPE_PVGPU_BLOB_MAPPING "pvgpu-blob-mapping"
