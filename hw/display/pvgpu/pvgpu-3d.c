@@ -567,16 +567,15 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                               "fit", res->id, job->map_size);
     }
     m = PVGPU_BLOB_MAPPING_CAST(object_new(TYPE_PVGPU_BLOB_MAPPING));
-    m->resource_id = res->id;
-    m->offset = res->map_offset;
     name = g_strdup_printf("blob[%u]", res->id);
     object_property_add_child(OBJECT(s), name, OBJECT(m));
     object_unref(OBJECT(m));
     memory_region_init_ram_ptr(&m->mr, OBJECT(m), "pvgpu-blob",
                                job->map_size, job->map_ptr);
-    memory_region_add_subregion(&s->hostmem_bar, m->offset, &m->mr);
+    memory_region_add_subregion(&s->hostmem_bar, res->map_offset, &m->mr);
     res->mapping = m;
-    trace_pvgpu_blob_map(res->id, m->offset, job->map_size, job->map_info);
+    trace_pvgpu_blob_map(res->id, res->map_offset, job->map_size,
+                         job->map_info);
     *resp_len = pvgpu_resp_encode_map_info(resp, &cmd->hdr,
                                            job->map_info &
                                            PVGPU_MAP_CACHE_MASK);
@@ -602,7 +601,7 @@ static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
 {
     PvgpuBlobMapping *m = g_steal_pointer(&res->mapping);
 
-    trace_pvgpu_blob_unmap(res->id, m->offset, false);
+    trace_pvgpu_blob_unmap(res->id, res->map_offset);
     m->waiter = req;
     if (req) {
         req->unmap = m;
@@ -1116,8 +1115,9 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
  * mapping out of the BAR and, if any is not released yet, keeps the
  * renderer's contexts and resources until they are: a restart request
  * then heads the queue, and the guest's next commands wait behind it.
+ * @unplug: the device goes, so does the renderer: no restart at all.
  */
-void pvgpu_3d_reset(PvgpuState *s)
+static void reset(PvgpuState *s, bool unplug)
 {
     GHashTableIter iter;
     PvgpuRequest *req;
@@ -1139,7 +1139,7 @@ void pvgpu_3d_reset(PvgpuState *s)
     }
     if (s->renderer) {
         /* cancels and hands back every job in flight, synchronously */
-        pvgpu_render_reset(s->renderer, s->releasing != NULL);
+        pvgpu_render_reset(s->renderer, unplug || s->releasing);
     }
     assert(QTAILQ_EMPTY(&s->inflight));
     while (!QTAILQ_EMPTY(&s->held)) {
@@ -1168,7 +1168,7 @@ void pvgpu_3d_reset(PvgpuState *s)
         migrate_del_blocker(&s->migration_blocker);
     }
     s->decode_caps = 0;
-    if (s->releasing) {
+    if (s->releasing && !unplug) {
         req = g_new0(PvgpuRequest, 1);
         req->s = s;
         req->job.kind = PVGPU_JOB_RESTART;
@@ -1177,22 +1177,20 @@ void pvgpu_3d_reset(PvgpuState *s)
     }
 }
 
+void pvgpu_3d_reset(PvgpuState *s)
+{
+    reset(s, false);
+}
+
 void pvgpu_3d_fini(PvgpuState *s)
 {
     unsigned holds = 0;
 
-    pvgpu_3d_reset(s);
+    reset(s, true);
     /*
-     * The device goes now: a restart still waiting is moot, and regions
-     * released later must not look for it.  The renderer, whose memory
-     * they may still show, outlives the device until they are released.
+     * Regions released later must not look for the device.  The renderer,
+     * whose memory they may still show, outlives it until they are.
      */
-    while (!QTAILQ_EMPTY(&s->held)) {
-        PvgpuRequest *req = QTAILQ_FIRST(&s->held);
-
-        QTAILQ_REMOVE(&s->held, req, next);
-        pvgpu_request_free(req);
-    }
     for (GSList *l = s->releasing; l; l = l->next) {
         PvgpuBlobMapping *m = l->data;
 

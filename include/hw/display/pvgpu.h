@@ -37,8 +37,6 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
 typedef struct PvgpuBlobMapping {
     Object parent_obj;
     MemoryRegion mr;
-    uint32_t resource_id;
-    uint64_t offset;
     /* the UNMAP_BLOB or UNREF waiting for the region to be released */
     struct PvgpuRequest *waiter;
     /* or, after a reset, the device whose renderer restart waits */
