@@ -557,6 +557,24 @@ static void pvgpu_render_bh(void *opaque)
     }
 }
 
+/* What pvgpu_render_new() set up around the thread */
+static void renderer_destroy(PvgpuRenderer *r)
+{
+    if (r->drm_fd >= 0) {
+        close(r->drm_fd);
+    }
+    for (unsigned i = 0; i < r->ncapsets; i++) {
+        g_free(r->capsets[i].data);
+    }
+    qemu_sem_destroy(&r->started);
+    qemu_sem_destroy(&r->reset_done);
+    qemu_mutex_destroy(&r->lock);
+    g_free(r->init_error);
+    g_free(r->describe);
+    g_free((char *)r->opts.render_node);
+    g_free(r);
+}
+
 PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
                                 PvgpuRenderDoneFn *done, void *opaque,
                                 Error **errp)
@@ -603,15 +621,7 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
     return r;
 
 fail:
-    if (r->drm_fd >= 0) {
-        close(r->drm_fd);
-    }
-    qemu_sem_destroy(&r->started);
-    qemu_sem_destroy(&r->reset_done);
-    qemu_mutex_destroy(&r->lock);
-    g_free(r->init_error);
-    g_free((char *)r->opts.render_node);
-    g_free(r);
+    renderer_destroy(r);
     return NULL;
 }
 
@@ -668,18 +678,7 @@ void pvgpu_render_free(PvgpuRenderer *r)
 
     qemu_bh_delete(r->bh);
     event_notifier_cleanup(&r->wake);
-    if (r->drm_fd >= 0) {
-        close(r->drm_fd);
-    }
-    for (unsigned i = 0; i < r->ncapsets; i++) {
-        g_free(r->capsets[i].data);
-    }
-    qemu_sem_destroy(&r->started);
-    qemu_sem_destroy(&r->reset_done);
-    qemu_mutex_destroy(&r->lock);
-    g_free(r->describe);
-    g_free((char *)r->opts.render_node);
-    g_free(r);
+    renderer_destroy(r);
     /* virglrenderer cannot be initialised twice in one process */
 }
 
