@@ -2664,67 +2664,38 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                    victim->completed);
 }
 
-static void *before_max_outputs(GString *cmd_line, void *arg)
-{
-    g_string_append(cmd_line, " -global pvgpu-device.max_outputs=4");
-    return arg;
-}
-
-static void *before_hostmem(GString *cmd_line, void *arg)
-{
-    g_string_append(cmd_line, " -global pvgpu-device.max_hostmem=4M");
-    return arg;
-}
-
-/*
- * Tests that count events need a QEMU of their own: qos-test reuses one
- * between tests with the same command line, and events are rate-limited.
- */
-static void *before_fresh(GString *cmd_line, void *arg)
-{
-    g_string_append_printf(cmd_line, " -global pvgpu-device.max-queued=%u",
-                           GPOINTER_TO_UINT(arg));
-    return arg;
-}
-
-static void *before_blob_hostmem(GString *cmd_line, void *arg)
-{
-    g_string_append(cmd_line, " -global pvgpu-device.hostmem=1M");
-    return arg;
-}
-
-static void *before_gl_scanout(GString *cmd_line, void *arg)
-{
-    g_string_append(cmd_line, " -global pvgpu-device.gl-scanout=on");
-    return arg;
-}
-
-static void *before_virgl_off(GString *cmd_line, void *arg)
-{
-    g_string_append(cmd_line, " -global pvgpu-device.virgl=off");
-    return arg;
-}
-
 static void register_pvgpu_test(void)
 {
+    /* device properties for one test, as -global options */
     QOSGraphTestOptions virgl_off = {
-        .before = before_virgl_off,
+        .edge.before_cmd_line = "-global pvgpu-device.virgl=off",
         .arg = GINT_TO_POINTER(1),
     };
     QOSGraphTestOptions outputs = {
-        .before = before_max_outputs,
+        .edge.before_cmd_line = "-global pvgpu-device.max_outputs=4",
         .arg = GUINT_TO_POINTER(4),
     };
-    QOSGraphTestOptions hostmem = { .before = before_hostmem };
-    QOSGraphTestOptions blob_hostmem = { .before = before_blob_hostmem };
+    QOSGraphTestOptions hostmem = {
+        .edge.before_cmd_line = "-global pvgpu-device.max_hostmem=4M",
+    };
+    QOSGraphTestOptions blob_hostmem = {
+        .edge.before_cmd_line = "-global pvgpu-device.hostmem=1M",
+    };
     QOSGraphTestOptions blob_virgl = { .arg = GINT_TO_POINTER(1) };
-    QOSGraphTestOptions gl_scanout = { .before = before_gl_scanout };
+    QOSGraphTestOptions gl_scanout = {
+        .edge.before_cmd_line = "-global pvgpu-device.gl-scanout=on",
+    };
     QOSGraphTestOptions vnc = { .before = before_vnc };
+    /*
+     * Tests that count events need a QEMU of their own: qos-test reuses
+     * one between tests with the same command line, and events are
+     * rate-limited.  A distinct (harmless) max-queued makes the line new.
+     */
     QOSGraphTestOptions fresh1 = {
-        .before = before_fresh, .arg = GUINT_TO_POINTER(63),
+        .edge.before_cmd_line = "-global pvgpu-device.max-queued=63",
     };
     QOSGraphTestOptions fresh2 = {
-        .before = before_fresh, .arg = GUINT_TO_POINTER(62),
+        .edge.before_cmd_line = "-global pvgpu-device.max-queued=62",
     };
 
     qos_add_test("config", "pvgpu", test_config, NULL);
