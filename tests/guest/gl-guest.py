@@ -26,23 +26,7 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, QemuExited, Serial
-
-
-class Tap:
-    def __init__(self):
-        self.results = []
-
-    @property
-    def failed(self):
-        return sum(1 for r in self.results if not r['ok'])
-
-    def check(self, ok, what, detail=''):
-        ok = bool(ok)
-        self.results.append({'ok': ok, 'name': what, 'detail': detail})
-        print(f"{'ok' if ok else 'not ok'} {len(self.results)} - {what}"
-              + (f' # {detail}' if detail else ''), flush=True)
-        return ok
+from harness import QMP, QemuExited, Serial, Tap, check_power_off
 
 
 def kv(text):
@@ -319,14 +303,7 @@ def main():
                       f"({k['fps']} fps), rc {k['rc']}" if r
                       else 'no kmscube-done report')
 
-        r = serial.wait_for('powering-off', left(120))
-        tap.check(r is not None, 'guest powers off')
-        try:
-            qemu.wait(left(60))
-        except subprocess.TimeoutExpired:
-            pass
-        tap.check(qemu.returncode == 0, 'QEMU exited cleanly',
-                  f'exit status {qemu.returncode}')
+        check_power_off(tap, serial, qemu, left(120), left(60))
     except SystemExit:
         pass
     except (QemuExited, OSError, EOFError) as e:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, Serial
+from harness import QMP, Serial, Tap, check_power_off
 
 BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
         0xff00ff, 0xff0000, 0x0000ff, 0x000000]
@@ -43,20 +43,6 @@ def pixel(img, x, y):
     w, _, px = img
     i = (y * w + x) * 3
     return px[i] << 16 | px[i + 1] << 8 | px[i + 2]
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=''):
-        self.n += 1
-        if not ok:
-            self.failed += 1
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}"
-              + (f' # {detail}' if detail else ''), flush=True)
-        return ok
 
 
 def console_stats(img):
@@ -184,14 +170,7 @@ def main():
             print(f'# screenshot saved to {args.screenshot}', flush=True)
 
         serial.send('quit')
-        tap.check(serial.wait_for('powering-off', 30) is not None,
-                  'guest powers off')
-        try:
-            qemu.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        tap.check(qemu.returncode == 0, 'QEMU exited cleanly',
-                  f'exit status {qemu.returncode}')
+        check_power_off(tap, serial, qemu, 30, 30)
     except SystemExit:
         pass
     finally:
@@ -201,12 +180,12 @@ def main():
         err = qemu.stderr.read().decode(errors='replace').strip()
         if err:
             print('# qemu stderr: ' + err.replace('\n', '\n# '), flush=True)
-        if tap.failed or tap.n == 0:
+        if tap.failed or not tap.results:
             with open(log_path, 'rb') as f:
                 tail = f.read()[-3000:].decode(errors='replace')
             print('# serial log tail:\n# ' + tail.replace('\n', '\n# '))
-    print(f'1..{tap.n}')
-    return 1 if tap.failed or tap.n == 0 else 0
+    print(f'1..{len(tap.results)}')
+    return 1 if tap.failed or not tap.results else 0
 
 
 if __name__ == '__main__':

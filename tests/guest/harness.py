@@ -1,13 +1,15 @@
 #
 # Talking to a QEMU the guest tests started: its QMP socket and the
-# guest's serial port, where the guests report in lines "PVGPU: ...".
-# Shared by guest-test.py and gl-guest.py.
+# guest's serial port, where the guests report in lines "PVGPU: ...";
+# TAP output and the power-off checks.  Shared by guest-test.py and
+# gl-guest.py.
 #
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import json
 import socket
+import subprocess
 import time
 
 
@@ -112,3 +114,33 @@ class Serial:
 
     def send(self, line):
         self.sock.sendall(line.encode() + b'\n')
+
+
+class Tap:
+    """TAP lines on stdout; results kept for reports."""
+
+    def __init__(self):
+        self.results = []
+
+    @property
+    def failed(self):
+        return sum(1 for r in self.results if not r['ok'])
+
+    def check(self, ok, what, detail=''):
+        ok = bool(ok)
+        self.results.append({'ok': ok, 'name': what, 'detail': detail})
+        print(f"{'ok' if ok else 'not ok'} {len(self.results)} - {what}"
+              + (f' # {detail}' if detail else ''), flush=True)
+        return ok
+
+
+def check_power_off(tap, serial, qemu, off_timeout, exit_timeout):
+    """The guest reports powering off, then QEMU exits with status 0."""
+    tap.check(serial.wait_for('powering-off', off_timeout) is not None,
+              'guest powers off')
+    try:
+        qemu.wait(exit_timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    tap.check(qemu.returncode == 0, 'QEMU exited cleanly',
+              f'exit status {qemu.returncode}')
