@@ -52,9 +52,13 @@ step scripts/build.sh --tests
 guest=$(scripts/mkguest.sh) || { echo "0 passed, 1 failed"; exit 1; }
 
 # 1. unit tests
+# meson records the source directory: a cache shared by clones at other
+# paths (or a clone since deleted) needs the unit build set up again
 unit="$CACHE/unit-build"
-if [ ! -f "$unit/build.ninja" ]; then
+if [ ! -f "$unit/build.ninja" ] || [ "$(cat "$unit/.pvgpu-source" 2>/dev/null)" != "$repo" ]; then
+    rm -rf "$unit"
     meson setup "$unit" "$repo" > /dev/null || { echo "0 passed, 1 failed"; exit 1; }
+    echo "$repo" > "$unit/.pvgpu-source"
 fi
 step ninja -C "$unit"
 run_suite unit-cmd 300 "$unit/test-pvgpu-cmd" --tap
