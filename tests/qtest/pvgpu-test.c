@@ -2013,6 +2013,47 @@ static void test_blob_map(void *obj, void *data, QGuestAllocator *alloc)
     qpci_iounmap(pdev, bar);
 }
 
+/*
+ * A context destroyed right behind its fenced work: every fence still
+ * signals.  (virglrenderer drops the fences made while a context was
+ * current when it is destroyed first; the device must wait for them.)
+ */
+static void test_destroy_pending_fence(void *obj, void *data,
+                                       QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float c[4] = { 0.5, 0.25, 0.125, 1 };
+    struct virtio_gpu_ctrl_hdr destroy;
+    uint32_t dw[32], types[4];
+    uint64_t stream;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 40, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 40, 31, 1024, 1024);
+    n = clear_stream(dw, 31, c);
+    stream = guest_alloc(alloc, n);
+    memwrite(stream, dw, n);
+    for (uint32_t ctx = 40; ctx < 60; ctx++) {
+        Batch b = { .gpu = gpu };
+
+        if (ctx > 40) {
+            g_assert_cmphex(ctx_create(gpu, ctx, 0), ==,
+                            VIRTIO_GPU_RESP_OK_NODATA);
+            g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE,
+                                    ctx, 31), ==, VIRTIO_GPU_RESP_OK_NODATA);
+        }
+        batch_submits(&b, ctx, 2, stream, n);
+        hdr_init(&destroy, VIRTIO_GPU_CMD_CTX_DESTROY);
+        destroy.ctx_id = cpu_to_le32(ctx);
+        batch_add(&b, &destroy, sizeof(destroy), 0, 0);
+        batch_drain(&b, types);
+        for (unsigned i = 0; i < 3; i++) {
+            g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+        }
+    }
+}
+
 static void test_hotplug(void)
 {
     QTestState *qts = qtest_init("-M pc");
@@ -2727,6 +2768,8 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    qos_add_test("3d/destroy-pending-fence", "pvgpu",
+                 test_destroy_pending_fence, NULL);
     qos_add_test("blob/scanout", "pvgpu", test_blob_scanout, NULL);
     qos_add_test("blob/scanout-virgl", "pvgpu", test_blob_scanout,
                  &blob_virgl);
