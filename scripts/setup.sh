@@ -1,8 +1,10 @@
 #!/bin/sh
 # Install what pvgpu needs on Debian 12 (bookworm): build tools, QEMU's
 # build dependencies for our minimal configuration, firmware for qtest and
-# the packages the guest test is assembled from.  Idempotent; needs root
-# (or sudo).
+# the packages the guest test is assembled from, and every tool the scripts
+# call that a minbase system lacks (depmod from kmod, patch, python3,
+# mkfs.ext4).  scripts/check-fresh.sh proves the list in a minbase chroot.
+# Idempotent; needs root (or sudo).
 set -eu
 
 SUDO=
@@ -43,5 +45,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
     python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
     gcc-multilib libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
     libvirglrenderer-dev libepoxy-dev libgbm-dev libegl-dev libsdl2-dev \
-    seabios ipxe-qemu debootstrap xvfb xauth
+    seabios ipxe-qemu debootstrap xvfb xauth \
+    kmod patch python3 e2fsprogs diffutils
 echo "$sum" > "$stamp"
