@@ -198,11 +198,18 @@ log "logs in $logs"
 t0=$(date +%s)
 begin=$t0
 log "debootstrap --variant=minbase $suite from $mirror"
+# in the background, like the commands below, so that a signal reaches
+# the trap at once rather than when debootstrap is done
 debootstrap --variant=minbase --cache-dir="$dir/debs" "$suite" "$root" "$mirror" \
-    > "$logs/debootstrap.log" 2>&1 || {
+    > "$logs/debootstrap.log" 2>&1 < /dev/null 9>&- &
+job=$!
+rc=0
+wait "$job" || rc=$?
+job=
+if [ "$rc" != 0 ]; then
     tail -n 20 "$logs/debootstrap.log" >&2
-    die "debootstrap failed (log: $logs/debootstrap.log)"
-}
+    die "debootstrap failed with status $rc (log: $logs/debootstrap.log)"
+fi
 log "debootstrap done in $(($(date +%s) - t0))s"
 
 bind /proc
