@@ -9,7 +9,12 @@
 # ~/.cache/pvgpu) and is reachable as build/ in the repository; re-running
 # this script only rebuilds what changed.
 #
-# Usage: scripts/build.sh [--tests]   (--tests also builds the qtest binaries)
+# --sanitize builds the same QEMU with AddressSanitizer and UBSan in a
+# build directory of its own, reachable as build-san/, for the qtests and
+# the device fuzzer (scripts/fuzz.sh); build/ is left alone.
+#
+# Usage: scripts/build.sh [--tests] [--sanitize]
+#   (--tests also builds the qtest binaries)
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,10 +23,12 @@ QEMU_DEB_VERSION=1:10.0.13+ds-0+deb13u1
 PATCH="$repo/patches/qemu-10.0.patch"
 
 build_tests=no
+sanitize=no
 for arg in "$@"; do
     case "$arg" in
     --tests) build_tests=yes ;;
-    *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+    --sanitize) sanitize=yes ;;
+    *) echo "usage: $0 [--tests] [--sanitize]" >&2; exit 2 ;;
     esac
 done
 
@@ -130,6 +137,11 @@ done
 build="$CACHE/build-$(basename "$tree")"
 [ -n "${PVGPU_QEMU_SRC:-}" ] && [ -d "$PVGPU_QEMU_SRC" ] &&
     build="$CACHE/build-$(echo "$tree" | sha256sum | cut -c1-12)"
+link="$repo/build"
+if [ "$sanitize" = yes ]; then
+    build="$build-san"
+    link="$repo/build-san"
+fi
 
 # A minimal x86_64 system emulator: TCG (and KVM for real hosts), pixman
 # consoles, VNC and PNG screendumps, virglrenderer with EGL/GBM for pvgpu's
@@ -140,6 +152,9 @@ CONFIG_FLAGS="--target-list=x86_64-softmmu --without-default-features
   --enable-virglrenderer --enable-opengl --enable-sdl
   --disable-docs --disable-install-blobs --disable-download --disable-fdt --disable-werror
   --python=/usr/bin/python3 ${PVGPU_CONFIGURE_EXTRA:-}"
+if [ "$sanitize" = yes ]; then
+    CONFIG_FLAGS="$CONFIG_FLAGS --enable-asan --enable-ubsan"
+fi
 # bump when the configuration changes in ways the flags do not show
 CONFIG_REV=3  # 2: optionroms need gcc-multilib; 3: ccache
 config_sum=$(echo "$CONFIG_REV $CONFIG_FLAGS" | sha256sum | cut -c1-16)
@@ -151,7 +166,7 @@ if [ ! -f "$build/build.ninja" ] || [ "$(cat "$build/.pvgpu-config" 2>/dev/null)
     (cd "$build" && "$tree/configure" $CONFIG_FLAGS) >&2
     echo "$config_sum" > "$build/.pvgpu-config"
 fi
-ln -sfn "$build" "$repo/build"
+ln -sfn "$build" "$link"
 
 # --- 5. build ---------------------------------------------------------------
 
@@ -171,4 +186,4 @@ for fw in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom "$build"/pc-bios/opt
     [ -e "$fw" ] || continue
     [ -e "$datadir/$(basename "$fw")" ] || ln -s "$fw" "$datadir/"
 done
-log "ready: $repo/build/qemu-system-x86_64"
+log "ready: $link/qemu-system-x86_64"
