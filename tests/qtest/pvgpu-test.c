@@ -807,26 +807,17 @@ static void sock_read_all(int fd, void *buf, size_t len)
     }
 }
 
-/*
- * Connect to the VNC server as a minimal RFB 3.8 client and ask for a
- * desktop size (ExtendedDesktopSize, as a resizable viewer window does).
- */
-static int vnc_request_size(const char *path, uint16_t w, uint16_t h)
+/* Connect to the VNC server as a minimal RFB 3.8 client, up to ServerInit */
+static int vnc_connect(const char *path)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     uint8_t buf[64], ntypes, name[256];
     uint32_t namelen;
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    static const uint8_t set_encodings[8] = {
-        2, 0, 0, 1, 0xff, 0xff, 0xfe, 0xcc,     /* -308 */
-    };
-    uint8_t set_size[24] = {
-        251, 0, w >> 8, w & 0xff, h >> 8, h & 0xff, 1, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, w >> 8, w & 0xff, h >> 8, h & 0xff,
-        0, 0, 0, 0,
-    };
+    struct timeval tv = { .tv_sec = 20 };
 
     g_assert_cmpint(fd, >=, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
     g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
                     0);
@@ -844,6 +835,24 @@ static int vnc_request_size(const char *path, uint16_t w, uint16_t h)
     namelen = ldl_be_p(buf + 20);
     g_assert_cmpuint(namelen, <, sizeof(name));
     sock_read_all(fd, name, namelen);
+    /* the pixel format stays the server's: 32 bits, 0x00RRGGBB */
+    g_assert_cmpuint(buf[4], ==, 32);
+    return fd;
+}
+
+/* Ask for a desktop size (ExtendedDesktopSize, as a viewer window does) */
+static int vnc_request_size(const char *path, uint16_t w, uint16_t h)
+{
+    static const uint8_t set_encodings[8] = {
+        2, 0, 0, 1, 0xff, 0xff, 0xfe, 0xcc,     /* -308 */
+    };
+    uint8_t set_size[24] = {
+        251, 0, w >> 8, w & 0xff, h >> 8, h & 0xff, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, w >> 8, w & 0xff, h >> 8, h & 0xff,
+        0, 0, 0, 0,
+    };
+    int fd = vnc_connect(path);
+
     sock_write_all(fd, set_encodings, sizeof(set_encodings));
     sock_write_all(fd, set_size, sizeof(set_size));
     return fd;
@@ -1452,18 +1461,26 @@ static void test_ctx_rules(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
-/* Requests queued together, answered in whatever order the device likes */
+/*
+ * Requests queued together, answered in whatever order the device likes.
+ * With @hold, they are made available only by batch_publish(), all in one
+ * notify, as a driver that queues several commands does.
+ */
 typedef struct Batch {
     QPvgpu *gpu;
+    bool hold;
     unsigned n;
     uint32_t head[64];
     uint64_t resp[64];
 } Batch;
 
+/* room for the largest response the batches get (RESP_OK_MAP_INFO) */
+#define BATCH_RESP_SIZE 32
+
 static void batch_add(Batch *b, const void *req, size_t len, uint64_t stream,
                       size_t stream_len)
 {
-    uint64_t a = guest_alloc(b->gpu->alloc, len + 24);
+    uint64_t a = guest_alloc(b->gpu->alloc, len + BATCH_RESP_SIZE);
 
     g_assert_cmpuint(b->n, <, ARRAY_SIZE(b->head));
     memwrite(a, req, len);
@@ -1474,9 +1491,27 @@ static void batch_add(Batch *b, const void *req, size_t len, uint64_t stream,
         qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, stream, stream_len, false,
                        true);
     }
-    qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, a + len, 24, true, false);
-    qvirtqueue_kick(b->gpu->qts, b->gpu->vdev, b->gpu->ctrl, b->head[b->n]);
+    qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, a + len, BATCH_RESP_SIZE, true,
+                   false);
+    if (!b->hold) {
+        qvirtqueue_kick(b->gpu->qts, b->gpu->vdev, b->gpu->ctrl,
+                        b->head[b->n]);
+    }
     b->n++;
+}
+
+/* Make every request of a held batch available, then notify once. */
+static void batch_publish(Batch *b)
+{
+    QVirtQueue *vq = b->gpu->ctrl;
+    uint16_t idx = qtest_readw(b->gpu->qts, vq->avail + 2);
+
+    for (unsigned i = 0; i < b->n; i++) {
+        qtest_writew(b->gpu->qts,
+                     vq->avail + 4 + 2 * ((idx + i) % vq->size), b->head[i]);
+    }
+    qtest_writew(b->gpu->qts, vq->avail + 2, idx + b->n);
+    b->gpu->vdev->bus->virtqueue_kick(b->gpu->vdev, vq);
 }
 
 /* Wait until every request of @b is answered; returns request i's type. */
@@ -2052,6 +2087,392 @@ static void test_destroy_pending_fence(void *obj, void *data,
             g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
         }
     }
+}
+
+/* --- resets and ordering with work in flight ----------------------------- */
+
+/* A stream that keeps the GPU busy: @clears clears of a 1024x1024 @res. */
+static size_t busy_stream(uint32_t *dw, uint32_t res, unsigned clears)
+{
+    static const float rgba[2][4] = { { 1, 0, 0, 1 }, { 0, 0, 1, 1 } };
+    size_t n = clear_stream(dw, res, rgba[0]) / 4;
+    size_t one = 9;         /* the CLEAR command at the end of it */
+
+    for (unsigned i = 1; i < clears; i++) {
+        memcpy(&dw[n], &dw[n - one], one * 4);
+        for (int c = 0; c < 4; c++) {
+            memcpy(&dw[n + 2 + c], &rgba[i & 1][c], 4);
+            dw[n + 2 + c] = cpu_to_le32(dw[n + 2 + c]);
+        }
+        n += one;
+    }
+    return n * 4;
+}
+
+/* A busy context 1 with render target 1 and a stream of @bytes for it */
+static uint64_t busy_context(QPvgpu *gpu, QGuestAllocator *alloc,
+                             size_t *bytes)
+{
+    uint32_t dw[10 + 9 * 64];
+    uint64_t stream;
+
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 1, 1024, 1024);
+    *bytes = busy_stream(dw, 1, 64);
+    g_assert_cmpuint(*bytes, <=, sizeof(dw));
+    stream = guest_alloc(alloc, *bytes);
+    memwrite(stream, dw, *bytes);
+    return stream;
+}
+
+/*
+ * A device reset while commands still wait behind a context's work, as on
+ * driver unbind, kexec or reboot: an UNREF and a DETACH_BACKING that never
+ * reached the renderer still release their resource, its host memory and
+ * the guest memory it mapped.  (This aborted QEMU: host memory stayed
+ * charged.)  @data: the UNREF asks for a fence.
+ */
+static void test_reset_queued(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    struct virtio_gpu_resource_create_2d c = { 0 };
+    struct virtio_gpu_resource_unref u = { 0 };
+    struct virtio_gpu_resource_detach_backing d = { 0 };
+    uint64_t stream;
+    size_t n;
+    QDict *info;
+
+    pvgpu_setup_3d(gpu, alloc);
+    stream = busy_context(gpu, alloc, &n);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    attach_backing(gpu, 2, 64 * 64 * 4);
+
+    batch_submits(&b, 1, 1, stream, n);
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_2D);
+    c.resource_id = cpu_to_le32(9);
+    c.format = cpu_to_le32(FMT_XRGB);
+    c.width = c.height = cpu_to_le32(256);
+    batch_add(&b, &c, sizeof(c), 0, 0);
+    batch_submits(&b, 1, 1, stream, n);
+    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
+    if (data) {
+        u.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+        u.hdr.fence_id = cpu_to_le64(77);
+    }
+    u.resource_id = cpu_to_le32(9);
+    batch_add(&b, &u, sizeof(u), 0, 0);
+    hdr_init(&d.hdr, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING);
+    d.resource_id = cpu_to_le32(2);
+    batch_add(&b, &d, sizeof(d), 0, 0);
+    u.resource_id = cpu_to_le32(2);
+    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_publish(&b);
+
+    /* the driver goes away before the queue drained */
+    qvirtio_reset(gpu->vdev);
+    qpvgpu_cleanup(gpu);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, 0);
+    g_assert_cmpuint(qlist_size(qdict_get_qlist(info, "contexts")), ==, 0);
+    qobject_unref(info);
+
+    /* and comes back, reusing every id */
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(create_2d(gpu, 9, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    busy_context(gpu, alloc, &n);
+}
+
+/*
+ * A queue reset (VIRTIO_F_RING_RESET) while requests popped from the queue
+ * still wait (here behind a flush the frame-rate limiter holds) or
+ * execute: they take effect, but are never answered into the new ring,
+ * which only sees the requests made available in it.
+ */
+static void test_queue_reset(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    static const float c[4] = { 0, 1, 0, 1 };
+    struct virtio_gpu_resource_flush fl = { 0 };
+    struct virtio_gpu_ctrl_hdr req;
+    struct virtio_gpu_resp_display_info info;
+    uint32_t dw[32];
+    uint64_t stream, f;
+    size_t n, sn;
+    QDict *rsp;
+
+    f = qpvgpu_init(gpu, alloc, (1ull << VIRTIO_F_VERSION_1) |
+                    (1ull << VIRTIO_F_RING_RESET) |
+                    (1ull << VIRTIO_GPU_F_VIRGL));
+    g_assert(f & (1ull << VIRTIO_F_RING_RESET));
+    stream = busy_context(gpu, alloc, &n);
+    sn = clear_stream(dw, 1, c);
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 1}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    /* this frame goes; the next one waits for a second */
+    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    hdr_init(&fl.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+    fl.resource_id = cpu_to_le32(2);
+    fl.r.width = fl.r.height = cpu_to_le32(64);
+    batch_add(&b, &fl, sizeof(fl), 0, 0);
+    batch_submits(&b, 1, 4, stream, n);
+    batch_publish(&b);
+    qpvgpu_queue_reset(gpu, 0);
+    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 0}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+
+    /* the context's next submission completes after all of those */
+    hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    qpvgpu_ctrl(gpu, &req, sizeof(req), &info, sizeof(info));
+    g_assert_cmphex(le32_to_cpu(info.hdr.type), ==,
+                    VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, sn, VIRTIO_GPU_FLAG_FENCE, 500),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /* and nothing else ever lands in the new ring */
+    g_usleep(200 * 1000);
+    qtest_clock_step(gpu->qts, 100);
+    g_assert_cmpuint(qtest_readw(gpu->qts, gpu->ctrl->used + 2), ==, 2);
+}
+
+/*
+ * Commands see the effects of every command queued before them, even
+ * those the renderer has not executed yet: MAP_BLOB then UNMAP_BLOB in one
+ * notify unmaps, a MAP_BLOB after that maps again (elsewhere), and an
+ * UNREF right after a MAP_BLOB waits for the map rather than failing it.
+ */
+static void test_blob_map_queued(void *obj, void *data,
+                                 QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    struct virtio_gpu_resource_map_blob m = { 0 };
+    struct virtio_gpu_resource_unmap_blob um = { 0 };
+    struct virtio_gpu_resource_unref u = { 0 };
+    static const uint32_t expect[] = {
+        VIRTIO_GPU_RESP_OK_MAP_INFO, VIRTIO_GPU_RESP_OK_NODATA,
+        VIRTIO_GPU_RESP_OK_MAP_INFO, VIRTIO_GPU_RESP_OK_NODATA,
+        VIRTIO_GPU_RESP_OK_MAP_INFO, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
+        VIRTIO_GPU_RESP_OK_MAP_INFO, VIRTIO_GPU_RESP_OK_NODATA,
+    };
+    uint32_t types[ARRAY_SIZE(expect)];
+    QDict *info;
+
+    pvgpu_setup_blob(gpu, alloc, true);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    for (uint32_t id = 5; id <= 6; id++) {
+        g_assert_cmphex(host_blob(gpu, 1, id, id, 4096,
+                                  VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+    }
+
+    hdr_init(&m.hdr, VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB);
+    hdr_init(&um.hdr, VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB);
+    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
+    m.resource_id = um.resource_id = cpu_to_le32(5);
+    batch_add(&b, &m, sizeof(m), 0, 0);
+    batch_add(&b, &um, sizeof(um), 0, 0);
+    m.offset = cpu_to_le64(64 * KiB);
+    batch_add(&b, &m, sizeof(m), 0, 0);
+    batch_add(&b, &um, sizeof(um), 0, 0);
+    /* mapped again where the first map was; the second one overlaps it */
+    m.offset = 0;
+    batch_add(&b, &m, sizeof(m), 0, 0);
+    m.resource_id = cpu_to_le32(6);
+    batch_add(&b, &m, sizeof(m), 0, 0);
+    m.offset = cpu_to_le64(128 * KiB);
+    batch_add(&b, &m, sizeof(m), 0, 0);
+    u.resource_id = cpu_to_le32(6);
+    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_publish(&b);
+    batch_drain(&b, types);
+    for (unsigned i = 0; i < ARRAY_SIZE(expect); i++) {
+        g_assert_cmphex(types[i], ==, expect[i]);
+    }
+
+    /* blob 5 is mapped at 0, blob 6 is gone */
+    g_assert_cmphex(map_blob(gpu, 5, 256 * KiB, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB, 5),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB, 5),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
+    qobject_unref(info);
+}
+
+/*
+ * Linux attaches a resource to its context once per GEM handle, and
+ * drmModeGetFB makes a second handle: two attaches, two detaches, and the
+ * resource stays usable until the last one.
+ */
+static void test_ctx_attach_count(void *obj, void *data,
+                                  QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 3, 32, 32);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 3), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 3), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1,
+                                3, 32, 32), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 3), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1,
+                                3, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /* more detaches than attaches: the driver lost count */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 3), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /* attached again, the renderer lets the context use it again */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 3), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1,
+                                3, 32, 32), ==, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/*
+ * Read the server's messages until a cursor (RichCursor pseudo-encoding)
+ * arrives; its hotspot, size and pixels, in the server's 32-bit format.
+ */
+static uint32_t *vnc_read_cursor(int fd, uint16_t *hot_x, uint16_t *hot_y,
+                                 uint16_t *w, uint16_t *h)
+{
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+    uint8_t msg[16];
+
+    for (;;) {
+        g_assert(g_get_monotonic_time() < deadline);
+        sock_read_all(fd, msg, 1);
+        if (msg[0] == 2) {                      /* Bell */
+            continue;
+        }
+        if (msg[0] == 3) {                      /* ServerCutText */
+            g_autofree char *text = NULL;
+
+            sock_read_all(fd, msg, 7);
+            text = g_malloc(ldl_be_p(msg + 3) + 1);
+            sock_read_all(fd, text, ldl_be_p(msg + 3));
+            continue;
+        }
+        g_assert_cmpuint(msg[0], ==, 0);        /* FramebufferUpdate */
+        sock_read_all(fd, msg, 3);
+        for (unsigned r = lduw_be_p(msg + 1); r; r--) {
+            uint16_t rw, rh;
+            int32_t enc;
+            size_t px;
+
+            sock_read_all(fd, msg, 12);
+            rw = lduw_be_p(msg + 4);
+            rh = lduw_be_p(msg + 6);
+            enc = (int32_t)ldl_be_p(msg + 8);
+            px = (size_t)rw * rh * 4;
+            if (enc == -239) {                  /* RichCursor */
+                uint32_t *pixels = g_malloc(px);
+                g_autofree uint8_t *mask = g_malloc((rw + 7) / 8 * rh);
+
+                sock_read_all(fd, pixels, px);
+                sock_read_all(fd, mask, (rw + 7) / 8 * rh);
+                *hot_x = lduw_be_p(msg);
+                *hot_y = lduw_be_p(msg + 2);
+                *w = rw;
+                *h = rh;
+                return pixels;
+            }
+            g_assert_cmpint(enc, ==, 0);        /* Raw */
+            while (px) {
+                uint8_t skip[4096];
+                size_t k = MIN(px, sizeof(skip));
+
+                sock_read_all(fd, skip, k);
+                px -= k;
+            }
+        }
+    }
+}
+
+/*
+ * Linux makes its cursor a guest blob when the device offers blobs: no
+ * width or height, 64x64 BGRA in guest memory.  It is shown like a 2D
+ * one, with and without 3D; a VNC client sees it.
+ */
+static void test_cursor_blob(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    g_autofree char *path = g_strdup_printf("%s/pvgpu-vnc-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    static const uint8_t set_encodings[12] = {
+        2, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x11,   /* raw, -239 */
+    };
+    static const uint8_t update_request[10] = {
+        3, 0, 0, 0, 0, 0, 0x10, 0, 0x10, 0,
+    };
+    g_autofree uint32_t *img = g_new(uint32_t, 64 * 64);
+    g_autofree uint32_t *shown = NULL;
+    struct virtio_gpu_update_cursor c = { 0 };
+    uint16_t hx, hy, w, h;
+    uint64_t base;
+    int fd;
+
+    pvgpu_setup_blob(gpu, alloc, data != NULL);
+    for (unsigned i = 0; i < 64 * 64; i++) {
+        img[i] = cpu_to_le32(0xff000000 | pattern(i % 64, i / 64));
+    }
+    /* a 4-page blob scattered over guest memory, the image across pages */
+    base = guest_blob(gpu, 9, 64 * 64 * 4, true);
+    blob_write(base, true, 64 * 64 * 4, 0, img, 64 * 64 * 4);
+
+    fd = vnc_connect(path);
+    sock_write_all(fd, set_encodings, sizeof(set_encodings));
+    sock_write_all(fd, update_request, sizeof(update_request));
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_UPDATE_CURSOR);
+    c.resource_id = cpu_to_le32(9);
+    c.hot_x = cpu_to_le32(5);
+    c.hot_y = cpu_to_le32(7);
+    c.pos.x = cpu_to_le32(100);
+    c.pos.y = cpu_to_le32(50);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+
+    shown = vnc_read_cursor(fd, &hx, &hy, &w, &h);
+    g_assert_cmpuint(w, ==, 64);
+    g_assert_cmpuint(h, ==, 64);
+    g_assert_cmpuint(hx, ==, 5);
+    g_assert_cmpuint(hy, ==, 7);
+    for (unsigned i = 0; i < 64 * 64; i++) {
+        g_assert_cmphex(le32_to_cpu(shown[i]) & 0xffffff, ==,
+                        pattern(i % 64, i / 64) & 0xffffff);
+    }
+    close(fd);
+    unlink(path);
+
+    /* too small to hold a cursor: refused (logged), QEMU unharmed */
+    guest_blob(gpu, 10, 4096, false);
+    c.resource_id = cpu_to_le32(10);
+    qpvgpu_cursor(gpu, &c, sizeof(c));
+    g_assert_cmphex(unref(gpu, 10), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
 static void test_hotplug(void)
@@ -2705,6 +3126,679 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                    victim->completed);
 }
 
+/* --- soak test (PVGPU_SOAK_SECONDS, scripts/soak.sh) -------------------- */
+
+/*
+ * Everything at once for PVGPU_SOAK_SECONDS: eight contexts rendering
+ * (bench_load()'s clears, then an inline write and a copy between their
+ * targets), a 2D scanout transferred and flushed at 60 Hz, and QMP read
+ * and reconfigured every 100 ms.  Every request is fenced and must be
+ * answered OK within SOAK_FENCE_US; rendered pixels are read back and the
+ * screen dumped now and then, and checked; QEMU's resident memory must
+ * stay flat after the first fifth of the run (the warm-up).  The figures
+ * are printed as "SOAK" lines.
+ */
+#define SOAK_CTXS           8
+#define SOAK_DEPTH          4       /* submissions outstanding per context */
+#define SOAK_RT             256     /* render targets are SOAK_RT squared */
+#define SOAK_CLEARS         4
+#define SOAK_BLOCK          8       /* the inline-written, copied square */
+#define SOAK_2D_RES         500
+#define SOAK_2D_W           640
+#define SOAK_2D_H           480
+#define SOAK_SLOTS          (SOAK_CTXS * SOAK_DEPTH + 3)
+#define SOAK_FENCE_US       (10 * G_USEC_PER_SEC)
+#define SOAK_RSS_LIMIT_KB   4096    /* fitted growth after warm-up */
+#define VIRGL_CCMD_RESOURCE_INLINE_WRITE 9
+#define VIRGL_CCMD_RESOURCE_COPY_REGION 17
+
+typedef enum SoakKind {
+    SOAK_SUBMIT, SOAK_TRANSFER, SOAK_FLUSH, SOAK_READBACK, SOAK_KINDS
+} SoakKind;
+
+static const char *const soak_kind[SOAK_KINDS] = {
+    "SUBMIT_3D", "TRANSFER_TO_HOST_2D", "RESOURCE_FLUSH",
+    "TRANSFER_FROM_HOST_3D",
+};
+
+/*
+ * A request posted again and again, each time with a new fence.  Slot k
+ * owns descriptors 3k..3k+2 (request, stream, response), written once as
+ * in bench_post(); the submissions of load l are its slots first_slot on,
+ * then come the 2D transfer, the flush and the readback.
+ */
+typedef struct SoakSlot {
+    SoakKind kind;
+    Load *load;
+    uint8_t req[80];
+    size_t len;
+    uint64_t addr;              /* guest copy; the 24-byte response after */
+    bool chained;
+    uint64_t fence;             /* 0 while the slot is free */
+    gint64 posted;
+} SoakSlot;
+
+enum { SOAK_SLOT_TRANSFER = SOAK_CTXS * SOAK_DEPTH, SOAK_SLOT_FLUSH,
+       SOAK_SLOT_READBACK };
+
+typedef struct SoakRss {
+    gint64 t;
+    long kb;
+} SoakRss;
+
+typedef struct Soak {
+    Bench b;
+    SoakSlot slot[SOAK_SLOTS];
+    uint64_t rt_backing[SOAK_CTXS];
+    uint64_t fence;             /* the last one issued */
+    unsigned outstanding;
+    uint64_t issued[SOAK_KINDS], answered[SOAK_KINDS];
+    gint64 max_latency[SOAK_KINDS];
+    gint64 slowest_at[SOAK_KINDS];  /* since the start */
+    gint64 start;
+    gint64 drain_from;          /* when the load stopped */
+    unsigned drain_n;
+    gint64 qmp_slowest[4];      /* query, scheduler, context, limits */
+    gint64 pause;               /* the longest gap between polls */
+    uint64_t readbacks, screens, queries, reconfigs, leaked_kb;
+    QDict *info;                /* the last query-pvgpu */
+    GArray *rss;                /* SoakRss */
+    unsigned errors;
+} Soak;
+
+static void soak_fail(Soak *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void soak_fail(Soak *s, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (s->errors++ < 10) {
+        g_test_message("SOAK ERROR %s", msg);
+    }
+}
+
+static long soak_rss_kb(Soak *s)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(s->b.gpu->qts));
+    g_autofree char *text = NULL;
+    const char *p;
+    long kb;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return -1;
+    }
+    p = strstr(text, "VmRSS:");
+    return p && sscanf(p, "VmRSS: %ld", &kb) == 1 ? kb : -1;
+}
+
+/* The colour context @ctx writes, as a B8G8R8X8 word */
+static uint32_t soak_block(uint32_t ctx)
+{
+    return (0x1c * ctx) << 16 | (0x11 * ctx) << 8 | (0xff - 0x10 * ctx);
+}
+
+/*
+ * Append to @load's stream: a square of its colour written inline into its
+ * second target, then copied into its first.  Both squares are centred
+ * vertically, so they are where the readback expects them whichever way
+ * up virglrenderer keeps the targets.
+ */
+static void soak_stream(Soak *s, Load *load)
+{
+    uint32_t y = SOAK_RT / 2 - SOAK_BLOCK / 2;
+    size_t n = load->len / 4, old = n;
+    g_autofree uint32_t *dw = g_new(uint32_t, n + 12 + 14 +
+                                    SOAK_BLOCK * SOAK_BLOCK);
+
+    memread(load->stream, dw, load->len);
+    dw[n++] = VIRGL_CMD(VIRGL_CCMD_RESOURCE_INLINE_WRITE, 0,
+                        11 + SOAK_BLOCK * SOAK_BLOCK);
+    dw[n++] = load->ctx + 1000;
+    dw[n++] = 0;                /* level */
+    dw[n++] = 0;                /* usage */
+    dw[n++] = SOAK_BLOCK * 4;   /* stride */
+    dw[n++] = 0;                /* layer stride */
+    dw[n++] = 0;                /* box x, y, z, w, h, d */
+    dw[n++] = y;
+    dw[n++] = 0;
+    dw[n++] = SOAK_BLOCK;
+    dw[n++] = SOAK_BLOCK;
+    dw[n++] = 1;
+    for (int i = 0; i < SOAK_BLOCK * SOAK_BLOCK; i++) {
+        dw[n++] = soak_block(load->ctx);
+    }
+    dw[n++] = VIRGL_CMD(VIRGL_CCMD_RESOURCE_COPY_REGION, 0, 13);
+    dw[n++] = load->ctx;        /* destination, level, x, y, z */
+    dw[n++] = 0;
+    dw[n++] = 16;
+    dw[n++] = y;
+    dw[n++] = 0;
+    dw[n++] = load->ctx + 1000; /* source, level, x, y, z, w, h, d */
+    dw[n++] = 0;
+    dw[n++] = 0;
+    dw[n++] = y;
+    dw[n++] = 0;
+    dw[n++] = SOAK_BLOCK;
+    dw[n++] = SOAK_BLOCK;
+    dw[n++] = 1;
+    for (size_t i = old; i < n; i++) {
+        dw[i] = cpu_to_le32(dw[i]);
+    }
+    guest_free(s->b.alloc, load->stream);
+    load->len = n * 4;
+    load->stream = guest_alloc(s->b.alloc, load->len);
+    memwrite(load->stream, dw, load->len);
+}
+
+static void soak_post(Soak *s, unsigned k)
+{
+    SoakSlot *sl = &s->slot[k];
+    QPvgpu *gpu = s->b.gpu;
+    struct virtio_gpu_ctrl_hdr *hdr = (void *)sl->req;
+    uint8_t buf[sizeof(sl->req) + 24] = { 0 };
+
+    g_assert(!sl->fence);
+    sl->fence = ++s->fence;
+    hdr->flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+    hdr->fence_id = cpu_to_le64(sl->fence);
+    memcpy(buf, sl->req, sl->len);
+    if (!sl->addr) {
+        sl->addr = guest_alloc(s->b.alloc, sl->len + 24);
+    }
+    /* with a zeroed response, so that an old one cannot pass */
+    memwrite(sl->addr, buf, sl->len + 24);
+    if (!sl->chained) {
+        gpu->ctrl->free_head = 3 * k;
+        qvirtqueue_add(gpu->qts, gpu->ctrl, sl->addr, sl->len, false, true);
+        if (sl->kind == SOAK_SUBMIT) {
+            qvirtqueue_add(gpu->qts, gpu->ctrl, sl->load->stream,
+                           sl->load->len, false, true);
+        }
+        qvirtqueue_add(gpu->qts, gpu->ctrl, sl->addr + sl->len, 24, true,
+                       false);
+        sl->chained = true;
+    }
+    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, 3 * k);
+    sl->posted = g_get_monotonic_time();
+    s->outstanding++;
+    s->issued[sl->kind]++;
+    if (sl->kind == SOAK_SUBMIT) {
+        sl->load->outstanding++;
+    }
+}
+
+/*
+ * Rows SOAK_RT / 2 - 8 to SOAK_RT / 2 + 8, columns 0 to 31, of @load's
+ * first target: bench_load()'s clear colour around the copied square.
+ */
+static void soak_check_readback(Soak *s, Load *load)
+{
+    static const float clear[3] = { 0.3, 0.6, 0.9 };
+    unsigned pages = DIV_ROUND_UP(SOAK_RT * SOAK_RT * 4, 4096);
+    uint32_t px[16 * 32];
+
+    /* offset 0 is in the backing's first page, listed last */
+    memread(s->rt_backing[load->ctx - 1] + (uint64_t)(pages - 1) * 4096, px,
+            sizeof(px));
+    for (int y = 0; y < 16; y++) {
+        for (int x = 0; x < 32; x++) {
+            uint32_t v = le32_to_cpu(px[y * 32 + x]) & 0xffffff;
+            bool ok = true;
+
+            if (x >= 16 && x < 16 + SOAK_BLOCK && y >= 8 - SOAK_BLOCK / 2 &&
+                y < 8 + SOAK_BLOCK / 2) {
+                ok = v == soak_block(load->ctx);
+            } else {
+                for (int c = 0; c < 3; c++) {
+                    int got = v >> (16 - 8 * c) & 0xff;
+
+                    ok &= fabs(got - clear[c] * 255) <= 1;
+                }
+            }
+            if (!ok) {
+                soak_fail(s, "ctx %u: pixel (%d, %d) of the readback is "
+                          "0x%06x", load->ctx, x, y, v);
+                return;
+            }
+        }
+    }
+    s->readbacks++;
+}
+
+/* The screen shows upload_pattern()'s pattern */
+static void soak_check_screen(Soak *s)
+{
+    int w, h;
+    g_autofree uint32_t *shot = screendump(&w, &h);
+
+    if (w != SOAK_2D_W || h != SOAK_2D_H) {
+        soak_fail(s, "the screen is %dx%d", w, h);
+        return;
+    }
+    for (int i = 0; i < w * h; i++) {
+        if (shot[i] != pattern(i % w, i / w)) {
+            soak_fail(s, "screen pixel (%d, %d) is 0x%06x", i % w, i / w,
+                      shot[i]);
+            return;
+        }
+    }
+    s->screens++;
+}
+
+static void soak_answered(Soak *s, uint32_t idx)
+{
+    unsigned k = idx / 3;
+    gint64 now = g_get_monotonic_time();
+    struct virtio_gpu_ctrl_hdr resp;
+    SoakSlot *sl;
+
+    if (idx % 3 || k >= SOAK_SLOTS || !s->slot[k].fence) {
+        soak_fail(s, "descriptor %u used, but not posted", idx);
+        return;
+    }
+    sl = &s->slot[k];
+    memread(sl->addr + sl->len, &resp, sizeof(resp));
+    if (le32_to_cpu(resp.type) != VIRTIO_GPU_RESP_OK_NODATA ||
+        !(le32_to_cpu(resp.flags) & VIRTIO_GPU_FLAG_FENCE) ||
+        le64_to_cpu(resp.fence_id) != sl->fence) {
+        soak_fail(s, "fence %" PRIu64 " (%s, ctx %u) answered with type "
+                  "0x%x, flags 0x%x, fence %" PRIu64, sl->fence,
+                  soak_kind[sl->kind], sl->load ? sl->load->ctx : 0,
+                  le32_to_cpu(resp.type), le32_to_cpu(resp.flags),
+                  (uint64_t)le64_to_cpu(resp.fence_id));
+    } else if (sl->kind == SOAK_READBACK) {
+        soak_check_readback(s, sl->load);
+    }
+    s->answered[sl->kind]++;
+    if (now - sl->posted > s->max_latency[sl->kind]) {
+        s->max_latency[sl->kind] = now - sl->posted;
+        s->slowest_at[sl->kind] = sl->posted - s->start;
+    }
+    if (sl->kind == SOAK_SUBMIT) {
+        sl->load->outstanding--;
+        sl->load->completed++;
+    }
+    sl->fence = 0;
+    s->outstanding--;
+}
+
+/* True, with an error, when a fence is older than SOAK_FENCE_US */
+static bool soak_overdue(Soak *s, gint64 now)
+{
+    for (unsigned k = 0; k < SOAK_SLOTS; k++) {
+        SoakSlot *sl = &s->slot[k];
+
+        if (sl->fence && now - sl->posted > SOAK_FENCE_US) {
+            soak_fail(s, "fence %" PRIu64 " (%s, ctx %u) unanswered after "
+                      "%" PRId64 " s", sl->fence, soak_kind[sl->kind],
+                      sl->load ? sl->load->ctx : 0,
+                      (now - sl->posted) / G_USEC_PER_SEC);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void soak_set(Soak *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void soak_set(Soak *s, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(s->b.gpu->qts, fmt, ap);
+    va_end(ap);
+    if (!qdict_haskey(rsp, "return")) {
+        soak_fail(s, "QMP refused: %s",
+                  qdict_get_try_str(qdict_get_qdict(rsp, "error"), "desc"));
+    }
+    qobject_unref(rsp);
+}
+
+/* Every other tick query-pvgpu, in between one of three reconfigurations */
+static void soak_qmp(Soak *s, unsigned tick)
+{
+    static const char *const policy[] = {
+        "weighted", "equal-share", "best-effort",
+    };
+    static const unsigned quantum[] = { 2000, 500, 4000, 1000 };
+    static const unsigned fps[] = { 0, 60, 0, 30, 120 };
+    static const unsigned cap[] = { 0, 0, 50, 0, 25 };
+    static const unsigned queued[] = { 64, 8, 16 };
+    unsigned r = tick / 2, turn = r / 3;
+    gint64 t = g_get_monotonic_time();
+    QListEntry *e;
+    unsigned n = 0;
+
+    if (tick % 2) {
+        s->reconfigs++;
+        switch (r % 3) {
+        case 0:
+            soak_set(s, "{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                     "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %u, "
+                     "'max-fps': %u}}", policy[turn % 3],
+                     quantum[turn % 4], fps[turn % 5]);
+            break;
+        case 1:
+            soak_set(s, "{'execute': 'pvgpu-set-context', 'arguments': "
+                     "{'id': 'pvgpu0', 'ctx-id': %u, 'weight': %u, "
+                     "'cap': %u, 'priority': %u}}", turn % SOAK_CTXS + 1,
+                     100 + turn * 37 % 200, cap[turn % 5],
+                     turn / SOAK_CTXS % 4);
+            break;
+        default:
+            soak_set(s, "{'execute': 'pvgpu-set-limits', 'arguments': "
+                     "{'id': 'pvgpu0', 'max-queued': %u, "
+                     "'max-contexts': %u, 'max-resources': %u, "
+                     "'max-hostmem': %u}}", queued[turn % 3],
+                     turn % 2 ? 16 : 64, turn % 2 ? 64 : 4096,
+                     turn % 2 ? 64 << 20 : 256 << 20);
+            break;
+        }
+        t = g_get_monotonic_time() - t;
+        s->qmp_slowest[1 + r % 3] = MAX(s->qmp_slowest[1 + r % 3], t);
+        return;
+    }
+    qobject_unref(s->info);
+    s->info = query_pvgpu();
+    t = g_get_monotonic_time() - t;
+    s->qmp_slowest[0] = MAX(s->qmp_slowest[0], t);
+    s->queries++;
+    if (qdict_get_int(s->info, "refusals")) {
+        soak_fail(s, "query-pvgpu: %" PRId64 " refusals",
+                  qdict_get_int(s->info, "refusals"));
+    }
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(s->info, "contexts"), e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        n++;
+        if (qdict_get_int(c, "errors")) {
+            soak_fail(s, "query-pvgpu: ctx %" PRId64 " has %" PRId64
+                      " errors", qdict_get_int(c, "ctx-id"),
+                      qdict_get_int(c, "errors"));
+        }
+    }
+    if (n != SOAK_CTXS) {
+        soak_fail(s, "query-pvgpu lists %u contexts", n);
+    }
+}
+
+static void soak_run(Soak *s, gint64 usecs)
+{
+    gint64 start = s->start = g_get_monotonic_time(), next_qmp = start;
+    gint64 next_frame = start, next_check = start + G_USEC_PER_SEC;
+    gint64 next_rss = start, rss_every = CLAMP(usecs / 60, G_USEC_PER_SEC,
+                                               5 * G_USEC_PER_SEC);
+    const char *leak = getenv("PVGPU_SOAK_LEAK_KB");
+    unsigned tick = 0, check = 0;
+    gint64 last = start;
+
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+        bool running = now - start < usecs && !s->errors;
+        uint32_t idx, len;
+
+        s->pause = MAX(s->pause, now - last);
+        last = now;
+        if (!running && !s->drain_from) {
+            s->drain_from = now;
+            s->drain_n = s->outstanding;
+        }
+        for (unsigned l = 0; running && l < s->b.nloads; l++) {
+            Load *load = s->b.loads[l];
+
+            for (unsigned k = load->first_slot;
+                 k < load->first_slot + load->depth &&
+                 load->outstanding < load->depth; k++) {
+                if (!s->slot[k].fence) {
+                    soak_post(s, k);
+                }
+            }
+        }
+        if (running && now >= next_frame &&
+            !s->slot[SOAK_SLOT_TRANSFER].fence &&
+            !s->slot[SOAK_SLOT_FLUSH].fence) {
+            soak_post(s, SOAK_SLOT_TRANSFER);
+            soak_post(s, SOAK_SLOT_FLUSH);
+            next_frame = MAX(next_frame + G_USEC_PER_SEC / 60, now);
+        }
+        if (running && now >= next_check) {
+            /* each second a readback, every tenth a screendump instead */
+            SoakSlot *rb = &s->slot[SOAK_SLOT_READBACK];
+            Load *load = s->b.loads[check % s->b.nloads];
+
+            if (check % 10 == 9) {
+                soak_check_screen(s);
+            } else if (!rb->fence && load->completed) {
+                struct virtio_gpu_transfer_host_3d *t = (void *)rb->req;
+
+                rb->load = load;
+                t->hdr.ctx_id = cpu_to_le32(load->ctx);
+                t->resource_id = cpu_to_le32(load->ctx);
+                soak_post(s, SOAK_SLOT_READBACK);
+            }
+            if (leak) {
+                g_autofree char *id = g_strdup_printf("soak-leak%u", check);
+
+                soak_set(s, "{'execute': 'object-add', 'arguments': "
+                         "{'qom-type': 'memory-backend-ram', 'id': %s, "
+                         "'size': %u, 'prealloc': true}}", id,
+                         atoi(leak) * 1024);
+                s->leaked_kb += atoi(leak);
+            }
+            check++;
+            next_check += G_USEC_PER_SEC;
+        }
+        if (running && now >= next_qmp) {
+            soak_qmp(s, tick++);
+            next_qmp += G_USEC_PER_SEC / 10;
+        }
+        if (running && now >= next_rss) {
+            SoakRss r = { now - start, soak_rss_kb(s) };
+
+            g_array_append_val(s->rss, r);
+            next_rss += rss_every;
+        }
+        if (qvirtqueue_get_buf(s->b.gpu->qts, s->b.gpu->ctrl, &idx, &len)) {
+            soak_answered(s, idx);
+            continue;
+        }
+        if (soak_overdue(s, now) || (!running && !s->outstanding)) {
+            g_test_message("SOAK drain: the last of %u fences outstanding "
+                           "when the load stopped answered after %.1f ms",
+                           s->drain_n, (now - s->drain_from) / 1000.0);
+            return;
+        }
+        g_usleep(200);
+    }
+}
+
+/*
+ * RSS after the warm-up (the first fifth): first, last, largest and the
+ * least-squares slope.  Returns the growth that slope makes over the
+ * sampled time, in kB.
+ */
+static double soak_rss_report(Soak *s, gint64 usecs)
+{
+    double n = 0, st = 0, sr = 0, stt = 0, str = 0, slope, span;
+    long first = -1, last = -1, max = -1;
+    gint64 t0 = -1, t1 = 0;
+    g_autoptr(GString) series = g_string_new("");
+
+    for (unsigned i = 0; i < s->rss->len; i += MAX(s->rss->len / 12, 1)) {
+        SoakRss *r = &g_array_index(s->rss, SoakRss, i);
+
+        g_string_append_printf(series, " %" PRId64 "s:%ld",
+                               r->t / G_USEC_PER_SEC, r->kb);
+    }
+    g_test_message("SOAK rss kB over time:%s", series->str);
+    for (unsigned i = 0; i < s->rss->len; i++) {
+        SoakRss *r = &g_array_index(s->rss, SoakRss, i);
+        double t = r->t / 60e6;
+
+        if (r->t < usecs / 5) {
+            continue;
+        }
+        if (t0 < 0) {
+            t0 = r->t;
+            first = r->kb;
+        }
+        t1 = r->t;
+        last = r->kb;
+        max = MAX(max, r->kb);
+        n++;
+        st += t;
+        sr += r->kb;
+        stt += t * t;
+        str += t * r->kb;
+    }
+    if (n < 3) {
+        g_test_message("SOAK rss: too few samples after the warm-up");
+        return 0;
+    }
+    slope = (n * str - st * sr) / (n * stt - st * st);
+    span = (t1 - t0) / 60e6;
+    g_test_message("SOAK rss kB: at start %ld, after warm-up (from %.0f s, "
+                   "%.0f samples) first %ld last %ld max %ld; slope %.1f "
+                   "kB/min, fitted growth %.0f kB over %.1f min",
+                   g_array_index(s->rss, SoakRss, 0).kb, t0 / 1e6, n,
+                   first, last, max, slope, slope * span, span);
+    return slope * span;
+}
+
+static void soak_load(void *obj, void *data, QGuestAllocator *alloc)
+{
+    g_autofree Soak *s = g_new0(Soak, 1);
+    QPvgpu *gpu = obj;
+    gint64 secs = atoi(getenv("PVGPU_SOAK_SECONDS"));
+    long limit_kb = getenv("PVGPU_SOAK_RSS_KB") ?
+                    atol(getenv("PVGPU_SOAK_RSS_KB")) : SOAK_RSS_LIMIT_KB;
+    struct virtio_gpu_transfer_to_host_2d *t2d;
+    struct virtio_gpu_resource_flush *fl;
+    struct virtio_gpu_transfer_host_3d *t3d;
+    const QListEntry *e;
+    double growth;
+
+    g_assert_cmpint(secs, >, 0);
+    s->b.gpu = gpu;
+    s->b.alloc = alloc;
+    s->rss = g_array_new(false, false, sizeof(SoakRss));
+    pvgpu_setup_3d(gpu, alloc);
+    for (uint32_t ctx = 1; ctx <= SOAK_CTXS; ctx++) {
+        Load *load = bench_load(&s->b, ctx, SOAK_RT, SOAK_CLEARS,
+                                SOAK_DEPTH);
+
+        soak_stream(s, load);
+        s->rt_backing[ctx - 1] = attach_backing(gpu, ctx,
+                                                SOAK_RT * SOAK_RT * 4);
+        for (unsigned k = load->first_slot; k < load->first_slot + SOAK_DEPTH;
+             k++) {
+            struct virtio_gpu_cmd_submit *c = (void *)s->slot[k].req;
+
+            s->slot[k].kind = SOAK_SUBMIT;
+            s->slot[k].load = load;
+            s->slot[k].len = sizeof(*c);
+            hdr_init(&c->hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+            c->hdr.ctx_id = cpu_to_le32(ctx);
+            c->size = cpu_to_le32(load->len);
+        }
+        /* synchronous requests take descriptors from 0 on */
+        qvirtqueue_reset_pool(gpu->ctrl);
+    }
+    upload_pattern(gpu, SOAK_2D_RES, SOAK_2D_W, SOAK_2D_H);
+    g_assert_cmphex(set_scanout(gpu, 0, SOAK_2D_RES, 0, 0, SOAK_2D_W,
+                                SOAK_2D_H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    qvirtqueue_reset_pool(gpu->ctrl);
+
+    t2d = (void *)s->slot[SOAK_SLOT_TRANSFER].req;
+    s->slot[SOAK_SLOT_TRANSFER].kind = SOAK_TRANSFER;
+    s->slot[SOAK_SLOT_TRANSFER].len = sizeof(*t2d);
+    hdr_init(&t2d->hdr, VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D);
+    rect_set(&t2d->r, 0, 0, SOAK_2D_W, SOAK_2D_H);
+    t2d->resource_id = cpu_to_le32(SOAK_2D_RES);
+    fl = (void *)s->slot[SOAK_SLOT_FLUSH].req;
+    s->slot[SOAK_SLOT_FLUSH].kind = SOAK_FLUSH;
+    s->slot[SOAK_SLOT_FLUSH].len = sizeof(*fl);
+    hdr_init(&fl->hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+    rect_set(&fl->r, 0, 0, SOAK_2D_W, SOAK_2D_H);
+    fl->resource_id = cpu_to_le32(SOAK_2D_RES);
+    /* a 32 x 16 box around the copied square, see soak_check_readback() */
+    t3d = (void *)s->slot[SOAK_SLOT_READBACK].req;
+    s->slot[SOAK_SLOT_READBACK].kind = SOAK_READBACK;
+    s->slot[SOAK_SLOT_READBACK].len = sizeof(*t3d);
+    hdr_init(&t3d->hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
+    t3d->box.y = cpu_to_le32(SOAK_RT / 2 - 8);
+    t3d->box.w = cpu_to_le32(32);
+    t3d->box.h = cpu_to_le32(16);
+    t3d->box.d = cpu_to_le32(1);
+    t3d->stride = cpu_to_le32(32 * 4);
+
+    g_test_message("SOAK %" PRId64 " s: %d contexts x %d submissions queued "
+                   "(%d clears of %dx%d, inline write, copy), 2D %dx%d "
+                   "transfer+flush at 60 Hz, QMP every 100 ms", secs,
+                   SOAK_CTXS, SOAK_DEPTH, SOAK_CLEARS, SOAK_RT, SOAK_RT,
+                   SOAK_2D_W, SOAK_2D_H);
+    soak_run(s, secs * G_USEC_PER_SEC);
+
+    for (int k = 0; k < SOAK_KINDS; k++) {
+        g_test_message("SOAK fences %-21s issued %8" PRIu64 " answered %8"
+                       PRIu64 ", slowest %.1f ms (posted at %.1f s)",
+                       soak_kind[k], s->issued[k], s->answered[k],
+                       s->max_latency[k] / 1000.0, s->slowest_at[k] / 1e6);
+    }
+    for (e = s->info ? qlist_first(qdict_get_qlist(s->info, "contexts")) :
+             NULL; e; e = qlist_next(e)) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_test_message("SOAK ctx %" PRId64 ": %" PRId64 " submissions, "
+                       "%.0f ms GPU, fence latency p50 %.2f ms p99 %.2f "
+                       "ms", qdict_get_int(c, "ctx-id"),
+                       qdict_get_int(c, "submissions"),
+                       qdict_get_int(c, "gpu-time-ns") / 1e6,
+                       qdict_get_int(c, "fence-latency-p50-ns") / 1e6,
+                       qdict_get_int(c, "fence-latency-p99-ns") / 1e6);
+    }
+    g_test_message("SOAK %.0f submissions/s, %.1f frames/s; checked %"
+                   PRIu64 " readbacks, %" PRIu64 " screendumps; QMP %"
+                   PRIu64 " queries, %" PRIu64 " reconfigurations",
+                   (double)s->answered[SOAK_SUBMIT] / secs,
+                   (double)s->answered[SOAK_FLUSH] / secs, s->readbacks,
+                   s->screens, s->queries, s->reconfigs);
+    g_test_message("SOAK slowest QMP replies: query-pvgpu %.1f ms, "
+                   "pvgpu-set-scheduler %.1f ms, pvgpu-set-context %.1f ms, "
+                   "pvgpu-set-limits %.1f ms; the harness's longest pause "
+                   "%.1f ms", s->qmp_slowest[0] / 1000.0,
+                   s->qmp_slowest[1] / 1000.0, s->qmp_slowest[2] / 1000.0,
+                   s->qmp_slowest[3] / 1000.0, s->pause / 1000.0);
+    if (s->leaked_kb) {
+        g_test_message("SOAK PVGPU_SOAK_LEAK_KB: grew QEMU by %" PRIu64
+                       " kB on purpose", s->leaked_kb);
+    }
+    growth = soak_rss_report(s, secs * G_USEC_PER_SEC);
+    if (growth > limit_kb) {
+        soak_fail(s, "RSS grew %.0f kB after the warm-up (limit %ld kB)",
+                  growth, limit_kb);
+    }
+    for (int k = 0; k < SOAK_KINDS; k++) {
+        if (s->answered[k] != s->issued[k]) {
+            soak_fail(s, "%" PRIu64 " %s fences unanswered",
+                      s->issued[k] - s->answered[k], soak_kind[k]);
+        }
+    }
+    g_test_message("SOAK verdict: %s (%u errors)",
+                   s->errors ? "FAIL" : "PASS", s->errors);
+    qobject_unref(s->info);
+    g_array_free(s->rss, true);
+    for (unsigned l = 0; l < s->b.nloads; l++) {
+        g_free(s->b.loads[l]);
+    }
+    g_assert_cmpuint(s->errors, ==, 0);
+}
+
 static void register_pvgpu_test(void)
 {
     /* device properties for one test, as -global options */
@@ -2727,6 +3821,14 @@ static void register_pvgpu_test(void)
         .edge.before_cmd_line = "-global pvgpu-device.gl-scanout=on",
     };
     QOSGraphTestOptions vnc = { .before = before_vnc };
+    QOSGraphTestOptions vnc_2d = {
+        .before = before_vnc,
+        .edge.before_cmd_line = "-global pvgpu-device.virgl=off",
+    };
+    QOSGraphTestOptions vnc_virgl = {
+        .before = before_vnc, .arg = GINT_TO_POINTER(1),
+    };
+    QOSGraphTestOptions fenced = { .arg = GINT_TO_POINTER(1) };
     /*
      * Tests that count events need a QEMU of their own: qos-test reuses
      * one between tests with the same command line, and events are
@@ -2770,6 +3872,16 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
     qos_add_test("3d/destroy-pending-fence", "pvgpu",
                  test_destroy_pending_fence, NULL);
+    qos_add_test("3d/reset-queued", "pvgpu", test_reset_queued, NULL);
+    qos_add_test("3d/reset-queued-fenced", "pvgpu", test_reset_queued,
+                 &fenced);
+    qos_add_test("3d/queue-reset", "pvgpu", test_queue_reset, NULL);
+    qos_add_test("3d/blob-map-queued", "pvgpu", test_blob_map_queued,
+                 &blob_hostmem);
+    qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,
+                 NULL);
+    qos_add_test("cursor-blob", "pvgpu", test_cursor_blob, &vnc_2d);
+    qos_add_test("3d/cursor-blob", "pvgpu", test_cursor_blob, &vnc_virgl);
     qos_add_test("blob/scanout", "pvgpu", test_blob_scanout, NULL);
     qos_add_test("blob/scanout-virgl", "pvgpu", test_blob_scanout,
                  &blob_virgl);
@@ -2778,6 +3890,10 @@ static void register_pvgpu_test(void)
     if (getenv("PVGPU_BENCH")) {
         /* a measurement, not a test: scripts/bench-fairness.sh */
         qos_add_test("bench/fairness", "pvgpu", bench_fairness, NULL);
+    }
+    if (getenv("PVGPU_SOAK_SECONDS")) {
+        /* minutes of everything at once: scripts/soak.sh */
+        qos_add_test("soak/load", "pvgpu", soak_load, NULL);
     }
     qos_add_test("qmp/scheduler", "pvgpu", test_qmp_scheduler, &fresh1);
     qos_add_test("qmp/quotas", "pvgpu", test_quotas, &fresh2);

@@ -721,8 +721,23 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
         if (!res) {
             return;
         }
-        if (res->width > 256 || res->height > 256 ||
-            c->hot_x >= res->width || c->hot_y >= res->height) {
+        if (res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
+            /*
+             * A blob has no size of its own: like Linux's cursor plane,
+             * take it as a PVGPU_CURSOR_SIZE square of 4-byte pixels
+             */
+            if (res->backing_size < PVGPU_CURSOR_BLOB_BYTES ||
+                c->hot_x >= PVGPU_CURSOR_SIZE ||
+                c->hot_y >= PVGPU_CURSOR_SIZE) {
+                pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                               "cursor blob %u holds %" PRIu64 " bytes of "
+                               "guest memory (needs %u) or hotspot %u,%u is "
+                               "outside it", res->id, res->backing_size,
+                               PVGPU_CURSOR_BLOB_BYTES, c->hot_x, c->hot_y);
+                return;
+            }
+        } else if (res->width > 256 || res->height > 256 ||
+                   c->hot_x >= res->width || c->hot_y >= res->height) {
             pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                      "cursor resource %u is %ux%u with hotspot %u,%u",
                      res->id, res->width, res->height, c->hot_x, c->hot_y);
@@ -735,7 +750,7 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
         s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
         s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
     }
-    if (res && res->is_3d) {
+    if (res && res->is_3d && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
         /* the image is in the renderer: defined when read back */
         s->scanouts[c->scanout_id].cursor_resource_id = res->id;
         pvgpu_3d_cursor_readback(s, c->scanout_id, res);

@@ -134,6 +134,21 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
     pvgpu_request_respond(s, req, PVGPU_RESP_ERR_INVALID_CONTEXT_ID, NULL, 0);
 }
 
+/*
+ * Free what a request took over from the device: an UNREF's resource, a
+ * DETACH_BACKING's guest mapping.  Once the renderer let go of them, or
+ * when a reset drops the request before the renderer saw it.
+ */
+static void request_release(PvgpuState *s, PvgpuRequest *req)
+{
+    if (req->res) {
+        pvgpu_resource_free(s, g_steal_pointer(&req->res));
+    }
+    if (req->iov) {
+        pvgpu_iov_unmap(s, g_steal_pointer(&req->iov), req->niov, true);
+    }
+}
+
 static void dispatch(PvgpuState *s, PvgpuRequest *req)
 {
     QTAILQ_INSERT_TAIL(&s->inflight, req, next);
@@ -218,7 +233,7 @@ static void pump(PvgpuState *s)
         }
         /* a barrier goes once all work before it has been dispatched */
         req = QTAILQ_FIRST(&s->held);
-        if (!req || s->sched_queued || req->unmap ||
+        if (!req || s->sched_queued || req->unmap || req->map_wait ||
             (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
             /* an unmap waits for its region's release (unmap_bh) */
             break;
@@ -383,6 +398,37 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     return 0;
 }
 
+/*
+ * Linux attaches a resource to a context once per GEM handle and detaches
+ * it when the handle is closed, so a resource with two handles in one
+ * process (drmModeGetFB makes one) is attached twice and detached twice.
+ * Attachments are therefore counted: the resource stays usable until the
+ * last detach, and only the first attach and the last detach reach the
+ * renderer.  (A detach of a resource not attached at all is refused by
+ * the caller: a driver that balances its handles never sends one.)
+ * Returns whether the renderer must be told.
+ */
+static bool ctx_attach_count(PvgpuState *s, PvgpuContext *ctx, uint32_t id,
+                             bool attach)
+{
+    gpointer key = GUINT_TO_POINTER(id);
+    unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(ctx->resources, key));
+
+    trace_pvgpu_ctx_attach(ctx->id, id, attach, n);
+    if (attach) {
+        g_hash_table_insert(ctx->resources, key,
+                            GUINT_TO_POINTER(n < UINT_MAX ? n + 1 : n));
+        return n == 0;
+    }
+    assert(n);
+    if (n > 1) {
+        g_hash_table_insert(ctx->resources, key, GUINT_TO_POINTER(n - 1));
+        return false;
+    }
+    g_hash_table_remove(ctx->resources, key);
+    return true;
+}
+
 /* Can the context of @cmd use @res (spec: only resources attached to it)? */
 static bool ctx_may_use(PvgpuState *s, const PvgpuCmd *cmd,
                         PvgpuResource *res, uint32_t *err)
@@ -407,8 +453,33 @@ static bool ctx_may_use(PvgpuState *s, const PvgpuCmd *cmd,
 
 /* --- blobs ------------------------------------------------------------- */
 
-static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
-                                      uint32_t id);
+/*
+ * Mapped as the guest sees it: by every MAP_BLOB and UNMAP_BLOB it queued
+ * so far, whether or not the renderer has executed them.
+ */
+static bool blob_mapped(PvgpuResource *res)
+{
+    return res->map_req ? !res->map_req->unmap_waiter : res->mapping != NULL;
+}
+
+static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
+                             PvgpuRequest *req);
+
+/*
+ * An UNMAP_BLOB or UNREF of a mapped blob: the region goes now, or, if
+ * the renderer has not answered the MAP_BLOB yet, as soon as it does.
+ */
+static void blob_unmap_queue(PvgpuState *s, PvgpuResource *res,
+                             PvgpuRequest *req)
+{
+    if (res->map_req) {
+        assert(!res->map_req->unmap_waiter);
+        res->map_req->unmap_waiter = req;
+        req->map_wait = true;
+    } else {
+        blob_unmap_begin(s, res, req);
+    }
+}
 
 static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
 {
@@ -467,7 +538,7 @@ static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
                               "resource %u is not a host blob", res->id);
     }
     if (!(res->blob_flags & PVGPU_BLOB_FLAG_USE_MAPPABLE) ||
-        res->mapping || res->map_pending) {
+        blob_mapped(res)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                               "blob %u is not mappable or already mapped",
                               res->id);
@@ -482,7 +553,7 @@ static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
     /* regions of one container must not overlap */
     g_hash_table_iter_init(&iter, s->resources);
     while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&other)) {
-        if ((other->mapping || other->map_pending) &&
+        if (blob_mapped(other) &&
             offset < other->map_offset + other->blob_size &&
             other->map_offset < offset + res->blob_size) {
             return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
@@ -490,9 +561,9 @@ static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
                                   "%u", res->id, offset, other->id);
         }
     }
-    res->map_pending = true;
+    res->map_req = req;
     res->map_offset = offset;
-    req->serial = res->serial;
+    req->map_res = res;
     submit(s, req);
     return 0;
 }
@@ -533,38 +604,57 @@ static void pvgpu_3d_register_types(void)
 
 type_init(pvgpu_3d_register_types)
 
-/* MAP_BLOB came back from the renderer: show the memory in the BAR */
+/*
+ * MAP_BLOB came back from the renderer: show the memory in the BAR, and
+ * let an UNMAP_BLOB or UNREF queued after it take it out again.
+ */
 static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                               uint8_t *resp, size_t *resp_len)
 {
     const PvgpuRenderJob *job = &req->job;
     const PvgpuCmd *cmd = &job->cmd;
-    PvgpuResource *res = resource_of_job(s, req, cmd->u.map_blob.resource_id);
+    /* alive: an UNREF of it waits for this map (map_wait) */
+    PvgpuResource *res = req->map_res;
+    PvgpuRequest *waiter = g_steal_pointer(&req->unmap_waiter);
+    uint64_t offset = cmd->u.map_blob.offset;
     g_autofree char *name = NULL;
     PvgpuBlobMapping *m;
+    uint32_t err = 0;
 
-    if (!res) {
-        /* unreferenced meanwhile: the UNREF unmapped it */
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                              "resource %u went away",
-                              cmd->u.map_blob.resource_id);
+    if (res->map_req == req) {
+        res->map_req = NULL;
     }
-    res->map_pending = false;
     if (job->err) {
-        return pvgpu_cmd_fail(cmd, job->err, "the renderer cannot map blob %u",
-                              res->id);
-    }
-    if (job->map_size > s->hostmem - res->map_offset ||
-        job->map_size > res->blob_size + qemu_real_host_page_size()) {
+        err = pvgpu_cmd_fail(cmd, job->err, "the renderer cannot map blob %u",
+                             res->id);
+    } else if (job->map_size > s->hostmem - offset ||
+               job->map_size > res->blob_size + qemu_real_host_page_size()) {
         PvgpuRequest *unmap = g_new0(PvgpuRequest, 1);
 
         unmap->s = s;
         unmap->job.cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
         unmap->job.cmd.u.resource.resource_id = res->id;
         submit(s, unmap);
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "blob %u maps %" PRIu64 " bytes, more than "
-                              "fit", res->id, job->map_size);
+        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                             "blob %u maps %" PRIu64 " bytes, more than fit",
+                             res->id, job->map_size);
+    }
+    if (err) {
+        if (waiter) {
+            waiter->map_wait = false;
+        }
+        if (waiter &&
+            waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
+            /* what it would have seen had it come after the failure */
+            QTAILQ_REMOVE(&s->held, waiter, next);
+            pvgpu_request_respond(s, waiter,
+                                  pvgpu_cmd_fail(&waiter->job.cmd,
+                                                 PVGPU_RESP_ERR_INVALID_PARAMETER,
+                                                 "blob %u is not mapped: its "
+                                                 "MAP_BLOB failed", res->id),
+                                  NULL, 0);
+        }
+        return err;
     }
     m = PVGPU_BLOB_MAPPING_CAST(object_new(TYPE_PVGPU_BLOB_MAPPING));
     name = g_strdup_printf("blob[%u]", res->id);
@@ -572,10 +662,14 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     object_unref(OBJECT(m));
     memory_region_init_ram_ptr(&m->mr, OBJECT(m), "pvgpu-blob",
                                job->map_size, job->map_ptr);
-    memory_region_add_subregion(&s->hostmem_bar, res->map_offset, &m->mr);
+    memory_region_add_subregion(&s->hostmem_bar, offset, &m->mr);
     res->mapping = m;
-    trace_pvgpu_blob_map(res->id, res->map_offset, job->map_size,
+    trace_pvgpu_blob_map(res->id, offset, job->map_size,
                          job->map_info);
+    if (waiter) {
+        waiter->map_wait = false;
+        blob_unmap_begin(s, res, waiter);
+    }
     *resp_len = pvgpu_resp_encode_map_info(resp, &cmd->hdr,
                                            job->map_info &
                                            PVGPU_MAP_CACHE_MASK);
@@ -601,7 +695,7 @@ static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
 {
     PvgpuBlobMapping *m = g_steal_pointer(&res->mapping);
 
-    trace_pvgpu_blob_unmap(res->id, res->map_offset);
+    trace_pvgpu_blob_unmap(res->id, m->mr.addr);
     m->waiter = req;
     if (req) {
         req->unmap = m;
@@ -655,13 +749,18 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!res) {
             return err;
         }
-        if (cmd->hdr.type == PVGPU_CMD_CTX_ATTACH_RESOURCE) {
-            g_hash_table_add(ctx->resources, GUINT_TO_POINTER(res->id));
-        } else if (!g_hash_table_remove(ctx->resources,
-                                        GUINT_TO_POINTER(res->id))) {
+        if (cmd->hdr.type == PVGPU_CMD_CTX_DETACH_RESOURCE &&
+            !g_hash_table_contains(ctx->resources,
+                                   GUINT_TO_POINTER(res->id))) {
             return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                                   "resource %u is not attached to context %u",
                                   res->id, ctx->id);
+        }
+        if (!ctx_attach_count(s, ctx, res->id,
+                              cmd->hdr.type == PVGPU_CMD_CTX_ATTACH_RESOURCE)) {
+            /* the renderer's view does not change */
+            pvgpu_request_respond(s, req, 0, NULL, 0);
+            return 0;
         }
         submit(s, req);
         return 0;
@@ -686,9 +785,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /* gone for the guest now; freed once the renderer let go of it */
-        req->job.unmap_first = res->mapping || res->map_pending;
-        if (res->mapping) {
-            blob_unmap_begin(s, res, req);
+        req->job.unmap_first = blob_mapped(res);
+        if (blob_mapped(res)) {
+            blob_unmap_queue(s, res, req);
         }
         pvgpu_scanout_detach_resource(s, res);
         contexts_forget_resource(s, res->id);
@@ -837,11 +936,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!res) {
             return err;
         }
-        if (!res->mapping) {
+        if (!blob_mapped(res)) {
             return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                                   "blob %u is not mapped", res->id);
         }
-        blob_unmap_begin(s, res, req);
+        blob_unmap_queue(s, res, req);
         submit(s, req);
         return 0;
     case PVGPU_CMD_SET_SCANOUT_BLOB:
@@ -971,15 +1070,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
         }
         job_failed(s, req);
     }
-    /* what the renderer has let go of */
-    if (req->res) {
-        pvgpu_resource_free(s, req->res);
-        req->res = NULL;
-    }
-    if (req->iov) {
-        pvgpu_iov_unmap(s, req->iov, req->niov, true);
-        req->iov = NULL;
-    }
+    request_release(s, req);
     for (unsigned i = 0; i < job->nreadbacks && !job->cancelled; i++) {
         if (!job->readbacks[i].ok) {
             continue;
@@ -1025,6 +1116,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     PvgpuRenderOpts opts = {
         .render_node = s->render_node,
         .gles = s->gles,
+        .guard = &DEVICE(s)->mem_reentrancy_guard,
     };
     Error *err = NULL;
 
@@ -1105,8 +1197,11 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
 {
     PvgpuState *s = opaque;
 
+    PvgpuRequest *req = container_of(item, PvgpuRequest, item);
+
     s->sched_queued--;
-    pvgpu_request_free(container_of(item, PvgpuRequest, item));
+    request_release(s, req);
+    pvgpu_request_free(req);
 }
 
 /*
@@ -1149,6 +1244,8 @@ static void reset(PvgpuState *s, bool unplug)
             /* a CTX_DESTROY that never got to run */
             pvgpu_sched_entity_remove(s->sched, req->entity, reset_drop, s);
         }
+        /* an UNREF's resource, a DETACH_BACKING's mapping */
+        request_release(s, req);
         pvgpu_request_free(req);
     }
     if (s->sched) {

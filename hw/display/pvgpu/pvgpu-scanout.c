@@ -348,6 +348,20 @@ static void cursor_define(PvgpuScanout *so, pixman_image_t *src)
     cursor_unref(c);
 }
 
+/* A cursor image in guest memory, copied as the guest left it. */
+static void cursor_define_blob(PvgpuScanout *so, PvgpuResource *res)
+{
+    g_autofree uint32_t *pixels = g_malloc(PVGPU_CURSOR_BLOB_BYTES);
+    pixman_image_t *src;
+
+    iov_to_buf(res->iov, res->niov, 0, pixels, PVGPU_CURSOR_BLOB_BYTES);
+    src = pixman_image_create_bits(
+        pvgpu_pixman_format(PVGPU_FORMAT_B8G8R8A8_UNORM), PVGPU_CURSOR_SIZE,
+        PVGPU_CURSOR_SIZE, pixels, PVGPU_CURSOR_SIZE * 4);
+    cursor_define(so, src);
+    pixman_image_unref(src);
+}
+
 void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, bool update)
 {
@@ -357,6 +371,8 @@ void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
         so->cursor_resource_id = res ? res->id : 0;
         if (res && res->image) {
             cursor_define(so, res->image);
+        } else if (res && res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
+            cursor_define_blob(so, res);
         }
     }
     dpy_mouse_set(so->con, so->cursor_x, so->cursor_y,

@@ -637,7 +637,7 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
         error_setg(errp, "pvgpu: cannot create the render thread's notifier");
         goto fail;
     }
-    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, NULL);
+    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, opts->guard);
 
     /* virglrenderer's own init runs on the thread that will use it */
     qemu_thread_create(&r->thread, "pvgpu-render", pvgpu_render_thread, r,
@@ -725,6 +725,9 @@ void pvgpu_render_free_later(PvgpuRenderer *r, unsigned holds)
     /* no job may complete for the device that is going */
     pvgpu_render_reset(r, true);
     r->holds = holds;
+    /* the device's re-entrancy guard goes with it */
+    qemu_bh_delete(r->bh);
+    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, NULL);
 }
 
 void pvgpu_render_unhold(PvgpuRenderer *r)

@@ -14,6 +14,7 @@
 #include "qapi/error.h"
 #include "qemu/iov.h"
 #include "qemu/log.h"
+#include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "hw/qdev-properties.h"
@@ -160,11 +161,29 @@ void pvgpu_notify_config_event(PvgpuState *s, uint32_t event)
     virtio_notify_config(VIRTIO_DEVICE(s));
 }
 
+/*
+ * Requests a queue reset orphaned that may still execute.  Past this the
+ * queues are left alone until some finish: a guest that keeps resetting
+ * queues with work in flight must not make the device buffer without
+ * bound (the class of CVE-2016-5403).
+ */
+#define PVGPU_MAX_ORPHANS 256
+
 void pvgpu_request_free(PvgpuRequest *req)
 {
+    PvgpuState *s = req->s;
+
     if (req->elem) {
         virtqueue_detach_element(req->vq, req->elem, 0);
         g_free(req->elem);
+    }
+    if (req->live.le_prev) {
+        QLIST_REMOVE(req, live);
+        if (req->orphan && --s->orphans < PVGPU_MAX_ORPHANS / 2 &&
+            s->throttled) {
+            s->throttled = false;
+            qemu_bh_schedule(s->resume_bh);
+        }
     }
     g_free(req->buf);
     g_free(req);
@@ -172,7 +191,9 @@ void pvgpu_request_free(PvgpuRequest *req)
 
 /*
  * Answer @req: its error, or @resp (a bare OK_NODATA when @resp is NULL).
- * The cursor queue carries no responses (spec 5.7.6.10).
+ * The cursor queue carries no responses (spec 5.7.6.10).  A request whose
+ * queue was reset meanwhile is not answered: its buffers are the guest's
+ * again.
  */
 void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
                            const uint8_t *resp, size_t resp_len)
@@ -181,6 +202,11 @@ void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
     uint8_t hdr_resp[PVGPU_HDR_SIZE];
     size_t written = 0;
 
+    if (!req->elem) {
+        trace_pvgpu_resp_dropped(pvgpu_cmd_name(hdr->type), hdr->fence_id);
+        pvgpu_request_free(req);
+        return;
+    }
     if (req->vq == s->ctrl_vq) {
         if (err || !resp) {
             resp_len = pvgpu_resp_encode_hdr(hdr_resp, hdr,
@@ -210,8 +236,20 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
 {
     VirtQueueElement *elem;
 
-    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
-        PvgpuRequest *req = g_new0(PvgpuRequest, 1);
+    for (;;) {
+        PvgpuRequest *req;
+
+        if (s->orphans >= PVGPU_MAX_ORPHANS) {
+            /* resume_bh pops again once some of them are done */
+            s->throttled = true;
+            trace_pvgpu_throttled(s->orphans);
+            break;
+        }
+        elem = virtqueue_pop(vq, sizeof(VirtQueueElement));
+        if (!elem) {
+            break;
+        }
+        req = g_new0(PvgpuRequest, 1);
         size_t len = MIN(iov_size(elem->out_sg, elem->out_num),
                          PVGPU_MAX_REQUEST_SIZE);
         PvgpuCmd *cmd = &req->job.cmd;
@@ -221,6 +259,7 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
         req->s = s;
         req->vq = vq;
         req->elem = elem;
+        QLIST_INSERT_HEAD(&s->requests, req, live);
         req->buf = g_malloc(len ? len : 1);
         iov_to_buf(elem->out_sg, elem->out_num, 0, req->buf, len);
         err = pvgpu_cmd_decode(req->buf, len, queue, s->decode_caps, cmd,
@@ -257,6 +296,42 @@ static void pvgpu_handle_ctrl(VirtIODevice *vdev, VirtQueue *vq)
 static void pvgpu_handle_cursor(VirtIODevice *vdev, VirtQueue *vq)
 {
     pvgpu_process_queue(PVGPU(vdev), vq, PVGPU_QUEUE_CURSOR);
+}
+
+static void pvgpu_resume_bh(void *opaque)
+{
+    PvgpuState *s = opaque;
+
+    pvgpu_process_queue(s, s->ctrl_vq, PVGPU_QUEUE_CTRL);
+    pvgpu_process_queue(s, s->cursor_vq, PVGPU_QUEUE_CURSOR);
+}
+
+/*
+ * VIRTIO_F_RING_RESET (spec 2.6.1): the driver takes the queue's buffers
+ * back.  Requests popped from it may still be queued or executing, and
+ * the commands they carry still take effect (device state already
+ * reflects them), but none of them may ever be answered into the new
+ * ring: their elements are given back now.
+ */
+static void pvgpu_queue_reset(VirtIODevice *vdev, uint32_t queue_index)
+{
+    PvgpuState *s = PVGPU(vdev);
+    VirtQueue *vq = virtio_get_queue(vdev, queue_index);
+    PvgpuRequest *req;
+    unsigned n = 0;
+
+    QLIST_FOREACH(req, &s->requests, live) {
+        if (req->vq != vq || !req->elem) {
+            continue;
+        }
+        virtqueue_detach_element(vq, req->elem, 0);
+        g_free(req->elem);
+        req->elem = NULL;
+        req->orphan = true;
+        s->orphans++;
+        n++;
+    }
+    trace_pvgpu_queue_reset(queue_index, n, s->orphans);
 }
 
 static unsigned num_capsets(PvgpuState *s)
@@ -391,6 +466,9 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
     /* queue sizes as the Linux driver expects them: it sizes its own */
     s->ctrl_vq = virtio_add_queue(vdev, 256, pvgpu_handle_ctrl);
     s->cursor_vq = virtio_add_queue(vdev, 16, pvgpu_handle_cursor);
+    QLIST_INIT(&s->requests);
+    s->resume_bh = qemu_bh_new_guarded(pvgpu_resume_bh, s,
+                                       &dev->mem_reentrancy_guard);
     pvgpu_resources_init(s);
     pvgpu_scanouts_init(s, errp);
 }
@@ -404,6 +482,7 @@ static void pvgpu_unrealize(DeviceState *dev)
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);
     pvgpu_resources_fini(s);
+    qemu_bh_delete(s->resume_bh);
     virtio_delete_queue(s->ctrl_vq);
     virtio_delete_queue(s->cursor_vq);
     virtio_cleanup(vdev);
@@ -565,6 +644,7 @@ static void pvgpu_class_init(ObjectClass *klass, void *data)
     vdc->get_features = pvgpu_get_features;
     vdc->set_features = pvgpu_set_features;
     vdc->reset = pvgpu_reset;
+    vdc->queue_reset = pvgpu_queue_reset;
     vdc->vmsd = &vmstate_pvgpu_device;
 }
 

@@ -16,6 +16,7 @@
 #define HW_DISPLAY_PVGPU_RENDER_H
 
 #include "qemu/queue.h"
+#include "hw/qdev-core.h"
 #include "hw/display/pvgpu-cmd.h"
 
 typedef struct PvgpuRenderer PvgpuRenderer;
@@ -28,6 +29,12 @@ typedef struct PvgpuRenderOpts {
     const char *render_node;
     /* OpenGL ES instead of desktop OpenGL on the host */
     bool gles;
+    /*
+     * The device's re-entrancy guard: completions answer the guest, and a
+     * guest may have placed its rings in the device's own BARs (the class
+     * of CVE-2024-3446)
+     */
+    MemReentrancyGuard *guard;
 } PvgpuRenderOpts;
 
 typedef struct PvgpuCapset {

@@ -25,6 +25,13 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
 
 #define TYPE_PVGPU_PCI "pvgpu-pci"
 
+/*
+ * A cursor in a guest blob: the size Linux's virtio_gpu cursor plane uses
+ * (64x64, DRM_FORMAT_ARGB8888 = B8G8R8A8_UNORM)
+ */
+#define PVGPU_CURSOR_SIZE 64
+#define PVGPU_CURSOR_BLOB_BYTES (PVGPU_CURSOR_SIZE * PVGPU_CURSOR_SIZE * 4)
+
 /* virtio_gpu_config.events_read bits, spec 5.7.4 */
 #define PVGPU_EVENT_DISPLAY (1u << 0)
 
@@ -78,8 +85,9 @@ typedef struct PvgpuResource {
     uint32_t blob_flags;
     uint64_t blob_size;
     PvgpuBlobMapping *mapping;  /* MAP_BLOB, until UNMAP_BLOB */
-    bool map_pending;           /* MAP_BLOB sent to the renderer */
-    uint64_t map_offset;
+    /* the last MAP_BLOB, while the renderer has not answered it */
+    struct PvgpuRequest *map_req;
+    uint64_t map_offset;        /* of the last MAP_BLOB */
 } PvgpuResource;
 
 /* SET_SCANOUT_BLOB: a framebuffer inside a blob's guest memory */
@@ -132,7 +140,19 @@ typedef struct PvgpuRequest {
     bool blob_flush;
     /* RESOURCE_FLUSH: scanouts shown as dmabufs, updated once done */
     uint32_t gl_update_mask;
+    /*
+     * MAP_BLOB: its resource (an UNREF of it waits for this map), and the
+     * UNMAP_BLOB or UNREF queued after it, which waits (map_wait) until
+     * the renderer has answered it
+     */
+    PvgpuResource *map_res;
+    struct PvgpuRequest *unmap_waiter;
+    bool map_wait;
     QTAILQ_ENTRY(PvgpuRequest) next;
+    /* every request popped from a virtqueue, until freed */
+    QLIST_ENTRY(PvgpuRequest) live;
+    /* its queue was reset: nobody is answered, its element is given back */
+    bool orphan;
 } PvgpuRequest;
 
 #define PVGPU_DMABUF_CACHE 3
@@ -176,6 +196,15 @@ struct PvgpuState {
 
     VirtQueue *ctrl_vq;
     VirtQueue *cursor_vq;
+    /*
+     * Requests popped and not yet freed.  Those a queue reset orphaned
+     * (their element given back, still executing) count in @orphans; the
+     * queues are not popped while there are too many of them.
+     */
+    QLIST_HEAD(, PvgpuRequest) requests;
+    unsigned orphans;
+    bool throttled;
+    QEMUBH *resume_bh;
 
     /* properties */
     uint32_t max_outputs;

@@ -9,6 +9,7 @@
 #include "../libqtest.h"
 #include "qemu/module.h"
 #include "qgraph.h"
+#include "standard-headers/linux/virtio_pci.h"
 #include "pvgpu.h"
 
 #define PVGPU_TIMEOUT_US (30 * 1000 * 1000)
@@ -31,6 +32,24 @@ void qpvgpu_cleanup(QPvgpu *gpu)
         qvirtqueue_cleanup(gpu->vdev->bus, gpu->cursor, gpu->alloc);
         gpu->ctrl = gpu->cursor = NULL;
     }
+}
+
+void qpvgpu_queue_reset(QPvgpu *gpu, unsigned index)
+{
+    QVirtioPCIDevice *pci = container_of(gpu->vdev, QVirtioPCIDevice, vdev);
+    QVirtQueue **vq = index ? &gpu->cursor : &gpu->ctrl;
+    uint64_t cfg = pci->common_cfg_offset;
+
+    qpci_io_writew(pci->pdev, pci->bar, cfg + VIRTIO_PCI_COMMON_Q_SELECT,
+                   index);
+    qpci_io_writew(pci->pdev, pci->bar, cfg + VIRTIO_PCI_COMMON_Q_RESET, 1);
+    /* spec 4.1.4.3.2: done once queue_reset reads 0; the queue is off */
+    g_assert_cmpuint(qpci_io_readw(pci->pdev, pci->bar,
+                                   cfg + VIRTIO_PCI_COMMON_Q_RESET), ==, 0);
+    g_assert_cmpuint(qpci_io_readw(pci->pdev, pci->bar,
+                                   cfg + VIRTIO_PCI_COMMON_Q_ENABLE), ==, 0);
+    qvirtqueue_cleanup(gpu->vdev->bus, *vq, gpu->alloc);
+    *vq = qvirtqueue_setup(gpu->vdev, gpu->alloc, index);
 }
 
 static QTestState *qpvgpu_qts(QPvgpu *gpu)

@@ -43,6 +43,11 @@ uint32_t qpvgpu_ctrl(QPvgpu *gpu, const void *req, size_t req_size,
 uint32_t qpvgpu_ctrl_sg(QPvgpu *gpu, const void *const *parts,
                         const size_t *sizes, unsigned nparts,
                         void *resp, size_t resp_size);
+/*
+ * VIRTIO_F_RING_RESET (negotiated by qpvgpu_init's caller): reset queue
+ * @index (0 control, 1 cursor) and set it up again with fresh rings.
+ */
+void qpvgpu_queue_reset(QPvgpu *gpu, unsigned index);
 /* Send @req on the cursor queue (no response) and wait until it is used. */
 void qpvgpu_cursor(QPvgpu *gpu, const void *req, size_t req_size);
 
