@@ -19,6 +19,7 @@
 #include "qobject/qlist.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_gpu.h"
+#include "standard-headers/linux/virtio_pci.h"
 #include "libqos/qgraph.h"
 #include "libqos/pvgpu.h"
 #include "libqos/virtio-pci.h"
@@ -2475,6 +2476,67 @@ static void test_cursor_blob(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(unref(gpu, 10), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/*
+ * DMA re-entrancy (the class of CVE-2024-3446): a fenced request whose
+ * response buffer is the device's own virtio registers.  The answer comes
+ * from the render thread's completion; its write must not reach the
+ * registers (here it would write 0 to device_status: a reset from inside
+ * the completion), and the device carries on.
+ */
+static void test_dma_reentrancy(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    QVirtioPCIDevice *pci = container_of(gpu->vdev, QVirtioPCIDevice, vdev);
+    static const float c[4] = { 1, 1, 0, 1 };
+    struct virtio_gpu_cmd_submit sub = { 0 };
+    struct virtio_gpu_ctrl_hdr req;
+    struct virtio_gpu_resp_display_info info;
+    uint64_t regs = pci->bar.addr + pci->common_cfg_offset;
+    uint32_t dw[32], head, len;
+    uint64_t a, stream;
+    uint8_t status;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 1, 64, 64);
+    n = clear_stream(dw, 1, c);
+    stream = guest_alloc(alloc, n);
+    memwrite(stream, dw, n);
+    status = qpci_io_readb(pci->pdev, pci->bar, pci->common_cfg_offset +
+                           offsetof(struct virtio_pci_common_cfg,
+                                    device_status));
+    g_assert_cmphex(status & VIRTIO_CONFIG_S_DRIVER_OK, ==,
+                    VIRTIO_CONFIG_S_DRIVER_OK);
+
+    hdr_init(&sub.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+    sub.hdr.ctx_id = cpu_to_le32(1);
+    sub.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+    sub.hdr.fence_id = cpu_to_le64(9);
+    sub.size = cpu_to_le32(n);
+    a = guest_alloc(alloc, sizeof(sub));
+    memwrite(a, &sub, sizeof(sub));
+    head = qvirtqueue_add(gpu->qts, gpu->ctrl, a, sizeof(sub), false, true);
+    qvirtqueue_add(gpu->qts, gpu->ctrl, stream, n, false, true);
+    qvirtqueue_add(gpu->qts, gpu->ctrl, regs, 24, true, false);
+    qvirtqueue_kick(gpu->qts, gpu->vdev, gpu->ctrl, head);
+    qvirtio_wait_used_elem(gpu->qts, gpu->vdev, gpu->ctrl, head, &len,
+                           30 * 1000 * 1000);
+
+    /* no reset happened, and the device still answers */
+    status = qpci_io_readb(pci->pdev, pci->bar, pci->common_cfg_offset +
+                           offsetof(struct virtio_pci_common_cfg,
+                                    device_status));
+    g_assert_cmphex(status & VIRTIO_CONFIG_S_DRIVER_OK, ==,
+                    VIRTIO_CONFIG_S_DRIVER_OK);
+    hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    qpvgpu_ctrl(gpu, &req, sizeof(req), &info, sizeof(info));
+    g_assert_cmphex(le32_to_cpu(info.hdr.type), ==,
+                    VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 10), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+}
+
 static void test_hotplug(void)
 {
     QTestState *qts = qtest_init("-M pc");
@@ -3876,6 +3938,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/reset-queued-fenced", "pvgpu", test_reset_queued,
                  &fenced);
     qos_add_test("3d/queue-reset", "pvgpu", test_queue_reset, NULL);
+    qos_add_test("3d/dma-reentrancy", "pvgpu", test_dma_reentrancy, NULL);
     qos_add_test("3d/blob-map-queued", "pvgpu", test_blob_map_queued,
                  &blob_hostmem);
     qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,

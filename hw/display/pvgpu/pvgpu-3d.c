@@ -235,7 +235,7 @@ static void pump(PvgpuState *s)
         req = QTAILQ_FIRST(&s->held);
         if (!req || s->sched_queued || req->unmap || req->map_wait ||
             (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
-            /* an unmap waits for its region's release (unmap_bh) */
+            /* an unmap waits for its region's release (pump_bh) */
             break;
         }
         if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH &&
@@ -262,9 +262,17 @@ static void pump(PvgpuState *s)
     }
 }
 
+/*
+ * Answers to the guest are DMA, which a guest may aim at the device's own
+ * registers (the class of CVE-2024-3446): everything that can answer runs
+ * in the virtqueue handlers or in bottom halves under the transport's
+ * re-entrancy guard, never straight from a timer or a QMP command.
+ */
 static void pvgpu_3d_pump_timer(void *opaque)
 {
-    pump(opaque);
+    PvgpuState *s = opaque;
+
+    qemu_bh_schedule(s->pump_bh);
 }
 
 static void submit(PvgpuState *s, PvgpuRequest *req)
@@ -579,11 +587,11 @@ static void blob_mapping_finalize(Object *obj)
      */
     if (req) {
         req->unmap = NULL;
-        qemu_bh_schedule(req->s->unmap_bh);
+        qemu_bh_schedule(req->s->pump_bh);
     } else if (m->s) {
         /* a reset's renderer restart waits for the last of these */
         m->s->releasing = g_slist_remove(m->s->releasing, m);
-        qemu_bh_schedule(m->s->unmap_bh);
+        qemu_bh_schedule(m->s->pump_bh);
     } else if (m->renderer) {
         /* the device is gone; its renderer waits for the last of these */
         pvgpu_render_unhold(m->renderer);
@@ -706,7 +714,7 @@ static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
     object_unparent(OBJECT(m));
 }
 
-static void pvgpu_3d_unmap_bh(void *opaque)
+static void pvgpu_3d_pump_bh(void *opaque)
 {
     pump(opaque);
 }
@@ -1113,10 +1121,12 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
 
 bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 {
+    DeviceState *transport = qdev_get_parent_bus(DEVICE(s))->parent;
     PvgpuRenderOpts opts = {
         .render_node = s->render_node,
         .gles = s->gles,
-        .guard = &DEVICE(s)->mem_reentrancy_guard,
+        /* the transport's: its registers are what DMA could reach */
+        .guard = &transport->mem_reentrancy_guard,
     };
     Error *err = NULL;
 
@@ -1137,8 +1147,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     }
     s->sched = pvgpu_sched_new();
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
-    s->unmap_bh = qemu_bh_new_guarded(pvgpu_3d_unmap_bh, s,
-                                      &DEVICE(s)->mem_reentrancy_guard);
+    s->pump_bh = virtio_bh_new_guarded(DEVICE(s), pvgpu_3d_pump_bh, s);
     pvgpu_3d_apply_scheduler(s);
     return true;
 }
@@ -1163,7 +1172,7 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
     pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
     /* what a cap or the frame-rate limit held back may go now */
-    pump(s);
+    qemu_bh_schedule(s->pump_bh);
 }
 
 /* The guest negotiated its features: 3D state cannot be migrated. */
@@ -1189,7 +1198,7 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 void pvgpu_3d_resume(PvgpuState *s)
 {
     if (s->sched) {
-        pump(s);
+        qemu_bh_schedule(s->pump_bh);
     }
 }
 
@@ -1302,7 +1311,7 @@ void pvgpu_3d_fini(PvgpuState *s)
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;
     if (s->sched) {
-        qemu_bh_delete(s->unmap_bh);
+        qemu_bh_delete(s->pump_bh);
         timer_free(s->pump_timer);
         pvgpu_sched_free(s->sched);
         s->sched = NULL;

@@ -467,8 +467,7 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
     s->ctrl_vq = virtio_add_queue(vdev, 256, pvgpu_handle_ctrl);
     s->cursor_vq = virtio_add_queue(vdev, 16, pvgpu_handle_cursor);
     QLIST_INIT(&s->requests);
-    s->resume_bh = qemu_bh_new_guarded(pvgpu_resume_bh, s,
-                                       &dev->mem_reentrancy_guard);
+    s->resume_bh = virtio_bh_new_guarded(dev, pvgpu_resume_bh, s);
     pvgpu_resources_init(s);
     pvgpu_scanouts_init(s, errp);
 }

@@ -230,7 +230,7 @@ struct PvgpuState {
     Error *migration_blocker;
     /* the host-visible memory region (BAR 4), when hostmem is set */
     MemoryRegion hostmem_bar;
-    QEMUBH *unmap_bh;           /* a blob mapping was released */
+    QEMUBH *pump_bh;            /* dispatch what may go now */
     /* mappings taken out by a reset, not yet released (PvgpuBlobMapping) */
     GSList *releasing;
 
