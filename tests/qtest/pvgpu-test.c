@@ -1155,6 +1155,8 @@ static void test_capsets(void *obj, void *data, QGuestAllocator *alloc)
         vers[i] = le32_to_cpu(info.capset_max_version);
         sizes[i] = le32_to_cpu(info.capset_max_size);
         g_assert_cmpuint(sizes[i], >=, 64);
+        /* no host bytes through the padding (CVE-2021-3545's class) */
+        g_assert_cmphex(le32_to_cpu(info.padding), ==, 0);
     }
     g_assert_cmpuint(ids[0], ==, VIRTIO_GPU_CAPSET_VIRGL);
     g_assert_cmpuint(ids[1], ==, VIRTIO_GPU_CAPSET_VIRGL2);
@@ -1174,6 +1176,12 @@ static void test_capsets(void *obj, void *data, QGuestAllocator *alloc)
         g_assert_cmphex(ldl_le_p(resp), ==, VIRTIO_GPU_RESP_OK_CAPSET);
         /* virgl caps start with their max_version, never 0 */
         g_assert_cmpuint(ldl_le_p(resp + 24), >=, 1);
+        /*
+         * a response buffer shorter than the capset gets what fits, and
+         * nothing is written past it (CVE-2021-3546's class)
+         */
+        g_assert_cmpuint(qpvgpu_ctrl(gpu, &gc, sizeof(gc), resp, 40), ==,
+                         40);
     }
     gc.capset_id = cpu_to_le32(3);
     g_assert_cmphex(ctrl_nodata(gpu, &gc, sizeof(gc)), ==,
@@ -2474,6 +2482,66 @@ static void test_cursor_blob(void *obj, void *data, QGuestAllocator *alloc)
     c.resource_id = cpu_to_le32(10);
     qpvgpu_cursor(gpu, &c, sizeof(c));
     g_assert_cmphex(unref(gpu, 10), ==, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/*
+ * Requests never waited for (the class of CVE-2016-5403): a guest that
+ * resets a queue over and over while its requests are held (here by the
+ * frame-rate limiter) must not make QEMU keep an unbounded number of
+ * them.  With 256 orphaned requests the device stops popping, and starts
+ * again once they drain.
+ */
+static void test_orphan_bound(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_resource_flush fl = { 0 };
+    struct virtio_gpu_ctrl_hdr req;
+    uint32_t types[1];
+    Batch last = { .gpu = gpu, .hold = true };
+    QDict *rsp;
+
+    g_assert(qpvgpu_init(gpu, alloc, (1ull << VIRTIO_F_VERSION_1) |
+                         (1ull << VIRTIO_F_RING_RESET) |
+                         (1ull << VIRTIO_GPU_F_VIRGL)) &
+             (1ull << VIRTIO_F_RING_RESET));
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 1}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    hdr_init(&fl.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+    fl.resource_id = cpu_to_le32(2);
+    fl.r.width = fl.r.height = cpu_to_le32(64);
+    for (int round = 0; round < 4; round++) {
+        Batch b = { .gpu = gpu, .hold = true };
+
+        for (int i = 0; i < 64; i++) {
+            batch_add(&b, &fl, sizeof(fl), 0, 0);
+        }
+        batch_publish(&b);
+        qpvgpu_queue_reset(gpu, 0);
+    }
+    /* 256 orphans: not even this is taken off the ring */
+    hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+    batch_add(&last, &req, sizeof(req), 0, 0);
+    batch_publish(&last);
+    g_usleep(300 * 1000);
+    qtest_clock_step(gpu->qts, 100);
+    g_assert_cmpuint(qtest_readw(gpu->qts, gpu->ctrl->used + 2), ==, 0);
+
+    /* once they are done, it is */
+    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 0}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    batch_drain(&last, types);
+    g_assert_cmphex(types[0], ==, VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
 }
 
 /*
@@ -3939,6 +4007,7 @@ static void register_pvgpu_test(void)
                  &fenced);
     qos_add_test("3d/queue-reset", "pvgpu", test_queue_reset, NULL);
     qos_add_test("3d/dma-reentrancy", "pvgpu", test_dma_reentrancy, NULL);
+    qos_add_test("3d/orphan-bound", "pvgpu", test_orphan_bound, NULL);
     qos_add_test("3d/blob-map-queued", "pvgpu", test_blob_map_queued,
                  &blob_hostmem);
     qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,
