@@ -398,6 +398,8 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     ctx->capset_id = capset ?: PVGPU_CAPSET_VIRGL;
     ctx->resources = g_hash_table_new(NULL, NULL);
     ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
+    ctx->serial = ++s->resource_serial;
+    req->serial = ctx->serial;
     ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
     g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
     trace_pvgpu_ctx_create(ctx->id, ctx->capset_id,
@@ -1021,9 +1023,18 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             pvgpu_backing_free(s, res);
         }
         break;
-    case PVGPU_CMD_CTX_CREATE:
-        g_hash_table_remove(s->contexts, GUINT_TO_POINTER(cmd->hdr.ctx_id));
+    case PVGPU_CMD_CTX_CREATE: {
+        PvgpuContext *ctx = context_find(s, cmd->hdr.ctx_id);
+
+        /* not a later context with the same id */
+        if (ctx && ctx->serial == req->serial) {
+            pvgpu_sched_entity_remove(s->sched, ctx->entity, drop_request,
+                                      s);
+            ctx->entity = NULL;
+            g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
+        }
         break;
+    }
     }
 }
 

@@ -109,6 +109,8 @@ typedef struct PvgpuContext {
     uint32_t cap;
     uint32_t priority;
     uint64_t errors;            /* commands the renderer refused */
+    /* tells this context from a later one with the same id */
+    uint64_t serial;
 } PvgpuContext;
 
 /*
@@ -125,7 +127,8 @@ typedef struct PvgpuRequest {
     PvgpuResource *res;
     struct iovec *iov;
     unsigned niov;
-    uint64_t serial;            /* of the resource a CREATE/ATTACH is for */
+    /* of the resource a CREATE/ATTACH or the context a CTX_CREATE is for */
+    uint64_t serial;
     /* a context's work goes through the scheduler */
     PvgpuSchedItem item;
     bool scheduled;
