@@ -656,13 +656,12 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
         if (waiter &&
             waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
             /* what it would have seen had it come after the failure */
+            uint32_t unmap_err = pvgpu_cmd_fail(
+                &waiter->job.cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                "blob %u is not mapped: its MAP_BLOB failed", res->id);
+
             QTAILQ_REMOVE(&s->held, waiter, next);
-            pvgpu_request_respond(s, waiter,
-                                  pvgpu_cmd_fail(&waiter->job.cmd,
-                                                 PVGPU_RESP_ERR_INVALID_PARAMETER,
-                                                 "blob %u is not mapped: its "
-                                                 "MAP_BLOB failed", res->id),
-                                  NULL, 0);
+            pvgpu_request_respond(s, waiter, unmap_err, NULL, 0);
         }
         return err;
     }
