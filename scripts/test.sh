@@ -2,7 +2,8 @@
 # Run the whole pvgpu test suite on a fresh Debian 12 machine or a warm one:
 # installs what it needs, builds incrementally, then runs
 #   1. unit tests of the QEMU-independent code (tests/unit, ASan+UBSan),
-#   2. the qtests through the libqos pvgpu driver,
+#   2. the qtests through the libqos pvgpu driver (the device fuzzer among
+#      them), then all of them again under ASan+UBSan,
 #   3. the real guest test (Debian kernel, stock virtio_gpu driver).
 # Each suite prints TAP; the last line is "N passed, N failed".
 set -u
@@ -74,6 +75,28 @@ if [ -z "$paths" ]; then
 else
     # shellcheck disable=SC2086
     run_suite qtest 1200 "$qos" --tap $paths
+fi
+
+# 2b. the same qtests, the fuzzer among them, under ASan and UBSan: any
+# sanitizer report aborts QEMU and fails its test, leaks are checked when
+# QEMU exits (tests/qtest/lsan-pvgpu.supp: one-time allocations of the GL
+# stack only).  The fuzzer runs a bounded slice here; scripts/fuzz.sh runs
+# it for as long as one likes.
+if scripts/build.sh --sanitize --tests; then
+    qos_san="$repo/build-san/tests/qtest/qos-test"
+    paths_san=$("$qos_san" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' |
+                sed 's/^/-p /')
+    # shellcheck disable=SC2086
+    run_suite qtest-asan 2400 env \
+        QTEST_QEMU_BINARY="$repo/build-san/qemu-system-x86_64" \
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=0" \
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1" \
+        LSAN_OPTIONS="suppressions=$repo/tests/qtest/lsan-pvgpu.supp:print_suppressions=0" \
+        PVGPU_FUZZ_COMMANDS=1000000 PVGPU_FUZZ_SECONDS=45 \
+        "$qos_san" --tap $paths_san
+else
+    echo "not ok - scripts/build.sh --sanitize --tests"
+    failed=$((failed + 1))
 fi
 
 # 3. the real guest: 3D-capable device (the default), then 2D only

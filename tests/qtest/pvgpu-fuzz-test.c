@@ -25,6 +25,8 @@
  * Environment:
  *   PVGPU_FUZZ_SEED      seed (default: from the clock; always printed)
  *   PVGPU_FUZZ_COMMANDS  number of commands (default 4000)
+ *   PVGPU_FUZZ_SECONDS   stop after this many seconds even if fewer
+ *                        commands ran (default: no limit)
  *   PVGPU_FUZZ_TIMEOUT   seconds a request may stay unanswered (default 60)
  *   PVGPU_FUZZ_TRACE     1: print every command to stderr (for minimising)
  *   PVGPU_FUZZ_AVOID     comma-separated patterns to leave out while the
@@ -68,7 +70,7 @@
 #define ARENA_SIZE      (2 * MiB)       /* requests and responses */
 #define POOL_SIZE       (8 * MiB)       /* backing memory */
 #define MAX_BATCHES     64
-#define MAX_BATCH_REQS  48
+#define MAX_BATCH_REQS  128
 #define MAX_SEGS        12
 #define CMD_MAX         (16 * KiB)
 #define NOT_RAM         (1ull << 40)
@@ -207,6 +209,9 @@ typedef struct FRes {
 typedef struct FCtx {
     bool live;
     uint32_t gen;
+    bool pipeline;              /* draw state objects exist and are bound */
+    bool poisoned;              /* virglrenderer refused a stream: it */
+                                /* refuses everything else from now on */
     uint32_t blob_ids[8];       /* made by PIPE_RESOURCE_CREATE, unused */
     uint32_t blob_sizes[8];
     unsigned nblob;
@@ -214,7 +219,7 @@ typedef struct FCtx {
 
 /* what a request does to the model if the device refuses it */
 typedef enum Undo {
-    U_NONE, U_RES, U_CTX, U_BACKING, U_CTX_ATTACH, U_MAP
+    U_NONE, U_RES, U_CTX, U_BACKING, U_CTX_ATTACH, U_MAP, U_SUBMIT
 } Undo;
 
 /* --- the driver ----------------------------------------------------------- */
@@ -308,8 +313,9 @@ typedef struct Fuzz {
     QPCIBar hostmem_bar;
     uint64_t seed, rng;
     uint64_t target;
+    gint64 time_limit_us;
     gint64 timeout_us;
-    bool trace;
+    unsigned trace;
     bool avoid_reset_busy, avoid_qreset_busy, avoid_map_unmap;
     bool avoid_fence_order;
 
@@ -349,6 +355,8 @@ typedef struct Fuzz {
     uint64_t fenced, notifies, batches, resets, queue_resets;
     uint64_t system_resets, qmp_calls, bar_touches, broken_chains;
     uint64_t fence_order_violations;
+    uint64_t wait_us, waits;
+    bool replaying;
 } Fuzz;
 
 /* --- PRNG (splitmix64) ---------------------------------------------------- */
@@ -601,6 +609,11 @@ static bool is_3d_of(const FRes *r, uint32_t ctx)
     return (r->kind == R_3D_TEX || r->kind == R_3D_BUF) && attached_to(r, ctx);
 }
 
+static bool is_3d_backed_of(const FRes *r, uint32_t ctx)
+{
+    return is_3d_of(r, ctx) && r->backing;
+}
+
 static bool is_cursor(const FRes *r, uint32_t unused)
 {
     return r->kind == R_2D && r->w == 64 && r->h == 64;
@@ -621,14 +634,29 @@ static bool is_scanout_src(const FRes *r, uint32_t unused)
     return r->kind == R_2D || r->kind == R_3D_TEX;
 }
 
-static uint32_t ctx_pick(Fuzz *f)
+static uint32_t ctx_pick_if(Fuzz *f, bool healthy_only)
 {
     uint32_t start = rnd_range(f, 1, NR_CTX);
 
     for (uint32_t i = 0; i < NR_CTX; i++) {
         uint32_t id = (start + i - 1) % NR_CTX + 1;
 
-        if (f->ctx[id].live) {
+        if (f->ctx[id].live && (!healthy_only || !f->ctx[id].poisoned)) {
+            return id;
+        }
+    }
+    return 0;
+}
+
+static uint32_t ctx_pick(Fuzz *f)
+{
+    return ctx_pick_if(f, false);
+}
+
+static uint32_t ctx_poisoned(Fuzz *f)
+{
+    for (uint32_t id = 1; id <= NR_CTX; id++) {
+        if (f->ctx[id].live && f->ctx[id].poisoned) {
             return id;
         }
     }
@@ -715,6 +743,13 @@ static void model_undo(Fuzz *f, const Inflight *r)
         if (res && res->gen == r->undo_gen && res->slot >= 0) {
             f->slot_owner[res->slot] = 0;
             res->slot = -1;
+        }
+        break;
+    case U_SUBMIT:
+        if (r->undo_id <= NR_CTX && f->ctx[r->undo_id].live &&
+            f->ctx[r->undo_id].gen == r->undo_gen) {
+            f->ctx[r->undo_id].pipeline = false;
+            f->ctx[r->undo_id].poisoned = true;
         }
         break;
     }
@@ -1008,11 +1043,9 @@ static void gen_transfer_2d(Fuzz *f, Cmd *c)
     snprintf(c->what, sizeof(c->what), "id=%u", id);
 }
 
-static void gen_attach(Fuzz *f, Cmd *c)
+static void gen_attach_id(Fuzz *f, Cmd *c, uint32_t id)
 {
     struct virtio_gpu_resource_attach_backing *a;
-    uint32_t id = chance(f, 92) ? res_pick(f, needs_backing, 0)
-                                : bad_res_id(f);
     FRes *r = id >= 1 && id <= NR_RES ? &f->res[id] : NULL;
     uint64_t len = r && r->size ? r->size : rnd_range(f, 1, 65536);
     uint32_t claimed;
@@ -1038,6 +1071,12 @@ static void gen_attach(Fuzz *f, Cmd *c)
         c->undo_id = id;
         c->undo_gen = r->gen;
     }
+}
+
+static void gen_attach(Fuzz *f, Cmd *c)
+{
+    gen_attach_id(f, c, chance(f, 92) ? res_pick(f, needs_backing, 0)
+                                      : bad_res_id(f));
 }
 
 static void gen_detach(Fuzz *f, Cmd *c)
@@ -1314,12 +1353,10 @@ static uint32_t gen_create_3d(Fuzz *f, Cmd *c, int want)
     return 0;
 }
 
-static void gen_transfer_3d(Fuzz *f, Cmd *c, bool to_host)
+static void gen_transfer_3d(Fuzz *f, Cmd *c, bool to_host, uint32_t ctx,
+                            uint32_t id)
 {
     struct virtio_gpu_transfer_host_3d *t;
-    uint32_t ctx = ctx_or_bad(f);
-    uint32_t id = ctx >= 1 && ctx <= NR_CTX && chance(f, 90) ?
-                  res_pick(f, is_3d_of, ctx) : bad_res_id(f);
     FRes *r = id <= NR_RES ? &f->res[id] : NULL;
     uint32_t w = r && r->w ? r->w : 16, h = r && r->h ? r->h : 16;
     uint32_t x = rnd(f, w), y = rnd(f, h);
@@ -1436,19 +1473,34 @@ static void put_triangle(Fuzz *f, Cmd *c, uint32_t vb, bool full)
     }
 }
 
-/*
- * A complete draw: pipeline state, shaders, a vertex buffer filled
- * inline, a render target, one or more draws; everything unbound and
- * destroyed again at the end so that the next stream starts clean.
- */
-static void stream_draw(Fuzz *f, Cmd *c, uint32_t rt, uint32_t vb,
-                        bool full)
+static void put_pipeline_teardown(Cmd *c)
 {
-    FRes *r = &f->res[rt];
-    unsigned draws = full ? 1 : rnd_range(f, 1, 3);
+    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_BLEND, 1));
+    put32(c, 0);
+    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_RASTERIZER, 1));
+    put32(c, 0);
+    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_DSA, 1));
+    put32(c, 0);
+    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_VERTEX_ELEMENTS, 1));
+    put32(c, 0);
+    put32(c, VCMD(VCCMD_BIND_SHADER, 0, 2));
+    put32(c, 0);
+    put32(c, PIPE_SHADER_VERTEX);
+    put32(c, VCMD(VCCMD_BIND_SHADER, 0, 2));
+    put32(c, 0);
+    put32(c, PIPE_SHADER_FRAGMENT);
+    put_destroy(c, VOBJ_BLEND, H_BLEND);
+    put_destroy(c, VOBJ_RASTERIZER, H_RS);
+    put_destroy(c, VOBJ_DSA, H_DSA);
+    put_destroy(c, VOBJ_SHADER, H_VS);
+    put_destroy(c, VOBJ_SHADER, H_FS);
+    put_destroy(c, VOBJ_VERTEX_ELEMENTS, H_VE);
+}
 
+/* state objects and shaders, created and bound once per context */
+static void put_pipeline(Cmd *c)
+{
     /* leftovers of a stream that failed half-way */
-    put_destroy(c, VOBJ_SURFACE, H_SURF);
     put_destroy(c, VOBJ_BLEND, H_BLEND);
     put_destroy(c, VOBJ_RASTERIZER, H_RS);
     put_destroy(c, VOBJ_DSA, H_DSA);
@@ -1456,7 +1508,6 @@ static void stream_draw(Fuzz *f, Cmd *c, uint32_t rt, uint32_t vb,
     put_destroy(c, VOBJ_SHADER, H_FS);
     put_destroy(c, VOBJ_VERTEX_ELEMENTS, H_VE);
 
-    put_surface(c, H_SURF, rt, r->fmt);
     put32(c, VCMD(VCCMD_CREATE_OBJECT, VOBJ_BLEND, 11));
     put32(c, H_BLEND);
     put32(c, 0);                        /* S0 */
@@ -1506,6 +1557,27 @@ static void stream_draw(Fuzz *f, Cmd *c, uint32_t rt, uint32_t vb,
     put32(c, VCMD(VCCMD_BIND_SHADER, 0, 2));
     put32(c, H_FS);
     put32(c, PIPE_SHADER_FRAGMENT);
+}
+
+/*
+ * A draw: the context's pipeline (made in this stream if it has none
+ * yet), a surface on the render target, a vertex buffer filled inline,
+ * one or more triangles; the surface goes again at the end and
+ * sometimes the whole pipeline.
+ */
+static void stream_draw(Fuzz *f, Cmd *c, uint32_t ctx, uint32_t rt,
+                        uint32_t vb, bool full)
+{
+    FRes *r = &f->res[rt];
+    FCtx *m = &f->ctx[ctx];
+    unsigned draws = full ? 1 : rnd_range(f, 1, 3);
+
+    if (!m->pipeline || full) {
+        put_pipeline(c);
+        m->pipeline = true;
+    }
+    put_destroy(c, VOBJ_SURFACE, H_SURF);
+    put_surface(c, H_SURF, rt, r->fmt);
     put_framebuffer(c, H_SURF);
     put32(c, VCMD(VCCMD_SET_VIEWPORT, 0, 7));
     put32(c, 0);                        /* start slot */
@@ -1538,27 +1610,11 @@ static void stream_draw(Fuzz *f, Cmd *c, uint32_t rt, uint32_t vb,
     }
 
     put_framebuffer(c, 0);
-    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_BLEND, 1));
-    put32(c, 0);
-    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_RASTERIZER, 1));
-    put32(c, 0);
-    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_DSA, 1));
-    put32(c, 0);
-    put32(c, VCMD(VCCMD_BIND_OBJECT, VOBJ_VERTEX_ELEMENTS, 1));
-    put32(c, 0);
-    put32(c, VCMD(VCCMD_BIND_SHADER, 0, 2));
-    put32(c, 0);
-    put32(c, PIPE_SHADER_VERTEX);
-    put32(c, VCMD(VCCMD_BIND_SHADER, 0, 2));
-    put32(c, 0);
-    put32(c, PIPE_SHADER_FRAGMENT);
     put_destroy(c, VOBJ_SURFACE, H_SURF);
-    put_destroy(c, VOBJ_BLEND, H_BLEND);
-    put_destroy(c, VOBJ_RASTERIZER, H_RS);
-    put_destroy(c, VOBJ_DSA, H_DSA);
-    put_destroy(c, VOBJ_SHADER, H_VS);
-    put_destroy(c, VOBJ_SHADER, H_FS);
-    put_destroy(c, VOBJ_VERTEX_ELEMENTS, H_VE);
+    if (!full && chance(f, 5)) {
+        put_pipeline_teardown(c);
+        m->pipeline = false;
+    }
 }
 
 static void stream_clear(Fuzz *f, Cmd *c, uint32_t rt)
@@ -1676,7 +1732,7 @@ static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
     start = c->len;
     switch (kind) {
     case K_SUBMIT_DRAW:
-        stream_draw(f, c, rt, vb, false);
+        stream_draw(f, c, ctx, rt, vb, false);
         break;
     case K_SUBMIT_CLEAR:
         stream_clear(f, c, rt);
@@ -1721,6 +1777,11 @@ static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
     s->size = cpu_to_le32(size);
     snprintf(c->what, sizeof(c->what), "ctx=%u rt=%u vb=%u bytes=%zu size=%u",
              ctx, rt, vb, c->len - start, size);
+    if (ctx >= 1 && ctx <= NR_CTX && f->ctx[ctx].live) {
+        c->undo = U_SUBMIT;
+        c->undo_id = ctx;
+        c->undo_gen = f->ctx[ctx].gen;
+    }
 }
 
 static void gen_blob_host(Fuzz *f, Cmd *c, uint32_t ctx)
@@ -1904,8 +1965,17 @@ static Cmd *plan_next(Plan *p)
 /* a context for 3D work, made in this plan if the model has none */
 static uint32_t plan_ctx(Fuzz *f, Plan *p)
 {
-    uint32_t ctx = ctx_pick(f);
+    uint32_t ctx = ctx_pick_if(f, true);
 
+    if (!ctx && !ctx_free_id(f) && (ctx = ctx_poisoned(f))) {
+        Cmd *c = plan_next(p);
+
+        cmd_start(c, K_CTX_DESTROY, VIRTIO_GPU_CMD_CTX_DESTROY,
+                  sizeof(struct virtio_gpu_ctx_destroy), ctx);
+        snprintf(c->what, sizeof(c->what), "ctx=%u (poisoned)", ctx);
+        ctx_forget(f, ctx);
+        ctx = 0;
+    }
     if (!ctx && chance(f, 90)) {
         Cmd *c = plan_next(p);
 
@@ -1940,16 +2010,41 @@ static void plan_3d(Fuzz *f, Plan *p)
         gen_ctx_create(f, plan_next(p));
     } else if (r < 8) {
         gen_ctx_destroy(f, plan_next(p));
+        if (ctx_poisoned(f) && p->n < 2) {
+            Cmd *c = plan_next(p);
+            uint32_t bad = ctx_poisoned(f);
+
+            cmd_start(c, K_CTX_DESTROY, VIRTIO_GPU_CMD_CTX_DESTROY,
+                      sizeof(struct virtio_gpu_ctx_destroy), bad);
+            snprintf(c->what, sizeof(c->what), "ctx=%u (poisoned)", bad);
+            ctx_forget(f, bad);
+        }
     } else if (r < 14) {
         gen_ctx_attach(f, plan_next(p));
     } else if (r < 16) {
         gen_ctx_detach(f, plan_next(p));
     } else if (r < 24) {
         gen_create_3d(f, plan_next(p), -1);
-    } else if (r < 30) {
-        gen_transfer_3d(f, plan_next(p), true);
     } else if (r < 36) {
-        gen_transfer_3d(f, plan_next(p), false);
+        ctx = chance(f, 93) ? plan_ctx(f, p) : ctx_or_bad(f);
+        rt = ctx >= 1 && ctx <= NR_CTX && chance(f, 92) ?
+             res_pick(f, is_3d_backed_of, ctx) : bad_res_id(f);
+        if (!rt && ctx >= 1 && ctx <= NR_CTX) {
+            rt = plan_res3d(f, p, ctx, chance(f, 70) ? R_3D_TEX : R_3D_BUF);
+            if (rt && !f->res[rt].backing) {
+                gen_attach_id(f, plan_next(p), rt);
+            }
+        }
+        gen_transfer_3d(f, plan_next(p), r < 30, ctx, rt);
+    } else if (r < 40) {
+        /* random and garbage streams poison a context of their own */
+        ctx = ctx_poisoned(f);
+        ctx = ctx ? ctx : plan_ctx(f, p);
+        if (ctx) {
+            gen_submit(f, plan_next(p), chance(f, 70) ? K_SUBMIT_RANDOM
+                                                      : K_SUBMIT_GARBAGE,
+                       ctx, 0, 0);
+        }
     } else if (r < 92 || !f->blob) {
         ctx = plan_ctx(f, p);
         if (!ctx) {
@@ -1967,12 +2062,8 @@ static void plan_3d(Fuzz *f, Plan *p)
             if (rt) {
                 gen_submit(f, plan_next(p), K_SUBMIT_CLEAR, ctx, rt, 0);
             }
-        } else if (r < 80 && f->blob) {
+        } else if (f->blob) {
             gen_submit(f, plan_next(p), K_SUBMIT_BLOBRES, ctx, 0, 0);
-        } else if (r < 92) {
-            gen_submit(f, plan_next(p), K_SUBMIT_RANDOM, ctx, 0, 0);
-        } else {
-            gen_submit(f, plan_next(p), K_SUBMIT_GARBAGE, ctx, 0, 0);
         }
     } else {
         ctx = plan_ctx(f, p);
@@ -2120,16 +2211,32 @@ static void wait_progress(Fuzz *f, const char *why)
             if (q->req[i].busy && now > q->req[i].deadline) {
                 Inflight *r = &q->req[i];
 
+                for (int qj = 0; qj < 2; qj++) {
+                    for (uint32_t j = 0; j < f->q[qj].size; j++) {
+                        Inflight *o = &f->q[qj].req[j];
+
+                        if (o->busy) {
+                            fprintf(stderr, "pvgpu-fuzz: in flight on queue "
+                                    "%d: #%" PRIu64 " %s ctx %u fence %"
+                                    PRIu64 " flags 0x%x\n", qj, o->seq,
+                                    kind_name[o->kind], o->ctx_id,
+                                    o->fence_id, o->flags);
+                        }
+                    }
+                }
                 fail(f, "queue %u: request #%" PRIu64 " (%s type 0x%x "
                      "ctx %u fence %" PRIu64 " flags 0x%x) unanswered "
-                     "after %" PRId64 " s (%s)", qi, r->seq,
-                     kind_name[r->kind], r->type, r->ctx_id, r->fence_id,
-                     r->flags, f->timeout_us / G_USEC_PER_SEC, why);
+                     "after %" PRId64 " s (%s); device status 0x%x", qi,
+                     r->seq, kind_name[r->kind], r->type, r->ctx_id,
+                     r->fence_id, r->flags, f->timeout_us / G_USEC_PER_SEC,
+                     why, f->gpu->vdev->bus->get_status(f->gpu->vdev));
             }
         }
     }
     g_usleep(100);
     poll_used(f);
+    f->wait_us += g_get_monotonic_time() - now;
+    f->waits++;
 }
 
 static void send_staged(Fuzz *f);
@@ -2182,6 +2289,9 @@ static void seg_split(Fuzz *f, Staged *s, const uint8_t *data, uint32_t len,
 {
     uint32_t done = 0;
 
+    if (!len) {
+        return;                 /* no zero-length buffers by accident */
+    }
     pieces = MAX(MIN(pieces, len), 1);
     for (unsigned i = 0; i < pieces; i++) {
         uint32_t left = len - done;
@@ -2197,6 +2307,9 @@ static Shape pick_shape(Fuzz *f, bool cursor)
 {
     uint32_t r = rnd(f, 1000);
 
+    if (f->replaying) {
+        return SH_NORMAL;
+    }
     if (r < 880) {
         return SH_NORMAL;
     } else if (r < 930) {
@@ -2319,6 +2432,9 @@ static void stage_cmd(Fuzz *f, Cmd *c)
         if (shape == SH_ZERO_LEN) {
             seg_add(s, false, false, stage_bytes(f, false, c->b, 8), 0);
         }
+        if (!s->nseg) {
+            seg_add(s, false, false, stage_bytes(f, false, c->b, 8), 8);
+        }
         seg_add(s, true, true, stage_bytes(f, true, NULL, 64), 64);
         break;
     default:
@@ -2357,6 +2473,17 @@ static void stage_cmd(Fuzz *f, Cmd *c)
             s->meta.timeline = 1 + (s->meta.ctx_id - 1) * NR_RINGS +
                                s->meta.ring_idx;
         }
+    }
+    if (f->trace > 1) {
+        /* in PVGPU_FUZZ_REPLAY's format, to cut down to a reproducer */
+        g_autofree char *hex = g_malloc(c->len * 2 + 1);
+
+        hex[0] = 0;
+        for (size_t i = 0; i < c->len; i++) {
+            sprintf(hex + 2 * i, "%02x", c->b[i]);
+        }
+        fprintf(stderr, "replay: %s %s %u\n", c->cursor ? "cursor" : "ctrl",
+                hex, resp);
     }
     f->staged_desc[q->index] += s->nseg;
     f->nstaged++;
@@ -2578,6 +2705,11 @@ static void check_response(Fuzz *f, FQueue *q, Inflight *r, uint32_t len)
     }
     p = b->in + r->resp_off;
     type = ldl_le_p(p);
+    if (f->replaying) {
+        fprintf(stderr, "replay: answer to #%" PRIu64 " (type 0x%x fence %"
+                PRIu64 "): 0x%x, %u bytes\n", r->seq, r->type, r->fence_id,
+                type, len);
+    }
     if (!resp_type_valid(type)) {
         fail(f, "#%" PRIu64 " %s (type 0x%x): response type 0x%x is no "
              "OK/ERR code", r->seq, kind_name[r->kind], r->type, type);
@@ -2648,19 +2780,31 @@ static void check_response(Fuzz *f, FQueue *q, Inflight *r, uint32_t len)
 
 static void poll_queue(Fuzz *f, FQueue *q)
 {
-    g_autofree uint8_t *used = g_malloc(4 + 8 * q->size);
+    g_autofree uint8_t *used = NULL;
     uint16_t idx, n;
+    uint32_t first;
 
-    qtest_bufread(f->qts, q->vq->used, used, 4 + 8 * q->size);
-    idx = lduw_le_p(used + 2);
+    idx = qtest_readw(f->qts, q->vq->used + 2);
     n = idx - q->used_idx;
+    if (!n) {
+        return;
+    }
     if (n > q->inflight) {
         fail(f, "queue %u: used idx %u runs %u ahead of the %u requests in "
              "flight (last seen %u)", q->index, idx, n, q->inflight,
              q->used_idx);
     }
+    /* the new entries, in at most two pieces around the ring's end */
+    used = g_malloc(8 * q->size);
+    first = q->used_idx % q->size;
+    qtest_bufread(f->qts, q->vq->used + 4 + 8 * first, used + 8 * first,
+                  8 * MIN(n, q->size - first));
+    if (first + n > q->size) {
+        qtest_bufread(f->qts, q->vq->used + 4, used,
+                      8 * (first + n - q->size));
+    }
     for (uint16_t k = 0; k < n; k++) {
-        const uint8_t *e = used + 4 + 8 * ((q->used_idx + k) % q->size);
+        const uint8_t *e = used + 8 * ((q->used_idx + k) % q->size);
         uint32_t id = ldl_le_p(e), len = ldl_le_p(e + 4);
         Inflight *r;
 
@@ -2701,6 +2845,71 @@ static void drain(Fuzz *f)
     while ((f->q[0].inflight || f->q[1].inflight) && !f->broken) {
         wait_progress(f, "draining");
     }
+}
+
+static void device_reset(Fuzz *f);
+
+/*
+ * PVGPU_FUZZ_REPLAY=FILE sends requests from FILE instead of generating
+ * them, one per line: "ctrl HEX [RESP]" or "cursor HEX" stage a request
+ * (normal descriptors, RESP bytes of response buffer, default 4096),
+ * "kick" sends what is staged and waits for every answer, "send" sends
+ * without waiting, "reset" resets the device.  PVGPU_FUZZ_TRACE=2 prints
+ * every generated request in this format ("replay: ..." lines), so a
+ * failing run can be cut down to a reproducer by deleting lines.
+ * Answers are printed as they come, with the same checks as a fuzz run.
+ */
+static void replay(Fuzz *f, const char *file)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    g_autofree Cmd *c = g_new0(Cmd, 1);
+
+    g_assert(g_file_get_contents(file, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    f->replaying = true;
+    for (char **l = lines; *l; l++) {
+        g_auto(GStrv) w = g_strsplit_set(g_strstrip(*l), " \t", -1);
+        size_t n;
+
+        if (!w[0] || !w[0][0] || w[0][0] == '#') {
+            continue;
+        }
+        if (!strcmp(w[0], "replay:")) {
+            /* a trace line pasted as it is */
+            memmove(w, w + 1, sizeof(*w) * g_strv_length(w));
+        }
+        if (!strcmp(w[0], "kick")) {
+            drain(f);
+            continue;
+        } else if (!strcmp(w[0], "send")) {
+            send_staged(f);
+            continue;
+        } else if (!strcmp(w[0], "reset")) {
+            device_reset(f);
+            continue;
+        }
+        g_assert(!strcmp(w[0], "ctrl") || !strcmp(w[0], "cursor"));
+        g_assert(w[1]);
+        memset(c, 0, offsetof(Cmd, b));
+        n = strlen(w[1]) / 2;
+        g_assert(n <= sizeof(c->b));
+        for (size_t i = 0; i < n; i++) {
+            unsigned v;
+
+            g_assert(sscanf(w[1] + 2 * i, "%2x", &v) == 1);
+            c->b[i] = v;
+        }
+        c->len = n;
+        c->cursor = !strcmp(w[0], "cursor");
+        c->resp = c->cursor ? 0 : w[2] ? atoi(w[2]) : RESP_CAPSET;
+        c->kind = K_GARBAGE;
+        c->ordered_fence = true;
+        snprintf(c->what, sizeof(c->what), "replayed type 0x%x",
+                 n >= 4 ? ldl_le_p(c->b) : 0);
+        stage_cmd(f, c);
+    }
+    drain(f);
 }
 
 /* send one request and wait for its answer; returns the response type */
@@ -2756,7 +2965,9 @@ static void choose_features(Fuzz *f)
 {
     uint64_t want = 1ull << VIRTIO_F_VERSION_1;
 
-    if (chance(f, 92)) {
+    if (getenv("PVGPU_FUZZ_REPLAY")) {
+        want |= 0x1f | 1ull << VIRTIO_F_RING_RESET;
+    } else if (chance(f, 92)) {
         want |= 1ull << VIRTIO_GPU_F_VIRGL;
         if (chance(f, 85)) {
             want |= 1ull << VIRTIO_GPU_F_CONTEXT_INIT;
@@ -2773,6 +2984,9 @@ static void choose_features(Fuzz *f)
     }
     if (chance(f, 95)) {
         want |= 1ull << VIRTIO_F_RING_RESET;
+    }
+    if (getenv("PVGPU_FUZZ_NO_VIRGL")) {
+        want &= ~(1ull << VIRTIO_GPU_F_VIRGL);
     }
     f->features = qpvgpu_init(f->gpu, f->alloc, want & f->offered);
     f->virgl = f->features & (1ull << VIRTIO_GPU_F_VIRGL);
@@ -3111,7 +3325,7 @@ static void selftest_draw(Fuzz *f)
 
     cmd_start(c, K_SUBMIT_DRAW, VIRTIO_GPU_CMD_SUBMIT_3D,
               sizeof(struct virtio_gpu_cmd_submit), ctx);
-    stream_draw(f, c, rt, vb, true);
+    stream_draw(f, c, ctx, rt, vb, true);
     stl_le_p(c->b + 24, c->len - sizeof(struct virtio_gpu_cmd_submit));
     g_assert_cmphex(sync_cmd(f, c), ==, VIRTIO_GPU_RESP_OK_NODATA);
 
@@ -3173,6 +3387,7 @@ static void fuzz_setup(Fuzz *f, QPvgpu *gpu, QGuestAllocator *alloc)
                       g_get_real_time() ^ ((uint64_t)getpid() << 32));
     f->rng = f->seed;
     f->target = env_u64("PVGPU_FUZZ_COMMANDS", 4000);
+    f->time_limit_us = env_u64("PVGPU_FUZZ_SECONDS", 0) * G_USEC_PER_SEC;
     f->timeout_us = env_u64("PVGPU_FUZZ_TIMEOUT", 60) * G_USEC_PER_SEC;
     f->trace = env_u64("PVGPU_FUZZ_TRACE", 0);
     f->avoid_reset_busy = avoid(avoid_list, "reset-busy");
@@ -3220,6 +3435,8 @@ static void fuzz_report(Fuzz *f, gint64 usecs)
                    f->queue_resets, f->system_resets, f->qmp_calls,
                    f->bar_touches, f->broken_chains,
                    f->fence_order_violations);
+    g_test_message("pvgpu-fuzz: %.1f s waiting for the device (%" PRIu64
+                   " polls)", f->wait_us / 1e6, f->waits);
     for (int k = 0; k < NR_KINDS; k++) {
         g_test_message("pvgpu-fuzz:   %-28s %8" PRIu64 " sent %8" PRIu64
                        " ok %8" PRIu64 " err", kind_name[k], f->sent[k],
@@ -3250,9 +3467,16 @@ static void fuzz_run(void *obj, void *data, QGuestAllocator *alloc)
     g_test_message("pvgpu-fuzz: seed %" PRIu64 ", %" PRIu64 " commands",
                    f->seed, f->target);
     choose_features(f);
-    selftest_draw(f);
+    if (getenv("PVGPU_FUZZ_REPLAY")) {
+        replay(f, getenv("PVGPU_FUZZ_REPLAY"));
+        f->target = 0;
+    } else {
+        selftest_draw(f);
+    }
 
-    while (f->commands < f->target) {
+    while (f->commands < f->target &&
+           (!f->time_limit_us ||
+            g_get_monotonic_time() - start < f->time_limit_us)) {
         uint32_t n = chance(f, 20) ? rnd_range(f, 1, 8)
                                    : rnd_range(f, 16, MAX_BATCH_REQS);
         uint32_t r;
