@@ -1,8 +1,9 @@
 #!/bin/sh
 # Build the demo/test guest: Debian's stock kernel (linux-image-amd64) and
-# an initramfs with busybox, the kernel's own virtio/DRM modules and
-# contrib/pvgpu-fbdemo.  Everything comes from Debian's archive; the
-# result is cached and rebuilt only when its inputs change.
+# an initramfs with busybox, the kernel's own virtio/DRM modules,
+# contrib/pvgpu-fbdemo and contrib/pvgpu-cursor.  Everything comes from
+# Debian's archive; the result is cached and rebuilt only when its inputs
+# change.
 #
 # Prints the guest directory (holding vmlinuz and initrd.img).
 set -eu
@@ -17,7 +18,7 @@ log() { echo "pvgpu-guest: $*" >&2; }
 
 . "$repo/scripts/guest-common.sh"
 
-inputs=$(printf '%s\n' "$kpkg" "$(sha256sum "$0" "$repo/scripts/guest-common.sh" "$repo/contrib/pvgpu-fbdemo.c" "$repo/tests/guest/init")" | sha256sum | cut -c1-16)
+inputs=$(printf '%s\n' "$kpkg" "$(sha256sum "$0" "$repo/scripts/guest-common.sh" "$repo/contrib/pvgpu-fbdemo.c" "$repo/contrib/pvgpu-cursor.c" "$repo/tests/guest/init")" | sha256sum | cut -c1-16)
 if [ -f "$out/initrd.img" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$inputs" ]; then
     echo "$out"
     exit 0
@@ -48,6 +49,8 @@ log "modules: $(tr '\n' ' ' < "$root/modules.order")"
 
 # The demo program draws on the guest's framebuffer.
 gcc -static -O2 -Wall -Werror -o "$root/bin/pvgpu-fbdemo" "$repo/contrib/pvgpu-fbdemo.c"
+# ... and this one shows a cursor through DRM's cursor ioctl.
+gcc -static -O2 -Wall -Werror -o "$root/bin/pvgpu-cursor" "$repo/contrib/pvgpu-cursor.c"
 
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out/initrd.img.tmp"
 mv "$out/initrd.img.tmp" "$out/initrd.img"

@@ -3,7 +3,8 @@
 # Boot the pvgpu test guest (scripts/mkguest.sh) headless and check, as an
 # operator would, that the stock virtio_gpu driver drives pvgpu: the
 # driver binds, DRM and fbcon come up, screendump shows the text console,
-# then the guest's demo pattern.  Prints TAP.
+# then the guest's demo pattern, and QEMU's VNC server shows the cursor
+# the guest set through DRM's cursor ioctl.  Prints TAP.
 #
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, Serial, Tap, check_power_off
+from harness import QMP, QemuExited, Serial, Tap, Vnc, check_power_off
 
 BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
         0xff00ff, 0xff0000, 0x0000ff, 0x000000]
@@ -67,6 +68,36 @@ def demo_matches(img):
     return pixel(img, 0, ramp_y) == 0 and pixel(img, w - 1, ramp_y) == 0xffffff
 
 
+# contrib/pvgpu-cursor.c's cursor: 64x64, hot spot (5,7), opaque
+CURSOR_SIZE = 64
+CURSOR_HOT = (5, 7)
+
+
+def cursor_pattern(x, y):
+    """contrib/pvgpu-cursor.c's pattern(), without its alpha (0xff)."""
+    return (x * 4) << 16 | (y * 4) << 8 | (x // 32 + 2 * (y // 32)) * 0x55
+
+
+def cursor_checks(cur):
+    """[(ok, detail)] for the size and hot spot, the pixels and the mask
+    of a cursor from Vnc.cursors(), against contrib/pvgpu-cursor.c's."""
+    w, h = cur['width'], cur['height']
+    shape = f"{w}x{h} hot spot ({cur['hot_x']},{cur['hot_y']})"
+    if (w, h) != (CURSOR_SIZE, CURSOR_SIZE):
+        return [(False, shape), (False, shape), (False, shape)]
+    bad = [(i % w, i // w, p) for i, p in enumerate(cur['pixels'])
+           if p != cursor_pattern(i % w, i // w)]
+    pixels = ''
+    if bad:
+        x, y, p = bad[0]
+        pixels = (f'{len(bad)} pixels differ, first ({x},{y}) '
+                  f'{p:06x} != {cursor_pattern(x, y):06x}')
+    clear = sum(8 - bin(b).count('1') for b in cur['mask'])
+    return [((cur['hot_x'], cur['hot_y']) == CURSOR_HOT, shape),
+            (not bad, pixels),
+            (not clear, f'{clear} pixels transparent' if clear else '')]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--qemu', required=True)
@@ -82,8 +113,10 @@ def main():
     qmp_path = os.path.join(tmp, 'qmp.sock')
     ser_path = os.path.join(tmp, 'serial.sock')
     log_path = os.path.join(tmp, 'serial.log')
+    vnc_path = os.path.join(tmp, 'vnc.sock')
     cmd = [args.qemu, '-M', 'q35', '-accel', 'tcg', '-m', '512',
            '-nodefaults', '-no-user-config', '-display', 'none',
+           '-vnc', f'unix:{vnc_path}',
            '-kernel', os.path.join(args.guest, 'vmlinuz'),
            '-initrd', os.path.join(args.guest, 'initrd.img'),
            '-append', 'console=ttyS0 console=tty0 loglevel=4 panic=-1',
@@ -168,6 +201,40 @@ def main():
             qmp.cmd('screendump', filename=os.path.abspath(args.screenshot),
                     device='gpu0', format='png')
             print(f'# screenshot saved to {args.screenshot}', flush=True)
+
+        # the cursor: VNC (console 0 = scanout 0) sends each cursor QEMU
+        # is given as a RichCursor; connected first, it sees them all
+        result = [(False, 'VNC sent no cursor')] * 3
+        seen = []
+        try:
+            vnc = Vnc(vnc_path, qemu)
+        except (OSError, EOFError, RuntimeError, QemuExited) as e:
+            vnc = None
+            result = [(False, f'VNC: {e}')] * 3
+        serial.send('cursor')
+        done = serial.wait_for(('cursor-set', 'cursor-failed'), 60)
+        cursor_set = done is not None and done.startswith('cursor-set')
+        tap.check(cursor_set,
+                  'guest set a 64x64 cursor with DRM_IOCTL_MODE_CURSOR2',
+                  done or 'no answer')
+        try:
+            for cur in vnc.cursors(30 if cursor_set else 1) if vnc else ():
+                result = cursor_checks(cur)
+                seen.append('; '.join(d for _, d in result if d))
+                if all(ok for ok, _ in result):
+                    break
+        except (OSError, EOFError, RuntimeError) as e:
+            result = [(False, f'VNC: {e}')] * 3
+        if vnc:
+            vnc.close()
+        if len(seen) > 1:
+            print('# VNC cursors: ' + ' | '.join(seen), flush=True)
+        tap.check(result[0][0], 'VNC cursor is 64x64 with hot spot (5,7)',
+                  result[0][1])
+        tap.check(result[1][0], "VNC cursor's pixels are the guest's pattern",
+                  result[1][1])
+        tap.check(result[2][0], "VNC cursor's mask is opaque everywhere",
+                  result[2][1])
 
         serial.send('quit')
         check_power_off(tap, serial, qemu, 30, 30)

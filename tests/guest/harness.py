@@ -1,14 +1,15 @@
 #
-# Talking to a QEMU the guest tests started: its QMP socket and the
-# guest's serial port, where the guests report in lines "PVGPU: ...";
-# TAP output and the power-off checks.  Shared by guest-test.py and
-# gl-guest.py.
+# Talking to a QEMU the guest tests started: its QMP socket, the guest's
+# serial port, where the guests report in lines "PVGPU: ...", and its VNC
+# server (for the cursor); TAP output and the power-off checks.  Shared by
+# guest-test.py and gl-guest.py.
 #
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import json
 import socket
+import struct
 import subprocess
 import time
 
@@ -114,6 +115,113 @@ class Serial:
 
     def send(self, line):
         self.sock.sendall(line.encode() + b'\n')
+
+
+class Vnc:
+    """A minimal RFB 3.8 client for QEMU's VNC server, enough to read the
+    cursor it sends with the RichCursor pseudo-encoding: no security,
+    shared session, raw encoding, the server's own pixel format."""
+
+    RAW = 0
+    RICH_CURSOR = -239
+
+    def __init__(self, path, qemu, timeout=30):
+        self.sock = connect(path, qemu, timeout)
+        self.deadline = time.monotonic() + timeout
+        version = self._recv(12)
+        if not version.startswith(b'RFB 003.'):
+            raise RuntimeError(f'not an RFB server: {version!r}')
+        self.sock.sendall(b'RFB 003.008\n')
+        types = self._recv(self._recv(1)[0])
+        if not types:
+            raise RuntimeError('VNC server refused: ' + self._reason())
+        if 1 not in types:
+            raise RuntimeError(f'VNC server wants security types {list(types)}'
+                               ', not None (1)')
+        self.sock.sendall(b'\x01')
+        if struct.unpack('>I', self._recv(4))[0] != 0:
+            raise RuntimeError('VNC security failed: ' + self._reason())
+        self.sock.sendall(b'\x01')              # ClientInit: shared
+        (self.width, self.height, self.bpp, _, big_endian, true_colour,
+         self.rmax, self.gmax, self.bmax, self.rshift, self.gshift,
+         self.bshift, name_len) = struct.unpack('>HHBBBBHHHBBB3xI',
+                                                self._recv(24))
+        self.name = self._recv(name_len).decode(errors='replace')
+        if self.bpp != 32 or not true_colour:
+            raise RuntimeError(f'VNC pixel format {self.bpp} bpp, true '
+                               f'colour {true_colour}: only 32 bpp handled')
+        self.byteorder = 'big' if big_endian else 'little'
+        encodings = (self.RAW, self.RICH_CURSOR)
+        self.sock.sendall(struct.pack(f'>BxH{len(encodings)}i', 2,
+                                      len(encodings), *encodings))
+        self.sock.sendall(struct.pack('>BBHHHH', 3, 0, 0, 0,
+                                      self.width, self.height))
+
+    def _recv(self, n):
+        data = bytearray()
+        while len(data) < n:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f'VNC: timed out reading {n} bytes')
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(min(n - len(data), 1 << 20))
+            if not chunk:
+                raise EOFError('VNC connection closed')
+            data += chunk
+        return bytes(data)
+
+    def _reason(self):
+        return self._recv(struct.unpack('>I', self._recv(4))[0]).decode(
+            errors='replace')
+
+    def rgb(self, pixel):
+        """A pixel in the server's format as 0xRRGGBB (8 bits each)."""
+        v = int.from_bytes(pixel, self.byteorder)
+        return ((v >> self.rshift & self.rmax) * 255 // self.rmax << 16 |
+                (v >> self.gshift & self.gmax) * 255 // self.gmax << 8 |
+                (v >> self.bshift & self.bmax) * 255 // self.bmax)
+
+    def cursors(self, timeout):
+        """Yield each cursor the server defines until timeout passes, as
+        a dict: hot_x, hot_y, width, height, pixels (0xRRGGBB, row by row)
+        and mask (one bit a pixel, rows padded to bytes, MSB first)."""
+        self.deadline = time.monotonic() + timeout
+        try:
+            yield from self._cursors()
+        except TimeoutError:
+            return
+
+    def _cursors(self):
+        bpp = self.bpp // 8
+        while True:
+            msg = self._recv(1)[0]
+            if msg == 0:                        # FramebufferUpdate
+                nrects = struct.unpack('>xH', self._recv(3))[0]
+                for _ in range(nrects):
+                    x, y, w, h, enc = struct.unpack('>HHHHi', self._recv(12))
+                    if enc == self.RAW:
+                        self._recv(w * h * bpp)
+                    elif enc == self.RICH_CURSOR:
+                        data = self._recv(w * h * bpp)
+                        mask = self._recv((w + 7) // 8 * h)
+                        yield {'hot_x': x, 'hot_y': y, 'width': w,
+                               'height': h, 'mask': mask,
+                               'pixels': [self.rgb(data[i:i + bpp])
+                                          for i in range(0, len(data), bpp)]}
+                    else:
+                        raise RuntimeError(f'VNC: encoding {enc} not asked')
+            elif msg == 1:                      # SetColourMapEntries
+                n = struct.unpack('>xHH', self._recv(5))[1]
+                self._recv(n * 6)
+            elif msg == 2:                      # Bell
+                pass
+            elif msg == 3:                      # ServerCutText
+                self._recv(struct.unpack('>3xI', self._recv(7))[0])
+            else:
+                raise RuntimeError(f'VNC: unexpected message type {msg}')
+
+    def close(self):
+        self.sock.close()
 
 
 class Tap:
