@@ -357,6 +357,7 @@ typedef struct Fuzz {
     uint64_t fence_order_violations;
     uint64_t wait_us, waits;
     bool replaying;
+    uint64_t replay_features;
 } Fuzz;
 
 /* --- PRNG (splitmix64) ---------------------------------------------------- */
@@ -2638,6 +2639,9 @@ static void send_staged(Fuzz *f)
         f->notifies++;
         q->kick = false;
     }
+    if (f->trace > 1) {
+        fprintf(stderr, "replay: send\n");
+    }
     f->staged_desc[0] = f->staged_desc[1] = 0;
     f->nstaged = 0;
     f->stage_out_len = f->stage_in_len = 0;
@@ -2842,19 +2846,26 @@ static void poll_used(Fuzz *f)
 static void drain(Fuzz *f)
 {
     send_staged(f);
+    if (f->trace > 1 && (f->q[0].inflight || f->q[1].inflight)) {
+        fprintf(stderr, "replay: wait\n");
+    }
     while ((f->q[0].inflight || f->q[1].inflight) && !f->broken) {
         wait_progress(f, "draining");
     }
 }
 
 static void device_reset(Fuzz *f);
+static void queue_reset(Fuzz *f, FQueue *q);
+static void system_reset(Fuzz *f);
 
 /*
  * PVGPU_FUZZ_REPLAY=FILE sends requests from FILE instead of generating
  * them, one per line: "ctrl HEX [RESP]" or "cursor HEX" stage a request
  * (normal descriptors, RESP bytes of response buffer, default 4096),
- * "kick" sends what is staged and waits for every answer, "send" sends
- * without waiting, "reset" resets the device.  PVGPU_FUZZ_TRACE=2 prints
+ * "send" sends what is staged in one notification, "wait" (or "kick")
+ * sends it and waits for every answer, "reset" resets the device,
+ * "features HEX" too, negotiating HEX, "qreset N" resets queue N,
+ * "sysreset" resets the machine.  PVGPU_FUZZ_TRACE=2 prints
  * every generated request in this format ("replay: ..." lines), so a
  * failing run can be cut down to a reproducer by deleting lines.
  * Answers are printed as they come, with the same checks as a fuzz run.
@@ -2879,14 +2890,25 @@ static void replay(Fuzz *f, const char *file)
             /* a trace line pasted as it is */
             memmove(w, w + 1, sizeof(*w) * g_strv_length(w));
         }
-        if (!strcmp(w[0], "kick")) {
+        if (!strcmp(w[0], "kick") || !strcmp(w[0], "wait")) {
             drain(f);
             continue;
         } else if (!strcmp(w[0], "send")) {
             send_staged(f);
             continue;
+        } else if (!strcmp(w[0], "features")) {
+            /* a reset that negotiates these */
+            f->replay_features = g_ascii_strtoull(w[1], NULL, 16);
+            device_reset(f);
+            continue;
         } else if (!strcmp(w[0], "reset")) {
             device_reset(f);
+            continue;
+        } else if (!strcmp(w[0], "qreset")) {
+            queue_reset(f, &f->q[atoi(w[1]) ? 1 : 0]);
+            continue;
+        } else if (!strcmp(w[0], "sysreset")) {
+            system_reset(f);
             continue;
         }
         g_assert(!strcmp(w[0], "ctrl") || !strcmp(w[0], "cursor"));
@@ -2965,7 +2987,9 @@ static void choose_features(Fuzz *f)
 {
     uint64_t want = 1ull << VIRTIO_F_VERSION_1;
 
-    if (getenv("PVGPU_FUZZ_REPLAY")) {
+    if (f->replay_features) {
+        want = f->replay_features;
+    } else if (getenv("PVGPU_FUZZ_REPLAY")) {
         want |= 0x1f | 1ull << VIRTIO_F_RING_RESET;
     } else if (chance(f, 92)) {
         want |= 1ull << VIRTIO_GPU_F_VIRGL;
@@ -2999,6 +3023,9 @@ static void choose_features(Fuzz *f)
     queue_bind(f, &f->q[1], f->gpu->cursor);
     f->q[0].index = 0;
     f->q[1].index = 1;
+    if (f->trace > 1) {
+        fprintf(stderr, "replay: features %" PRIx64 "\n", f->features);
+    }
     fuzz_log(f, "driver up: features 0x%" PRIx64 ", queue sizes %u, %u",
              f->features, f->q[0].size, f->q[1].size);
 }
@@ -3029,6 +3056,9 @@ static void device_reset(Fuzz *f)
     }
     fuzz_log(f, "device reset (%u + %u in flight%s)", f->q[0].inflight,
              f->q[1].inflight, f->broken ? ", device broken" : "");
+    if (f->trace > 1) {
+        fprintf(stderr, "replay: reset\n");
+    }
     qpvgpu_cleanup(f->gpu);
     qvirtio_reset(f->gpu->vdev);
     queue_drop_all(f, &f->q[0]);
@@ -3057,6 +3087,9 @@ static void queue_reset(Fuzz *f, FQueue *q)
     }
     send_staged(f);
     fuzz_log(f, "queue %u reset (%u in flight)", q->index, q->inflight);
+    if (f->trace > 1) {
+        fprintf(stderr, "replay: qreset %u\n", q->index);
+    }
     d->vdev.bus->queue_select(&d->vdev, q->index);
     qpci_io_writew(d->pdev, d->bar, cfg +
                    offsetof(struct virtio_pci_modern_common_cfg, queue_reset),
@@ -3092,6 +3125,9 @@ static void system_reset(Fuzz *f)
     send_staged(f);
     fuzz_log(f, "system_reset (%u + %u in flight)", f->q[0].inflight,
              f->q[1].inflight);
+    if (f->trace > 1) {
+        fprintf(stderr, "replay: sysreset\n");
+    }
     for (int i = 0; i < 6; i++) {
         bars[i] = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0 + 4 * i);
     }
@@ -3498,16 +3534,17 @@ static void fuzz_run(void *obj, void *data, QGuestAllocator *alloc)
             device_reset(f);
             continue;
         }
+        /* right behind the notification: work is still in flight */
         r = rnd(f, 1000);
-        if (r < 5) {
+        if (r < 10) {
             device_reset(f);
-        } else if (r < 10 && f->ring_reset) {
+        } else if (r < 30 && f->ring_reset) {
             queue_reset(f, &f->q[chance(f, 70) ? 0 : 1]);
-        } else if (r < 11) {
+        } else if (r < 32) {
             system_reset(f);
-        } else if (r < 60) {
+        } else if (r < 80) {
             fuzz_qmp(f);
-        } else if (r < 80 && f->virgl && f->blob) {
+        } else if (r < 100 && f->virgl && f->blob) {
             touch_hostmem(f);
         }
         /* mostly wait for the answers; sometimes run ahead of them */
