@@ -2605,17 +2605,40 @@ static void test_dma_reentrancy(void *obj, void *data, QGuestAllocator *alloc)
                     VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/* Drive the pvgpu-pci hot-plugged at @slot as @gpu, with 3D and blobs */
+static QVirtioPCIDevice *hotplug_gpu(QTestState *qts, QPCIBus *bus,
+                                     QGuestAllocator *alloc, int slot,
+                                     QPvgpu *gpu)
+{
+    QVirtioPCIDevice *dev;
+
+    dev = virtio_pci_new(bus, &(QPCIAddress) { .devfn = QPCI_DEVFN(slot, 0) });
+    g_assert_nonnull(dev);
+    qvirtio_pci_device_enable(dev);
+    qvirtio_start_device(&dev->vdev);
+    *gpu = (QPvgpu) { .vdev = &dev->vdev, .qts = qts };
+    pvgpu_setup_blob(gpu, alloc, true);
+    return dev;
+}
+
+/*
+ * Hot-unplug with render work in flight and a host blob mapped; then a
+ * new device gets 3D again once the guest has let go of the old one's
+ * memory (virglrenderer serves one device at a time).
+ */
 static void test_hotplug(void)
 {
     QTestState *qts = qtest_init("-M pc");
     QTestState *saved = global_qtest;
     static const float c[4] = { 0.1, 0.2, 0.3, 1 };
+    static const float green[4] = { 0, 1, 0, 1 };
     QGuestAllocator alloc;
     QVirtioPCIDevice *dev;
-    QPvgpu gpu = { 0 };
+    QPvgpu gpu;
     Batch b = { .gpu = &gpu };
     uint32_t dw[32];
-    uint64_t stream;
+    uint64_t stream, backing;
+    gint64 deadline;
     QPCIBus *bus;
     QDict *rsp;
     size_t n;
@@ -2625,13 +2648,7 @@ static void test_hotplug(void)
     bus = qpci_new_pc(qts, &alloc);
     qtest_qmp_device_add(qts, "pvgpu-pci", "hot0",
                          "{'addr': '0x5', 'virgl': 'on', 'hostmem': 1048576}");
-    dev = virtio_pci_new(bus, &(QPCIAddress) { .devfn = QPCI_DEVFN(5, 0) });
-    g_assert_nonnull(dev);
-    qvirtio_pci_device_enable(dev);
-    qvirtio_start_device(&dev->vdev);
-    gpu.vdev = &dev->vdev;
-    gpu.qts = qts;
-    pvgpu_setup_blob(&gpu, &alloc, true);
+    dev = hotplug_gpu(qts, bus, &alloc, 5, &gpu);
     g_assert_cmphex(ctx_create(&gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
     /* a host blob shown in the BAR: its memory must outlive the device */
     qpci_iomap(dev->pdev, 4, NULL);
@@ -2650,17 +2667,43 @@ static void test_hotplug(void)
     rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
     g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 0);
     qobject_unref(rsp);
+    g_free(dev);
 
+    /* 3D again, once the old mapping's region is released */
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    for (;;) {
+        rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                             "'driver': 'pvgpu-pci', 'id': 'hot1', "
+                             "'addr': '0x6', 'virgl': 'on'}}");
+        if (qdict_haskey(rsp, "return")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                        "virglrenderer"));
+        qobject_unref(rsp);
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(20 * 1000);
+    }
+    dev = hotplug_gpu(qts, bus, &alloc, 6, &gpu);
+    g_assert_cmphex(ctx_create(&gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(&gpu, 1, 1, 64, 64);
+    n = clear_stream(dw, 1, green);
+    g_assert_cmphex(submit_3d(&gpu, 1, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(&gpu, 1, 1, backing, 64, 64, 0x00ff00);
+
+    /* one 3D device at a time; a 2D one beside it is fine */
     rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
-                         "'driver': 'pvgpu-pci', 'id': 'hot1', "
+                         "'driver': 'pvgpu-pci', 'id': 'hot2', "
                          "'virgl': 'on'}}");
     g_assert(qdict_haskey(rsp, "error"));
     g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
                     "virglrenderer"));
     qobject_unref(rsp);
-    qtest_qmp_device_add(qts, "pvgpu-pci", "hot2", "{'addr': '0x6'}");
+    qtest_qmp_device_add(qts, "pvgpu-pci", "hot3", "{'addr': '0x7'}");
     rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
-    g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 1);
+    g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 2);
     qobject_unref(rsp);
 
     g_free(dev);
@@ -3265,8 +3308,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
  * and reconfigured every 100 ms.  Every request is fenced and must be
  * answered OK within SOAK_FENCE_US; rendered pixels are read back and the
  * screen dumped now and then, and checked; QEMU's resident memory must
- * stay flat after the first fifth of the run (the warm-up).  The figures
- * are printed as "SOAK" lines.
+ * stay flat after a warm-up, see soak_rss_report().  The figures are
+ * printed as "SOAK" lines.
  */
 #define SOAK_CTXS           8
 #define SOAK_DEPTH          4       /* submissions outstanding per context */
@@ -3363,6 +3406,20 @@ static long soak_rss_kb(Soak *s)
     }
     p = strstr(text, "VmRSS:");
     return p && sscanf(p, "VmRSS: %ld", &kb) == 1 ? kb : -1;
+}
+
+/* Microseconds in which some task waited for a CPU (PSI); 0 without PSI */
+static uint64_t soak_cpu_pressure_us(void)
+{
+    g_autofree char *text = NULL;
+    const char *p;
+    uint64_t us;
+
+    if (!g_file_get_contents("/proc/pressure/cpu", &text, NULL, NULL)) {
+        return 0;
+    }
+    p = strstr(text, "total=");
+    return p && sscanf(p, "total=%" SCNu64, &us) == 1 ? us : 0;
 }
 
 /* The colour context @ctx writes, as a B8G8R8X8 word */
@@ -3748,12 +3805,14 @@ static void soak_run(Soak *s, gint64 usecs)
 }
 
 /*
- * RSS after the warm-up (the first fifth): first, last, largest and the
+ * RSS after the warm-up (the first fifth, at least the 15 s in which
+ * virglrenderer and Mesa fill their caches): first, last, largest and the
  * least-squares slope.  Returns the growth that slope makes over the
  * sampled time, in kB.
  */
 static double soak_rss_report(Soak *s, gint64 usecs)
 {
+    gint64 warm = MAX(usecs / 5, 15 * G_USEC_PER_SEC);
     double n = 0, st = 0, sr = 0, stt = 0, str = 0, slope, span;
     long first = -1, last = -1, max = -1;
     gint64 t0 = -1, t1 = 0;
@@ -3770,7 +3829,7 @@ static double soak_rss_report(Soak *s, gint64 usecs)
         SoakRss *r = &g_array_index(s->rss, SoakRss, i);
         double t = r->t / 60e6;
 
-        if (r->t < usecs / 5) {
+        if (r->t < warm) {
             continue;
         }
         if (t0 < 0) {
@@ -3811,6 +3870,7 @@ static void soak_load(void *obj, void *data, QGuestAllocator *alloc)
     struct virtio_gpu_resource_flush *fl;
     struct virtio_gpu_transfer_host_3d *t3d;
     const QListEntry *e;
+    uint64_t pressure;
     double growth;
 
     g_assert_cmpint(secs, >, 0);
@@ -3872,7 +3932,9 @@ static void soak_load(void *obj, void *data, QGuestAllocator *alloc)
                    "transfer+flush at 60 Hz, QMP every 100 ms", secs,
                    SOAK_CTXS, SOAK_DEPTH, SOAK_CLEARS, SOAK_RT, SOAK_RT,
                    SOAK_2D_W, SOAK_2D_H);
+    pressure = soak_cpu_pressure_us();
     soak_run(s, secs * G_USEC_PER_SEC);
+    pressure = pressure ? soak_cpu_pressure_us() - pressure : 0;
 
     for (int k = 0; k < SOAK_KINDS; k++) {
         g_test_message("SOAK fences %-21s issued %8" PRIu64 " answered %8"
@@ -3904,6 +3966,12 @@ static void soak_load(void *obj, void *data, QGuestAllocator *alloc)
                    "%.1f ms", s->qmp_slowest[0] / 1000.0,
                    s->qmp_slowest[1] / 1000.0, s->qmp_slowest[2] / 1000.0,
                    s->qmp_slowest[3] / 1000.0, s->pause / 1000.0);
+    if (pressure) {
+        /* latencies above mean little on a host short of CPU */
+        g_test_message("SOAK host CPU pressure: some task waited for a CPU "
+                       "%.0f%% of the time", 100.0 * pressure /
+                       (g_get_monotonic_time() - s->start));
+    }
     if (s->leaked_kb) {
         g_test_message("SOAK PVGPU_SOAK_LEAK_KB: grew QEMU by %" PRIu64
                        " kB on purpose", s->leaked_kb);

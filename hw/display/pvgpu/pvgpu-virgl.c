@@ -616,9 +616,10 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
     PvgpuRenderer *r;
 
     if (pvgpu_virgl_in_use) {
-        error_setg(errp, "virglrenderer was already started in this process "
-                   "(it can run once per process: one 3D pvgpu device, not "
-                   "beside virtio-gpu-gl, not again after an unplug)");
+        error_setg(errp, "virglrenderer is in use in this process (it "
+                   "serves one 3D device at a time: another pvgpu device, "
+                   "or an unplugged one whose blob mappings the guest "
+                   "still holds)");
         return NULL;
     }
     r = g_new0(PvgpuRenderer, 1);
@@ -713,7 +714,11 @@ void pvgpu_render_free(PvgpuRenderer *r)
     qemu_bh_delete(r->bh);
     event_notifier_cleanup(&r->wake);
     renderer_destroy(r);
-    /* virglrenderer cannot be initialised twice in one process */
+    /*
+     * The thread cleaned virglrenderer up: the next device may initialise
+     * it again (as a reset does, on the render thread)
+     */
+    pvgpu_virgl_in_use = false;
 }
 
 void pvgpu_render_free_later(PvgpuRenderer *r, unsigned holds)
