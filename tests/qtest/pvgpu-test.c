@@ -2485,6 +2485,61 @@ static void test_cursor_blob(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * Fence order: Linux signals, with each fence it gets back, every earlier
+ * fence of the same timeline (all fences without a ring share one).  The
+ * scheduler runs a light context's submission before a heavy context's
+ * earlier ones, but the answers still come in fence order.
+ */
+static void test_fence_order(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    static const float c[4] = { 0, 0, 1, 1 };
+    uint32_t dw[32], prev = 0;
+    uint64_t stream, small;
+    size_t n, sn;
+    QDict *rsp;
+
+    pvgpu_setup_3d(gpu, alloc);
+    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'equal-share', "
+              "'quantum-us': 100}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    stream = busy_context(gpu, alloc, &n);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 2, 2, 64, 64);
+    sn = clear_stream(dw, 2, c);
+    small = guest_alloc(alloc, sn);
+    memwrite(small, dw, sn);
+
+    /* fences 1-3 for the heavy context, 4 for the light one */
+    batch_submits(&b, 1, 3, stream, n);
+    batch_submits(&b, 2, 1, small, sn);
+    batch_publish(&b);
+    for (unsigned done = 0; done < b.n;) {
+        gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+        uint32_t idx, len, fence = 0;
+
+        while (!qvirtqueue_get_buf(gpu->qts, gpu->ctrl, &idx, &len)) {
+            g_assert(g_get_monotonic_time() < deadline);
+            qtest_clock_step(gpu->qts, 100);
+            g_usleep(1000);
+        }
+        for (unsigned i = 0; i < b.n; i++) {
+            if (b.head[i] == idx) {
+                fence = i + 1;
+            }
+        }
+        g_assert_cmpuint(qtest_readl(gpu->qts, b.resp[fence - 1]), ==,
+                         VIRTIO_GPU_RESP_OK_NODATA);
+        g_assert_cmpuint(fence, >, prev);
+        prev = fence;
+        done++;
+    }
+}
+
+/*
  * Requests never waited for (the class of CVE-2016-5403): a guest that
  * resets a queue over and over while its requests are held (here by the
  * frame-rate limiter) must not make QEMU keep an unbounded number of
@@ -4075,6 +4130,7 @@ static void register_pvgpu_test(void)
                  &fenced);
     qos_add_test("3d/queue-reset", "pvgpu", test_queue_reset, NULL);
     qos_add_test("3d/dma-reentrancy", "pvgpu", test_dma_reentrancy, NULL);
+    qos_add_test("3d/fence-order", "pvgpu", test_fence_order, NULL);
     qos_add_test("3d/orphan-bound", "pvgpu", test_orphan_bound, NULL);
     qos_add_test("3d/blob-map-queued", "pvgpu", test_blob_map_queued,
                  &blob_hostmem);

@@ -177,6 +177,10 @@ void pvgpu_request_free(PvgpuRequest *req)
         virtqueue_detach_element(req->vq, req->elem, 0);
         g_free(req->elem);
     }
+    if (req->in_fence_order) {
+        /* only resets free a fenced request before it is answered */
+        QTAILQ_REMOVE(&s->fence_order, req, fence_next);
+    }
     if (req->live.le_prev) {
         QLIST_REMOVE(req, live);
         if (req->orphan && --s->orphans < PVGPU_MAX_ORPHANS / 2 &&
@@ -185,34 +189,19 @@ void pvgpu_request_free(PvgpuRequest *req)
             qemu_bh_schedule(s->resume_bh);
         }
     }
+    g_free(req->answer);
     g_free(req->buf);
     g_free(req);
 }
 
-/*
- * Answer @req: its error, or @resp (a bare OK_NODATA when @resp is NULL).
- * The cursor queue carries no responses (spec 5.7.6.10).  A request whose
- * queue was reset meanwhile is not answered: its buffers are the guest's
- * again.
- */
-void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
-                           const uint8_t *resp, size_t resp_len)
+/* Write @resp into @req's buffers, give it back to the guest, free it. */
+static void push_answer(PvgpuState *s, PvgpuRequest *req,
+                        const uint8_t *resp, size_t resp_len)
 {
     const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
-    uint8_t hdr_resp[PVGPU_HDR_SIZE];
     size_t written = 0;
 
-    if (!req->elem) {
-        trace_pvgpu_resp_dropped(pvgpu_cmd_name(hdr->type), hdr->fence_id);
-        pvgpu_request_free(req);
-        return;
-    }
     if (req->vq == s->ctrl_vq) {
-        if (err || !resp) {
-            resp_len = pvgpu_resp_encode_hdr(hdr_resp, hdr,
-                                             err ?: PVGPU_RESP_OK_NODATA);
-            resp = hdr_resp;
-        }
         written = iov_from_buf(req->elem->in_sg, req->elem->in_num, 0, resp,
                                resp_len);
         if (written < resp_len) {
@@ -231,6 +220,90 @@ void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
     pvgpu_request_free(req);
 }
 
+/*
+ * Fence order.  Linux's virtio_gpu signals, with each fence the device
+ * returns, every earlier fence of the same dma-fence context: one context
+ * for all requests fenced without a ring, one per context and ring with
+ * VIRTIO_GPU_FLAG_INFO_RING_IDX.  So a fenced request must not be answered
+ * before the fenced requests that came before it on its timeline, even
+ * when the scheduler ran it first or the device knew the answer at once.
+ */
+static uint64_t fence_timeline(const PvgpuRequest *req)
+{
+    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+
+    if (!(hdr->flags & PVGPU_FLAG_INFO_RING_IDX)) {
+        return 0;
+    }
+    return ((uint64_t)hdr->ctx_id << 8 | hdr->ring_idx) + 1;
+}
+
+/* Answer, in order, every fenced request nothing unanswered is ahead of */
+static void fence_order_retire(PvgpuState *s)
+{
+    /* timelines with an unanswered request: at most one per request */
+    g_autofree uint64_t *blocked = NULL;
+    unsigned nblocked = 0, n = 0;
+    PvgpuRequest *req, *next;
+
+    QTAILQ_FOREACH(req, &s->fence_order, fence_next) {
+        n++;
+    }
+    blocked = g_new(uint64_t, n);
+    QTAILQ_FOREACH_SAFE(req, &s->fence_order, fence_next, next) {
+        uint64_t t = fence_timeline(req);
+        bool waits = false;
+
+        for (unsigned i = 0; i < nblocked && !waits; i++) {
+            waits = blocked[i] == t;
+        }
+        if (waits) {
+            continue;
+        }
+        if (!req->answer) {
+            blocked[nblocked++] = t;
+            continue;
+        }
+        QTAILQ_REMOVE(&s->fence_order, req, fence_next);
+        req->in_fence_order = false;
+        push_answer(s, req, req->answer, req->answer_len);
+    }
+}
+
+/*
+ * Answer @req: its error, or @resp (a bare OK_NODATA when @resp is NULL).
+ * The cursor queue carries no responses (spec 5.7.6.10).  A request whose
+ * queue was reset meanwhile is not answered: its buffers are the guest's
+ * again.
+ */
+void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
+                           const uint8_t *resp, size_t resp_len)
+{
+    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+    uint8_t hdr_resp[PVGPU_HDR_SIZE];
+
+    if (!req->elem) {
+        trace_pvgpu_resp_dropped(pvgpu_cmd_name(hdr->type), hdr->fence_id);
+        pvgpu_request_free(req);
+        return;
+    }
+    if (req->vq == s->ctrl_vq && (err || !resp)) {
+        resp_len = pvgpu_resp_encode_hdr(hdr_resp, hdr,
+                                         err ?: PVGPU_RESP_OK_NODATA);
+        resp = hdr_resp;
+    }
+    if (!req->in_fence_order) {
+        push_answer(s, req, resp, resp_len);
+        return;
+    }
+    req->answer = g_memdup2(resp, resp_len);
+    req->answer_len = resp_len;
+    if (QTAILQ_FIRST(&s->fence_order) != req) {
+        trace_pvgpu_resp_ordered(pvgpu_cmd_name(hdr->type), hdr->fence_id);
+    }
+    fence_order_retire(s);
+}
+
 static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
                                 PvgpuQueue queue)
 {
@@ -238,6 +311,10 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
 
     for (;;) {
         PvgpuRequest *req;
+        PvgpuCmd *cmd;
+        const char *why;
+        uint32_t err;
+        size_t len;
 
         if (s->orphans >= PVGPU_MAX_ORPHANS) {
             /* resume_bh pops again once some of them are done */
@@ -249,13 +326,10 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
         if (!elem) {
             break;
         }
+        len = MIN(iov_size(elem->out_sg, elem->out_num),
+                  PVGPU_MAX_REQUEST_SIZE);
         req = g_new0(PvgpuRequest, 1);
-        size_t len = MIN(iov_size(elem->out_sg, elem->out_num),
-                         PVGPU_MAX_REQUEST_SIZE);
-        PvgpuCmd *cmd = &req->job.cmd;
-        const char *why;
-        uint32_t err;
-
+        cmd = &req->job.cmd;
         req->s = s;
         req->vq = vq;
         req->elem = elem;
@@ -266,6 +340,11 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
                                &why);
         trace_pvgpu_cmd(pvgpu_cmd_name(cmd->hdr.type), cmd->hdr.type,
                         cmd->hdr.flags, cmd->hdr.fence_id, len);
+        if (queue == PVGPU_QUEUE_CTRL &&
+            (cmd->hdr.flags & PVGPU_FLAG_FENCE)) {
+            QTAILQ_INSERT_TAIL(&s->fence_order, req, fence_next);
+            req->in_fence_order = true;
+        }
         if (err) {
             qemu_log_mask(LOG_GUEST_ERROR,
                           "pvgpu: malformed request type 0x%x (%zu bytes): "
@@ -327,6 +406,10 @@ static void pvgpu_queue_reset(VirtIODevice *vdev, uint32_t queue_index)
         virtqueue_detach_element(vq, req->elem, 0);
         g_free(req->elem);
         req->elem = NULL;
+        if (req->in_fence_order) {
+            QTAILQ_REMOVE(&s->fence_order, req, fence_next);
+            req->in_fence_order = false;
+        }
         req->orphan = true;
         s->orphans++;
         n++;
@@ -467,6 +550,7 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
     s->ctrl_vq = virtio_add_queue(vdev, 256, pvgpu_handle_ctrl);
     s->cursor_vq = virtio_add_queue(vdev, 16, pvgpu_handle_cursor);
     QLIST_INIT(&s->requests);
+    QTAILQ_INIT(&s->fence_order);
     s->resume_bh = virtio_bh_new_guarded(dev, pvgpu_resume_bh, s);
     pvgpu_resources_init(s);
     pvgpu_scanouts_init(s, errp);

@@ -156,6 +156,14 @@ typedef struct PvgpuRequest {
     QLIST_ENTRY(PvgpuRequest) live;
     /* its queue was reset: nobody is answered, its element is given back */
     bool orphan;
+    /*
+     * A fenced request, in the device's fence order until answered; an
+     * answer ready before those ahead of it waits here (pvgpu.c)
+     */
+    QTAILQ_ENTRY(PvgpuRequest) fence_next;
+    bool in_fence_order;
+    uint8_t *answer;
+    size_t answer_len;
 } PvgpuRequest;
 
 #define PVGPU_DMABUF_CACHE 3
@@ -207,6 +215,8 @@ struct PvgpuState {
     QLIST_HEAD(, PvgpuRequest) requests;
     unsigned orphans;
     bool throttled;
+    /* fenced control requests not yet answered, in arrival order */
+    QTAILQ_HEAD(, PvgpuRequest) fence_order;
     QEMUBH *resume_bh;
 
     /* properties */
