@@ -27,9 +27,16 @@ if [ "${PVGPU_FUZZ_NO_BUILD:-0}" != 1 ]; then
 fi
 
 qos="$repo/build-san/tests/qtest/qos-test"
-export QTEST_QEMU_BINARY="$repo/build-san/qemu-system-x86_64"
-# every sanitizer report is fatal; leaks are checked when QEMU exits
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:symbolize=1:detect_stack_use_after_return=0"
+# Every sanitizer report is fatal; leaks are checked when QEMU exits.  The
+# DRI driver is preloaded (after ASan's runtime, which must come first)
+# so that eglTerminate's dlclose does not unmap what still points at its
+# one-time allocations: LSan would report those (tests/qtest/lsan-pvgpu.supp).
+# Stacks are unwound the fast way: the slow unwinder deadlocks in Mesa.
+preload=$(gcc -print-file-name=libasan.so)
+dri=$(ls /usr/lib/*/dri/swrast_dri.so 2>/dev/null | head -n 1)
+[ -n "$dri" ] && preload="$preload:$dri"
+export QTEST_QEMU_BINARY="env LD_PRELOAD=$preload $repo/build-san/qemu-system-x86_64"
+export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:symbolize=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1"
 export LSAN_OPTIONS="suppressions=$repo/tests/qtest/lsan-pvgpu.supp:print_suppressions=0"
 

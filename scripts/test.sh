@@ -86,10 +86,14 @@ if scripts/build.sh --sanitize --tests; then
     qos_san="$repo/build-san/tests/qtest/qos-test"
     paths_san=$("$qos_san" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' |
                 sed 's/^/-p /')
+    # the DRI driver stays loaded for LSan, as in scripts/fuzz.sh
+    preload=$(gcc -print-file-name=libasan.so)
+    dri=$(ls /usr/lib/*/dri/swrast_dri.so 2>/dev/null | head -n 1)
+    [ -n "$dri" ] && preload="$preload:$dri"
     # shellcheck disable=SC2086
     run_suite qtest-asan 2400 env \
-        QTEST_QEMU_BINARY="$repo/build-san/qemu-system-x86_64" \
-        ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=0" \
+        QTEST_QEMU_BINARY="env LD_PRELOAD=$preload $repo/build-san/qemu-system-x86_64" \
+        ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=0" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1" \
         LSAN_OPTIONS="suppressions=$repo/tests/qtest/lsan-pvgpu.supp:print_suppressions=0" \
         PVGPU_FUZZ_COMMANDS=1000000 PVGPU_FUZZ_SECONDS=45 \

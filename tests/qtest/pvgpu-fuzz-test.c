@@ -302,7 +302,8 @@ typedef struct Cmd {
     uint32_t undo_id, undo_arg, undo_gen;
     bool ordered_fence;         /* fence id from the increasing counter */
     char what[96];
-    uint8_t b[CMD_MAX];         /* last: cmd_start() clears what precedes */
+    /* last: cmd_start() clears what precedes */
+    uint8_t b[CMD_MAX] QEMU_ALIGNED(8);
 } Cmd;
 
 typedef struct Fuzz {
