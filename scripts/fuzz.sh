@@ -9,7 +9,8 @@
 #   the next slices use SEED+1, SEED+2, ...
 # Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID and
 # PVGPU_FUZZ_TIMEOUT as the fuzzer reads them; PVGPU_FUZZ_NO_BUILD=1 uses
-# build-san/ as it is.
+# build-san/ as it is; PVGPU_FUZZ_KEEP_GOING=1 goes on with the next seed
+# after a failing slice (the verdict stays FAIL).
 #
 # A failing slice's log (sanitizer report, protocol violation or hang, and
 # the fuzzer's last commands) is kept in $PVGPU_CACHE/fuzz-logs/.
@@ -53,6 +54,7 @@ qmp=0
 secs=0
 seeds=""
 verdict=PASS
+failures=0
 start=$(date +%s)
 while [ "$done_cmds" -lt "$total" ]; do
     n=$((total - done_cmds))
@@ -68,7 +70,10 @@ while [ "$done_cmds" -lt "$total" ]; do
         echo "pvgpu-fuzz: seed $seed FAILED (exit $rc), log $log" >&2
         grep -a -v '^fuzz: ' "$log" | tail -n 80 >&2
         seeds="$seeds $seed(FAIL)"
-        break
+        failures=$((failures + 1))
+        [ "${PVGPU_FUZZ_KEEP_GOING:-0}" = 1 ] || break
+        seed=$((seed + 1))
+        continue
     fi
     get() { echo "$line" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
     done_cmds=$((done_cmds + $(get commands)))
@@ -88,5 +93,5 @@ echo "pvgpu-fuzz: seeds:$seeds"
 echo "pvgpu-fuzz: $done_cmds commands, $resets device resets, $qresets queue" \
      "resets, $sresets system resets, $qmp QMP calls in ${wall} s wall" \
      "(${secs} s fuzzing), $rate commands/s under ASan+UBSan"
-echo "pvgpu-fuzz: $verdict"
+echo "pvgpu-fuzz: $verdict ($failures failing slices)"
 [ "$verdict" = PASS ]

@@ -35,6 +35,8 @@
  *                        qreset-busy (queue reset with requests in flight),
  *                        map-unmap (MAP_BLOB and UNMAP_BLOB of one
  *                        resource in one notification),
+ *                        map-new-blob (MAP_BLOB of a host blob created
+ *                        in the same notification),
  *                        fence-order (the fence timeline order check)
  *
  * Copyright (c) 2026 pvgpu authors
@@ -318,6 +320,7 @@ typedef struct Fuzz {
     gint64 timeout_us;
     unsigned trace;
     bool avoid_reset_busy, avoid_qreset_busy, avoid_map_unmap;
+    bool avoid_map_new_blob;
     bool avoid_fence_order;
 
     uint64_t offered;
@@ -341,6 +344,7 @@ typedef struct Fuzz {
     FCtx ctx[NR_CTX + 1];
     int slot_owner[NR_SLOTS];
     uint32_t mapped_this_batch[NR_RES + 1];
+    uint32_t created_this_batch[NR_RES + 1];
     uint32_t gen;
     uint64_t fence;
     uint32_t next_blob_id;
@@ -1821,6 +1825,7 @@ static void gen_blob_host(Fuzz *f, Cmd *c, uint32_t ctx)
 
         r->kind = R_BLOB_HOST;
         r->gen = ++f->gen;
+        f->created_this_batch[id] = 1;
         r->size = size;
         r->mappable = flags & VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE;
         r->slot = -1;
@@ -1838,6 +1843,10 @@ static void gen_map(Fuzz *f, Cmd *c)
     int slot = -1;
     uint64_t off;
 
+    if (f->avoid_map_new_blob && id >= 1 && id <= NR_RES &&
+        f->created_this_batch[id]) {
+        id = bad_res_id(f);
+    }
     for (unsigned i = 0, s = rnd(f, NR_SLOTS); i < NR_SLOTS; i++) {
         if (!f->slot_owner[(s + i) % NR_SLOTS]) {
             slot = (s + i) % NR_SLOTS;
@@ -2648,6 +2657,7 @@ static void send_staged(Fuzz *f)
     f->stage_out_len = f->stage_in_len = 0;
     f->batches++;
     memset(f->mapped_this_batch, 0, sizeof(f->mapped_this_batch));
+    memset(f->created_this_batch, 0, sizeof(f->created_this_batch));
 }
 
 /* --- completions ---------------------------------------------------------- */
@@ -3430,6 +3440,7 @@ static void fuzz_setup(Fuzz *f, QPvgpu *gpu, QGuestAllocator *alloc)
     f->avoid_reset_busy = avoid(avoid_list, "reset-busy");
     f->avoid_qreset_busy = avoid(avoid_list, "qreset-busy");
     f->avoid_map_unmap = avoid(avoid_list, "map-unmap");
+    f->avoid_map_new_blob = avoid(avoid_list, "map-new-blob");
     f->avoid_fence_order = avoid(avoid_list, "fence-order");
     f->stage_out = g_malloc(ARENA_SIZE);
     f->stage_in = g_malloc(ARENA_SIZE);
