@@ -35,8 +35,8 @@
  *                        qreset-busy (queue reset with requests in flight),
  *                        map-unmap (MAP_BLOB and UNMAP_BLOB of one
  *                        resource in one notification),
- *                        map-new-blob (MAP_BLOB of a host blob created
- *                        in the same notification),
+ *                        map-new-blob (MAP_BLOB of a host blob whose
+ *                        creation has not been answered yet),
  *                        fence-order (the fence timeline order check)
  *
  * Copyright (c) 2026 pvgpu authors
@@ -205,6 +205,7 @@ typedef struct FRes {
     uint64_t back_len;
     uint32_t ctxs;              /* bit i: attached to context i + 1 */
     bool mappable;
+    bool confirmed;             /* its creation was answered OK */
     int slot;                   /* hostmem slot it is mapped at, or -1 */
 } FRes;
 
@@ -1844,7 +1845,7 @@ static void gen_map(Fuzz *f, Cmd *c)
     uint64_t off;
 
     if (f->avoid_map_new_blob && id >= 1 && id <= NR_RES &&
-        f->created_this_batch[id]) {
+        (f->created_this_batch[id] || !f->res[id].confirmed)) {
         id = bad_res_id(f);
     }
     for (unsigned i = 0, s = rnd(f, NR_SLOTS); i < NR_SLOTS; i++) {
@@ -2731,6 +2732,10 @@ static void check_response(Fuzz *f, FQueue *q, Inflight *r, uint32_t len)
     }
     if (type < VIRTIO_GPU_RESP_ERR_UNSPEC) {
         f->ok[r->kind]++;
+        if (r->undo == U_RES && r->undo_id <= NR_RES &&
+            f->res[r->undo_id].gen == r->undo_gen) {
+            f->res[r->undo_id].confirmed = true;
+        }
         if (r->ok && type != r->ok) {
             fail(f, "#%" PRIu64 " %s: response 0x%x, expected 0x%x or an "
                  "error", r->seq, kind_name[r->kind], type, r->ok);
