@@ -67,6 +67,12 @@ run_suite unit-sched 300 "$unit/test-pvgpu-sched" --tap
 
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
+# The device fuzzer (pvgpu-fuzz-test.c) leaves out the patterns of device
+# bugs still open, each with a reproducer in tests/qtest/pvgpu-fuzz-repro/:
+# fence-order (fenced queries answered before earlier fenced work) and
+# map-new-blob (use-after-free mapping a blob the renderer refused).  Drop
+# a name here once its bug is fixed; scripts/fuzz.sh takes the same list.
+export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-fence-order,map-new-blob}"
 qos="$repo/build/tests/qtest/qos-test"
 paths=$("$qos" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' | sed 's/^/-p /')
 if [ -z "$paths" ]; then
