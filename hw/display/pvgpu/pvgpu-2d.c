@@ -270,6 +270,10 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
         g_free(bits);
     }
     s->hostmem_used -= res->hostmem;
+    if (res->map_req) {
+        /* a MAP_BLOB still with the renderer finds it gone */
+        res->map_req->map_res = NULL;
+    }
     g_free(res);
 }
 

@@ -623,7 +623,10 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
 {
     const PvgpuRenderJob *job = &req->job;
     const PvgpuCmd *cmd = &job->cmd;
-    /* alive: an UNREF of it waits for this map (map_wait) */
+    /*
+     * An UNREF of it waits for this map (map_wait); only a creation the
+     * renderer refused frees it meanwhile
+     */
     PvgpuResource *res = req->map_res;
     PvgpuRequest *waiter = g_steal_pointer(&req->unmap_waiter);
     uint64_t offset = cmd->u.map_blob.offset;
@@ -631,10 +634,14 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     PvgpuBlobMapping *m;
     uint32_t err = 0;
 
-    if (res->map_req == req) {
+    if (res && res->map_req == req) {
         res->map_req = NULL;
     }
-    if (job->err) {
+    if (!res) {
+        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                             "blob %u: the renderer refused to create it",
+                             cmd->u.map_blob.resource_id);
+    } else if (job->err) {
         err = pvgpu_cmd_fail(cmd, job->err, "the renderer cannot map blob %u",
                              res->id);
     } else if (job->map_size > s->hostmem - offset ||
@@ -658,7 +665,8 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
             /* what it would have seen had it come after the failure */
             uint32_t unmap_err = pvgpu_cmd_fail(
                 &waiter->job.cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                "blob %u is not mapped: its MAP_BLOB failed", res->id);
+                "blob %u is not mapped: its MAP_BLOB failed",
+                cmd->u.map_blob.resource_id);
 
             QTAILQ_REMOVE(&s->held, waiter, next);
             pvgpu_request_respond(s, waiter, unmap_err, NULL, 0);
