@@ -67,14 +67,12 @@ run_suite unit-sched 300 "$unit/test-pvgpu-sched" --tap
 
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
-# The device fuzzer (pvgpu-fuzz-test.c) leaves out the patterns of device
-# bugs still open, each with a reproducer in tests/qtest/pvgpu-fuzz-repro/:
-# fence-order (fenced queries answered before earlier fenced work),
-# map-new-blob (use-after-free mapping a blob the renderer refused) and
+# The device fuzzer (pvgpu-fuzz-test.c) leaves out the patterns of bugs
+# still open, each with a reproducer in tests/qtest/pvgpu-fuzz-repro/:
 # ctx-destroy (virglrenderer 0.10.4 crashes in a SUBMIT_3D after another
 # context with fenced work was destroyed).  Drop a name here once its bug
 # is fixed or worked around; scripts/fuzz.sh reads the same variable.
-export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-fence-order,map-new-blob,ctx-destroy}"
+export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-ctx-destroy}"
 qos="$repo/build/tests/qtest/qos-test"
 paths=$("$qos" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' | sed 's/^/-p /')
 if [ -z "$paths" ]; then
