@@ -31,7 +31,8 @@
  *   PVGPU_FUZZ_TRACE     1: print every command to stderr (for minimising)
  *   PVGPU_FUZZ_AVOID     comma-separated patterns to leave out while the
  *                        device bugs they trigger are open:
- *                        reset-busy (device reset with requests in flight),
+ *                        reset-busy (device or system reset with requests
+ *                        in flight),
  *                        qreset-busy (queue reset with requests in flight),
  *                        map-unmap (MAP_BLOB and UNMAP_BLOB of one
  *                        resource in one notification),
@@ -3100,6 +3101,11 @@ static void device_reset(Fuzz *f)
 
     if (f->avoid_reset_busy) {
         drain(f);
+        /* a broken device answers no more: let what it took finish */
+        for (int i = 0; i < 50 && f->broken; i++) {
+            g_usleep(10000);
+            poll_used(f);
+        }
     }
     send_staged(f);
     for (uint32_t id = 1; id <= NR_RES; id++) {
@@ -3173,6 +3179,9 @@ static void system_reset(Fuzz *f)
     uint16_t command;
     QDict *rsp;
 
+    if (f->avoid_reset_busy) {
+        drain(f);
+    }
     send_staged(f);
     fuzz_log(f, "system_reset (%u + %u in flight)", f->q[0].inflight,
              f->q[1].inflight);
