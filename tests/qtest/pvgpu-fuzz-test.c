@@ -2383,6 +2383,10 @@ static void stage_cmd(Fuzz *f, Cmd *c)
     if (f->broken) {
         return;
     }
+    if (shape >= SH_BAD_ORDER && f->avoid_reset_busy) {
+        /* the reset that follows finds nothing of the device's in flight */
+        drain(f);
+    }
     stage_reserve(f, q, maxseg + 1, bytes);
     if (f->broken) {
         return;
