@@ -2281,6 +2281,7 @@ static void wait_progress(Fuzz *f, const char *why)
 }
 
 static void send_staged(Fuzz *f);
+static void drain(Fuzz *f);
 
 /* room for @nseg more descriptors on @q and @bytes more staged bytes */
 static void stage_reserve(Fuzz *f, FQueue *q, unsigned nseg, uint32_t bytes)
