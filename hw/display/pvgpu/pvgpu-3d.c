@@ -141,6 +141,10 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
  */
 static void request_release(PvgpuState *s, PvgpuRequest *req)
 {
+    if (req->map_res && req->map_res->map_req == req) {
+        /* a MAP_BLOB dropped by a reset: its blob is no longer waited on */
+        req->map_res->map_req = NULL;
+    }
     if (req->res) {
         pvgpu_resource_free(s, g_steal_pointer(&req->res));
     }

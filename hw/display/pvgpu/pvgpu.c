@@ -488,6 +488,13 @@ static void pvgpu_reset(VirtIODevice *vdev)
     trace_pvgpu_reset(g_hash_table_size(s->resources));
     /* the renderer first: it lets go of jobs, resources and guest memory */
     pvgpu_3d_reset(s);
+    /*
+     * What is left was answered already but waits in the fence order
+     * behind a request the reset dropped: it belongs to the old rings
+     */
+    while (!QLIST_EMPTY(&s->requests)) {
+        pvgpu_request_free(QLIST_FIRST(&s->requests));
+    }
     /* then scanouts: 2D surfaces alias resource memory */
     pvgpu_scanouts_reset(s);
     pvgpu_resources_reset(s);
@@ -562,6 +569,9 @@ static void pvgpu_unrealize(DeviceState *dev)
     PvgpuState *s = PVGPU(dev);
 
     pvgpu_3d_fini(s);
+    while (!QLIST_EMPTY(&s->requests)) {
+        pvgpu_request_free(QLIST_FIRST(&s->requests));
+    }
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);
     pvgpu_resources_fini(s);
