@@ -477,12 +477,13 @@ static void fail(Fuzz *f, const char *fmt, ...)
 static void queue_bind(Fuzz *f, FQueue *q, QVirtQueue *vq)
 {
     q->vq = vq;
-    q->size = vq->size;
-    if (!q->desc) {
-        q->desc = g_new0(struct vring_desc, q->size);
-        q->avail = g_new0(uint16_t, q->size);
-        q->desc_busy = g_new0(bool, q->size);
-        q->req = g_new0(Inflight, q->size);
+    if (q->size != vq->size) {
+        /* a new ring size: everything in flight was dropped already */
+        q->size = vq->size;
+        q->desc = g_renew(struct vring_desc, q->desc, q->size);
+        q->avail = g_renew(uint16_t, q->avail, q->size);
+        q->desc_busy = g_renew(bool, q->desc_busy, q->size);
+        q->req = g_renew(Inflight, q->req, q->size);
     }
     memset(q->desc, 0, q->size * sizeof(*q->desc));
     memset(q->avail, 0, q->size * sizeof(*q->avail));
@@ -3040,8 +3041,53 @@ static int sync_cmd(Fuzz *f, Cmd *c)
 
 /* --- transport events ----------------------------------------------------- */
 
+/*
+ * Set queue @index up with a ring of @size (at most what the device
+ * offers), as a driver does that picks its own ring size (spec 4.1.4.3).
+ * libqos's qvirtqueue_setup() would write every descriptor one by one,
+ * thousands of qtest round trips per reset; here the ring's two indexes
+ * are all that needs to be zero.
+ */
+static QVirtQueue *queue_setup(Fuzz *f, unsigned index, uint32_t size)
+{
+    QVirtioPCIDevice *d = f->vpci;
+    QVirtQueuePCI *vqpci = g_new0(QVirtQueuePCI, 1);
+    QVirtQueue *vq = &vqpci->vq;
+    uint64_t cfg = d->common_cfg_offset;
+    g_autofree uint8_t *zero = NULL;
+    uint16_t notify_off;
+
+    d->vdev.bus->queue_select(&d->vdev, index);
+    size = MIN(size, d->vdev.bus->get_queue_size(&d->vdev));
+    qpci_io_writew(d->pdev, d->bar, cfg +
+                   offsetof(struct virtio_pci_common_cfg, queue_size), size);
+    vq->vdev = &d->vdev;
+    vq->index = index;
+    vq->size = size;
+    vq->num_free = size;
+    vq->align = VIRTIO_PCI_VRING_ALIGN;
+    vqpci->msix_entry = -1;
+    vq->desc = guest_alloc(f->alloc, qvring_size(size, vq->align));
+    vq->avail = vq->desc + 16 * size;
+    vq->used = ROUND_UP(vq->avail + 2 * (3 + size), vq->align);
+    zero = g_malloc0(8 * size + 6);
+    qtest_bufwrite(f->qts, vq->avail, zero, 2 * size + 6);
+    qtest_bufwrite(f->qts, vq->used, zero, 8 * size + 6);
+    d->vdev.bus->set_queue_address(&d->vdev, vq);
+    notify_off = qpci_io_readw(d->pdev, d->bar, cfg +
+                               offsetof(struct virtio_pci_common_cfg,
+                                        queue_notify_off));
+    vqpci->notify_offset = d->notify_cfg_offset +
+                           notify_off * d->notify_off_multiplier;
+    qpci_io_writew(d->pdev, d->bar, cfg +
+                   offsetof(struct virtio_pci_common_cfg, queue_enable), 1);
+    return vq;
+}
+
 static void choose_features(Fuzz *f)
 {
+    static const uint32_t ctrl_sizes[] = { 64, 128, 256, 1024 };
+    static const uint32_t cursor_sizes[] = { 8, 16, 64 };
     uint64_t want = 1ull << VIRTIO_F_VERSION_1;
 
     if (f->replay_features) {
@@ -3069,7 +3115,12 @@ static void choose_features(Fuzz *f)
     if (getenv("PVGPU_FUZZ_NO_VIRGL")) {
         want &= ~(1ull << VIRTIO_GPU_F_VIRGL);
     }
-    f->features = qpvgpu_init(f->gpu, f->alloc, want & f->offered);
+    f->features = want & f->offered;
+    qvirtio_set_features(f->gpu->vdev, f->features);
+    f->gpu->alloc = f->alloc;
+    f->gpu->ctrl = queue_setup(f, 0, ctrl_sizes[rnd(f, 4)]);
+    f->gpu->cursor = queue_setup(f, 1, cursor_sizes[rnd(f, 3)]);
+    qvirtio_set_driver_ok(f->gpu->vdev);
     f->virgl = f->features & (1ull << VIRTIO_GPU_F_VIRGL);
     f->ctx_init = f->features & (1ull << VIRTIO_GPU_F_CONTEXT_INIT);
     f->blob = f->features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB);
