@@ -70,11 +70,9 @@ export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
 # The device fuzzer (pvgpu-fuzz-test.c) leaves out the patterns of bugs
 # still open, each with a reproducer in tests/qtest/pvgpu-fuzz-repro/:
 # ctx-destroy (virglrenderer 0.10.4 crashes in a SUBMIT_3D after another
-# context with fenced work was destroyed) and reset-busy (a device reset
-# with work in flight: use-after-free of a held MAP_BLOB, stale used
-# entries).  Drop a name here once its bug is fixed or worked around;
-# scripts/fuzz.sh reads the same variable.
-export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-ctx-destroy,reset-busy}"
+# context with fenced work was destroyed).  Drop a name here once its bug
+# is fixed or worked around; scripts/fuzz.sh reads the same variable.
+export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-ctx-destroy}"
 qos="$repo/build/tests/qtest/qos-test"
 paths=$("$qos" -l 2>/dev/null | grep -E '/pvgpu-pci/|/pvgpu/' | sed 's/^/-p /')
 if [ -z "$paths" ]; then
