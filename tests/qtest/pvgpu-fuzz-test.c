@@ -41,6 +41,10 @@
  *                        ctx-destroy (CTX_DESTROY: contexts go only with
  *                        device resets; virglrenderer 0.10.4 crashes in a
  *                        later SUBMIT_3D of another context),
+ *                        unclaimed-blob (a PIPE_RESOURCE_CREATE is always
+ *                        turned into a host blob right away: virglrenderer
+ *                        0.10.4 leaks the ones still unclaimed when their
+ *                        context goes),
  *                        fence-order (the fence timeline order check)
  *
  * Copyright (c) 2026 pvgpu authors
@@ -309,6 +313,7 @@ typedef struct Cmd {
     Undo undo;
     uint32_t undo_id, undo_arg, undo_gen;
     bool ordered_fence;         /* fence id from the increasing counter */
+    bool plain;                 /* normal descriptors, no stray flags */
     uint32_t draw_at[4];        /* offsets of the stream's DRAW_VBOs */
     unsigned ndraw;
     char what[96];
@@ -328,7 +333,7 @@ typedef struct Fuzz {
     gint64 timeout_us;
     unsigned trace;
     bool avoid_reset_busy, avoid_qreset_busy, avoid_map_unmap;
-    bool avoid_map_new_blob, avoid_ctx_destroy;
+    bool avoid_map_new_blob, avoid_ctx_destroy, avoid_unclaimed_blob;
     bool avoid_fence_order;
 
     uint64_t offered;
@@ -1700,7 +1705,8 @@ static void stream_random(Fuzz *f, Cmd *c, uint32_t ctx)
         uint32_t cmd = rnd(f, 64);
 
         /* no draws or grids: a random count is hours of llvmpipe work */
-        if (cmd == VCCMD_DRAW_VBO || cmd == VCCMD_LAUNCH_GRID) {
+        if (cmd == VCCMD_DRAW_VBO || cmd == VCCMD_LAUNCH_GRID ||
+            (cmd == VCCMD_PIPE_RES_CREATE && f->avoid_unclaimed_blob)) {
             cmd = VCCMD_SET_SCISSOR;
         }
         put32(c, VCMD(cmd, rnd(f, 12), len));
@@ -1824,12 +1830,13 @@ static void gen_blob_host(Fuzz *f, Cmd *c, uint32_t ctx)
 {
     struct virtio_gpu_resource_create_blob *b;
     FCtx *m = &f->ctx[ctx];
-    uint32_t id = chance(f, 92) ? res_free_id(f) : bad_res_id(f);
+    bool claim = f->avoid_unclaimed_blob;
+    uint32_t id = chance(f, 92) || claim ? res_free_id(f) : bad_res_id(f);
     uint32_t blob_id = 0, size = 4096;
     uint32_t flags = chance(f, 85) ? VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE :
                      rnd(f, 8);
 
-    if (m->nblob && chance(f, 92)) {
+    if (m->nblob && (chance(f, 92) || claim)) {
         unsigned i = rnd(f, m->nblob);
 
         blob_id = m->blob_ids[i];
@@ -1843,11 +1850,16 @@ static void gen_blob_host(Fuzz *f, Cmd *c, uint32_t ctx)
     b = (void *)cmd_start(c, K_BLOB_HOST, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB,
                           sizeof(*b), ctx);
     b->resource_id = cpu_to_le32(id);
-    b->blob_mem = cpu_to_le32(chance(f, 95) ? VIRTIO_GPU_BLOB_MEM_HOST3D :
+    b->blob_mem = cpu_to_le32(chance(f, 95) || claim ?
+                              VIRTIO_GPU_BLOB_MEM_HOST3D :
                               VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST);
     b->blob_flags = cpu_to_le32(flags);
     b->blob_id = cpu_to_le64(blob_id);
-    b->size = cpu_to_le64(chance(f, 92) ? size : rnd_edgy(f));
+    b->size = cpu_to_le64(chance(f, 92) || claim ? size : rnd_edgy(f));
+    if (claim) {
+        b->blob_flags = cpu_to_le32(VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE);
+        c->plain = true;
+    }
     snprintf(c->what, sizeof(c->what), "ctx=%u id=%u blob_id=%u size=%u "
              "flags=%u", ctx, id, blob_id, size, flags);
     if (id >= 1 && id <= NR_RES && f->res[id].kind == R_FREE) {
@@ -2106,6 +2118,9 @@ static void plan_3d(Fuzz *f, Plan *p)
             }
         } else if (f->blob) {
             gen_submit(f, plan_next(p), K_SUBMIT_BLOBRES, ctx, 0, 0);
+            if (f->avoid_unclaimed_blob) {
+                gen_blob_host(f, plan_next(p), ctx);
+            }
         }
     } else {
         ctx = plan_ctx(f, p);
@@ -2223,11 +2238,11 @@ static void cmd_flags(Fuzz *f, Cmd *c)
             }
         }
     }
-    if (chance(f, 2)) {
+    if (chance(f, 2) && !c->plain) {
         flags |= 1u << rnd_range(f, 2, 31);
         c->ordered_fence = false;
     }
-    if (chance(f, 2)) {
+    if (chance(f, 2) && !c->plain) {
         h->padding[rnd(f, 3)] = rnd(f, 256);
     }
     h->flags = cpu_to_le32(flags);
@@ -2375,7 +2390,7 @@ static Shape pick_shape(Fuzz *f, bool cursor)
 static void stage_cmd(Fuzz *f, Cmd *c)
 {
     FQueue *q = &f->q[c->cursor ? 1 : 0];
-    Shape shape = pick_shape(f, c->cursor);
+    Shape shape = c->plain ? SH_NORMAL : pick_shape(f, c->cursor);
     uint32_t len = c->len, resp = c->resp;
     uint32_t bytes = ROUND_UP(len, 8) + ROUND_UP(MAX(resp, 64), 8) + 512;
     unsigned maxseg = c->cursor ? 4 : MAX_SEGS;
@@ -3547,6 +3562,7 @@ static void fuzz_setup(Fuzz *f, QPvgpu *gpu, QGuestAllocator *alloc)
     f->avoid_map_unmap = avoid(avoid_list, "map-unmap");
     f->avoid_map_new_blob = avoid(avoid_list, "map-new-blob");
     f->avoid_ctx_destroy = avoid(avoid_list, "ctx-destroy");
+    f->avoid_unclaimed_blob = avoid(avoid_list, "unclaimed-blob");
     f->avoid_fence_order = avoid(avoid_list, "fence-order");
     f->stage_out = g_malloc(ARENA_SIZE);
     f->stage_in = g_malloc(ARENA_SIZE);
