@@ -279,6 +279,11 @@ describe_rc() {
     esac
 }
 
+# failures LOG: the first failed checks and bail-outs of a TAP log
+failures() {
+    grep -E '^(not ok|Bail out!)' "$1" | head -n 10 | sed 's/^/  /'
+}
+
 {
     echo "check-fresh: commit $sha ($ref), minbase $suite from $mirror"
     echo "demo: scripts/demo.sh: $(describe_rc "$demo_rc"), wall time $(fmt_time "$demo_secs")"
@@ -293,9 +298,11 @@ describe_rc() {
             ok=no
         fi
     done
+    failures "$logs/demo.log"
     final=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/test.log" | tail -n 1 || true)
     echo "test: scripts/test.sh: $(describe_rc "$test_rc"), wall time $(fmt_time "$test_secs")"
     echo "  ${final:-no final \"N passed, N failed\" line}"
+    failures "$logs/test.log"
     case "$final" in
     *" 0 failed") ;;
     *) ok=no ;;
