@@ -2326,6 +2326,47 @@ static void test_blob_map_queued(void *obj, void *data,
     info = query_pvgpu();
     g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
     qobject_unref(info);
+
+    /*
+     * A host blob the renderer refuses (no PIPE_RESOURCE_CREATE made its
+     * blob_id) with maps and an unmap queued behind it: each is answered
+     * as if it had come after the failure (under ASan this was a
+     * use-after-free of the refused blob)
+     */
+    {
+        Batch r = { .gpu = gpu, .hold = true };
+        struct virtio_gpu_resource_create_blob cb = { 0 };
+        static const uint32_t refused[] = {
+            VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
+            VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID,
+            VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
+            VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID,
+        };
+        uint32_t rtypes[ARRAY_SIZE(refused)];
+
+        hdr_init(&cb.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB);
+        cb.hdr.ctx_id = cpu_to_le32(1);
+        cb.resource_id = cpu_to_le32(7);
+        cb.blob_mem = cpu_to_le32(VIRTIO_GPU_BLOB_MEM_HOST3D);
+        cb.blob_flags = cpu_to_le32(VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE);
+        cb.blob_id = cpu_to_le64(99);
+        cb.size = cpu_to_le64(4096);
+        batch_add(&r, &cb, sizeof(cb), 0, 0);
+        m.resource_id = um.resource_id = cpu_to_le32(7);
+        m.offset = cpu_to_le64(512 * KiB);
+        batch_add(&r, &m, sizeof(m), 0, 0);
+        batch_add(&r, &um, sizeof(um), 0, 0);
+        m.offset = cpu_to_le64(576 * KiB);
+        batch_add(&r, &m, sizeof(m), 0, 0);
+        batch_publish(&r);
+        batch_drain(&r, rtypes);
+        for (unsigned i = 0; i < ARRAY_SIZE(refused); i++) {
+            g_assert_cmphex(rtypes[i], ==, refused[i]);
+        }
+        info = query_pvgpu();
+        g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
+        qobject_unref(info);
+    }
 }
 
 /*

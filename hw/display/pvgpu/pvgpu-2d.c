@@ -262,6 +262,8 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
 /* Free @res, which is no longer in the resource table. */
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
 {
+    PvgpuRequest *req;
+
     pvgpu_backing_free(s, res);
     if (res->image) {
         void *bits = pixman_image_get_data(res->image);
@@ -270,9 +272,14 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
         g_free(bits);
     }
     s->hostmem_used -= res->hostmem;
-    if (res->map_req) {
-        /* a MAP_BLOB still with the renderer finds it gone */
-        res->map_req->map_res = NULL;
+    /*
+     * MAP_BLOBs still with the renderer find it gone (several, after
+     * MAP, UNMAP, MAP in one notify)
+     */
+    QLIST_FOREACH(req, &s->requests, live) {
+        if (req->map_res == res) {
+            req->map_res = NULL;
+        }
     }
     g_free(res);
 }
