@@ -2615,13 +2615,18 @@ static void test_orphan_bound(void *obj, void *data, QGuestAllocator *alloc)
     fl.resource_id = cpu_to_le32(2);
     fl.r.width = fl.r.height = cpu_to_le32(64);
     /*
-     * 256 orphans after four rounds; the limiter lets one flush go per
-     * second, so a slow host may have a few done before the fifth round,
-     * which is then taken too (a queue is popped until its next reset
-     * raises the count): the bound is 256 plus one ring
+     * 256 orphans after four rounds.  The limiter lets one flush go per
+     * second: once it has, 255 are left and the fifth round is taken off
+     * the ring too (the count only rises at the queue's next reset), so
+     * the bound is 256 plus one ring, and the last request waits for as
+     * long as 64 more flushes take, whatever the host's speed
      */
     for (int round = 0; round < 5; round++) {
         Batch b = { .gpu = gpu, .hold = true };
+
+        if (round == 4) {
+            g_usleep(1200 * 1000);
+        }
 
         for (int i = 0; i < 64; i++) {
             batch_add(&b, &fl, sizeof(fl), 0, 0);
