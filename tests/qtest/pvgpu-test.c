@@ -2199,6 +2199,37 @@ static void test_reset_queued(void *obj, void *data, QGuestAllocator *alloc)
     busy_context(gpu, alloc, &n);
 }
 
+/* The frame-rate limit, through QMP */
+static void set_max_fps(int fps)
+{
+    QDict *rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                     "{'id': 'pvgpu0', 'max-fps': %d}}", fps);
+
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+/*
+ * Resource 2 on scanout 0 at one frame a second, its first frame shown:
+ * the next RESOURCE_FLUSH (@fl) waits a second, and every command queued
+ * behind it waits with it.
+ */
+static void hold_behind_flushes(QPvgpu *gpu,
+                                struct virtio_gpu_resource_flush *fl)
+{
+    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    set_max_fps(1);
+    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    memset(fl, 0, sizeof(*fl));
+    hdr_init(&fl->hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+    fl->resource_id = cpu_to_le32(2);
+    fl->r.width = fl->r.height = cpu_to_le32(64);
+}
+
 /*
  * A queue reset (VIRTIO_F_RING_RESET) while requests popped from the queue
  * still wait (here behind a flush the frame-rate limiter holds) or
@@ -2216,7 +2247,6 @@ static void test_queue_reset(void *obj, void *data, QGuestAllocator *alloc)
     uint32_t dw[32];
     uint64_t stream, f;
     size_t n, sn;
-    QDict *rsp;
 
     f = qpvgpu_init(gpu, alloc, (1ull << VIRTIO_F_VERSION_1) |
                     (1ull << VIRTIO_F_RING_RESET) |
@@ -2224,29 +2254,12 @@ static void test_queue_reset(void *obj, void *data, QGuestAllocator *alloc)
     g_assert(f & (1ull << VIRTIO_F_RING_RESET));
     stream = busy_context(gpu, alloc, &n);
     sn = clear_stream(dw, 1, c);
-    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'max-fps': 1}}");
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
-    /* this frame goes; the next one waits for a second */
-    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-
-    hdr_init(&fl.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
-    fl.resource_id = cpu_to_le32(2);
-    fl.r.width = fl.r.height = cpu_to_le32(64);
+    hold_behind_flushes(gpu, &fl);
     batch_add(&b, &fl, sizeof(fl), 0, 0);
     batch_submits(&b, 1, 4, stream, n);
     batch_publish(&b);
     qpvgpu_queue_reset(gpu, 0);
-    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'max-fps': 0}}");
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
+    set_max_fps(0);
 
     /* the context's next submission completes after all of those */
     hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
@@ -2594,26 +2607,12 @@ static void test_orphan_bound(void *obj, void *data, QGuestAllocator *alloc)
     struct virtio_gpu_ctrl_hdr req;
     uint32_t types[1];
     Batch last = { .gpu = gpu, .hold = true };
-    QDict *rsp;
 
     g_assert(qpvgpu_init(gpu, alloc, (1ull << VIRTIO_F_VERSION_1) |
                          (1ull << VIRTIO_F_RING_RESET) |
                          (1ull << VIRTIO_GPU_F_VIRGL)) &
              (1ull << VIRTIO_F_RING_RESET));
-    g_assert_cmphex(create_2d(gpu, 2, FMT_XRGB, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    g_assert_cmphex(set_scanout(gpu, 0, 2, 0, 0, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'max-fps': 1}}");
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
-    g_assert_cmphex(flush(gpu, 2, 0, 0, 64, 64), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-
-    hdr_init(&fl.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
-    fl.resource_id = cpu_to_le32(2);
-    fl.r.width = fl.r.height = cpu_to_le32(64);
+    hold_behind_flushes(gpu, &fl);
     /*
      * 256 orphans after four rounds.  The limiter lets one flush go per
      * second: once it has, 255 are left and the fifth round is taken off
@@ -2643,10 +2642,7 @@ static void test_orphan_bound(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qtest_readw(gpu->qts, gpu->ctrl->used + 2), ==, 0);
 
     /* once they are done, it is */
-    rsp = qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'max-fps': 0}}");
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
+    set_max_fps(0);
     batch_drain(&last, types);
     g_assert_cmphex(types[0], ==, VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
 }
