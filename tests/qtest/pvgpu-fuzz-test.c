@@ -38,9 +38,10 @@
  *                        resource in one notification),
  *                        map-new-blob (MAP_BLOB of a host blob whose
  *                        creation has not been answered yet),
- *                        ctx-destroy (CTX_DESTROY: contexts go only with
- *                        device resets; virglrenderer 0.10.4 crashes in a
- *                        later SUBMIT_3D of another context),
+ *                        ctx-destroy (CTX_DESTROY only of the last context
+ *                        alive, otherwise contexts go with device resets;
+ *                        virglrenderer 0.10.4 crashes in a later SUBMIT_3D
+ *                        of another context),
  *                        unclaimed-blob (a PIPE_RESOURCE_CREATE is always
  *                        turned into a host blob right away: virglrenderer
  *                        0.10.4 leaks the ones still unclaimed when their
@@ -1250,11 +1251,27 @@ static uint32_t ctx_or_bad(Fuzz *f)
     return chance(f, 50) ? rnd_range(f, 1, NR_CTX) : rnd_edgy(f);
 }
 
+/* contexts the model has alive */
+static unsigned ctx_count(Fuzz *f)
+{
+    unsigned n = 0;
+
+    for (uint32_t id = 1; id <= NR_CTX; id++) {
+        n += f->ctx[id].live;
+    }
+    return n;
+}
+
 static void gen_ctx_destroy(Fuzz *f, Cmd *c)
 {
     uint32_t ctx = ctx_or_bad(f);
 
-    if (f->avoid_ctx_destroy && ctx >= 1 && ctx <= NR_CTX) {
+    /*
+     * The virglrenderer crash needs another context alive that drew: with
+     * ctx-destroy avoided, the last context alive may still go
+     */
+    if (f->avoid_ctx_destroy && ctx >= 1 && ctx <= NR_CTX &&
+        !(f->ctx[ctx].live && ctx_count(f) == 1)) {
         ctx = NR_CTX + 1 + rnd(f, 100);
     }
     cmd_start(c, K_CTX_DESTROY, VIRTIO_GPU_CMD_CTX_DESTROY,
