@@ -2692,6 +2692,12 @@ static void send_staged(Fuzz *f)
         if (s->shape >= SH_BAD_ORDER) {
             f->broken = true;
         }
+        for (unsigned k = 0; k < s->nseg; k++) {
+            /* QEMU's virtio core refuses a zero-sized buffer: NEEDS_RESET */
+            if (!s->seg[k].len) {
+                f->broken = true;
+            }
+        }
     }
 
     for (int qi = 0; qi < 2; qi++) {

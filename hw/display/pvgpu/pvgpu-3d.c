@@ -23,6 +23,7 @@
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "migration/blocker.h"
+#include "system/runstate.h"
 #include "qemu/timer.h"
 #include "hw/display/pvgpu.h"
 #include "trace.h"
@@ -1141,6 +1142,24 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
     submit(s, req);
 }
 
+static void reset(PvgpuState *s, bool unplug);
+
+/*
+ * QEMU is shutting down (a guest power-off, a host signal, quit): nothing
+ * will be answered any more, and the host's GL stack is torn down by
+ * exit handlers once main() returns.  The render thread must be idle by
+ * then (a readback or draw still running in Mesa crashed QEMU on its way
+ * out), so drop the work as an unplug does.  A QEMU kept alive by
+ * -no-shutdown resets the device before the guest runs again.
+ */
+static void pvgpu_3d_shutdown(Notifier *n, void *data)
+{
+    PvgpuState *s = container_of(n, PvgpuState, shutdown_notifier);
+
+    trace_pvgpu_shutdown(g_hash_table_size(s->contexts));
+    reset(s, true);
+}
+
 bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 {
     DeviceState *transport = qdev_get_parent_bus(DEVICE(s))->parent;
@@ -1168,6 +1187,8 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
         return true;
     }
     s->sched = pvgpu_sched_new();
+    s->shutdown_notifier.notify = pvgpu_3d_shutdown;
+    qemu_register_shutdown_notifier(&s->shutdown_notifier);
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
     s->pump_bh = virtio_bh_new_guarded(DEVICE(s), pvgpu_3d_pump_bh, s);
     pvgpu_3d_apply_scheduler(s);
@@ -1314,6 +1335,9 @@ void pvgpu_3d_fini(PvgpuState *s)
 {
     unsigned holds = 0;
 
+    if (s->sched) {
+        notifier_remove(&s->shutdown_notifier);
+    }
     reset(s, true);
     /*
      * Regions released later must not look for the device.  The renderer,

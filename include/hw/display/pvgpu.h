@@ -246,6 +246,8 @@ struct PvgpuState {
     QEMUBH *pump_bh;            /* dispatch what may go now */
     /* mappings taken out by a reset, not yet released (PvgpuBlobMapping) */
     GSList *releasing;
+    /* QEMU is shutting down: the renderer stops before the process exits */
+    Notifier shutdown_notifier;
 
     /* GPU-time scheduling and limits (properties, QMP) */
     PvgpuSchedulerPolicy sched_policy;
