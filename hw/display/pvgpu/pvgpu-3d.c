@@ -639,6 +639,9 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     PvgpuBlobMapping *m;
     uint32_t err = 0;
 
+    if (waiter) {
+        waiter->map_wait = false;
+    }
     if (res && res->map_req == req) {
         res->map_req = NULL;
     }
@@ -662,9 +665,6 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                              res->id, job->map_size);
     }
     if (err) {
-        if (waiter) {
-            waiter->map_wait = false;
-        }
         if (waiter &&
             waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
             /* what it would have seen had it come after the failure */
@@ -689,7 +689,6 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     trace_pvgpu_blob_map(res->id, offset, job->map_size,
                          job->map_info);
     if (waiter) {
-        waiter->map_wait = false;
         blob_unmap_begin(s, res, waiter);
     }
     *resp_len = pvgpu_resp_encode_map_info(resp, &cmd->hdr,

@@ -481,6 +481,18 @@ static void pvgpu_set_features(VirtIODevice *vdev, uint64_t features)
     pvgpu_3d_set_features(s, caps);
 }
 
+/*
+ * After the renderer and the queues let go of theirs, what is left was
+ * answered already but waits in the fence order behind a request a reset
+ * dropped: it belongs to the old rings.
+ */
+static void requests_drop(PvgpuState *s)
+{
+    while (!QLIST_EMPTY(&s->requests)) {
+        pvgpu_request_free(QLIST_FIRST(&s->requests));
+    }
+}
+
 static void pvgpu_reset(VirtIODevice *vdev)
 {
     PvgpuState *s = PVGPU(vdev);
@@ -488,13 +500,7 @@ static void pvgpu_reset(VirtIODevice *vdev)
     trace_pvgpu_reset(g_hash_table_size(s->resources));
     /* the renderer first: it lets go of jobs, resources and guest memory */
     pvgpu_3d_reset(s);
-    /*
-     * What is left was answered already but waits in the fence order
-     * behind a request the reset dropped: it belongs to the old rings
-     */
-    while (!QLIST_EMPTY(&s->requests)) {
-        pvgpu_request_free(QLIST_FIRST(&s->requests));
-    }
+    requests_drop(s);
     /* then scanouts: 2D surfaces alias resource memory */
     pvgpu_scanouts_reset(s);
     pvgpu_resources_reset(s);
@@ -569,9 +575,7 @@ static void pvgpu_unrealize(DeviceState *dev)
     PvgpuState *s = PVGPU(dev);
 
     pvgpu_3d_fini(s);
-    while (!QLIST_EMPTY(&s->requests)) {
-        pvgpu_request_free(QLIST_FIRST(&s->requests));
-    }
+    requests_drop(s);
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);
     pvgpu_resources_fini(s);
