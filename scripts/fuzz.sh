@@ -33,9 +33,7 @@ qos="$repo/build-san/tests/qtest/qos-test"
 # so that eglTerminate's dlclose does not unmap what still points at its
 # one-time allocations: LSan would report those (tests/qtest/lsan-pvgpu.supp).
 # Stacks are unwound the fast way: the slow unwinder deadlocks in Mesa.
-preload=$(gcc -print-file-name=libasan.so)
-dri=$(ls /usr/lib/*/dri/swrast_dri.so 2>/dev/null | head -n 1)
-[ -n "$dri" ] && preload="$preload:$dri"
+preload=$("$repo/scripts/san-preload.sh")
 export QTEST_QEMU_BINARY="env LD_PRELOAD=$preload $repo/build-san/qemu-system-x86_64"
 export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:symbolize=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1"

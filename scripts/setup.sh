@@ -22,7 +22,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
 fi
 
 # meson >= 1.5 and python3-pycotap come from bookworm-backports; QEMU's
-# source comes from trixie's (or bookworm-backports') deb-src.
+# source comes from trixie's (or bookworm-backports') deb-src.  So does
+# Mesa: bookworm's 22.3.6 llvmpipe crashes (SEGV in swrast_dri.so, inside
+# virglrenderer) when a guest context draws after another drawing context
+# was destroyed; 25.0 does not (tests/qtest/pvgpu-fuzz-repro/virgl-replay.c).
 cat <<'SOURCES' | $SUDO tee /etc/apt/sources.list.d/pvgpu.sources >/dev/null
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -39,7 +42,8 @@ SOURCES
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q -t bookworm-backports meson python3-pycotap
+$SUDO apt-get install -y -q -t bookworm-backports meson python3-pycotap \
+    libgl1-mesa-dri libegl-mesa0 libglx-mesa0 libgbm1 libgbm-dev
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential ccache pkg-config ninja-build flex bison dpkg-dev \
     python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
