@@ -7,7 +7,8 @@
 # Usage: scripts/fuzz.sh [COMMANDS] [SEED]
 #   COMMANDS  total (default 1000000); SEED  first seed (default: random),
 #   the next slices use SEED+1, SEED+2, ...
-# Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID and
+# Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID (default
+# bad-shader, as in scripts/test.sh, which says why) and
 # PVGPU_FUZZ_TIMEOUT as the fuzzer reads them; PVGPU_FUZZ_NO_BUILD=1 uses
 # build-san/ as it is; PVGPU_FUZZ_KEEP_GOING=1 goes on with the next seed
 # after a failing slice (the verdict stays FAIL).
@@ -22,6 +23,7 @@ export PVGPU_CACHE="$CACHE"
 total=${1:-1000000}
 seed=${2:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 slice=${PVGPU_FUZZ_SLICE:-250000}
+export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-bad-shader}"
 
 if [ "${PVGPU_FUZZ_NO_BUILD:-0}" != 1 ]; then
     "$repo/scripts/build.sh" --sanitize --tests || exit 1

@@ -30,7 +30,7 @@
  *   PVGPU_FUZZ_TIMEOUT   seconds a request may stay unanswered (default 60)
  *   PVGPU_FUZZ_TRACE     1: print every command to stderr (for minimising)
  *   PVGPU_FUZZ_AVOID     comma-separated patterns to leave out while the
- *                        device bugs they trigger are open:
+ *                        bugs they trigger are open (to bisect; none is):
  *                        reset-busy (device or system reset with requests
  *                        in flight),
  *                        qreset-busy (queue reset with requests in flight),
@@ -40,12 +40,16 @@
  *                        creation has not been answered yet),
  *                        ctx-destroy (CTX_DESTROY only of the last context
  *                        alive, otherwise contexts go with device resets;
- *                        virglrenderer 0.10.4 crashes in a later SUBMIT_3D
+ *                        Mesa 22.3's llvmpipe crashed in a later SUBMIT_3D
  *                        of another context),
  *                        unclaimed-blob (a PIPE_RESOURCE_CREATE is always
  *                        turned into a host blob right away: virglrenderer
- *                        0.10.4 leaks the ones still unclaimed when their
- *                        context goes),
+ *                        leaks the ones still unclaimed when their context
+ *                        goes, unless pvgpu frees them),
+ *                        bad-shader (no mutation of a stream that creates
+ *                        and binds the shaders it draws with: when a
+ *                        bound shader fails to compile for a draw,
+ *                        virglrenderer dereferences its NULL variant),
  *                        fence-order (the fence timeline order check)
  *
  * Copyright (c) 2026 pvgpu authors
@@ -317,6 +321,7 @@ typedef struct Cmd {
     bool plain;                 /* normal descriptors, no stray flags */
     uint32_t draw_at[4];        /* offsets of the stream's DRAW_VBOs */
     unsigned ndraw;
+    bool pipeline;              /* the stream creates and binds shaders */
     char what[96];
     /* last: cmd_start() clears what precedes */
     uint8_t b[CMD_MAX] QEMU_ALIGNED(8);
@@ -335,7 +340,7 @@ typedef struct Fuzz {
     unsigned trace;
     bool avoid_reset_busy, avoid_qreset_busy, avoid_map_unmap;
     bool avoid_map_new_blob, avoid_ctx_destroy, avoid_unclaimed_blob;
-    bool avoid_fence_order;
+    bool avoid_fence_order, avoid_bad_shader;
 
     uint64_t offered;
     uint64_t features;
@@ -1616,6 +1621,7 @@ static void stream_draw(Fuzz *f, Cmd *c, uint32_t ctx, uint32_t rt,
     if (!m->pipeline || full) {
         put_pipeline(c);
         m->pipeline = true;
+        c->pipeline = true;
     }
     put_destroy(c, VOBJ_SURFACE, H_SURF);
     put_surface(c, H_SURF, rt, r->fmt);
@@ -1812,7 +1818,8 @@ static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
         break;
     }
     }
-    if ((kind == K_SUBMIT_DRAW || kind == K_SUBMIT_CLEAR) && chance(f, 8)) {
+    if ((kind == K_SUBMIT_DRAW || kind == K_SUBMIT_CLEAR) && chance(f, 8) &&
+        !(c->pipeline && f->avoid_bad_shader)) {
         mutate_stream(f, c, start);
     }
     size = c->len - start;
@@ -3587,6 +3594,7 @@ static void fuzz_setup(Fuzz *f, QPvgpu *gpu, QGuestAllocator *alloc)
     f->avoid_ctx_destroy = avoid(avoid_list, "ctx-destroy");
     f->avoid_unclaimed_blob = avoid(avoid_list, "unclaimed-blob");
     f->avoid_fence_order = avoid(avoid_list, "fence-order");
+    f->avoid_bad_shader = avoid(avoid_list, "bad-shader");
     f->stage_out = g_malloc(ARENA_SIZE);
     f->stage_in = g_malloc(ARENA_SIZE);
     f->chunk = g_malloc(ARENA_SIZE);

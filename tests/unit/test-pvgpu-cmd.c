@@ -743,6 +743,105 @@ static void test_create_transfer_3d(void)
     g_assert_cmpuint(cmd.u.transfer_3d.stride, ==, 256);
 }
 
+/* The device's own resource id is no guest's to create. */
+static void test_reserved_id(void)
+{
+    Req r;
+    PvgpuCmd cmd;
+
+    req_init(&r, PVGPU_CMD_RESOURCE_CREATE_2D, 40);
+    put32(&r, 24, PVGPU_RESOURCE_ID_DEVICE);
+    put32(&r, 28, PVGPU_FORMAT_B8G8R8A8_UNORM);
+    put32(&r, 32, 64);
+    put32(&r, 36, 64);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_RESOURCE_ID);
+    put32(&r, 24, PVGPU_RESOURCE_ID_DEVICE - 1);
+    g_assert_cmphex(decode3d(&r, &cmd), ==, 0);
+}
+
+typedef struct Scan {
+    PvgpuPipeResource pr[4];
+    unsigned n;
+} Scan;
+
+static void scan_cb(const PvgpuPipeResource *pr, void *opaque)
+{
+    Scan *sc = opaque;
+
+    g_assert_cmpuint(sc->n, <, 4);
+    sc->pr[sc->n++] = *pr;
+}
+
+static size_t pipe_create(uint32_t *d, uint32_t target, uint32_t w,
+                          uint32_t h, uint32_t levels, uint32_t blob_id)
+{
+    uint32_t v[12] = {
+        48 | 11 << 16, target, 1 /* format */, 2 /* bind */, w, h, 1, 1,
+        levels, 0, 0, blob_id,
+    };
+
+    for (int i = 0; i < 12; i++) {
+        d[i] = GUINT32_TO_LE(v[i]);
+    }
+    return 12;
+}
+
+/*
+ * The virgl stream scanner finds every PIPE_RESOURCE_CREATE, skipping
+ * other commands by their length, and stops where virglrenderer's
+ * decoder stops.
+ */
+static void test_virgl_scan(void)
+{
+    uint32_t d[64];
+    size_t n = 0;
+    Scan sc = { 0 };
+
+    /* a CLEAR (7) with 8 dwords, then a 2D texture and a buffer */
+    d[n++] = GUINT32_TO_LE(7 | 8 << 16);
+    memset(&d[n], 0xff, 8 * 4);
+    n += 8;
+    n += pipe_create(&d[n], 2, 256, 128, 0, 5);
+    n += pipe_create(&d[n], 0, 4096, 1, 0, 6);
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, scan_cb, &sc), ==, 2);
+    g_assert_cmpuint(sc.n, ==, 2);
+    g_assert_cmpuint(sc.pr[0].blob_id, ==, 5);
+    g_assert_cmpuint(sc.pr[0].target, ==, 2);
+    g_assert_cmpuint(sc.pr[0].bind, ==, 2);
+    g_assert_cmpuint(sc.pr[0].size, ==, 256 * 128 * 4);
+    g_assert_cmpuint(sc.pr[1].blob_id, ==, 6);
+    g_assert_cmpuint(sc.pr[1].size, ==, 4096);
+
+    /* a mip chain costs a third more */
+    n = pipe_create(d, 2, 64, 64, 6, 1);
+    sc.n = 0;
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, scan_cb, &sc), ==, 1);
+    g_assert_cmpuint(sc.pr[0].size, ==, 64 * 64 * 4 + 64 * 64 * 4 / 3);
+
+    /* cut short: the create runs past the end and is not executed */
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n - 1, NULL, NULL), ==, 0);
+    /* a wrong length is refused by the renderer: not counted */
+    d[0] = GUINT32_TO_LE(48 | 10 << 16);
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, NULL, NULL), ==, 0);
+    /* an unknown command type ends the stream */
+    d[0] = GUINT32_TO_LE(62);
+    n = 1 + pipe_create(&d[1], 2, 64, 64, 0, 1);
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, NULL, NULL), ==, 0);
+    /* the object type in bits 8-15 does not change the command */
+    d[0] = GUINT32_TO_LE(0);
+    pipe_create(&d[1], 2, 64, 64, 0, 1);
+    d[1] |= GUINT32_TO_LE(0x300);
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, NULL, NULL), ==, 1);
+    /* sizes saturate */
+    n = pipe_create(d, 3, 0xffffffff, 0xffffffff, 0, 1);
+    d[6] = GUINT32_TO_LE(0xffffffff);
+    sc.n = 0;
+    g_assert_cmpuint(pvgpu_virgl_scan(d, n, scan_cb, &sc), ==, 1);
+    g_assert_cmpuint(sc.pr[0].size, ==, UINT64_MAX);
+    /* empty */
+    g_assert_cmpuint(pvgpu_virgl_scan(d, 0, NULL, NULL), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -763,6 +862,8 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-cmd/create-transfer-3d", test_create_transfer_3d);
     g_test_add_func("/pvgpu-cmd/create-blob", test_create_blob);
     g_test_add_func("/pvgpu-cmd/scanout-map-blob", test_scanout_map_blob);
+    g_test_add_func("/pvgpu-cmd/reserved-id", test_reserved_id);
+    g_test_add_func("/pvgpu-cmd/virgl-scan", test_virgl_scan);
     g_test_add_func("/pvgpu-cmd/random", test_random);
     return g_test_run();
 }

@@ -28,9 +28,6 @@
 #include "hw/display/pvgpu.h"
 #include "trace.h"
 
-/* pipe_texture_target PIPE_BUFFER: width is the size in bytes */
-#define PIPE_BUFFER 0
-
 #define PVGPU_BLOB_MAPPING_CAST(obj) \
     OBJECT_CHECK(PvgpuBlobMapping, (obj), TYPE_PVGPU_BLOB_MAPPING)
 
@@ -57,8 +54,81 @@ static void context_free(gpointer data)
 
     /* the scheduling entity went with CTX_DESTROY's dispatch or a reset */
     assert(!ctx->entity);
+    /* the renderer frees what its streams created when it goes */
+    ctx->s->hostmem_used -= ctx->pipe_hostmem;
+    g_array_free(ctx->pipe_pending, true);
     g_hash_table_destroy(ctx->resources);
     g_free(ctx);
+}
+
+typedef struct PipeScan {
+    uint64_t bytes;
+    GArray *found;
+} PipeScan;
+
+static void pipe_scan_one(const PvgpuPipeResource *pr, void *opaque)
+{
+    PipeScan *ps = opaque;
+
+    ps->bytes = pr->size > UINT64_MAX - ps->bytes ? UINT64_MAX :
+                ps->bytes + pr->size;
+    if (ps->found) {
+        g_array_append_val(ps->found, *pr);
+    }
+}
+
+/*
+ * SUBMIT_3D: resources the stream creates for itself
+ * (PIPE_RESOURCE_CREATE) take host memory as soon as it runs, long
+ * before a CREATE_BLOB names them: charge them now, against max_hostmem,
+ * and bound how many a context may leave unclaimed.
+ */
+static uint32_t pipe_resources_admit(PvgpuState *s, PvgpuContext *ctx,
+                                     const PvgpuCmd *cmd)
+{
+    const void *stream = cmd->u.submit_3d.data;
+    size_t ndw = cmd->u.submit_3d.size / 4;
+    PipeScan ps = { 0 };
+    unsigned n = pvgpu_virgl_scan(stream, ndw, pipe_scan_one, &ps);
+
+    if (!n) {
+        return 0;
+    }
+    if (n > PVGPU_MAX_PIPE_PENDING - ctx->pipe_pending->len) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                              "context %u would have %u resources created "
+                              "by its command stream and not claimed by "
+                              "RESOURCE_CREATE_BLOB (at most %u)", ctx->id,
+                              ctx->pipe_pending->len + n,
+                              PVGPU_MAX_PIPE_PENDING);
+    }
+    if (s->hostmem_used > s->max_hostmem ||
+        ps.bytes > s->max_hostmem - s->hostmem_used) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
+        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                              "the command stream creates %u resources of "
+                              "%" PRIu64 " bytes, %" PRIu64 " used of "
+                              "max_hostmem %" PRIu64, n, ps.bytes,
+                              s->hostmem_used, s->max_hostmem);
+    }
+    s->hostmem_used += ps.bytes;
+    ctx->pipe_hostmem += ps.bytes;
+    ps = (PipeScan) { .found = ctx->pipe_pending };
+    pvgpu_virgl_scan(stream, ndw, pipe_scan_one, &ps);
+    return 0;
+}
+
+/* The oldest resource of @ctx's streams with @blob_id, or -1. */
+static int pipe_resource_find(PvgpuContext *ctx, uint64_t blob_id)
+{
+    for (guint i = 0; i < ctx->pipe_pending->len; i++) {
+        if (g_array_index(ctx->pipe_pending, PvgpuPipeResource,
+                          i).blob_id == blob_id) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 static void contexts_forget_resource(PvgpuState *s, uint32_t id)
@@ -72,30 +142,6 @@ static void contexts_forget_resource(PvgpuState *s, uint32_t id)
 
         g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(id));
     }
-}
-
-/*
- * Host memory a 3D resource is charged: texels at 4 bytes (the common
- * case; virglrenderer does not report its real allocation), times layers,
- * samples and a third more for a mip chain.  Saturates instead of
- * overflowing, so absurd sizes are simply refused.
- */
-static uint64_t resource_3d_size(const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
-    uint64_t size = c->width;
-
-    if (c->target == PIPE_BUFFER) {
-        return size;
-    }
-    if (__builtin_mul_overflow(size, c->height, &size) ||
-        __builtin_mul_overflow(size, c->depth, &size) ||
-        __builtin_mul_overflow(size, c->array_size, &size) ||
-        __builtin_mul_overflow(size, MAX(c->nr_samples, 1), &size) ||
-        __builtin_mul_overflow(size, 4, &size)) {
-        return UINT64_MAX;
-    }
-    return c->last_level ? size + size / 3 : size;
 }
 
 static PvgpuRequest *request_for_job(PvgpuRenderJob *job)
@@ -402,6 +448,8 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     ctx->id = cmd->hdr.ctx_id;
     ctx->capset_id = capset ?: PVGPU_CAPSET_VIRGL;
     ctx->resources = g_hash_table_new(NULL, NULL);
+    ctx->pipe_pending = g_array_new(false, false, sizeof(PvgpuPipeResource));
+    ctx->s = s;
     ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
     ctx->serial = ++s->resource_serial;
     req->serial = ctx->serial;
@@ -502,21 +550,49 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
     const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
     /* host memory is the renderer's to allocate; guest memory is not */
     uint64_t hostmem = c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : c->size;
+    /* of that, already charged to the context */
+    uint64_t charged = 0;
+    PvgpuContext *ctx = NULL;
     PvgpuResource *res;
     uint32_t err = 0;
+    int claim = -1;
 
-    if (c->blob_mem != PVGPU_BLOB_MEM_GUEST &&
-        !context_find_or_fail(s, cmd, &err)) {
-        return err;
+    if (c->blob_mem != PVGPU_BLOB_MEM_GUEST) {
+        ctx = context_find_or_fail(s, cmd, &err);
+        if (!ctx) {
+            return err;
+        }
+    }
+    if (ctx) {
+        /*
+         * It turns a resource the context's stream created into the
+         * guest's: whichever is larger, the size the guest gives or the
+         * one the stream asked for, is charged.
+         */
+        claim = pipe_resource_find(ctx, c->blob_id);
+        if (claim >= 0) {
+            charged = g_array_index(ctx->pipe_pending, PvgpuPipeResource,
+                                    claim).size;
+            hostmem = MAX(hostmem, charged);
+        }
     }
     if (!pvgpu_resource_admit(s, cmd, c->resource_id, &err) ||
-        !pvgpu_hostmem_charge(s, cmd, c->resource_id, hostmem, &err)) {
+        !pvgpu_hostmem_charge(s, cmd, c->resource_id, hostmem - charged,
+                              &err)) {
         return err;
     }
     res = pvgpu_blob_new(s, cmd, true, &err);
     if (!res) {
-        s->hostmem_used -= hostmem;
+        s->hostmem_used -= hostmem - charged;
         return err;
+    }
+    if (claim >= 0) {
+        req->pipe_claim = g_array_index(ctx->pipe_pending, PvgpuPipeResource,
+                                        claim);
+        req->pipe_claimed = true;
+        req->ctx_serial = ctx->serial;
+        g_array_remove_index(ctx->pipe_pending, claim);
+        ctx->pipe_hostmem -= charged;
     }
     res->hostmem = hostmem;
     req->serial = res->serial;
@@ -638,10 +714,8 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     g_autofree char *name = NULL;
     PvgpuBlobMapping *m;
     uint32_t err = 0;
+    bool oversized = false;
 
-    if (waiter) {
-        waiter->map_wait = false;
-    }
     if (res && res->map_req == req) {
         res->map_req = NULL;
     }
@@ -654,28 +728,39 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                              res->id);
     } else if (job->map_size > s->hostmem - offset ||
                job->map_size > res->blob_size + qemu_real_host_page_size()) {
+        oversized = true;
+        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                             "blob %u maps %" PRIu64 " bytes, more than fit",
+                             res->id, job->map_size);
+    }
+    /*
+     * The request waiting for this map is still held (map_wait stops the
+     * pump at it): settle it before anything below pumps again
+     */
+    if (waiter) {
+        waiter->map_wait = false;
+    }
+    if (err && waiter &&
+        waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
+        /* what it would have seen had it come after the failure */
+        uint32_t unmap_err = pvgpu_cmd_fail(
+            &waiter->job.cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+            "blob %u is not mapped: its MAP_BLOB failed",
+            cmd->u.map_blob.resource_id);
+
+        QTAILQ_REMOVE(&s->held, waiter, next);
+        pvgpu_request_respond(s, waiter, unmap_err, NULL, 0);
+    }
+    if (oversized) {
+        /* the renderer mapped it: it unmaps it again, in order */
         PvgpuRequest *unmap = g_new0(PvgpuRequest, 1);
 
         unmap->s = s;
         unmap->job.cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
         unmap->job.cmd.u.resource.resource_id = res->id;
         submit(s, unmap);
-        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                             "blob %u maps %" PRIu64 " bytes, more than fit",
-                             res->id, job->map_size);
     }
     if (err) {
-        if (waiter &&
-            waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
-            /* what it would have seen had it come after the failure */
-            uint32_t unmap_err = pvgpu_cmd_fail(
-                &waiter->job.cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                "blob %u is not mapped: its MAP_BLOB failed",
-                cmd->u.map_blob.resource_id);
-
-            QTAILQ_REMOVE(&s->held, waiter, next);
-            pvgpu_request_respond(s, waiter, unmap_err, NULL, 0);
-        }
         return err;
     }
     m = PVGPU_BLOB_MAPPING_CAST(object_new(TYPE_PVGPU_BLOB_MAPPING));
@@ -797,7 +882,14 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         return resource_create(s, req, cmd->u.create_3d.resource_id,
                                cmd->u.create_3d.width,
                                cmd->u.create_3d.height,
-                               resource_3d_size(cmd));
+                               pvgpu_resource_3d_size(
+                                   cmd->u.create_3d.target,
+                                   cmd->u.create_3d.width,
+                                   cmd->u.create_3d.height,
+                                   cmd->u.create_3d.depth,
+                                   cmd->u.create_3d.array_size,
+                                   cmd->u.create_3d.last_level,
+                                   cmd->u.create_3d.nr_samples));
 
     case PVGPU_CMD_RESOURCE_UNREF:
         res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
@@ -878,7 +970,12 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         return 0;
 
     case PVGPU_CMD_SUBMIT_3D:
-        if (!context_find_or_fail(s, cmd, &err)) {
+        ctx = context_find_or_fail(s, cmd, &err);
+        if (!ctx) {
+            return err;
+        }
+        err = pipe_resources_admit(s, ctx, cmd);
+        if (err) {
             return err;
         }
         trace_pvgpu_submit_3d(cmd->hdr.ctx_id, cmd->u.submit_3d.size,
@@ -1026,6 +1123,19 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             contexts_forget_resource(s, res->id);
             g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
             pvgpu_resource_free(s, res);
+        }
+        if (req->pipe_claimed) {
+            PvgpuContext *ctx = context_find(s, cmd->hdr.ctx_id);
+
+            /*
+             * The renderer did not take it over: it stays the context's,
+             * charged again even above a lowered max_hostmem
+             */
+            if (ctx && ctx->serial == req->ctx_serial) {
+                g_array_prepend_val(ctx->pipe_pending, req->pipe_claim);
+                ctx->pipe_hostmem += req->pipe_claim.size;
+                s->hostmem_used += req->pipe_claim.size;
+            }
         }
         break;
     case PVGPU_CMD_RESOURCE_ATTACH_BACKING:

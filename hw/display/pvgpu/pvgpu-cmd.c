@@ -246,8 +246,9 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
         cmd->u.create_2d.format = ld32(p + 4);
         cmd->u.create_2d.width = ld32(p + 8);
         cmd->u.create_2d.height = ld32(p + 12);
-        if (cmd->u.create_2d.resource_id == 0) {
-            *why = "resource id 0 is reserved";
+        if (cmd->u.create_2d.resource_id == 0 ||
+            cmd->u.create_2d.resource_id == PVGPU_RESOURCE_ID_DEVICE) {
+            *why = "resource ids 0 and 0xffffffff are reserved";
             return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
         }
         if (!pvgpu_format_bpp(cmd->u.create_2d.format)) {
@@ -311,8 +312,8 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
         c->blob_id = ld64(p + 16);
         c->size = ld64(p + 24);
         c->entries = p + 32;
-        if (c->resource_id == 0) {
-            *why = "resource id 0 is reserved";
+        if (c->resource_id == 0 || c->resource_id == PVGPU_RESOURCE_ID_DEVICE) {
+            *why = "resource ids 0 and 0xffffffff are reserved";
             return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
         }
         if (c->blob_mem < PVGPU_BLOB_MEM_GUEST ||
@@ -464,8 +465,8 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
         c->last_level = ld32(p + 32);
         c->nr_samples = ld32(p + 36);
         c->flags = ld32(p + 40);
-        if (c->resource_id == 0) {
-            *why = "resource id 0 is reserved";
+        if (c->resource_id == 0 || c->resource_id == PVGPU_RESOURCE_ID_DEVICE) {
+            *why = "resource ids 0 and 0xffffffff are reserved";
             return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
         }
         if (c->target > PVGPU_MAX_TEXTURE_TARGET || c->width == 0 ||
@@ -675,4 +676,69 @@ bool pvgpu_fb_fits(uint32_t width, uint32_t height, unsigned bpp,
     /* both products fit: each factor is below 2^32 */
     return width && height && !__builtin_add_overflow(offset, end, &end) &&
            end <= size;
+}
+
+uint64_t pvgpu_resource_3d_size(uint32_t target, uint32_t width,
+                                uint32_t height, uint32_t depth,
+                                uint32_t array_size, uint32_t last_level,
+                                uint32_t nr_samples)
+{
+    uint64_t size = width;
+
+    if (target == 0) {
+        /* PIPE_BUFFER */
+        return size;
+    }
+    if (__builtin_mul_overflow(size, height, &size) ||
+        __builtin_mul_overflow(size, depth, &size) ||
+        __builtin_mul_overflow(size, array_size, &size) ||
+        __builtin_mul_overflow(size, nr_samples ? nr_samples : 1, &size) ||
+        __builtin_mul_overflow(size, 4, &size)) {
+        return UINT64_MAX;
+    }
+    return last_level ? size + size / 3 : size;
+}
+
+/* virgl_protocol.h: the first command number the protocol does not know */
+#define VIRGL_CCMD_MAX                  62
+#define VIRGL_CCMD_PIPE_RESOURCE_CREATE 48
+#define VIRGL_PIPE_RESOURCE_CREATE_LEN  11
+
+unsigned pvgpu_virgl_scan(const void *stream, size_t ndw,
+                          PvgpuPipeResourceFn *fn, void *opaque)
+{
+    const uint8_t *p = stream;
+    unsigned found = 0;
+    size_t i = 0;
+
+    while (i < ndw) {
+        uint32_t hdr = ld32(p + i * 4);
+        uint32_t type = hdr & 0xff, len = hdr >> 16;
+        const uint8_t *a = p + (i + 1) * 4;
+
+        if (type >= VIRGL_CCMD_MAX || len > ndw - i - 1) {
+            break;
+        }
+        if (type == VIRGL_CCMD_PIPE_RESOURCE_CREATE &&
+            len == VIRGL_PIPE_RESOURCE_CREATE_LEN) {
+            /* target format bind width height depth array_size last_level
+             * nr_samples flags blob_id */
+            PvgpuPipeResource pr = {
+                .target = ld32(a),
+                .bind = ld32(a + 8),
+                .blob_id = ld32(a + 40),
+            };
+
+            pr.size = pvgpu_resource_3d_size(pr.target, ld32(a + 12),
+                                             ld32(a + 16), ld32(a + 20),
+                                             ld32(a + 24), ld32(a + 28),
+                                             ld32(a + 32));
+            if (fn) {
+                fn(&pr, opaque);
+            }
+            found++;
+        }
+        i += 1 + len;
+    }
+    return found;
 }

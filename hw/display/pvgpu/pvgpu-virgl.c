@@ -21,6 +21,13 @@
  * before it is done, so a ring fence never signals early and fences of
  * one ring (indeed of all rings) complete in submission order.
  *
+ * Resources a context's command stream creates (PIPE_RESOURCE_CREATE)
+ * stay virglrenderer's until a CREATE_BLOB claims them, and virglrenderer
+ * (0.10.4; 1.0.1 frees only the record, not the GL storage) does not free
+ * unclaimed ones when the context goes.  The render thread notes them per
+ * context and, before a context is destroyed, claims each with a blob of
+ * the device's own resource id and unrefs it (pipe_reclaim()).
+ *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -60,6 +67,8 @@ struct PvgpuRenderer {
     uint32_t fence_seq;
     uint32_t fence_done;        /* fences signalled so far */
     uint64_t gpu_free_ns;       /* when the last fenced job finished */
+    /* context id -> GArray of the blob ids its streams created, unclaimed */
+    GHashTable *pipe_ids;
 
     /* pvgpu_render_free_later(): regions still to be released */
     unsigned holds;
@@ -83,6 +92,7 @@ QEMU_BUILD_BUG_ON(sizeof(PvgpuBox) != 6 * sizeof(uint32_t));
 static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
     uint64_t now = get_clock();
+
 
     /* the GPU runs jobs one after the other: charge only this one's part */
     job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
@@ -250,6 +260,79 @@ static void fences_drain(PvgpuRenderer *r)
     }
 }
 
+typedef struct PipeNote {
+    PvgpuRenderer *r;
+    uint32_t ctx;
+} PipeNote;
+
+static void pipe_note(const PvgpuPipeResource *pr, void *opaque)
+{
+    PipeNote *pn = opaque;
+    GArray *ids = g_hash_table_lookup(pn->r->pipe_ids,
+                                      GUINT_TO_POINTER(pn->ctx));
+
+    if (!ids) {
+        ids = g_array_new(false, false, sizeof(uint32_t));
+        g_hash_table_insert(pn->r->pipe_ids, GUINT_TO_POINTER(pn->ctx), ids);
+    }
+    g_array_append_val(ids, pr->blob_id);
+}
+
+/* A CREATE_BLOB of @ctx took over the oldest resource with @blob_id. */
+static void pipe_claimed(PvgpuRenderer *r, uint32_t ctx, uint64_t blob_id)
+{
+    GArray *ids = g_hash_table_lookup(r->pipe_ids, GUINT_TO_POINTER(ctx));
+
+    for (guint i = 0; ids && i < ids->len; i++) {
+        if (g_array_index(ids, uint32_t, i) == blob_id) {
+            g_array_remove_index(ids, i);
+            return;
+        }
+    }
+}
+
+/*
+ * Free what @ctx's streams created and nobody claimed: a blob of the
+ * device's own resource id claims one (oldest first, as the guest's
+ * would) and is unreferenced at once, until none with that id is left.
+ * Over-noted ids (a refused create, a claim the thread missed) just fail.
+ * The context must still exist.
+ */
+static void pipe_reclaim(PvgpuRenderer *r, uint32_t ctx)
+{
+    GArray *ids = g_hash_table_lookup(r->pipe_ids, GUINT_TO_POINTER(ctx));
+    unsigned freed = 0;
+
+    for (guint i = 0; ids && i < ids->len; i++) {
+        struct virgl_renderer_resource_create_blob_args args = {
+            .res_handle = PVGPU_RESOURCE_ID_DEVICE, .ctx_id = ctx,
+            .blob_mem = VIRGL_RENDERER_BLOB_MEM_HOST3D,
+            .blob_id = g_array_index(ids, uint32_t, i), .size = 1,
+        };
+
+        /* bounded: a renderer that never fails is not trusted either */
+        for (guint n = 0; n <= ids->len &&
+             !virgl_renderer_resource_create_blob(&args); n++) {
+            virgl_renderer_resource_unref(PVGPU_RESOURCE_ID_DEVICE);
+            freed++;
+        }
+    }
+    if (ids) {
+        trace_pvgpu_virgl_reclaim(ctx, ids->len, freed);
+    }
+    g_hash_table_remove(r->pipe_ids, GUINT_TO_POINTER(ctx));
+}
+
+static void pipe_reclaim_all(PvgpuRenderer *r)
+{
+    GList *ctxs = g_hash_table_get_keys(r->pipe_ids);
+
+    for (GList *l = ctxs; l; l = l->next) {
+        pipe_reclaim(r, GPOINTER_TO_UINT(l->data));
+    }
+    g_list_free(ctxs);
+}
+
 /* Run one command; returns 0 or the PVGPU_RESP_ERR_* for the guest. */
 static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
@@ -259,6 +342,8 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
 
     switch (cmd->hdr.type) {
     case PVGPU_CMD_CTX_CREATE:
+        /* notes of a context that was never created are of nothing */
+        g_hash_table_remove(r->pipe_ids, GUINT_TO_POINTER(ctx));
         if (cmd->u.ctx_create.capset_id) {
             ret = virgl_renderer_context_create_with_flags(
                 ctx, cmd->u.ctx_create.capset_id, cmd->u.ctx_create.nlen,
@@ -270,6 +355,7 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
         break;
     case PVGPU_CMD_CTX_DESTROY:
         fences_drain(r);
+        pipe_reclaim(r, ctx);
         virgl_renderer_context_destroy(ctx);
         break;
     case PVGPU_CMD_CTX_ATTACH_RESOURCE:
@@ -347,10 +433,16 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
         }
         break;
     }
-    case PVGPU_CMD_SUBMIT_3D:
+    case PVGPU_CMD_SUBMIT_3D: {
+        PipeNote pn = { r, ctx };
+
         ret = virgl_renderer_submit_cmd((void *)cmd->u.submit_3d.data, ctx,
                                         cmd->u.submit_3d.size / 4);
+        /* even a refused stream ran up to the command that failed */
+        pvgpu_virgl_scan(cmd->u.submit_3d.data, cmd->u.submit_3d.size / 4,
+                         pipe_note, &pn);
         break;
+    }
     case PVGPU_CMD_RESOURCE_CREATE_BLOB: {
         const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
         struct virgl_renderer_resource_create_blob_args args = {
@@ -363,6 +455,9 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
         };
 
         ret = virgl_renderer_resource_create_blob(&args);
+        if (!ret && c->blob_mem != PVGPU_BLOB_MEM_GUEST) {
+            pipe_claimed(r, ctx, c->blob_id);
+        }
         break;
     }
     case PVGPU_CMD_RESOURCE_MAP_BLOB: {
@@ -411,6 +506,7 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
  */
 static void restart(PvgpuRenderer *r)
 {
+    pipe_reclaim_all(r);
     virgl_renderer_cleanup(r);
     if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
         error_report("pvgpu: virglrenderer failed to restart after a "
@@ -572,6 +668,7 @@ static void *pvgpu_render_thread(void *opaque)
             break;
         }
     }
+    pipe_reclaim_all(r);
     virgl_renderer_cleanup(r);
     return NULL;
 }
@@ -606,6 +703,7 @@ static void renderer_destroy(PvgpuRenderer *r)
     g_free(r->init_error);
     g_free(r->describe);
     g_free((char *)r->opts.render_node);
+    g_hash_table_destroy(r->pipe_ids);
     g_free(r);
 }
 
@@ -634,6 +732,8 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
     QSIMPLEQ_INIT(&r->todo);
     QSIMPLEQ_INIT(&r->done);
     QSIMPLEQ_INIT(&r->fenced);
+    r->pipe_ids = g_hash_table_new_full(NULL, NULL, NULL,
+                                        (GDestroyNotify)g_array_unref);
     if (event_notifier_init(&r->wake, false) < 0) {
         error_setg(errp, "pvgpu: cannot create the render thread's notifier");
         goto fail;

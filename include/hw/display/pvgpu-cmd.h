@@ -123,6 +123,12 @@ enum {
 #define PVGPU_MAX_SUBMIT_SIZE       (4u << 20)
 /* pipe_texture_target: PIPE_BUFFER (0) .. PIPE_TEXTURE_CUBE_ARRAY (8) */
 #define PVGPU_MAX_TEXTURE_TARGET    8
+/*
+ * The device's own resource id: no guest resource may take it.  The
+ * renderer uses it for a moment to free what a context's command stream
+ * created and never claimed (pvgpu-virgl.c).
+ */
+#define PVGPU_RESOURCE_ID_DEVICE    0xffffffffu
 
 /*
  * Limit on the scatter list of one ATTACH_BACKING.  Linux builds it from
@@ -371,5 +377,45 @@ bool pvgpu_fb_fits(uint32_t width, uint32_t height, unsigned bpp,
 /* Is @b, without overflow, inside a @width x @height x @depth volume? */
 bool pvgpu_box_inside(const PvgpuBox *b, uint32_t width, uint32_t height,
                       uint32_t depth);
+
+
+/*
+ * Host memory charged for a 3D resource: texels at 4 bytes (the common
+ * case; virglrenderer does not report its real allocation), times layers,
+ * samples and a third more for a mip chain; a buffer's width is its size
+ * in bytes.  Saturates at UINT64_MAX instead of overflowing.
+ */
+uint64_t pvgpu_resource_3d_size(uint32_t target, uint32_t width,
+                                uint32_t height, uint32_t depth,
+                                uint32_t array_size, uint32_t last_level,
+                                uint32_t nr_samples);
+
+/*
+ * A resource that a context's virgl command stream creates itself
+ * (VIRGL_CCMD_PIPE_RESOURCE_CREATE, Mesa's way with blobs): it belongs to
+ * the guest only once a RESOURCE_CREATE_BLOB with blob_mem HOST3D claims
+ * its blob_id, and until then the host holds it for the context.
+ */
+typedef struct PvgpuPipeResource {
+    uint32_t blob_id;
+    uint32_t target;
+    uint32_t bind;
+    uint64_t size;              /* pvgpu_resource_3d_size() */
+} PvgpuPipeResource;
+
+typedef void PvgpuPipeResourceFn(const PvgpuPipeResource *pr, void *opaque);
+
+/*
+ * Walk the virgl command stream of a SUBMIT_3D (@ndw dwords, little
+ * endian) as virglrenderer's decoder walks it: a command's header dword
+ * holds its type in bits 0-7 and its length in dwords, without the
+ * header, in bits 16-31; a type the protocol does not know, or a command
+ * running past the end, ends the stream.  Calls @fn, when not NULL, for
+ * each well-formed PIPE_RESOURCE_CREATE and returns how many there were.
+ * Counts a command even if the renderer later refuses it: an estimate
+ * from above, which is what accounting needs.
+ */
+unsigned pvgpu_virgl_scan(const void *stream, size_t ndw,
+                          PvgpuPipeResourceFn *fn, void *opaque);
 
 #endif /* HW_DISPLAY_PVGPU_CMD_H */

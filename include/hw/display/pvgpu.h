@@ -111,7 +111,18 @@ typedef struct PvgpuContext {
     uint64_t errors;            /* commands the renderer refused */
     /* tells this context from a later one with the same id */
     uint64_t serial;
+    /*
+     * Resources its command streams created that no CREATE_BLOB claimed
+     * yet (PvgpuPipeResource), oldest first, and the host memory charged
+     * for them; at most PVGPU_MAX_PIPE_PENDING.
+     */
+    GArray *pipe_pending;
+    uint64_t pipe_hostmem;
+    struct PvgpuState *s;
 } PvgpuContext;
+
+/* unclaimed stream-created resources a context may hold (Mesa: one) */
+#define PVGPU_MAX_PIPE_PENDING 256
 
 /*
  * One request popped from a virtqueue.  Requests the renderer executes
@@ -139,6 +150,14 @@ typedef struct PvgpuRequest {
      * the renderer may free its memory; NULL once released
      */
     PvgpuBlobMapping *unmap;
+    /*
+     * CREATE_BLOB of host memory (HOST3D, HOST3D_GUEST): the resource
+     * it claims from its context's streams (context serial ctx_serial),
+     * handed back if the renderer refuses the blob
+     */
+    PvgpuPipeResource pipe_claim;
+    bool pipe_claimed;
+    uint64_t ctx_serial;
     /* RESOURCE_FLUSH of a blob: present guest memory once done */
     bool blob_flush;
     /* RESOURCE_FLUSH: scanouts shown as dmabufs, updated once done */
