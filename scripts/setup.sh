@@ -42,13 +42,17 @@ SOURCES
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
+# The GL stack and every -dev package built against it come in one
+# transaction, so that their versions match (Mesa 25 needs libdrm and
+# wayland from bookworm-backports; their -dev packages must follow).
 $SUDO apt-get install -y -q -t bookworm-backports meson python3-pycotap \
-    libgl1-mesa-dri libegl-mesa0 libglx-mesa0 libgbm1 libgbm-dev
+    libgl1-mesa-dri libegl-mesa0 libglx-mesa0 libgbm1 libgbm-dev \
+    libdrm-dev libwayland-dev libvirglrenderer-dev libepoxy-dev libegl-dev
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential ccache pkg-config ninja-build flex bison dpkg-dev \
     python3-venv python3-tomli xz-utils bzip2 cpio busybox-static \
     gcc-multilib libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
-    libvirglrenderer-dev libepoxy-dev libgbm-dev libegl-dev libsdl2-dev \
+    libsdl2-dev \
     seabios ipxe-qemu debootstrap xvfb xauth \
     kmod patch python3 e2fsprogs diffutils
 echo "$sum" > "$stamp"

@@ -217,6 +217,20 @@ static void test_config(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 8), ==, 1);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 12), ==, virgl ? 2 : 0);
     g_assert_cmpuint(qvirtio_config_readl(gpu->vdev, 0), ==, 0);
+
+    /* QMP says whether there is 3D, and if not, why */
+    {
+        QDict *info = query_pvgpu();
+
+        g_assert(qdict_get_bool(info, "virgl") == virgl);
+        if (virgl) {
+            g_assert(!qdict_haskey(info, "virgl-unavailable"));
+        } else {
+            g_assert_cmpstr(qdict_get_str(info, "virgl-unavailable"), ==,
+                            "disabled with virgl=off");
+        }
+        qobject_unref(info);
+    }
 }
 
 static void test_display_info(void *obj, void *data, QGuestAllocator *alloc)
@@ -2804,9 +2818,33 @@ static void test_hotplug(void)
     g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
                     "virglrenderer"));
     qobject_unref(rsp);
+    /* virgl=auto falls back to 2D, and says why */
     qtest_qmp_device_add(qts, "pvgpu-pci", "hot3", "{'addr': '0x7'}");
+    rsp = qtest_qmp_eventwait_ref(qts, "PVGPU_3D_UNAVAILABLE");
+    {
+        QDict *data = qdict_get_qdict(rsp, "data");
+
+        g_assert_cmpstr(qdict_get_str(data, "id"), ==, "hot3");
+        g_assert(g_str_has_prefix(qdict_get_str(data, "path"),
+                                  "/machine/peripheral/hot3/"));
+        g_assert(strstr(qdict_get_str(data, "reason"),
+                        "virglrenderer is in use"));
+    }
+    qobject_unref(rsp);
     rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
     g_assert_cmpuint(qlist_size(qdict_get_qlist(rsp, "return")), ==, 2);
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(rsp, "return")); e;
+         e = qlist_next(e)) {
+        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+        bool is3d = !g_str_equal(qdict_get_str(d, "id"), "hot3");
+
+        g_assert(qdict_get_bool(d, "virgl") == is3d);
+        g_assert(qdict_haskey(d, "virgl-unavailable") == !is3d);
+        if (!is3d) {
+            g_assert(strstr(qdict_get_str(d, "virgl-unavailable"),
+                            "virglrenderer is in use"));
+        }
+    }
     qobject_unref(rsp);
 
     g_free(dev);

@@ -18,6 +18,9 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
                    "virglrenderer");
         return false;
     }
+    pvgpu_3d_unavailable(s, s->virgl == ON_OFF_AUTO_OFF ?
+                         "disabled with virgl=off" :
+                         "QEMU was built without virglrenderer");
     return true;
 }
 
@@ -45,6 +48,7 @@ void pvgpu_3d_reset(PvgpuState *s)
 
 void pvgpu_3d_fini(PvgpuState *s)
 {
+    g_free(g_steal_pointer(&s->virgl_unavailable));
 }
 
 PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)

@@ -1284,6 +1284,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     QTAILQ_INIT(&s->held);
     s->contexts = g_hash_table_new_full(NULL, NULL, NULL, context_free);
     if (s->virgl == ON_OFF_AUTO_OFF) {
+        pvgpu_3d_unavailable(s, "disabled with virgl=off");
         return true;
     }
     s->renderer = pvgpu_render_new(&opts, pvgpu_3d_job_done, s, &err);
@@ -1292,6 +1293,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
             error_propagate(errp, err);
             return false;
         }
+        pvgpu_3d_unavailable(s, error_get_pretty(err));
         warn_reportf_err(err, "pvgpu: 3D disabled: ");
         return true;
     }
@@ -1463,6 +1465,7 @@ void pvgpu_3d_fini(PvgpuState *s)
     trace_pvgpu_render_free(holds);
     pvgpu_render_free_later(s->renderer, holds);
     s->renderer = NULL;
+    g_free(g_steal_pointer(&s->virgl_unavailable));
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;
     if (s->sched) {

@@ -83,6 +83,16 @@ void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command)
     }
 }
 
+void pvgpu_3d_unavailable(PvgpuState *s, const char *reason)
+{
+    g_autofree char *path = object_get_canonical_path(OBJECT(s));
+
+    g_free(s->virgl_unavailable);
+    s->virgl_unavailable = g_strdup(reason);
+    trace_pvgpu_3d_unavailable(reason);
+    qapi_event_send_pvgpu_3d_unavailable(pvgpu_device_id(s), path, reason);
+}
+
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
                          uint32_t quantum_us, bool has_max_fps,

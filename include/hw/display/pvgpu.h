@@ -281,6 +281,8 @@ struct PvgpuState {
     QEMUTimer *pump_timer;      /* caps and the frame-rate limiter */
     PvgpuFpsLimiter fps[PVGPU_MAX_SCANOUTS];
     uint64_t refusals;
+    /* why the device has no 3D (query-pvgpu); NULL when it has */
+    char *virgl_unavailable;
     struct {
         int64_t last_ns;
         uint32_t suppressed;
@@ -300,6 +302,8 @@ const char *pvgpu_device_id(PvgpuState *s);
 void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
                          uint32_t ctx_id, uint64_t limit);
 void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command);
+/* The device runs without 3D because of @reason: recorded and announced */
+void pvgpu_3d_unavailable(PvgpuState *s, const char *reason);
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
                          uint32_t quantum_us, bool has_max_fps,
