@@ -4318,6 +4318,53 @@ static void test_blob_map_oversized(void *obj, void *data,
     g_assert_cmphex(unref(gpu, 7), ==, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/*
+ * A bad -device property is refused at realize with a message naming it
+ * and the range it takes: the same ranges QMP enforces (one table,
+ * pvgpu-settings.c).
+ */
+static void test_bad_properties(void)
+{
+    static const struct {
+        const char *prop, *expect;
+    } cases[] = {
+        { "max-queued=0", "property 'max-queued' expects a value from 1 to "
+                          "4096, not 0" },
+        { "max_outputs=17", "property 'max_outputs' expects a value from 1 "
+                            "to 16, not 17" },
+        { "max_hostmem=4096", "property 'max_hostmem' expects at least "
+                              "1 MiB, not 4096" },
+        { "sched-quantum-us=5", "property 'sched-quantum-us' expects a value "
+                                "from 100 to 1000000, not 5" },
+        { "max-contexts=0", "property 'max-contexts' expects at least 1, "
+                            "not 0" },
+        { "sched-inflight=17", "property 'sched-inflight' expects a value "
+                               "from 1 to 16, not 17" },
+    };
+    const char *qemu = getenv("QTEST_QEMU_BINARY");
+
+    g_assert(qemu);
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree char *cmd = g_strdup_printf(
+            "%s -M pc -display none -nodefaults -device pvgpu-pci,virgl=off,%s",
+            qemu, cases[i].prop);
+        g_auto(GStrv) argv = NULL;
+        g_autofree char *err = NULL;
+        g_autoptr(GError) gerr = NULL;
+        int status;
+
+        g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+        g_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH |
+                              G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                              &err, &status, &gerr));
+        g_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        if (!strstr(err, cases[i].expect)) {
+            g_error("%s: expected '%s' in: %s", cases[i].prop,
+                    cases[i].expect, err);
+        }
+    }
+}
+
 static void register_pvgpu_test(void)
 {
     /* device properties for one test, as -global options */
@@ -4430,6 +4477,7 @@ static void register_pvgpu_test(void)
     qos_add_test("qmp/fps-limit", "pvgpu", test_fps_limit, NULL);
     if (g_str_equal(qtest_get_arch(), "x86_64")) {
         qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
+        qtest_add_func("pvgpu/bad-properties", test_bad_properties);
     }
 }
 

@@ -172,34 +172,7 @@ void qmp_pvgpu_set_limits(const char *id, bool has_max_hostmem,
     if (!s) {
         return;
     }
-    if (has_max_hostmem && max_hostmem < 1 * MiB) {
-        error_setg(errp, "Parameter 'max-hostmem' expects at least 1M");
-        return;
-    }
-    if (has_max_contexts && !max_contexts) {
-        error_setg(errp, "Parameter 'max-contexts' expects at least 1");
-        return;
-    }
-    if (has_max_resources && !max_resources) {
-        error_setg(errp, "Parameter 'max-resources' expects at least 1");
-        return;
-    }
-    if (has_max_queued && (!max_queued || max_queued > 4096)) {
-        error_setg(errp, "Parameter 'max-queued' expects a value from 1 to "
-                   "4096");
-        return;
-    }
-    if (has_max_hostmem) {
-        s->max_hostmem = max_hostmem;
-    }
-    if (has_max_contexts) {
-        s->max_contexts = max_contexts;
-    }
-    if (has_max_resources) {
-        s->max_resources = max_resources;
-    }
-    if (has_max_queued) {
-        s->max_queued = max_queued;
-    }
-    pvgpu_3d_apply_scheduler(s);
+    pvgpu_set_limits(s, has_max_hostmem, max_hostmem, has_max_contexts,
+                     max_contexts, has_max_resources, max_resources,
+                     has_max_queued, max_queued, errp);
 }

@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/cutils.h"
 #include "qemu/iov.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
@@ -93,20 +94,44 @@ void pvgpu_3d_unavailable(PvgpuState *s, const char *reason)
     qapi_event_send_pvgpu_3d_unavailable(pvgpu_device_id(s), path, reason);
 }
 
+bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
+                         Error **errp)
+{
+    const PvgpuSettingInfo *si = pvgpu_setting_info(which);
+    g_autofree char *range = NULL;
+
+    if (pvgpu_setting_valid(which, value)) {
+        return true;
+    }
+    if (si->is_size && si->max == UINT64_MAX) {
+        g_autofree char *min = size_to_str(si->min);
+
+        range = g_strdup_printf("at least %s", min);
+    } else if (si->max == UINT64_MAX || si->max == UINT32_MAX) {
+        range = g_strdup_printf("at least %" PRIu64, si->min);
+    } else {
+        range = g_strdup_printf("a value from %" PRIu64 " to %" PRIu64,
+                                si->min, si->max);
+    }
+    if (property) {
+        error_setg(errp, "pvgpu: property '%s' expects %s, not %" PRIu64,
+                   si->prop, range, value);
+    } else {
+        error_setg(errp, "Parameter '%s' expects %s", si->param, range);
+    }
+    return false;
+}
+
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
                          uint32_t quantum_us, bool has_max_fps,
                          uint32_t max_fps, Error **errp)
 {
-    if (has_quantum_us && (quantum_us < PVGPU_SCHED_MIN_QUANTUM_NS / 1000 ||
-                           quantum_us > PVGPU_SCHED_MAX_QUANTUM_NS / 1000)) {
-        error_setg(errp, "Parameter 'quantum-us' expects a value from %llu "
-                   "to %llu", PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
-                   PVGPU_SCHED_MAX_QUANTUM_NS / 1000);
-        return false;
-    }
-    if (has_max_fps && max_fps > 1000) {
-        error_setg(errp, "Parameter 'max-fps' expects a value from 0 to 1000");
+    if ((has_quantum_us &&
+         !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, quantum_us, false,
+                              errp)) ||
+        (has_max_fps &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, max_fps, false, errp))) {
         return false;
     }
     if (has_policy) {
@@ -135,18 +160,12 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                    ctx_id);
         return false;
     }
-    if (has_weight && (weight < 1 || weight > PVGPU_SCHED_MAX_WEIGHT)) {
-        error_setg(errp, "Parameter 'weight' expects a value from 1 to %u",
-                   PVGPU_SCHED_MAX_WEIGHT);
-        return false;
-    }
-    if (has_cap && cap > 100) {
-        error_setg(errp, "Parameter 'cap' expects a percentage, 0 to 100");
-        return false;
-    }
-    if (has_priority && priority >= PVGPU_SCHED_NR_CLASSES) {
-        error_setg(errp, "Parameter 'priority' expects a value from 0 to %u",
-                   PVGPU_SCHED_NR_CLASSES - 1);
+    if ((has_weight &&
+         !pvgpu_setting_check(PVGPU_SETTING_WEIGHT, weight, false, errp)) ||
+        (has_cap && !pvgpu_setting_check(PVGPU_SETTING_CAP, cap, false, errp)) ||
+        (has_priority &&
+         !pvgpu_setting_check(PVGPU_SETTING_PRIORITY, priority, false,
+                              errp))) {
         return false;
     }
     if (has_weight) {
@@ -162,6 +181,42 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
         pvgpu_sched_entity_set_class(s->sched, ctx->entity, priority);
     }
     trace_pvgpu_set_context(ctx_id, ctx->weight, ctx->cap, ctx->priority);
+    return true;
+}
+
+bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
+                      uint64_t max_hostmem, bool has_max_contexts,
+                      uint32_t max_contexts, bool has_max_resources,
+                      uint32_t max_resources, bool has_max_queued,
+                      uint32_t max_queued, Error **errp)
+{
+    if ((has_max_hostmem &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, max_hostmem, false,
+                              errp)) ||
+        (has_max_contexts &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, max_contexts,
+                              false, errp)) ||
+        (has_max_resources &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, max_resources,
+                              false, errp)) ||
+        (has_max_queued &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, max_queued, false,
+                              errp))) {
+        return false;
+    }
+    if (has_max_hostmem) {
+        s->max_hostmem = max_hostmem;
+    }
+    if (has_max_contexts) {
+        s->max_contexts = max_contexts;
+    }
+    if (has_max_resources) {
+        s->max_resources = max_resources;
+    }
+    if (has_max_queued) {
+        s->max_queued = max_queued;
+    }
+    pvgpu_3d_apply_scheduler(s);
     return true;
 }
 
@@ -522,35 +577,23 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     PvgpuState *s = PVGPU(dev);
 
-    if (s->max_outputs < 1 || s->max_outputs > PVGPU_MAX_SCANOUTS) {
-        error_setg(errp, "pvgpu: max_outputs must be 1 to %d, not %u",
-                   PVGPU_MAX_SCANOUTS, s->max_outputs);
-        return;
-    }
-    if (s->xres < 16 || s->xres > PVGPU_MAX_DIMENSION ||
-        s->yres < 16 || s->yres > PVGPU_MAX_DIMENSION) {
-        error_setg(errp, "pvgpu: xres and yres must be 16 to %d, not %ux%u",
-                   PVGPU_MAX_DIMENSION, s->xres, s->yres);
-        return;
-    }
-    if (s->max_hostmem < 1 * MiB) {
-        error_setg(errp, "pvgpu: max_hostmem must be at least 1M, not %"
-                   PRIu64, s->max_hostmem);
-        return;
-    }
-    if (s->quantum_us < PVGPU_SCHED_MIN_QUANTUM_NS / 1000 ||
-        s->quantum_us > PVGPU_SCHED_MAX_QUANTUM_NS / 1000) {
-        error_setg(errp, "pvgpu: sched-quantum-us must be %llu to %llu, not "
-                   "%u", PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
-                   PVGPU_SCHED_MAX_QUANTUM_NS / 1000, s->quantum_us);
-        return;
-    }
-    if (s->max_fps > 1000 || !s->max_contexts || !s->max_resources ||
-        !s->max_queued || s->max_queued > 4096 || !s->max_inflight ||
-        s->max_inflight > 16) {
-        error_setg(errp, "pvgpu: max-fps must be at most 1000, max-contexts "
-                   "and max-resources at least 1, max-queued 1 to 4096, "
-                   "sched-inflight 1 to 16");
+    if (!pvgpu_setting_check(PVGPU_SETTING_MAX_OUTPUTS, s->max_outputs, true,
+                             errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_XRES, s->xres, true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_YRES, s->yres, true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, s->max_hostmem, true,
+                             errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, s->quantum_us, true,
+                             errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, s->max_fps, true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, s->max_contexts,
+                             true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, s->max_resources,
+                             true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, s->max_queued, true,
+                             errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, s->max_inflight,
+                             true, errp)) {
         return;
     }
 

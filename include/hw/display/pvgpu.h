@@ -16,6 +16,7 @@
 #include "hw/display/pvgpu-cmd.h"
 #include "hw/display/pvgpu-render.h"
 #include "hw/display/pvgpu-sched.h"
+#include "hw/display/pvgpu-settings.h"
 #include "qapi/qapi-types-pvgpu.h"
 #include "qemu/timer.h"
 #include "qapi/qapi-types-common.h"
@@ -311,6 +312,17 @@ bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
 bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                        uint32_t weight, bool has_cap, uint32_t cap,
                        bool has_priority, uint32_t priority, Error **errp);
+bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
+                      uint64_t max_hostmem, bool has_max_contexts,
+                      uint32_t max_contexts, bool has_max_resources,
+                      uint32_t max_resources, bool has_max_queued,
+                      uint32_t max_queued, Error **errp);
+/*
+ * Is @value in @which's range (pvgpu-settings.h)?  If not, @errp names
+ * the -device property (@property) or the QMP parameter.
+ */
+bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
+                         Error **errp);
 void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
                            const uint8_t *resp, size_t resp_len);
 void pvgpu_request_free(PvgpuRequest *req);
