@@ -200,21 +200,42 @@ bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
     return true;
 }
 
-bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
-                          uint64_t size, uint32_t *err)
+bool pvgpu_hostmem_reserve(PvgpuState *s, uint64_t size)
 {
     /* max_hostmem may have been lowered below the usage */
     if (s->hostmem_used > s->max_hostmem ||
         size > s->max_hostmem - s->hostmem_used) {
         pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
-        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "resource %u needs %" PRIu64 " bytes, %" PRIu64
-                              " used of max_hostmem %" PRIu64, id, size,
-                              s->hostmem_used, s->max_hostmem);
         return false;
     }
     s->hostmem_used += size;
     return true;
+}
+
+void pvgpu_hostmem_restore(PvgpuState *s, uint64_t size)
+{
+    s->hostmem_used += size;
+}
+
+void pvgpu_hostmem_release(PvgpuState *s, uint64_t size)
+{
+    assert(size <= s->hostmem_used);
+    s->hostmem_used -= size;
+}
+
+bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
+                          uint64_t size, uint32_t *err)
+{
+    if (pvgpu_hostmem_reserve(s, size)) {
+        return true;
+    }
+    *err = PVGPU_RESP_ERR_OUT_OF_MEMORY;
+    if (cmd) {
+        pvgpu_cmd_fail(cmd, *err, "resource %u needs %" PRIu64 " bytes, %"
+                       PRIu64 " used of max_hostmem %" PRIu64, id, size,
+                       s->hostmem_used, s->max_hostmem);
+    }
+    return false;
 }
 
 static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
@@ -233,10 +254,12 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
     }
     bits = g_try_malloc0(size);
     if (!bits) {
-        s->hostmem_used -= size;
-        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "host allocation of %" PRIu64 " bytes failed",
-                              size);
+        pvgpu_hostmem_release(s, size);
+        *err = PVGPU_RESP_ERR_OUT_OF_MEMORY;
+        if (cmd) {
+            pvgpu_cmd_fail(cmd, *err, "host allocation of %" PRIu64
+                           " bytes failed", size);
+        }
         return NULL;
     }
     res = g_new0(PvgpuResource, 1);
@@ -247,11 +270,14 @@ static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
     res->image = pixman_image_create_bits(pformat, width, height, bits,
                                           stride);
     if (!res->image) {
-        s->hostmem_used -= size;
+        pvgpu_hostmem_release(s, size);
         g_free(bits);
         g_free(res);
-        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "pixman image of %ux%u failed", width, height);
+        *err = PVGPU_RESP_ERR_OUT_OF_MEMORY;
+        if (cmd) {
+            pvgpu_cmd_fail(cmd, *err, "pixman image of %ux%u failed", width,
+                           height);
+        }
         return NULL;
     }
     res->hostmem = size;
@@ -271,7 +297,7 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
         pixman_image_unref(res->image);
         g_free(bits);
     }
-    s->hostmem_used -= res->hostmem;
+    pvgpu_hostmem_release(s, res->hostmem);
     /*
      * MAP_BLOBs still with the renderer find it gone (several, after
      * MAP, UNMAP, MAP in one notify)
@@ -847,7 +873,6 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
 {
     PvgpuState *s = pv;
     uint32_t count = qemu_get_be32(f);
-    PvgpuCmd cmd = { .hdr.type = PVGPU_CMD_RESOURCE_CREATE_2D };
 
     for (uint32_t n = 0; n < count; n++) {
         uint32_t id = qemu_get_be32(f);
@@ -874,7 +899,7 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
             res = blob_new(id, blob_mem, blob_flags, blob_size);
             g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
         } else {
-            res = resource_new_2d(s, id, format, width, height, &err, &cmd);
+            res = resource_new_2d(s, id, format, width, height, &err, NULL);
         }
         if (!res) {
             error_report("pvgpu: cannot restore resource %u: max_hostmem",

@@ -55,7 +55,7 @@ static void context_free(gpointer data)
     /* the scheduling entity went with CTX_DESTROY's dispatch or a reset */
     assert(!ctx->entity);
     /* the renderer frees what its streams created when it goes */
-    ctx->s->hostmem_used -= ctx->pipe_hostmem;
+    pvgpu_hostmem_release(ctx->s, ctx->pipe_hostmem);
     g_array_free(ctx->pipe_pending, true);
     g_hash_table_destroy(ctx->resources);
     g_free(ctx);
@@ -103,16 +103,13 @@ static uint32_t pipe_resources_admit(PvgpuState *s, PvgpuContext *ctx,
                               ctx->pipe_pending->len + n,
                               PVGPU_MAX_PIPE_PENDING);
     }
-    if (s->hostmem_used > s->max_hostmem ||
-        ps.bytes > s->max_hostmem - s->hostmem_used) {
-        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
+    if (!pvgpu_hostmem_reserve(s, ps.bytes)) {
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
                               "the command stream creates %u resources of "
                               "%" PRIu64 " bytes, %" PRIu64 " used of "
                               "max_hostmem %" PRIu64, n, ps.bytes,
                               s->hostmem_used, s->max_hostmem);
     }
-    s->hostmem_used += ps.bytes;
     ctx->pipe_hostmem += ps.bytes;
     ps = (PipeScan) { .found = ctx->pipe_pending };
     pvgpu_virgl_scan(stream, ndw, pipe_scan_one, &ps);
@@ -583,7 +580,7 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
     }
     res = pvgpu_blob_new(s, cmd, true, &err);
     if (!res) {
-        s->hostmem_used -= hostmem - charged;
+        pvgpu_hostmem_release(s, hostmem - charged);
         return err;
     }
     if (claim >= 0) {
@@ -1134,7 +1131,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             if (ctx && ctx->serial == req->ctx_serial) {
                 g_array_prepend_val(ctx->pipe_pending, req->pipe_claim);
                 ctx->pipe_hostmem += req->pipe_claim.size;
-                s->hostmem_used += req->pipe_claim.size;
+                pvgpu_hostmem_restore(s, req->pipe_claim.size);
             }
         }
         break;

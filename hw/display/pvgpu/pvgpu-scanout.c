@@ -13,6 +13,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/log.h"
 #include "qapi/error.h"
 #include "qemu/iov.h"
 #include "hw/display/edid.h"
@@ -102,7 +103,7 @@ static void scanout_fb_release(PvgpuState *s, PvgpuScanout *so)
         /* the surface may still point at the shadow: replace it first */
         pixman_image_unref(so->shadow);
         so->shadow = NULL;
-        s->hostmem_used -= so->shadow_hostmem;
+        pvgpu_hostmem_release(s, so->shadow_hostmem);
         so->shadow_hostmem = 0;
     }
     so->fb = (PvgpuFramebuffer) { 0 };
@@ -214,25 +215,24 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
                                                   pformat, fb->stride, data);
     } else {
         uint64_t size = (uint64_t)r->width * r->height * bpp;
-        PvgpuCmd cmd = { .hdr.type = PVGPU_CMD_SET_SCANOUT_BLOB };
-        uint32_t err;
+        bool charged = pvgpu_hostmem_reserve(s, size);
 
-        if (!pvgpu_hostmem_charge(s, &cmd, res->id, size, &err)) {
-            so->fb = (PvgpuFramebuffer) { 0 };
-            so->r = (PvgpuRect) { 0 };
-            dpy_gfx_replace_surface(so->con, NULL);
-            return err;
-        }
-        so->shadow = pixman_image_create_bits(pformat, r->width, r->height,
-                                              NULL, r->width * bpp);
+        so->shadow = charged ?
+            pixman_image_create_bits(pformat, r->width, r->height, NULL,
+                                     r->width * bpp) : NULL;
         if (!so->shadow) {
-            s->hostmem_used -= size;
+            if (charged) {
+                pvgpu_hostmem_release(s, size);
+            }
             so->fb = (PvgpuFramebuffer) { 0 };
             so->r = (PvgpuRect) { 0 };
             dpy_gfx_replace_surface(so->con, NULL);
-            return pvgpu_cmd_fail(&cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                                  "shadow of %ux%u for blob %u failed",
-                                  r->width, r->height, res->id);
+            qemu_log_mask(LOG_GUEST_ERROR, "pvgpu: SET_SCANOUT_BLOB: a %ux%u "
+                          "shadow of blob %u (%" PRIu64 " bytes) %s -> "
+                          "ERR_OUT_OF_MEMORY\n", r->width, r->height,
+                          res->id, size, charged ? "could not be allocated" :
+                          "does not fit in max_hostmem");
+            return PVGPU_RESP_ERR_OUT_OF_MEMORY;
         }
         so->shadow_hostmem = size;
         scanout_fb_copy(so, res, r);

@@ -347,6 +347,24 @@ PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
                                            uint32_t *err);
 bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint32_t *err);
+/*
+ * Host memory accounting against max_hostmem.  The resource table owns
+ * hostmem_used: whatever holds host memory for the guest (resources,
+ * blob scanout shadows, stream-created resources) charges and releases
+ * it through these, nowhere else.
+ *
+ * pvgpu_hostmem_reserve: charge @size if it fits under max_hostmem;
+ * false (and a PVGPU_QUOTA_EXCEEDED event) if not.
+ * pvgpu_hostmem_restore: charge @size unconditionally, for memory that
+ * was held all along and is only handed back (max_hostmem may have been
+ * lowered meanwhile).
+ * pvgpu_hostmem_charge: pvgpu_hostmem_reserve for command @cmd (resource
+ * @id), which fails with ERR_OUT_OF_MEMORY and a guest-error log line;
+ * @cmd may be NULL (nothing logged).
+ */
+bool pvgpu_hostmem_reserve(PvgpuState *s, uint64_t size);
+void pvgpu_hostmem_restore(PvgpuState *s, uint64_t size);
+void pvgpu_hostmem_release(PvgpuState *s, uint64_t size);
 bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint64_t size, uint32_t *err);
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res);
