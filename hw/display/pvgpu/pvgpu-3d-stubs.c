@@ -13,6 +13,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 {
     QTAILQ_INIT(&s->inflight);
     QTAILQ_INIT(&s->held);
+    qemu_mutex_init(&s->sched_lock);
     if (s->virgl == ON_OFF_AUTO_ON) {
         error_setg(errp, "pvgpu: virgl=on, but QEMU was built without "
                    "virglrenderer");
@@ -49,6 +50,7 @@ void pvgpu_3d_reset(PvgpuState *s)
 void pvgpu_3d_fini(PvgpuState *s)
 {
     g_free(g_steal_pointer(&s->virgl_unavailable));
+    qemu_mutex_destroy(&s->sched_lock);
 }
 
 PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)

@@ -7,7 +7,9 @@
  * command then goes to the render thread as a job (pvgpu-virgl.c); its
  * completion comes back to pvgpu_3d_job_done(), which answers the guest.
  * Jobs run in submission order, so the state checked here is the state
- * the renderer will see.
+ * the renderer will see.  A context's own work goes to the scheduler
+ * instead, from which the render thread pulls it when its turn comes
+ * (pvgpu_3d_pull(), below pump()).
  *
  * Completions never dereference resources by pointer: a fenced job can
  * complete after later requests released its resource, so they look the
@@ -197,15 +199,68 @@ static void request_release(PvgpuState *s, PvgpuRequest *req)
     }
 }
 
+/*
+ * Hand a barrier to the renderer: it runs after everything handed over
+ * before it, including the scheduled work the render thread pulled.
+ */
 static void dispatch(PvgpuState *s, PvgpuRequest *req)
 {
+    qemu_mutex_lock(&s->sched_lock);
     QTAILQ_INSERT_TAIL(&s->inflight, req, next);
     if (req->entity) {
         /* CTX_DESTROY: a barrier, so nothing of the context is queued */
         pvgpu_sched_entity_remove(s->sched, req->entity, drop_request, s);
         req->entity = NULL;
     }
+    qemu_mutex_unlock(&s->sched_lock);
     pvgpu_render_submit(s->renderer, &req->job);
+}
+
+/*
+ * Render thread, renderer lock held: the scheduler's next item, pulled
+ * where the last one's fence signalled (no main-loop round trip).  Only
+ * ever this thread dispatches scheduled work, in the scheduler's order.
+ */
+static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
+{
+    PvgpuState *s = opaque;
+    PvgpuSchedItem *item = NULL;
+    PvgpuSchedEntity *ent;
+    PvgpuRequest *req = NULL;
+    uint64_t now = get_clock(), wait = 0;
+    bool poke = false;
+
+    qemu_mutex_lock(&s->sched_lock);
+    if (!s->sched_paused) {
+        item = pvgpu_sched_next(s->sched, now, &ent, &wait);
+    }
+    if (item) {
+        req = container_of(item, PvgpuRequest, item);
+        s->sched_queued--;
+        QTAILQ_INSERT_TAIL(&s->inflight, req, next);
+        /* a barrier behind the last queued item may go now */
+        poke = s->sched_queued == 0;
+    } else if (wait) {
+        /* only capped contexts have work: the main loop's timer wakes us */
+        s->sched_wake_ns = now + wait;
+        poke = true;
+    }
+    qemu_mutex_unlock(&s->sched_lock);
+    if (poke) {
+        qemu_bh_schedule(s->pump_bh);
+    }
+    return req ? &req->job : NULL;
+}
+
+/* Render thread, renderer lock held: a pulled item is done; charge it */
+static void pvgpu_3d_retire(PvgpuRenderJob *job, void *opaque)
+{
+    PvgpuState *s = opaque;
+    PvgpuRequest *req = container_of(job, PvgpuRequest, job);
+
+    qemu_mutex_lock(&s->sched_lock);
+    pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
+    qemu_mutex_unlock(&s->sched_lock);
 }
 
 /* May this flush go now, given the scanouts' frame-rate limits? */
@@ -237,25 +292,39 @@ static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
 static void pump(PvgpuState *s)
 {
     uint64_t now = get_clock(), wake = 0;
+    bool kick = false;
+    unsigned queued = 0;
 
     for (;;) {
         PvgpuRequest *req;
-        PvgpuSchedItem *item;
-        PvgpuSchedEntity *ent;
-        uint64_t wait = 0;
 
-        /* context work up to the next barrier joins the scheduler */
+        /*
+         * Context work up to the next barrier joins the scheduler; the
+         * render thread pulls it from there
+         */
         while ((req = QTAILQ_FIRST(&s->held)) &&
                is_context_work(&req->job.cmd)) {
             PvgpuContext *ctx = pvgpu_3d_context_find(s,
                                                       req->job.cmd.hdr.ctx_id);
+            int ret = -ENOENT;
 
             QTAILQ_REMOVE(&s->held, req, next);
-            if (!ctx || pvgpu_sched_enqueue(s->sched, ctx->entity, &req->item,
-                                            now) < 0) {
+            req->scheduled = ctx != NULL;
+            req->job.scheduled = ctx != NULL;
+            qemu_mutex_lock(&s->sched_lock);
+            if (ctx) {
+                ret = pvgpu_sched_enqueue(s->sched, ctx->entity, &req->item,
+                                          now);
+                if (!ret) {
+                    s->sched_queued++;
+                }
+            }
+            qemu_mutex_unlock(&s->sched_lock);
+            if (ret < 0) {
                 uint32_t err = ctx ? PVGPU_RESP_ERR_OUT_OF_MEMORY
                                    : PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
 
+                req->scheduled = req->job.scheduled = false;
                 if (ctx) {
                     pvgpu_quota_refused(s, PVGPU_QUOTA_QUEUED, true, ctx->id,
                                         s->max_queued);
@@ -268,20 +337,18 @@ static void pump(PvgpuState *s)
                                       NULL, 0);
                 continue;
             }
-            req->scheduled = true;
-            s->sched_queued++;
+            kick = true;
         }
-        while ((item = pvgpu_sched_next(s->sched, now, &ent, &wait))) {
-            req = container_of(item, PvgpuRequest, item);
-            s->sched_queued--;
-            dispatch(s, req);
+        qemu_mutex_lock(&s->sched_lock);
+        queued = s->sched_queued;
+        if (s->sched_wake_ns) {
+            wake = wake ? MIN(wake, s->sched_wake_ns) : s->sched_wake_ns;
+            s->sched_wake_ns = 0;
         }
-        if (wait) {
-            wake = wake ? MIN(wake, now + wait) : now + wait;
-        }
+        qemu_mutex_unlock(&s->sched_lock);
         /* a barrier goes once all work before it has been dispatched */
         req = QTAILQ_FIRST(&s->held);
-        if (!req || s->sched_queued || req->unmap || req->map_wait ||
+        if (!req || queued || req->unmap || req->map_wait ||
             (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
             /* an unmap waits for its region's release (pump_bh) */
             break;
@@ -302,9 +369,13 @@ static void pump(PvgpuState *s)
         QTAILQ_REMOVE(&s->held, req, next);
         dispatch(s, req);
     }
+    if (kick || queued) {
+        /* the render thread pulls what is queued when its turn comes */
+        pvgpu_render_kick(s->renderer);
+    }
     trace_pvgpu_pump(!QTAILQ_EMPTY(&s->held) ?
                      pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->job.cmd.hdr.type) :
-                     "-", s->sched_queued, wake ? wake - now : 0);
+                     "-", queued, wake ? wake - now : 0);
     if (wake) {
         timer_mod(s->pump_timer, wake);
     }
@@ -447,7 +518,9 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     ctx->resources = g_hash_table_new(NULL, NULL);
     ctx->pipe_pending = g_array_new(false, false, sizeof(PvgpuPipeResource));
     ctx->s = s;
+    qemu_mutex_lock(&s->sched_lock);
     ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
+    qemu_mutex_unlock(&s->sched_lock);
     ctx->serial = ++s->resource_serial;
     req->serial = ctx->serial;
     ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
@@ -1146,8 +1219,10 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
 
         /* not a later context with the same id */
         if (ctx && ctx->serial == req->serial) {
+            qemu_mutex_lock(&s->sched_lock);
             pvgpu_sched_entity_remove(s->sched, ctx->entity, drop_request,
                                       s);
+            qemu_mutex_unlock(&s->sched_lock);
             ctx->entity = NULL;
             g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
         }
@@ -1164,10 +1239,13 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     size_t resp_len = 0;
     bool cancelled;
 
+    qemu_mutex_lock(&s->sched_lock);
     QTAILQ_REMOVE(&s->inflight, req, next);
-    if (req->scheduled) {
+    if (req->scheduled && !job->retired) {
+        /* dropped by a reset before it ran */
         pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
     }
+    qemu_mutex_unlock(&s->sched_lock);
     if (job->cmd.hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
         uint32_t err = blob_map_done(s, req, resp, &resp_len);
 
@@ -1279,6 +1357,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 
     QTAILQ_INIT(&s->inflight);
     QTAILQ_INIT(&s->held);
+    qemu_mutex_init(&s->sched_lock);
     s->contexts = g_hash_table_new_full(NULL, NULL, NULL, context_free);
     if (s->virgl == ON_OFF_AUTO_OFF) {
         pvgpu_3d_unavailable(s, "disabled with virgl=off");
@@ -1295,6 +1374,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
         return true;
     }
     s->sched = pvgpu_sched_new();
+    pvgpu_render_set_source(s->renderer, pvgpu_3d_pull, pvgpu_3d_retire, s);
     s->shutdown_notifier.notify = pvgpu_3d_shutdown;
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
@@ -1318,10 +1398,12 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
     if (!s->sched) {
         return;
     }
+    qemu_mutex_lock(&s->sched_lock);
     pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
     pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
     pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
+    qemu_mutex_unlock(&s->sched_lock);
     /* what a cap or the frame-rate limit held back may go now */
     qemu_bh_schedule(s->pump_bh);
 }
@@ -1393,9 +1475,14 @@ static void reset(PvgpuState *s, bool unplug)
         }
     }
     if (s->renderer) {
+        /* the render thread pulls nothing more until the queues are gone */
+        qemu_mutex_lock(&s->sched_lock);
+        s->sched_paused = true;
+        qemu_mutex_unlock(&s->sched_lock);
         /* cancels and hands back every job in flight, synchronously */
         pvgpu_render_reset(s->renderer, unplug || s->releasing);
     }
+    qemu_mutex_lock(&s->sched_lock);
     assert(QTAILQ_EMPTY(&s->inflight));
     while (!QTAILQ_EMPTY(&s->held)) {
         req = QTAILQ_FIRST(&s->held);
@@ -1419,7 +1506,10 @@ static void reset(PvgpuState *s, bool unplug)
         }
         timer_del(s->pump_timer);
         assert(s->sched_queued == 0);
+        s->sched_wake_ns = 0;
+        s->sched_paused = unplug;
     }
+    qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
     if (s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);
@@ -1460,6 +1550,10 @@ void pvgpu_3d_fini(PvgpuState *s)
     }
     g_slist_free(g_steal_pointer(&s->releasing));
     trace_pvgpu_render_free(holds);
+    if (s->renderer) {
+        /* what the renderer still finishes is no longer this device's */
+        pvgpu_render_set_source(s->renderer, NULL, NULL, NULL);
+    }
     pvgpu_render_free_later(s->renderer, holds);
     s->renderer = NULL;
     g_free(g_steal_pointer(&s->virgl_unavailable));
@@ -1471,4 +1565,5 @@ void pvgpu_3d_fini(PvgpuState *s)
         pvgpu_sched_free(s->sched);
         s->sched = NULL;
     }
+    qemu_mutex_destroy(&s->sched_lock);
 }

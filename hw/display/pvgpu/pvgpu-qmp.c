@@ -14,14 +14,17 @@
 #include "qemu/units.h"
 #include "hw/display/pvgpu.h"
 
-static PvgpuContextInfo *pvgpu_context_info(PvgpuContext *ctx)
+static PvgpuContextInfo *pvgpu_context_info(PvgpuState *s,
+                                            PvgpuContext *ctx)
 {
     PvgpuContextInfo *info = g_new0(PvgpuContextInfo, 1);
     PvgpuSchedStats st = { 0 };
 
+    qemu_mutex_lock(&s->sched_lock);
     if (ctx->entity) {
         pvgpu_sched_entity_stats(ctx->entity, &st);
     }
+    qemu_mutex_unlock(&s->sched_lock);
     info->ctx_id = ctx->id;
     info->capset = ctx->capset_id;
     info->weight = ctx->weight;
@@ -81,7 +84,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
                                                 s->contexts), context_cmp);
 
         for (GList *l = ctxs; l; l = l->next) {
-            QAPI_LIST_APPEND(ctail, pvgpu_context_info(l->data));
+            QAPI_LIST_APPEND(ctail, pvgpu_context_info(s, l->data));
         }
     }
     return info;

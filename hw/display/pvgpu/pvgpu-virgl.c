@@ -4,7 +4,10 @@
  * The only file that calls virglrenderer.  Every call happens on the
  * render thread; the main loop talks to it through two job lists under
  * one mutex: "todo" (main loop -> thread, woken through an event notifier)
- * and "done" (thread -> main loop, drained by a bottom half).
+ * and "done" (thread -> main loop, drained by a bottom half).  Scheduled
+ * work does not pass through "todo": the thread pulls it from its source
+ * (pvgpu_render_set_source()) whenever "todo" is empty, right after a
+ * fence signalled, and tells the source when it finished.
  *
  * Fences: virglrenderer runs with THREAD_SYNC, so its own sync thread
  * waits for the GPU and signals an eventfd (virgl_renderer_get_poll_fd())
@@ -58,6 +61,9 @@ struct PvgpuRenderer {
     QSIMPLEQ_HEAD(, PvgpuRenderJob) todo;
     QSIMPLEQ_HEAD(, PvgpuRenderJob) done;
     bool quit;
+    PvgpuRenderPullFn *pull;
+    PvgpuRenderRetireFn *retire;
+    void *source;
 
     /* render thread only */
     int flags;                  /* of virgl_renderer_init() */
@@ -98,6 +104,11 @@ static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
     job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
     r->gpu_free_ns = now;
     qemu_mutex_lock(&r->lock);
+    if (job->scheduled && r->retire) {
+        /* the scheduler learns it here, in time for the next pull */
+        r->retire(job, r->source);
+        job->retired = true;
+    }
     QSIMPLEQ_INSERT_TAIL(&r->done, job, next);
     qemu_mutex_unlock(&r->lock);
     qemu_bh_schedule(r->bh);
@@ -614,6 +625,26 @@ static bool render_init(PvgpuRenderer *r)
     return true;
 }
 
+/* Render thread: scheduled work to run now, if nothing submitted waits */
+static PvgpuRenderJob *pull(PvgpuRenderer *r)
+{
+    PvgpuRenderJob *job = NULL;
+
+    qemu_mutex_lock(&r->lock);
+    if (r->pull && QSIMPLEQ_EMPTY(&r->todo) && !r->quit) {
+        job = r->pull(r->source);
+    }
+    qemu_mutex_unlock(&r->lock);
+    if (job) {
+        trace_pvgpu_virgl_pull(pvgpu_cmd_name(job->cmd.hdr.type),
+                               job->cmd.hdr.ctx_id);
+        job->err = 0;
+        job->cancelled = false;
+        job->retired = false;
+    }
+    return job;
+}
+
 static void *pvgpu_render_thread(void *opaque)
 {
     PvgpuRenderer *r = opaque;
@@ -659,6 +690,11 @@ static void *pvgpu_render_thread(void *opaque)
         virgl_renderer_poll();
         trace_pvgpu_virgl_poll(r->fence_done - before,
                                !QSIMPLEQ_EMPTY(&r->fenced), backoff_us);
+        /* the next scheduled work starts here, where its turn came */
+        while ((job = pull(r))) {
+            run_job(r, job);
+            virgl_renderer_poll();
+        }
         if (r->fence_done != before) {
             backoff_us = FENCE_POLL_MIN_US;
         } else {
@@ -760,10 +796,26 @@ fail:
     return NULL;
 }
 
+void pvgpu_render_kick(PvgpuRenderer *r)
+{
+    event_notifier_set(&r->wake);
+}
+
+void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
+                             PvgpuRenderRetireFn *retire, void *opaque)
+{
+    qemu_mutex_lock(&r->lock);
+    r->pull = pull;
+    r->retire = retire;
+    r->source = opaque;
+    qemu_mutex_unlock(&r->lock);
+}
+
 void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
     job->err = 0;
     job->cancelled = false;
+    job->retired = false;
     qemu_mutex_lock(&r->lock);
     QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
     qemu_mutex_unlock(&r->lock);

@@ -168,6 +168,7 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                               errp))) {
         return false;
     }
+    qemu_mutex_lock(&s->sched_lock);
     if (has_weight) {
         ctx->weight = weight;
         pvgpu_sched_entity_set_weight(ctx->entity, weight);
@@ -180,6 +181,7 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
         ctx->priority = priority;
         pvgpu_sched_entity_set_class(s->sched, ctx->entity, priority);
     }
+    qemu_mutex_unlock(&s->sched_lock);
     trace_pvgpu_set_context(ctx_id, ctx->weight, ctx->cap, ctx->priority);
     return true;
 }

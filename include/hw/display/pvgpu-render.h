@@ -96,6 +96,12 @@ typedef struct PvgpuRenderJob {
 
     /* complete only once the GPU is done, even if the guest did not ask */
     bool always_fence;
+    /*
+     * Scheduled work: the source's retire function is told when it is
+     * done (on the render thread), which sets .retired
+     */
+    bool scheduled;
+    bool retired;
 
     /* results */
     uint32_t err;           /* 0 or PVGPU_RESP_ERR_* */
@@ -113,6 +119,23 @@ typedef struct PvgpuRenderJob {
 typedef void PvgpuRenderDoneFn(PvgpuRenderJob *job, void *opaque);
 
 /*
+ * A source of scheduled work the render thread pulls itself, so that the
+ * next job starts where the last one's fence signals, without a round
+ * trip through the main loop.  Both run on the render thread, with the
+ * renderer's lock held: pull() whenever no submitted job is waiting (so a
+ * job submitted earlier always runs first), returning a job to run or
+ * NULL; retire() for every finished job marked .scheduled (its .gpu_ns
+ * set, .cancelled if a reset dropped it), before it goes back to the main
+ * loop.  They must not call into the renderer.
+ */
+typedef PvgpuRenderJob *PvgpuRenderPullFn(void *opaque);
+typedef void PvgpuRenderRetireFn(PvgpuRenderJob *job, void *opaque);
+
+/* Set, or with NULLs remove, the renderer's source of scheduled work. */
+void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
+                             PvgpuRenderRetireFn *retire, void *opaque);
+
+/*
  * Start the render thread and initialise virglrenderer on it.  Only one
  * renderer can exist per process (virglrenderer is a process singleton).
  */
@@ -121,6 +144,8 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
                                 Error **errp);
 /* Queue @job; jobs run in submission order. */
 void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
+/* Have the render thread look at its source's work again. */
+void pvgpu_render_kick(PvgpuRenderer *r);
 /*
  * Destroy all contexts and resources.  Jobs not finished are returned
  * through the done callback with .cancelled set before this returns.
