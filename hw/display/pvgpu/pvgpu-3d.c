@@ -237,6 +237,7 @@ static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
     if (item) {
         req = container_of(item, PvgpuRequest, item);
         s->sched_queued--;
+        s->sched_running++;
         QTAILQ_INSERT_TAIL(&s->inflight, req, next);
         /* a barrier behind the last queued item may go now */
         poke = s->sched_queued == 0;
@@ -260,6 +261,7 @@ static void pvgpu_3d_retire(PvgpuRenderJob *job, void *opaque)
 
     qemu_mutex_lock(&s->sched_lock);
     pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
+    s->sched_running--;
     qemu_mutex_unlock(&s->sched_lock);
 }
 
@@ -369,9 +371,16 @@ static void pump(PvgpuState *s)
         QTAILQ_REMOVE(&s->held, req, next);
         dispatch(s, req);
     }
-    if (kick || queued) {
-        /* the render thread pulls what is queued when its turn comes */
-        pvgpu_render_kick(s->renderer);
+    if (kick) {
+        bool idle;
+
+        /* a render thread with work in flight pulls when it finishes */
+        qemu_mutex_lock(&s->sched_lock);
+        idle = s->sched_running < s->max_inflight;
+        qemu_mutex_unlock(&s->sched_lock);
+        if (idle) {
+            pvgpu_render_kick(s->renderer);
+        }
     }
     trace_pvgpu_pump(!QTAILQ_EMPTY(&s->held) ?
                      pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->job.cmd.hdr.type) :
@@ -391,6 +400,8 @@ static void pvgpu_3d_pump_timer(void *opaque)
 {
     PvgpuState *s = opaque;
 
+    /* a capped context may go again: the render thread pulls it */
+    pvgpu_render_kick(s->renderer);
     qemu_bh_schedule(s->pump_bh);
 }
 
@@ -1244,6 +1255,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     if (req->scheduled && !job->retired) {
         /* dropped by a reset before it ran */
         pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
+        s->sched_running--;
     }
     qemu_mutex_unlock(&s->sched_lock);
     if (job->cmd.hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
@@ -1505,7 +1517,7 @@ static void reset(PvgpuState *s, bool unplug)
             ctx->entity = NULL;
         }
         timer_del(s->pump_timer);
-        assert(s->sched_queued == 0);
+        assert(s->sched_queued == 0 && s->sched_running == 0);
         s->sched_wake_ns = 0;
         s->sched_paused = unplug;
     }

@@ -280,13 +280,15 @@ struct PvgpuState {
     /*
      * The scheduler is shared with the render thread, which pulls the
      * next item and charges finished ones where fences signal
-     * (pvgpu-3d.c); sched_lock guards it, sched_queued, sched_paused,
-     * sched_wake_ns and the inflight list.  Never held while calling into
-     * the renderer (the render thread takes it under its own lock).
+     * (pvgpu-3d.c); sched_lock guards it, sched_queued, sched_running,
+     * sched_paused, sched_wake_ns and the inflight list.  Never held while
+     * calling into the renderer (the render thread takes it under its own
+     * lock).
      */
     QemuMutex sched_lock;
     PvgpuSched *sched;
     unsigned sched_queued;      /* items queued in the scheduler */
+    unsigned sched_running;     /* items pulled, not yet finished */
     bool sched_paused;          /* a reset is dropping the queues */
     uint64_t sched_wake_ns;     /* capped work may go then (0: none) */
     QEMUTimer *pump_timer;      /* caps and the frame-rate limiter */
