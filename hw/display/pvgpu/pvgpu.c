@@ -162,7 +162,8 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
     }
     if ((has_weight &&
          !pvgpu_setting_check(PVGPU_SETTING_WEIGHT, weight, false, errp)) ||
-        (has_cap && !pvgpu_setting_check(PVGPU_SETTING_CAP, cap, false, errp)) ||
+        (has_cap &&
+         !pvgpu_setting_check(PVGPU_SETTING_CAP, cap, false, errp)) ||
         (has_priority &&
          !pvgpu_setting_check(PVGPU_SETTING_PRIORITY, priority, false,
                               errp))) {
