@@ -470,6 +470,30 @@ static void dump_log(void *opaque)
     }
 }
 
+/*
+ * Where QEMU's threads are when a request hangs: stuck in the renderer,
+ * or waiting for a fence that never signals.  Needs gdb (any failure to
+ * run it is only reported).
+ */
+static void dump_threads(Fuzz *f)
+{
+    g_autofree char *pid = g_strdup_printf("%d", (int)qtest_pid(f->qts));
+    const char *argv[] = {
+        "gdb", "-p", pid, "-batch", "-nx", "-ex", "thread apply all bt 30",
+        NULL,
+    };
+    g_autofree char *out = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!g_spawn_sync(NULL, (char **)argv, NULL,
+                      G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                      NULL, &out, NULL, NULL, &err)) {
+        fprintf(stderr, "pvgpu-fuzz: no thread dump: %s\n", err->message);
+        return;
+    }
+    fprintf(stderr, "pvgpu-fuzz: QEMU's threads:\n%s\n", out);
+}
+
 static void fail(Fuzz *f, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void fail(Fuzz *f, const char *fmt, ...)
 {
@@ -2314,6 +2338,7 @@ static void wait_progress(Fuzz *f, const char *why)
 
                     fprintf(stderr, "pvgpu-fuzz: query-pvgpu: %s\n", js->str);
                     qobject_unref(rsp);
+                    dump_threads(f);
                 }
                 fail(f, "queue %u: request #%" PRIu64 " (%s type 0x%x "
                      "ctx %u fence %" PRIu64 " flags 0x%x) unanswered "
