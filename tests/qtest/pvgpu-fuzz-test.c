@@ -1800,13 +1800,27 @@ static void mutate_stream(Fuzz *f, Cmd *c, size_t start)
     if (chance(f, 20)) {
         c->len = start + 4 * rnd(f, dwords + 1);
     }
-    /* whatever else changed, no draw of hours: count, instances */
+    /*
+     * Whatever else changed, no draw of hours: count, instances, start,
+     * and the index range llvmpipe may fetch vertices over.  (Seed 30005
+     * under ASan found the render thread in one draw's shader code for
+     * over a minute; which parameter made it long is not known.)  A guest
+     * can do that; it stalls its own device, see docs/pvgpu.rst,
+     * "Limitations".
+     */
     for (unsigned i = 0; i < c->ndraw; i++) {
-        if (c->draw_at[i] + 24 <= c->len) {
-            uint8_t *d = c->b + c->draw_at[i];
+        uint8_t *d = c->b + c->draw_at[i];
 
+        if (c->draw_at[i] + 24 <= c->len) {
             stl_le_p(d + 8, ldl_le_p(d + 8) % 3000);
             stl_le_p(d + 20, ldl_le_p(d + 20) % 64);
+        }
+        if (c->draw_at[i] + 48 <= c->len) {
+            stl_le_p(d + 4, ldl_le_p(d + 4) % 3000);        /* start */
+            stl_le_p(d + 24, ldl_le_p(d + 24) % 3000);      /* index bias */
+            stl_le_p(d + 28, ldl_le_p(d + 28) % 64);        /* start instance */
+            stl_le_p(d + 40, ldl_le_p(d + 40) % 3000);      /* min index */
+            stl_le_p(d + 44, ldl_le_p(d + 44) % 3000);      /* max index */
         }
     }
 }
