@@ -693,7 +693,6 @@ static void *pvgpu_render_thread(void *opaque)
         /* the next scheduled work starts here, where its turn came */
         while ((job = pull(r))) {
             run_job(r, job);
-            virgl_renderer_poll();
         }
         if (r->fence_done != before) {
             backoff_us = FENCE_POLL_MIN_US;
