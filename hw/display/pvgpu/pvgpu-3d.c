@@ -63,58 +63,58 @@ static void context_free(gpointer data)
     g_free(ctx);
 }
 
-typedef struct PipeScan {
-    uint64_t bytes;
-    GArray *found;
-} PipeScan;
-
-static void pipe_scan_one(const PvgpuPipeResource *pr, void *opaque)
+static void pipe_note(const PvgpuPipeResource *pr, void *opaque)
 {
-    PipeScan *ps = opaque;
-
-    ps->bytes = pr->size > UINT64_MAX - ps->bytes ? UINT64_MAX :
-                ps->bytes + pr->size;
-    if (ps->found) {
-        g_array_append_val(ps->found, *pr);
-    }
+    g_array_append_val((GArray *)opaque, *pr);
 }
 
 /*
  * SUBMIT_3D: resources the stream creates for itself
  * (PIPE_RESOURCE_CREATE) take host memory as soon as it runs, long
  * before a CREATE_BLOB names them: charge them now, against max_hostmem,
- * and bound how many a context may leave unclaimed.
+ * and bound how many a context may leave unclaimed.  They are noted in
+ * the context's list as the stream is read, and taken out again if the
+ * stream is refused.
  */
 static uint32_t pipe_resources_admit(PvgpuState *s, PvgpuContext *ctx,
                                      const PvgpuCmd *cmd)
 {
-    const void *stream = cmd->u.submit_3d.data;
-    size_t ndw = cmd->u.submit_3d.size / 4;
-    PipeScan ps = { 0 };
-    unsigned n = pvgpu_virgl_scan(stream, ndw, pipe_scan_one, &ps);
+    guint before = ctx->pipe_pending->len;
+    unsigned n = pvgpu_virgl_scan(cmd->u.submit_3d.data,
+                                  cmd->u.submit_3d.size / 4, pipe_note,
+                                  ctx->pipe_pending);
+    uint64_t bytes = 0;
+    uint32_t err = 0;
 
     if (!n) {
+        /* nothing to charge, even above a lowered max_hostmem */
         return 0;
     }
-    if (n > PVGPU_MAX_PIPE_PENDING - ctx->pipe_pending->len) {
+    for (guint i = before; i < ctx->pipe_pending->len; i++) {
+        uint64_t size = g_array_index(ctx->pipe_pending, PvgpuPipeResource,
+                                      i).size;
+
+        bytes = size > UINT64_MAX - bytes ? UINT64_MAX : bytes + size;
+    }
+    if (ctx->pipe_pending->len > PVGPU_MAX_PIPE_PENDING) {
         pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "context %u would have %u resources created "
-                              "by its command stream and not claimed by "
-                              "RESOURCE_CREATE_BLOB (at most %u)", ctx->id,
-                              ctx->pipe_pending->len + n,
-                              PVGPU_MAX_PIPE_PENDING);
+        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                             "context %u would have %u resources created "
+                             "by its command stream and not claimed by "
+                             "RESOURCE_CREATE_BLOB (at most %u)", ctx->id,
+                             ctx->pipe_pending->len, PVGPU_MAX_PIPE_PENDING);
+    } else if (!pvgpu_hostmem_reserve(s, bytes)) {
+        err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
+                             "the command stream creates %u resources of "
+                             "%" PRIu64 " bytes, %" PRIu64 " used of "
+                             "max_hostmem %" PRIu64, n, bytes,
+                             s->hostmem_used, s->max_hostmem);
     }
-    if (!pvgpu_hostmem_reserve(s, ps.bytes)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "the command stream creates %u resources of "
-                              "%" PRIu64 " bytes, %" PRIu64 " used of "
-                              "max_hostmem %" PRIu64, n, ps.bytes,
-                              s->hostmem_used, s->max_hostmem);
+    if (err) {
+        g_array_set_size(ctx->pipe_pending, before);
+        return err;
     }
-    ctx->pipe_hostmem += ps.bytes;
-    ps = (PipeScan) { .found = ctx->pipe_pending };
-    pvgpu_virgl_scan(stream, ndw, pipe_scan_one, &ps);
+    ctx->pipe_hostmem += bytes;
     return 0;
 }
 
@@ -311,14 +311,16 @@ static void pump(PvgpuState *s)
             int ret = -ENOENT;
 
             QTAILQ_REMOVE(&s->held, req, next);
-            req->scheduled = ctx != NULL;
-            req->job.scheduled = ctx != NULL;
             qemu_mutex_lock(&s->sched_lock);
             if (ctx) {
+                /* before the render thread can see it */
+                req->job.scheduled = true;
                 ret = pvgpu_sched_enqueue(s->sched, ctx->entity, &req->item,
                                           now);
                 if (!ret) {
                     s->sched_queued++;
+                } else {
+                    req->job.scheduled = false;
                 }
             }
             qemu_mutex_unlock(&s->sched_lock);
@@ -326,7 +328,6 @@ static void pump(PvgpuState *s)
                 uint32_t err = ctx ? PVGPU_RESP_ERR_OUT_OF_MEMORY
                                    : PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
 
-                req->scheduled = req->job.scheduled = false;
                 if (ctx) {
                     pvgpu_quota_refused(s, PVGPU_QUOTA_QUEUED, true, ctx->id,
                                         s->max_queued);
@@ -1252,7 +1253,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
 
     qemu_mutex_lock(&s->sched_lock);
     QTAILQ_REMOVE(&s->inflight, req, next);
-    if (req->scheduled && !job->retired) {
+    if (job->scheduled && !job->retired) {
         /* dropped by a reset before it ran */
         pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
         s->sched_running--;

@@ -141,9 +141,8 @@ typedef struct PvgpuRequest {
     unsigned niov;
     /* of the resource a CREATE/ATTACH or the context a CTX_CREATE is for */
     uint64_t serial;
-    /* a context's work goes through the scheduler */
+    /* a context's work goes through the scheduler (job.scheduled) */
     PvgpuSchedItem item;
-    bool scheduled;
     /* CTX_DESTROY: the context's scheduling entity, removed at dispatch */
     PvgpuSchedEntity *entity;
     /*
