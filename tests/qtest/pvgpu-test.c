@@ -2226,7 +2226,7 @@ static void set_max_fps(int fps)
 /*
  * Resource 2 on scanout 0 at one frame a second, its first frame shown:
  * the next RESOURCE_FLUSH (@fl) waits a second, and every command queued
- * behind it waits with it.
+ * behind it that touches resource 2 or scanout 0 waits with it.
  */
 static void hold_behind_flushes(QPvgpu *gpu,
                                 struct virtio_gpu_resource_flush *fl)
@@ -2269,6 +2269,9 @@ static void test_queue_reset(void *obj, void *data, QGuestAllocator *alloc)
     stream = busy_context(gpu, alloc, &n);
     sn = clear_stream(dw, 1, c);
     hold_behind_flushes(gpu, &fl);
+    /* the context's work waits for the flush of a resource it has */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 2),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
     batch_add(&b, &fl, sizeof(fl), 0, 0);
     batch_submits(&b, 1, 4, stream, n);
     batch_publish(&b);
@@ -4365,6 +4368,161 @@ static void test_bad_properties(void)
     }
 }
 
+/* --- ordering (docs/pvgpu-scheduler.rst, "Ordering") ------------------ */
+
+/* The index in @b of the next request answered (waits up to 30 s) */
+static unsigned batch_next(Batch *b)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    uint32_t idx, len;
+
+    while (!qvirtqueue_get_buf(b->gpu->qts, b->gpu->ctrl, &idx, &len)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        qtest_clock_step(b->gpu->qts, 100);
+        g_usleep(1000);
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        if (b->head[i] == idx) {
+            return i;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/* SUBMIT_3D fenced on ring 0 of @ctx's own timeline */
+static void batch_submit_ring(Batch *b, uint32_t ctx, uint64_t stream,
+                              size_t n)
+{
+    struct virtio_gpu_cmd_submit c = { 0 };
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_SUBMIT_3D);
+    c.hdr.ctx_id = cpu_to_le32(ctx);
+    c.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE |
+                              VIRTIO_GPU_FLAG_INFO_RING_IDX);
+    c.hdr.fence_id = cpu_to_le64(b->n + 1);
+    c.size = cpu_to_le32(n);
+    batch_add(b, &c, sizeof(c), stream, n);
+}
+
+static uint64_t put_stream(QGuestAllocator *alloc, const uint32_t *dw,
+                           size_t n)
+{
+    uint64_t a = guest_alloc(alloc, n);
+
+    memwrite(a, dw, n);
+    return a;
+}
+
+/*
+ * Whoever reads what a context's queued work renders reads it after that
+ * work: a transfer without a context, and a transfer by another context
+ * that has the resource attached too, both see the last of context 1's
+ * queued clears (blue), not what was there before (green).  Under equal
+ * share an idle context's work would otherwise go first: reordering
+ * between contexts is only allowed where they share nothing.
+ */
+static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float green[4] = { 0, 1, 0, 1 };
+    enum { W = 1024, H = 1024, BOX = 16 };
+    uint32_t dw[10 + 9 * 64], px[BOX * BOX], types[8];
+    uint64_t backing, first, stream;
+    size_t n, gn;
+
+    pvgpu_setup_3d(gpu, alloc);
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                         "{'id': 'pvgpu0', 'policy': 'equal-share'}}"));
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 1, W, H);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 2, 1),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /* linear offset 0: the backing's pages are listed in reverse */
+    first = backing + (uint64_t)(W * H * 4 / 4096 - 1) * 4096;
+    n = busy_stream(dw, 1, 64);
+    stream = put_stream(alloc, dw, n);
+
+    for (uint32_t reader = 0; reader <= 2; reader += 2) {
+        Batch b = { .gpu = gpu, .hold = true };
+        struct virtio_gpu_transfer_host_3d t = { 0 };
+
+        gn = clear_stream(dw, 1, green);
+        g_assert_cmphex(submit_3d(gpu, 1, dw, gn, VIRTIO_GPU_FLAG_FENCE, 1),
+                        ==, VIRTIO_GPU_RESP_OK_NODATA);
+        qtest_memset(gpu->qts, first, 0xa5, sizeof(px));
+        for (int i = 0; i < 4; i++) {
+            batch_submit_ring(&b, 1, stream, n);
+        }
+        hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
+        t.hdr.ctx_id = cpu_to_le32(reader);
+        t.box.w = t.box.h = cpu_to_le32(BOX);
+        t.box.d = cpu_to_le32(1);
+        t.resource_id = cpu_to_le32(1);
+        t.stride = cpu_to_le32(BOX * 4);
+        batch_add(&b, &t, sizeof(t), 0, 0);
+        batch_publish(&b);
+        batch_drain(&b, types);
+        for (unsigned i = 0; i < b.n; i++) {
+            g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+        }
+        memread(first, px, sizeof(px));
+        for (unsigned i = 0; i < BOX * BOX; i++) {
+            g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
+        }
+    }
+}
+
+/*
+ * A flush the frame-rate limiter holds delays only what touches its
+ * resource or scanout: context 1, which has the flushed resource
+ * attached, waits behind it; context 2's fence is answered at once.
+ */
+static void test_order_fps(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float red[4] = { 1, 0, 0, 1 };
+    struct virtio_gpu_resource_flush fl;
+    Batch b = { .gpu = gpu, .hold = true };
+    uint32_t dw[32], types[3];
+    uint64_t s1, s2;
+    gint64 start;
+    unsigned first;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 3, 16, 16);
+    make_rt(gpu, 2, 4, 16, 16);
+    n = clear_stream(dw, 3, red);
+    s1 = put_stream(alloc, dw, n);
+    n = clear_stream(dw, 4, red);
+    s2 = put_stream(alloc, dw, n);
+    /* resource 2 on scanout 0 at one frame a second, a frame just shown */
+    hold_behind_flushes(gpu, &fl);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 2),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    start = g_get_monotonic_time();
+    batch_add(&b, &fl, sizeof(fl), 0, 0);
+    batch_submit_ring(&b, 1, s1, n);
+    batch_submit_ring(&b, 2, s2, n);
+    batch_publish(&b);
+    first = batch_next(&b);
+    g_assert_cmpuint(first, ==, 2);
+    /* well before the limiter lets the next frame go */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 900 * 1000);
+    /* context 1 waits for the flush */
+    g_assert_cmpuint(batch_next(&b), ==, 0);
+    g_assert_cmpuint(batch_next(&b), ==, 1);
+    for (unsigned i = 0; i < b.n; i++) {
+        types[i] = qtest_readl(gpu->qts, b.resp[i]);
+        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    set_max_fps(0);
+}
+
 static void register_pvgpu_test(void)
 {
     /* device properties for one test, as -global options */
@@ -4440,6 +4598,8 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/fence-rings", "pvgpu", test_fence_rings, NULL);
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
+    qos_add_test("3d/order-resources", "pvgpu", test_order_resources, NULL);
+    qos_add_test("3d/order-fps", "pvgpu", test_order_fps, NULL);
     qos_add_test("3d/destroy-pending-fence", "pvgpu",
                  test_destroy_pending_fence, NULL);
     qos_add_test("3d/reset-queued", "pvgpu", test_reset_queued, NULL);

@@ -50,9 +50,18 @@ static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
     return ctx;
 }
 
+static void res_attached(PvgpuState *s, uint32_t id, int delta);
+
 static void context_free(gpointer data)
 {
     PvgpuContext *ctx = data;
+    GHashTableIter iter;
+    gpointer key;
+
+    g_hash_table_iter_init(&iter, ctx->resources);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        res_attached(ctx->s, GPOINTER_TO_UINT(key), -1);
+    }
 
     /* the scheduling entity went with CTX_DESTROY's dispatch or a reset */
     assert(!ctx->entity);
@@ -130,6 +139,19 @@ static int pipe_resource_find(PvgpuContext *ctx, uint64_t blob_id)
     return -1;
 }
 
+/* Resource @id got (@delta 1) or lost (-1) a context it is attached to */
+static void res_attached(PvgpuState *s, uint32_t id, int delta)
+{
+    PvgpuResource *res = pvgpu_resource_find(s, id);
+
+    if (!res) {
+        return;
+    }
+    s->shared_resources -= res->nctx > 1;
+    res->nctx += delta;
+    s->shared_resources += res->nctx > 1;
+}
+
 static void contexts_forget_resource(PvgpuState *s, uint32_t id)
 {
     GHashTableIter iter;
@@ -139,7 +161,159 @@ static void contexts_forget_resource(PvgpuState *s, uint32_t id)
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuContext *ctx = value;
 
-        g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(id));
+        if (g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(id))) {
+            res_attached(s, id, -1);
+        }
+    }
+}
+
+/*
+ * Ordering.  A request reaches the renderer only after every earlier
+ * request that touches the same context, resource or scanout (its deps,
+ * set here when it arrives, from the state every earlier request left):
+ * - a context's work (SUBMIT_3D, its transfers) touches the context, and
+ *   so every resource attached to it: virglrenderer lets a context's
+ *   commands use only those.  A resource command therefore touches the
+ *   contexts the resource is attached to, and the scanouts showing it;
+ * - contexts that share a resource touch each other: their work stays in
+ *   queue order, since Linux does not wait in the guest for a fence of
+ *   another context on the same timeline (it relies on the device's
+ *   order) and implicit sharing has no fence at all;
+ * - device-internal work (a renderer restart) touches everything.
+ * docs/pvgpu-scheduler.rst, "Ordering", says why this is all the order
+ * the guest relies on.
+ */
+static void deps_resource(PvgpuState *s, PvgpuDeps *d, uint32_t id)
+{
+    PvgpuResource *res = pvgpu_resource_find(s, id);
+    GHashTableIter iter;
+    gpointer value;
+
+    pvgpu_deps_add(d, PVGPU_DEP_RESOURCE, id);
+    if (!res) {
+        return;
+    }
+    for (uint32_t i = 0; i < PVGPU_MAX_SCANOUTS; i++) {
+        if (res->scanout_bitmask & (1u << i)) {
+            pvgpu_deps_add(d, PVGPU_DEP_SCANOUT, i);
+        }
+    }
+    if (!res->nctx) {
+        return;
+    }
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
+
+        if (g_hash_table_contains(ctx->resources, GUINT_TO_POINTER(id))) {
+            pvgpu_deps_add(d, PVGPU_DEP_CONTEXT, ctx->id);
+        }
+    }
+}
+
+static void deps_context(PvgpuState *s, PvgpuDeps *d, uint32_t ctx_id)
+{
+    PvgpuContext *ctx = context_find(s, ctx_id);
+    GHashTableIter iter;
+    gpointer key;
+
+    pvgpu_deps_add(d, PVGPU_DEP_CONTEXT, ctx_id);
+    if (!ctx || !s->shared_resources) {
+        return;
+    }
+    /* the contexts it shares a resource with */
+    g_hash_table_iter_init(&iter, ctx->resources);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        PvgpuResource *res = pvgpu_resource_find(s, GPOINTER_TO_UINT(key));
+
+        if (res && res->nctx > 1) {
+            deps_resource(s, d, res->id);
+        }
+    }
+}
+
+static void deps_of(PvgpuState *s, PvgpuRequest *req)
+{
+    const PvgpuCmd *cmd = &req->job.cmd;
+    PvgpuDeps *d = &req->deps;
+    PvgpuContext *ctx;
+
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_CTX_CREATE:
+    case PVGPU_CMD_SUBMIT_3D:
+        deps_context(s, d, cmd->hdr.ctx_id);
+        break;
+    case PVGPU_CMD_CTX_DESTROY:
+        deps_context(s, d, cmd->hdr.ctx_id);
+        ctx = context_find(s, cmd->hdr.ctx_id);
+        if (ctx) {
+            GHashTableIter iter;
+            gpointer key;
+
+            g_hash_table_iter_init(&iter, ctx->resources);
+            while (g_hash_table_iter_next(&iter, &key, NULL)) {
+                pvgpu_deps_add(d, PVGPU_DEP_RESOURCE, GPOINTER_TO_UINT(key));
+            }
+        }
+        break;
+    case PVGPU_CMD_CTX_ATTACH_RESOURCE:
+    case PVGPU_CMD_CTX_DETACH_RESOURCE:
+        deps_context(s, d, cmd->hdr.ctx_id);
+        deps_resource(s, d, cmd->u.resource.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_CREATE_2D:
+        deps_resource(s, d, cmd->u.create_2d.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_CREATE_3D:
+        deps_resource(s, d, cmd->u.create_3d.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
+        deps_resource(s, d, cmd->u.create_blob.resource_id);
+        if (cmd->hdr.ctx_id) {
+            /* it may claim what the context's streams created */
+            deps_context(s, d, cmd->hdr.ctx_id);
+        }
+        break;
+    case PVGPU_CMD_RESOURCE_UNREF:
+    case PVGPU_CMD_RESOURCE_DETACH_BACKING:
+    case PVGPU_CMD_RESOURCE_UNMAP_BLOB:
+        deps_resource(s, d, cmd->u.resource.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
+        deps_resource(s, d, cmd->u.attach_backing.resource_id);
+        break;
+    case PVGPU_CMD_TRANSFER_TO_HOST_2D:
+        deps_resource(s, d, cmd->u.transfer_2d.resource_id);
+        break;
+    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
+    case PVGPU_CMD_TRANSFER_FROM_HOST_3D:
+        deps_resource(s, d, cmd->u.transfer_3d.resource_id);
+        if (cmd->hdr.ctx_id) {
+            deps_context(s, d, cmd->hdr.ctx_id);
+        }
+        break;
+    case PVGPU_CMD_RESOURCE_FLUSH:
+        deps_resource(s, d, cmd->u.flush.resource_id);
+        break;
+    case PVGPU_CMD_RESOURCE_MAP_BLOB:
+        deps_resource(s, d, cmd->u.map_blob.resource_id);
+        break;
+    case PVGPU_CMD_SET_SCANOUT:
+        pvgpu_deps_add(d, PVGPU_DEP_SCANOUT, cmd->u.set_scanout.scanout_id);
+        if (cmd->u.set_scanout.resource_id) {
+            deps_resource(s, d, cmd->u.set_scanout.resource_id);
+        }
+        break;
+    case PVGPU_CMD_SET_SCANOUT_BLOB:
+        pvgpu_deps_add(d, PVGPU_DEP_SCANOUT,
+                       cmd->u.set_scanout_blob.scanout_id);
+        if (cmd->u.set_scanout_blob.resource_id) {
+            deps_resource(s, d, cmd->u.set_scanout_blob.resource_id);
+        }
+        break;
+    default:
+        /* answered at once, from device state alone */
+        break;
     }
 }
 
@@ -152,11 +326,11 @@ static PvgpuRequest *request_for_job(PvgpuRenderJob *job)
  * Scheduling.  A context's own work (SUBMIT_3D and transfers on behalf of
  * the context) goes through the scheduler, which decides whose work the
  * renderer gets next.  Everything else (resources, contexts, scanouts) is
- * a barrier: the guest relies on commands executing in order, and the
- * render thread runs jobs in the order it receives them, so a barrier is
- * dispatched only once everything before it has been, and work after it
- * waits for it.  Between barriers the contexts' work is reordered freely:
- * contexts synchronise through fences, not through queue order.
+ * dispatched straight to the render thread, which runs what it is handed
+ * in order, ahead of scheduled work.  Either kind goes only once no
+ * earlier request touching what it touches (deps_of()) is still held or
+ * queued in the scheduler; scheduled work of contexts that touch nothing
+ * in common is reordered freely.
  */
 static bool is_context_work(const PvgpuCmd *cmd)
 {
@@ -177,6 +351,8 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
     PvgpuRequest *req = container_of(item, PvgpuRequest, item);
 
     s->sched_queued--;
+    pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+                            &req->deps);
     pvgpu_request_respond(s, req, PVGPU_RESP_ERR_INVALID_CONTEXT_ID, NULL, 0);
 }
 
@@ -239,8 +415,12 @@ static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
         s->sched_queued--;
         s->sched_running++;
         QTAILQ_INSERT_TAIL(&s->inflight, req, next);
-        /* a barrier behind the last queued item may go now */
-        poke = s->sched_queued == 0;
+        /* a request held behind it may go now */
+        if (pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+                                    &req->deps) && s->sched_deps_waiting) {
+            s->sched_deps_waiting = false;
+            poke = true;
+        }
     } else if (wait) {
         /* only capped contexts have work: the main loop's timer wakes us */
         s->sched_wake_ns = now + wait;
@@ -291,27 +471,68 @@ static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
     return ok;
 }
 
+/* May request @req, which nothing before it holds back, go now? */
+static bool may_dispatch(PvgpuState *s, PvgpuRequest *req, uint64_t now,
+                         uint64_t *wake)
+{
+    uint64_t next = 0;
+
+    if (req->unmap || req->map_wait ||
+        (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
+        /* an unmap waits for its region's release (pump_bh) */
+        return false;
+    }
+    if (req->job.cmd.hdr.type != PVGPU_CMD_RESOURCE_FLUSH) {
+        return true;
+    }
+    if (req->gl_update_mask && s->gl_blocked) {
+        /* the GL display is still busy with the previous frame */
+        return false;
+    }
+    if (!flush_allowed(s, req, now, &next)) {
+        *wake = *wake ? MIN(*wake, next) : next;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Hand on, in arrival order, every held request that nothing holds back:
+ * no earlier request still held, and no work queued in the scheduler,
+ * touches what it touches.  A context's work joins the scheduler (only
+ * other contexts' queued work holds it back: its own stays in order
+ * there), the rest goes to the render thread.
+ */
 static void pump(PvgpuState *s)
 {
     uint64_t now = get_clock(), wake = 0;
+    PvgpuDepSet *held = NULL;   /* what the requests left held touch */
+    PvgpuRequest *req, *next_req;
     bool kick = false;
-    unsigned queued = 0;
+    unsigned queued;
 
-    for (;;) {
-        PvgpuRequest *req;
+    QTAILQ_FOREACH_SAFE(req, &s->held, next, next_req) {
+        const PvgpuCmd *cmd = &req->job.cmd;
+        bool context_work = is_context_work(cmd);
+        PvgpuContext *ctx = NULL;
+        int ret = 0;
 
-        /*
-         * Context work up to the next barrier joins the scheduler; the
-         * render thread pulls it from there
-         */
-        while ((req = QTAILQ_FIRST(&s->held)) &&
-               is_context_work(&req->job.cmd)) {
-            PvgpuContext *ctx = pvgpu_3d_context_find(s,
-                                                      req->job.cmd.hdr.ctx_id);
-            int ret = -ENOENT;
-
-            QTAILQ_REMOVE(&s->held, req, next);
-            qemu_mutex_lock(&s->sched_lock);
+        if (held && pvgpu_dep_set_overlaps(held, &req->deps)) {
+            goto hold;
+        }
+        if (context_work) {
+            ctx = pvgpu_3d_context_find(s, cmd->hdr.ctx_id);
+        }
+        qemu_mutex_lock(&s->sched_lock);
+        if (pvgpu_dep_counts_conflict(s->sched_deps, context_work,
+                                      cmd->hdr.ctx_id, &req->deps)) {
+            /* pvgpu_3d_pull() pokes us once that work is pulled */
+            s->sched_deps_waiting = true;
+            qemu_mutex_unlock(&s->sched_lock);
+            goto hold;
+        }
+        if (context_work) {
+            ret = -ENOENT;
             if (ctx) {
                 /* before the render thread can see it */
                 req->job.scheduled = true;
@@ -319,11 +540,16 @@ static void pump(PvgpuState *s)
                                           now);
                 if (!ret) {
                     s->sched_queued++;
+                    pvgpu_dep_counts_add(s->sched_deps, cmd->hdr.ctx_id,
+                                         &req->deps);
                 } else {
                     req->job.scheduled = false;
                 }
             }
-            qemu_mutex_unlock(&s->sched_lock);
+        }
+        qemu_mutex_unlock(&s->sched_lock);
+        if (context_work) {
+            QTAILQ_REMOVE(&s->held, req, next);
             if (ret < 0) {
                 uint32_t err = ctx ? PVGPU_RESP_ERR_OUT_OF_MEMORY
                                    : PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
@@ -333,55 +559,44 @@ static void pump(PvgpuState *s)
                                         s->max_queued);
                 }
                 pvgpu_request_respond(s, req,
-                                      pvgpu_cmd_fail(&req->job.cmd, err,
+                                      pvgpu_cmd_fail(cmd, err,
                                                      "context %u: queue full "
                                                      "or context gone",
-                                                     req->job.cmd.hdr.ctx_id),
+                                                     cmd->hdr.ctx_id),
                                       NULL, 0);
-                continue;
+            } else {
+                /* the render thread pulls it from the scheduler */
+                kick = true;
             }
-            kick = true;
+            continue;
         }
-        qemu_mutex_lock(&s->sched_lock);
-        queued = s->sched_queued;
-        if (s->sched_wake_ns) {
-            wake = wake ? MIN(wake, s->sched_wake_ns) : s->sched_wake_ns;
-            s->sched_wake_ns = 0;
+        if (may_dispatch(s, req, now, &wake)) {
+            QTAILQ_REMOVE(&s->held, req, next);
+            dispatch(s, req);
+            continue;
         }
-        qemu_mutex_unlock(&s->sched_lock);
-        /* a barrier goes once all work before it has been dispatched */
-        req = QTAILQ_FIRST(&s->held);
-        if (!req || queued || req->unmap || req->map_wait ||
-            (req->job.kind == PVGPU_JOB_RESTART && s->releasing)) {
-            /* an unmap waits for its region's release (pump_bh) */
-            break;
+hold:
+        /* what touches what it touches waits behind it */
+        if (!held) {
+            held = pvgpu_dep_set_new();
         }
-        if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH &&
-            req->gl_update_mask && s->gl_blocked) {
-            /* the GL display is still busy with the previous frame */
-            break;
-        }
-        if (req->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH) {
-            uint64_t next = 0;
+        pvgpu_dep_set_add(held, &req->deps);
+    }
+    pvgpu_dep_set_free(held);
 
-            if (!flush_allowed(s, req, now, &next)) {
-                wake = wake ? MIN(wake, next) : next;
-                break;
-            }
-        }
-        QTAILQ_REMOVE(&s->held, req, next);
-        dispatch(s, req);
+    qemu_mutex_lock(&s->sched_lock);
+    queued = s->sched_queued;
+    if (s->sched_wake_ns) {
+        wake = wake ? MIN(wake, s->sched_wake_ns) : s->sched_wake_ns;
+        s->sched_wake_ns = 0;
     }
     if (kick) {
-        bool idle;
-
         /* a render thread with work in flight pulls when it finishes */
-        qemu_mutex_lock(&s->sched_lock);
-        idle = s->sched_running < s->max_inflight;
-        qemu_mutex_unlock(&s->sched_lock);
-        if (idle) {
-            pvgpu_render_kick(s->renderer);
-        }
+        kick = s->sched_running < s->max_inflight;
+    }
+    qemu_mutex_unlock(&s->sched_lock);
+    if (kick) {
+        pvgpu_render_kick(s->renderer);
     }
     trace_pvgpu_pump(!QTAILQ_EMPTY(&s->held) ?
                      pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->job.cmd.hdr.type) :
@@ -563,6 +778,9 @@ static bool ctx_attach_count(PvgpuState *s, PvgpuContext *ctx, uint32_t id,
     if (attach) {
         g_hash_table_insert(ctx->resources, key,
                             GUINT_TO_POINTER(n < UINT_MAX ? n + 1 : n));
+        if (n == 0) {
+            res_attached(s, id, 1);
+        }
         return n == 0;
     }
     assert(n);
@@ -571,6 +789,7 @@ static bool ctx_attach_count(PvgpuState *s, PvgpuContext *ctx, uint32_t id,
         return false;
     }
     g_hash_table_remove(ctx->resources, key);
+    res_attached(s, id, -1);
     return true;
 }
 
@@ -840,6 +1059,7 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
         unmap->s = s;
         unmap->job.cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
         unmap->job.cmd.u.resource.resource_id = res->id;
+        deps_resource(s, &unmap->deps, res->id);
         submit(s, unmap);
     }
     if (err) {
@@ -907,6 +1127,8 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     PvgpuContext *ctx;
     uint32_t err = 0;
 
+    /* before this command changes anything */
+    deps_of(s, req);
     switch (cmd->hdr.type) {
     case PVGPU_CMD_GET_CAPSET_INFO:
         return capset_info(s, req);
@@ -1336,6 +1558,7 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
         .r = { 0, 0, res->width, res->height },
     };
     req->job.nreadbacks = 1;
+    deps_resource(s, &req->deps, res->id);
     submit(s, req);
 }
 
@@ -1387,6 +1610,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
         return true;
     }
     s->sched = pvgpu_sched_new();
+    s->sched_deps = pvgpu_dep_counts_new();
     pvgpu_render_set_source(s->renderer, pvgpu_3d_pull, pvgpu_3d_retire, s);
     s->shutdown_notifier.notify = pvgpu_3d_shutdown;
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
@@ -1455,6 +1679,8 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
     PvgpuRequest *req = container_of(item, PvgpuRequest, item);
 
     s->sched_queued--;
+    pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+                            &req->deps);
     request_release(s, req);
     pvgpu_request_free(req);
 }
@@ -1519,11 +1745,15 @@ static void reset(PvgpuState *s, bool unplug)
         }
         timer_del(s->pump_timer);
         assert(s->sched_queued == 0 && s->sched_running == 0);
+        assert(pvgpu_dep_counts_empty(s->sched_deps));
+        s->sched_deps_waiting = false;
         s->sched_wake_ns = 0;
         s->sched_paused = unplug;
     }
     qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
+    /* nothing is attached to a context any more */
+    assert(s->shared_resources == 0);
     if (s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);
     }
@@ -1532,6 +1762,7 @@ static void reset(PvgpuState *s, bool unplug)
         req = g_new0(PvgpuRequest, 1);
         req->s = s;
         req->job.kind = PVGPU_JOB_RESTART;
+        pvgpu_deps_add_all(&req->deps);
         QTAILQ_INSERT_TAIL(&s->held, req, next);
         trace_pvgpu_restart_deferred(g_slist_length(s->releasing));
     }
@@ -1577,6 +1808,7 @@ void pvgpu_3d_fini(PvgpuState *s)
         timer_free(s->pump_timer);
         pvgpu_sched_free(s->sched);
         s->sched = NULL;
+        pvgpu_dep_counts_free(g_steal_pointer(&s->sched_deps));
     }
     qemu_mutex_destroy(&s->sched_lock);
 }

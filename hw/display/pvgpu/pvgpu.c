@@ -257,6 +257,7 @@ void pvgpu_request_free(PvgpuRequest *req)
             qemu_bh_schedule(s->resume_bh);
         }
     }
+    pvgpu_deps_clear(&req->deps);
     g_free(req->answer);
     g_free(req->buf);
     g_free(req);

@@ -14,6 +14,7 @@
 #include "ui/console.h"
 #include "ui/dmabuf.h"
 #include "hw/display/pvgpu-cmd.h"
+#include "hw/display/pvgpu-deps.h"
 #include "hw/display/pvgpu-render.h"
 #include "hw/display/pvgpu-sched.h"
 #include "hw/display/pvgpu-settings.h"
@@ -77,6 +78,8 @@ typedef struct PvgpuResource {
 
     /* scanouts showing this resource, and the cursor using it */
     uint32_t scanout_bitmask;
+    /* contexts it is attached to (pvgpu-3d.c) */
+    uint32_t nctx;
 
     bool has_uuid;
     uint8_t uuid[16];
@@ -143,6 +146,11 @@ typedef struct PvgpuRequest {
     uint64_t serial;
     /* a context's work goes through the scheduler (job.scheduled) */
     PvgpuSchedItem item;
+    /*
+     * What it touches (pvgpu-3d.c, deps_of()): it reaches the renderer
+     * only after every earlier request that touches any of it
+     */
+    PvgpuDeps deps;
     /* CTX_DESTROY: the context's scheduling entity, removed at dispatch */
     PvgpuSchedEntity *entity;
     /*
@@ -256,6 +264,7 @@ struct PvgpuState {
     PvgpuRenderer *renderer;
     unsigned decode_caps;       /* PVGPU_DECODE_* the guest negotiated */
     GHashTable *contexts;       /* ctx_id -> PvgpuContext */
+    unsigned shared_resources;  /* attached to more than one context */
     QTAILQ_HEAD(, PvgpuRequest) inflight;   /* requests the renderer holds */
     /* requests in arrival order, not yet scheduled or dispatched */
     QTAILQ_HEAD(, PvgpuRequest) held;
@@ -279,14 +288,17 @@ struct PvgpuState {
     /*
      * The scheduler is shared with the render thread, which pulls the
      * next item and charges finished ones where fences signal
-     * (pvgpu-3d.c); sched_lock guards it, sched_queued, sched_running,
-     * sched_paused, sched_wake_ns and the inflight list.  Never held while
+     * (pvgpu-3d.c); sched_lock guards it, sched_queued, sched_deps,
+     * sched_deps_waiting, sched_running, sched_paused, sched_wake_ns and
+     * the inflight list.  Never held while
      * calling into the renderer (the render thread takes it under its own
      * lock).
      */
     QemuMutex sched_lock;
     PvgpuSched *sched;
     unsigned sched_queued;      /* items queued in the scheduler */
+    PvgpuDepCounts *sched_deps; /* what they touch */
+    bool sched_deps_waiting;    /* a held request waits for one of them */
     unsigned sched_running;     /* items pulled, not yet finished */
     bool sched_paused;          /* a reset is dropping the queues */
     uint64_t sched_wake_ns;     /* capped work may go then (0: none) */
