@@ -3146,6 +3146,7 @@ typedef struct Load {
     unsigned first_slot;
     unsigned outstanding;
     uint64_t completed;
+    uint32_t flush_res;         /* RESOURCE_FLUSHes of it, not SUBMIT_3D */
 } Load;
 
 typedef struct Bench {
@@ -3171,7 +3172,20 @@ static void bench_post(Bench *b, unsigned l)
     for (k = load->first_slot; b->slot_load[k] >= 0; k++) {
         g_assert_cmpuint(k, <, load->first_slot + load->depth);
     }
-    if (!b->slot_addr[k]) {
+    if (!b->slot_addr[k] && load->flush_res) {
+        struct virtio_gpu_resource_flush f = { 0 };
+
+        b->slot_addr[k] = guest_alloc(b->alloc, sizeof(f) + 24);
+        hdr_init(&f.hdr, VIRTIO_GPU_CMD_RESOURCE_FLUSH);
+        f.resource_id = cpu_to_le32(load->flush_res);
+        f.r.width = f.r.height = cpu_to_le32(64);
+        memwrite(b->slot_addr[k], &f, sizeof(f));
+        b->gpu->ctrl->free_head = 3 * k;
+        qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, b->slot_addr[k], sizeof(f),
+                       false, true);
+        qvirtqueue_add(b->gpu->qts, b->gpu->ctrl, b->slot_addr[k] + sizeof(f),
+                       24, true, false);
+    } else if (!b->slot_addr[k]) {
         struct virtio_gpu_cmd_submit c = { 0 };
 
         b->slot_addr[k] = guest_alloc(b->alloc, sizeof(c) + 24);
@@ -3338,8 +3352,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     Shares sh = { .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
     int quantum_us = getenv("PVGPU_BENCH_QUANTUM_US") ?
                      atoi(getenv("PVGPU_BENCH_QUANTUM_US")) : 2000;
-    uint64_t solo_p99, shared_p99, rr_p99, done_on, done_off;
-    Load *victim, *aggressor;
+    uint64_t solo_p99, shared_p99, rr_p99, held_p99, done_on, done_off;
+    Load *victim, *aggressor, *held, *flushes;
 
     memset(b.slot_load, -1, sizeof(b.slot_load));
     pvgpu_setup_3d(b.gpu, alloc);
@@ -3441,6 +3455,37 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                    "= %.1fx solo; victim %" PRIu64 " submissions",
                    rr_p99 / 1e6, (double)rr_p99 / solo_p99,
                    victim->completed);
+
+    /*
+     * 4. A light victim next to a context whose frames the frame-rate
+     * limiter holds: that context (15) shows resource 800 on scanout 0 and
+     * flushes it as fast as it can at max-fps 10, its submissions waiting
+     * behind its held flushes.  The victim shares nothing with it.
+     */
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'equal-share'}}");
+    b.nloads = 0;
+    victim = bench_load(&b, 14, 256, 1, 1);
+    held = bench_load(&b, 15, 256, 1, 2);
+    g_assert_cmphex(create_2d(b.gpu, 800, FMT_XRGB, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(set_scanout(b.gpu, 0, 800, 0, 0, 64, 64), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 15,
+                            800), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    flushes = bench_load(&b, 16, 16, 1, 1);
+    flushes->flush_res = 800;
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 10}}");
+    bench_run(&b, 3 * G_USEC_PER_SEC, NULL, NULL);
+    held_p99 = ctx_stat(14, "fence-latency-p99-ns");
+    g_test_message("BENCH victim p99 next to a context held by the "
+                   "frame-rate limiter (max-fps 10: %.1f flushes/s, %.1f of "
+                   "its submissions/s) %.2f ms = %.1fx solo",
+                   flushes->completed / 3.0, held->completed / 3.0,
+                   held_p99 / 1e6, (double)held_p99 / solo_p99);
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'max-fps': 0}}");
 }
 
 /* --- soak test (PVGPU_SOAK_SECONDS, scripts/soak.sh) -------------------- */

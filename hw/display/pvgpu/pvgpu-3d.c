@@ -6,10 +6,11 @@
  * (an unknown context, a resource not attached to the context, ...).  The
  * command then goes to the render thread as a job (pvgpu-virgl.c); its
  * completion comes back to pvgpu_3d_job_done(), which answers the guest.
- * Jobs run in submission order, so the state checked here is the state
- * the renderer will see.  A context's own work goes to the scheduler
- * instead, from which the render thread pulls it when its turn comes
- * (pvgpu_3d_pull(), below pump()).
+ * A job runs after every earlier job that touches the same context,
+ * resource or scanout (deps_of(), pump()), so the state checked here is
+ * the state the renderer will see for everything the job touches.  A
+ * context's own work goes to the scheduler instead, from which the render
+ * thread pulls it when its turn comes (pvgpu_3d_pull(), below pump()).
  *
  * Completions never dereference resources by pointer: a fenced job can
  * complete after later requests released its resource, so they look the
@@ -376,15 +377,19 @@ static void request_release(PvgpuState *s, PvgpuRequest *req)
 }
 
 /*
- * Hand a barrier to the renderer: it runs after everything handed over
- * before it, including the scheduled work the render thread pulled.
+ * Hand a control command to the renderer: it runs after everything
+ * handed over before it, including the scheduled work the render thread
+ * pulled.
  */
 static void dispatch(PvgpuState *s, PvgpuRequest *req)
 {
     qemu_mutex_lock(&s->sched_lock);
     QTAILQ_INSERT_TAIL(&s->inflight, req, next);
     if (req->entity) {
-        /* CTX_DESTROY: a barrier, so nothing of the context is queued */
+        /*
+         * CTX_DESTROY touches its context: nothing of it is queued in the
+         * scheduler any more
+         */
         pvgpu_sched_entity_remove(s->sched, req->entity, drop_request, s);
         req->entity = NULL;
     }
@@ -1144,7 +1149,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         }
         /*
          * Gone for the guest now; its queued work still runs first (this
-         * is a barrier), then its scheduling entity goes.
+         * touches the context), then its scheduling entity goes.
          */
         req->entity = g_steal_pointer(&ctx->entity);
         g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
