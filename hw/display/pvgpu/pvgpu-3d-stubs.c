@@ -9,6 +9,11 @@
 #include "qapi/error.h"
 #include "hw/display/pvgpu.h"
 
+bool pvgpu_3d_available(PvgpuState *s)
+{
+    return false;
+}
+
 bool pvgpu_3d_init(PvgpuState *s, Error **errp)
 {
     QTAILQ_INIT(&s->inflight);

@@ -1403,6 +1403,24 @@ void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)
     }
 }
 
+bool pvgpu_3d_available(PvgpuState *s)
+{
+    return s->renderer && !pvgpu_render_broken(s->renderer);
+}
+
+/*
+ * After a reset the renderer may have failed to start again: the device
+ * goes on without 3D, and says so (query-pvgpu, PVGPU_3D_UNAVAILABLE).
+ */
+static void renderer_check(PvgpuState *s)
+{
+    if (s->renderer && pvgpu_render_broken(s->renderer) &&
+        !s->virgl_unavailable) {
+        pvgpu_3d_unavailable(s, "virglrenderer failed to restart after a "
+                             "device reset");
+    }
+}
+
 /* A resource created or backed by a job that failed: undo the record. */
 static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
                                       uint32_t id)
@@ -1486,6 +1504,9 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
         s->sched_running--;
     }
     qemu_mutex_unlock(&s->sched_lock);
+    if (job->kind == PVGPU_JOB_RESTART) {
+        renderer_check(s);
+    }
     if (job->cmd.hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
         uint32_t err = blob_map_done(s, req, resp, &resp_len);
 
@@ -1655,7 +1676,7 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 {
     Error *err = NULL;
 
-    s->decode_caps = s->renderer ? decode_caps
+    s->decode_caps = pvgpu_3d_available(s) ? decode_caps
                                  : decode_caps & ~(PVGPU_DECODE_3D |
                                                    PVGPU_DECODE_CONTEXT_INIT);
     if (!(s->decode_caps & PVGPU_DECODE_3D) || s->migration_blocker) {
@@ -1725,6 +1746,7 @@ static void reset(PvgpuState *s, bool unplug)
         qemu_mutex_unlock(&s->sched_lock);
         /* cancels and hands back every job in flight, synchronously */
         pvgpu_render_reset(s->renderer, unplug || s->releasing);
+        renderer_check(s);
     }
     qemu_mutex_lock(&s->sched_lock);
     assert(QTAILQ_EMPTY(&s->inflight));

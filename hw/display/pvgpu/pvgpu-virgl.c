@@ -522,7 +522,7 @@ static void restart(PvgpuRenderer *r)
     if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
         error_report("pvgpu: virglrenderer failed to restart after a "
                      "reset; 3D commands will fail");
-        r->broken = true;
+        qatomic_set(&r->broken, true);
     }
     r->poll_fd = r->broken ? -1 : virgl_renderer_get_poll_fd();
 }
@@ -898,6 +898,11 @@ unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)
 {
     *capsets = r->capsets;
     return r->ncapsets;
+}
+
+bool pvgpu_render_broken(PvgpuRenderer *r)
+{
+    return qatomic_read(&r->broken);
 }
 
 const char *pvgpu_render_describe(PvgpuRenderer *r)

@@ -525,7 +525,7 @@ static uint64_t pvgpu_get_features(VirtIODevice *vdev, uint64_t features,
     if (s->blob) {
         virtio_add_feature(&features, VIRTIO_GPU_F_RESOURCE_BLOB);
     }
-    if (s->renderer) {
+    if (pvgpu_3d_available(s)) {
         virtio_add_feature(&features, VIRTIO_GPU_F_VIRGL);
         virtio_add_feature(&features, VIRTIO_GPU_F_CONTEXT_INIT);
     }

@@ -165,6 +165,12 @@ void pvgpu_render_unhold(PvgpuRenderer *r);
 
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets);
 const char *pvgpu_render_describe(PvgpuRenderer *r);
+/*
+ * virglrenderer could not be initialised again after a reset: every job
+ * fails from then on.  Known once pvgpu_render_reset() returned or a
+ * PVGPU_JOB_RESTART job came back.
+ */
+bool pvgpu_render_broken(PvgpuRenderer *r);
 
 /* Free the pixels of a job's readbacks, close their dmabufs. */
 void pvgpu_render_job_clear(PvgpuRenderJob *job);

@@ -352,6 +352,8 @@ void pvgpu_request_free(PvgpuRequest *req);
 
 /* pvgpu-3d.c: contexts and commands executed by the renderer */
 bool pvgpu_3d_init(PvgpuState *s, Error **errp);
+/* Can the device offer 3D (VIRTIO_GPU_F_VIRGL) to the guest? */
+bool pvgpu_3d_available(PvgpuState *s);
 void pvgpu_3d_fini(PvgpuState *s);
 void pvgpu_3d_reset(PvgpuState *s);
 void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps);
