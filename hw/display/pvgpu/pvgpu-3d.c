@@ -537,6 +537,11 @@ static void pump(PvgpuState *s)
             goto hold;
         }
         if (context_work) {
+            /*
+             * Off the held list before the render thread can pull it:
+             * pulled, it goes on the inflight list through the same link
+             */
+            QTAILQ_REMOVE(&s->held, req, next);
             ret = -ENOENT;
             if (ctx) {
                 /* before the render thread can see it */
@@ -554,7 +559,6 @@ static void pump(PvgpuState *s)
         }
         qemu_mutex_unlock(&s->sched_lock);
         if (context_work) {
-            QTAILQ_REMOVE(&s->held, req, next);
             if (ret < 0) {
                 uint32_t err = ctx ? PVGPU_RESP_ERR_OUT_OF_MEMORY
                                    : PVGPU_RESP_ERR_INVALID_CONTEXT_ID;
