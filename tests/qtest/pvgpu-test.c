@@ -4556,6 +4556,74 @@ static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * Contexts that share a resource keep their order: context 2's SUBMIT_3D
+ * copies from a resource context 1 renders to and shares with it, so it
+ * must run after context 1's queued clears, although it shares no key
+ * with them of its own (the guest does not wait for context 1's fences:
+ * Linux relies on the device's order on one timeline).
+ */
+static void test_order_shared(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float green[4] = { 0, 1, 0, 1 };
+    enum { BOX = 16 };
+    uint32_t dw[10 + 9 * 64], copy[14], px[BOX * BOX], types[8];
+    Batch b = { .gpu = gpu, .hold = true };
+    struct virtio_gpu_transfer_host_3d t = { 0 };
+    uint64_t stream, copy_stream, backing;
+    size_t n, gn;
+
+    pvgpu_setup_3d(gpu, alloc);
+    qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                         "{'id': 'pvgpu0', 'policy': 'equal-share'}}"));
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 1, 1024, 1024);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 2, 1),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 2, 2, BOX, BOX);
+    gn = clear_stream(dw, 1, green);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, gn, VIRTIO_GPU_FLAG_FENCE, 1), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    n = busy_stream(dw, 1, 64);
+    stream = put_stream(alloc, dw, n);
+    /* context 2: resource 1's top-left corner into resource 2 */
+    copy[0] = VIRGL_CMD(VIRGL_CCMD_RESOURCE_COPY_REGION, 0, 13);
+    copy[1] = 2;                /* destination, level, x, y, z */
+    copy[2] = copy[3] = copy[4] = copy[5] = 0;
+    copy[6] = 1;                /* source, level, x, y, z, w, h, d */
+    copy[7] = copy[8] = copy[9] = copy[10] = 0;
+    copy[11] = copy[12] = BOX;
+    copy[13] = 1;
+    for (int i = 0; i < 14; i++) {
+        copy[i] = cpu_to_le32(copy[i]);
+    }
+    copy_stream = put_stream(alloc, copy, sizeof(copy));
+    qtest_memset(gpu->qts, backing, 0xa5, sizeof(px));
+
+    for (int i = 0; i < 4; i++) {
+        batch_submit_ring(&b, 1, stream, n);
+    }
+    batch_submit_ring(&b, 2, copy_stream, sizeof(copy));
+    hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
+    t.hdr.ctx_id = cpu_to_le32(2);
+    t.box.w = t.box.h = cpu_to_le32(BOX);
+    t.box.d = cpu_to_le32(1);
+    t.resource_id = cpu_to_le32(2);
+    t.stride = cpu_to_le32(BOX * 4);
+    batch_add(&b, &t, sizeof(t), 0, 0);
+    batch_publish(&b);
+    batch_drain(&b, types);
+    for (unsigned i = 0; i < b.n; i++) {
+        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    memread(backing, px, sizeof(px));
+    for (unsigned i = 0; i < BOX * BOX; i++) {
+        g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
+    }
+}
+
+/*
  * A flush the frame-rate limiter holds delays only what touches its
  * resource or scanout: context 1, which has the flushed resource
  * attached, waits behind it; context 2's fence is answered at once.
@@ -4682,6 +4750,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
     qos_add_test("3d/order-resources", "pvgpu", test_order_resources, NULL);
     qos_add_test("3d/order-fps", "pvgpu", test_order_fps, NULL);
+    qos_add_test("3d/order-shared", "pvgpu", test_order_shared, NULL);
     qos_add_test("3d/destroy-pending-fence", "pvgpu",
                  test_destroy_pending_fence, NULL);
     qos_add_test("3d/reset-queued", "pvgpu", test_reset_queued, NULL);
