@@ -4624,6 +4624,56 @@ static void test_order_shared(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * Work a context queued before its CTX_DESTROY runs, even when it was
+ * still held in the device (here behind a flush the frame-rate limiter
+ * holds, of a resource attached to the context) when the destroy came:
+ * its fence is answered OK and what it rendered is there.  An UNREF of a
+ * resource the destroyed context had attached still waits for that work.
+ */
+static void test_order_destroy(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float red[4] = { 1, 0, 0, 1 };
+    struct virtio_gpu_resource_flush fl;
+    struct virtio_gpu_ctrl_hdr destroy;
+    struct virtio_gpu_resource_unref u = { 0 };
+    Batch b = { .gpu = gpu, .hold = true };
+    uint32_t dw[32], types[4];
+    uint64_t rt, stream;
+    QDict *info;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    rt = make_rt(gpu, 1, 3, 16, 16);
+    n = clear_stream(dw, 3, red);
+    stream = put_stream(alloc, dw, n);
+    hold_behind_flushes(gpu, &fl);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 2),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    batch_add(&b, &fl, sizeof(fl), 0, 0);
+    batch_submit_ring(&b, 1, stream, n);
+    hdr_init(&destroy, VIRTIO_GPU_CMD_CTX_DESTROY);
+    destroy.ctx_id = cpu_to_le32(1);
+    batch_add(&b, &destroy, sizeof(destroy), 0, 0);
+    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
+    u.resource_id = cpu_to_le32(2);
+    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_publish(&b);
+    batch_drain(&b, types);
+    for (unsigned i = 0; i < b.n; i++) {
+        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    info = query_pvgpu();
+    g_assert_cmpuint(qlist_size(qdict_get_qlist(info, "contexts")), ==, 0);
+    qobject_unref(info);
+    /* read without a context: the resource outlives the one destroyed */
+    check_rt(gpu, 0, 3, rt, 16, 16, 0xff0000);
+    set_max_fps(0);
+}
+
+/*
  * A flush the frame-rate limiter holds delays only what touches its
  * resource or scanout: context 1, which has the flushed resource
  * attached, waits behind it; context 2's fence is answered at once.
@@ -4751,6 +4801,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/order-resources", "pvgpu", test_order_resources, NULL);
     qos_add_test("3d/order-fps", "pvgpu", test_order_fps, NULL);
     qos_add_test("3d/order-shared", "pvgpu", test_order_shared, NULL);
+    qos_add_test("3d/order-destroy", "pvgpu", test_order_destroy, NULL);
     qos_add_test("3d/destroy-pending-fence", "pvgpu",
                  test_destroy_pending_fence, NULL);
     qos_add_test("3d/reset-queued", "pvgpu", test_reset_queued, NULL);

@@ -39,6 +39,21 @@ static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
     return g_hash_table_lookup(s->contexts, GUINT_TO_POINTER(id));
 }
 
+/*
+ * The context a context's request (ctx_serial) came for: in the table, or
+ * destroyed by the guest after it and still waiting for its CTX_DESTROY
+ * to reach the renderer.  NULL if it is gone.
+ */
+static PvgpuContext *context_of(PvgpuState *s, const PvgpuRequest *req)
+{
+    PvgpuContext *ctx = context_find(s, req->job.cmd.hdr.ctx_id);
+
+    if (ctx && ctx->serial == req->ctx_serial) {
+        return ctx;
+    }
+    return g_hash_table_lookup(s->dying, &req->ctx_serial);
+}
+
 static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
                                           uint32_t *err)
 {
@@ -53,16 +68,24 @@ static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
 
 static void res_attached(PvgpuState *s, uint32_t id, int delta);
 
-static void context_free(gpointer data)
+/* @ctx lets go of every resource attached to it */
+static void contexts_detach_all(PvgpuState *s, PvgpuContext *ctx)
 {
-    PvgpuContext *ctx = data;
     GHashTableIter iter;
     gpointer key;
 
     g_hash_table_iter_init(&iter, ctx->resources);
     while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        res_attached(ctx->s, GPOINTER_TO_UINT(key), -1);
+        res_attached(s, GPOINTER_TO_UINT(key), -1);
     }
+    g_hash_table_remove_all(ctx->resources);
+}
+
+static void context_free(gpointer data)
+{
+    PvgpuContext *ctx = data;
+
+    contexts_detach_all(ctx->s, ctx);
 
     /* the scheduling entity went with CTX_DESTROY's dispatch or a reset */
     assert(!ctx->entity);
@@ -153,18 +176,55 @@ static void res_attached(PvgpuState *s, uint32_t id, int delta)
     s->shared_resources += res->nctx > 1;
 }
 
+/*
+ * Call @fn for every context: the guest's, and those it destroyed whose
+ * CTX_DESTROY has not reached the renderer yet
+ */
+static void contexts_foreach(PvgpuState *s,
+                             void (*fn)(PvgpuContext *ctx, void *opaque),
+                             void *opaque)
+{
+    GHashTable *tables[] = { s->contexts, s->dying };
+
+    for (unsigned t = 0; t < ARRAY_SIZE(tables); t++) {
+        GHashTableIter iter;
+        gpointer value;
+
+        g_hash_table_iter_init(&iter, tables[t]);
+        while (g_hash_table_iter_next(&iter, NULL, &value)) {
+            fn(value, opaque);
+        }
+    }
+}
+
+typedef struct ResourceVisit {
+    PvgpuState *s;
+    uint32_t id;
+    PvgpuDeps *deps;
+} ResourceVisit;
+
+static void context_forget_resource(PvgpuContext *ctx, void *opaque)
+{
+    ResourceVisit *v = opaque;
+
+    if (g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(v->id))) {
+        res_attached(v->s, v->id, -1);
+    }
+}
+
 static void contexts_forget_resource(PvgpuState *s, uint32_t id)
 {
-    GHashTableIter iter;
-    gpointer value;
+    ResourceVisit v = { .s = s, .id = id };
 
-    g_hash_table_iter_init(&iter, s->contexts);
-    while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        PvgpuContext *ctx = value;
+    contexts_foreach(s, context_forget_resource, &v);
+}
 
-        if (g_hash_table_remove(ctx->resources, GUINT_TO_POINTER(id))) {
-            res_attached(s, id, -1);
-        }
+static void context_deps_resource(PvgpuContext *ctx, void *opaque)
+{
+    ResourceVisit *v = opaque;
+
+    if (g_hash_table_contains(ctx->resources, GUINT_TO_POINTER(v->id))) {
+        pvgpu_deps_add(v->deps, PVGPU_DEP_CONTEXT, ctx->id);
     }
 }
 
@@ -187,8 +247,7 @@ static void contexts_forget_resource(PvgpuState *s, uint32_t id)
 static void deps_resource(PvgpuState *s, PvgpuDeps *d, uint32_t id)
 {
     PvgpuResource *res = pvgpu_resource_find(s, id);
-    GHashTableIter iter;
-    gpointer value;
+    ResourceVisit v = { .s = s, .id = id, .deps = d };
 
     pvgpu_deps_add(d, PVGPU_DEP_RESOURCE, id);
     if (!res) {
@@ -199,16 +258,8 @@ static void deps_resource(PvgpuState *s, PvgpuDeps *d, uint32_t id)
             pvgpu_deps_add(d, PVGPU_DEP_SCANOUT, i);
         }
     }
-    if (!res->nctx) {
-        return;
-    }
-    g_hash_table_iter_init(&iter, s->contexts);
-    while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        PvgpuContext *ctx = value;
-
-        if (g_hash_table_contains(ctx->resources, GUINT_TO_POINTER(id))) {
-            pvgpu_deps_add(d, PVGPU_DEP_CONTEXT, ctx->id);
-        }
+    if (res->nctx) {
+        contexts_foreach(s, context_deps_resource, &v);
     }
 }
 
@@ -385,15 +436,19 @@ static void dispatch(PvgpuState *s, PvgpuRequest *req)
 {
     qemu_mutex_lock(&s->sched_lock);
     QTAILQ_INSERT_TAIL(&s->inflight, req, next);
-    if (req->entity) {
+    if (req->dying) {
         /*
          * CTX_DESTROY touches its context: nothing of it is queued in the
          * scheduler any more
          */
-        pvgpu_sched_entity_remove(s->sched, req->entity, drop_request, s);
-        req->entity = NULL;
+        pvgpu_sched_entity_remove(s->sched, req->dying->entity,
+                                  drop_request, s);
+        req->dying->entity = NULL;
     }
     qemu_mutex_unlock(&s->sched_lock);
+    if (req->dying) {
+        g_hash_table_remove(s->dying, &g_steal_pointer(&req->dying)->serial);
+    }
     pvgpu_render_submit(s->renderer, &req->job);
 }
 
@@ -526,7 +581,7 @@ static void pump(PvgpuState *s)
             goto hold;
         }
         if (context_work) {
-            ctx = pvgpu_3d_context_find(s, cmd->hdr.ctx_id);
+            ctx = context_of(s, req);
         }
         qemu_mutex_lock(&s->sched_lock);
         if (pvgpu_dep_counts_conflict(s->sched_deps, context_work,
@@ -1152,11 +1207,14 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /*
-         * Gone for the guest now; its queued work still runs first (this
-         * touches the context), then its scheduling entity goes.
+         * Gone for the guest now; the work it queued before still runs
+         * first (this touches the context), then the context and its
+         * scheduling entity go (dispatch()).  Until then its attachments
+         * still order commands on its resources after that work.
          */
-        req->entity = g_steal_pointer(&ctx->entity);
-        g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
+        g_hash_table_steal(s->contexts, GUINT_TO_POINTER(ctx->id));
+        g_hash_table_insert(s->dying, &ctx->serial, ctx);
+        req->dying = ctx;
         submit(s, req);
         return 0;
     case PVGPU_CMD_CTX_ATTACH_RESOURCE:
@@ -1278,6 +1336,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!res || !ctx_may_use(s, cmd, res, &err)) {
             return err;
         }
+        if (cmd->hdr.ctx_id) {
+            req->ctx_serial = context_find(s, cmd->hdr.ctx_id)->serial;
+        }
         /* levels, layers and the backing's bounds are virglrenderer's */
         submit(s, req);
         return 0;
@@ -1291,6 +1352,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (err) {
             return err;
         }
+        req->ctx_serial = ctx->serial;
         trace_pvgpu_submit_3d(cmd->hdr.ctx_id, cmd->u.submit_3d.size,
                               cmd->hdr.fence_id);
         submit(s, req);
@@ -1625,6 +1687,8 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     QTAILQ_INIT(&s->held);
     qemu_mutex_init(&s->sched_lock);
     s->contexts = g_hash_table_new_full(NULL, NULL, NULL, context_free);
+    s->dying = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
+                                     context_free);
     if (s->virgl == ON_OFF_AUTO_OFF) {
         pvgpu_3d_unavailable(s, "disabled with virgl=off");
         return true;
@@ -1757,9 +1821,11 @@ static void reset(PvgpuState *s, bool unplug)
     while (!QTAILQ_EMPTY(&s->held)) {
         req = QTAILQ_FIRST(&s->held);
         QTAILQ_REMOVE(&s->held, req, next);
-        if (req->entity) {
+        if (req->dying) {
             /* a CTX_DESTROY that never got to run */
-            pvgpu_sched_entity_remove(s->sched, req->entity, reset_drop, s);
+            pvgpu_sched_entity_remove(s->sched, req->dying->entity,
+                                      reset_drop, s);
+            req->dying->entity = NULL;
         }
         /* an UNREF's resource, a DETACH_BACKING's mapping */
         request_release(s, req);
@@ -1783,6 +1849,7 @@ static void reset(PvgpuState *s, bool unplug)
     }
     qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
+    g_hash_table_remove_all(s->dying);
     /* nothing is attached to a context any more */
     assert(s->shared_resources == 0);
     if (s->migration_blocker) {
@@ -1834,6 +1901,8 @@ void pvgpu_3d_fini(PvgpuState *s)
     g_free(g_steal_pointer(&s->virgl_unavailable));
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;
+    g_hash_table_destroy(s->dying);
+    s->dying = NULL;
     if (s->sched) {
         qemu_bh_delete(s->pump_bh);
         timer_free(s->pump_timer);

@@ -151,8 +151,12 @@ typedef struct PvgpuRequest {
      * only after every earlier request that touches any of it
      */
     PvgpuDeps deps;
-    /* CTX_DESTROY: the context's scheduling entity, removed at dispatch */
-    PvgpuSchedEntity *entity;
+    /*
+     * CTX_DESTROY: the context, gone for the guest but kept (in
+     * s->dying) with its scheduling entity until this reaches the
+     * renderer, so that work queued before it still runs
+     */
+    struct PvgpuContext *dying;
     /*
      * UNMAP_BLOB, UNREF: the mapping whose region must be released before
      * the renderer may free its memory; NULL once released
@@ -160,11 +164,12 @@ typedef struct PvgpuRequest {
     PvgpuBlobMapping *unmap;
     /*
      * CREATE_BLOB of host memory (HOST3D, HOST3D_GUEST): the resource
-     * it claims from its context's streams (context serial ctx_serial),
-     * handed back if the renderer refuses the blob
+     * it claims from its context's streams, handed back if the renderer
+     * refuses the blob
      */
     PvgpuPipeResource pipe_claim;
     bool pipe_claimed;
+    /* the context it came for (CREATE_BLOB, a context's work) */
     uint64_t ctx_serial;
     /* RESOURCE_FLUSH of a blob: present guest memory once done */
     bool blob_flush;
@@ -264,6 +269,7 @@ struct PvgpuState {
     PvgpuRenderer *renderer;
     unsigned decode_caps;       /* PVGPU_DECODE_* the guest negotiated */
     GHashTable *contexts;       /* ctx_id -> PvgpuContext */
+    GHashTable *dying;          /* &serial -> PvgpuContext (CTX_DESTROY) */
     unsigned shared_resources;  /* attached to more than one context */
     QTAILQ_HEAD(, PvgpuRequest) inflight;   /* requests the renderer holds */
     /* requests in arrival order, not yet scheduled or dispatched */
