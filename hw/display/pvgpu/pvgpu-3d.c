@@ -691,6 +691,10 @@ static void submit(PvgpuState *s, PvgpuRequest *req)
         /* its GPU time is what the scheduler charges */
         req->job.always_fence = true;
     }
+    if (!req->deps.n) {
+        /* nothing said what it touches: then it touches everything */
+        pvgpu_deps_add_all(&req->deps);
+    }
     QTAILQ_INSERT_TAIL(&s->held, req, next);
     pump(s);
 }
