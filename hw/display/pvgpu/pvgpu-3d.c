@@ -46,7 +46,7 @@ static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
  */
 static PvgpuContext *context_of(PvgpuState *s, const PvgpuRequest *req)
 {
-    PvgpuContext *ctx = context_find(s, req->job.cmd.hdr.ctx_id);
+    PvgpuContext *ctx = context_find(s, req->cmd.hdr.ctx_id);
 
     if (ctx && ctx->serial == req->ctx_serial) {
         return ctx;
@@ -286,7 +286,7 @@ static void deps_context(PvgpuState *s, PvgpuDeps *d, uint32_t ctx_id)
 
 static void deps_of(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     PvgpuDeps *d = &req->deps;
     PvgpuContext *ctx;
 
@@ -403,7 +403,7 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
     PvgpuRequest *req = container_of(item, PvgpuRequest, item);
 
     s->sched_queued--;
-    pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+    pvgpu_dep_counts_remove(s->sched_deps, req->cmd.hdr.ctx_id,
                             &req->deps);
     pvgpu_request_respond(s, req, PVGPU_RESP_ERR_INVALID_CONTEXT_ID, NULL, 0);
 }
@@ -476,7 +476,7 @@ static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
         s->sched_running++;
         QTAILQ_INSERT_TAIL(&s->inflight, req, next);
         /* a request held behind it may go now */
-        if (pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+        if (pvgpu_dep_counts_remove(s->sched_deps, req->cmd.hdr.ctx_id,
                                     &req->deps) && s->sched_deps_waiting) {
             s->sched_deps_waiting = false;
             poke = true;
@@ -542,7 +542,7 @@ static bool may_dispatch(PvgpuState *s, PvgpuRequest *req, uint64_t now,
         /* an unmap waits for its region's release (pump_bh) */
         return false;
     }
-    if (req->job.cmd.hdr.type != PVGPU_CMD_RESOURCE_FLUSH) {
+    if (req->cmd.hdr.type != PVGPU_CMD_RESOURCE_FLUSH) {
         return true;
     }
     if (req->gl_update_mask && s->gl_blocked) {
@@ -572,7 +572,7 @@ static void pump(PvgpuState *s)
     unsigned queued;
 
     QTAILQ_FOREACH_SAFE(req, &s->held, next, next_req) {
-        const PvgpuCmd *cmd = &req->job.cmd;
+        const PvgpuCmd *cmd = &req->cmd;
         bool context_work = is_context_work(cmd);
         PvgpuContext *ctx = NULL;
         int ret = 0;
@@ -663,7 +663,7 @@ hold:
         pvgpu_render_kick(s->renderer);
     }
     trace_pvgpu_pump(!QTAILQ_EMPTY(&s->held) ?
-                     pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->job.cmd.hdr.type) :
+                     pvgpu_cmd_name(QTAILQ_FIRST(&s->held)->cmd.hdr.type) :
                      "-", queued, wake ? wake - now : 0);
     if (wake) {
         timer_mod(s->pump_timer, wake);
@@ -685,11 +685,27 @@ static void pvgpu_3d_pump_timer(void *opaque)
     qemu_bh_schedule(s->pump_bh);
 }
 
+/* What the renderer is to do for @req (its readbacks aside) */
+static PvgpuRenderOp *op_set(PvgpuRequest *req, PvgpuOpKind kind,
+                             uint32_t ctx_id, uint32_t resource_id)
+{
+    PvgpuRenderOp *op = &req->job.op;
+
+    op->kind = kind;
+    op->ctx_id = ctx_id;
+    op->resource_id = resource_id;
+    return op;
+}
+
 static void submit(PvgpuState *s, PvgpuRequest *req)
 {
-    if (req->job.cmd.hdr.type == PVGPU_CMD_SUBMIT_3D) {
-        /* its GPU time is what the scheduler charges */
-        req->job.always_fence = true;
+    /*
+     * The guest asked to know when the GPU is done, or the scheduler
+     * charges a submission's GPU time
+     */
+    if ((req->cmd.hdr.flags & PVGPU_FLAG_FENCE) ||
+        req->cmd.hdr.type == PVGPU_CMD_SUBMIT_3D) {
+        req->job.fence = true;
     }
     if (!req->deps.n) {
         /* nothing said what it touches: then it touches everything */
@@ -709,7 +725,7 @@ static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
                                 uint32_t id, uint32_t width, uint32_t height,
                                 uint64_t size)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     PvgpuResource *res;
     uint32_t err = 0;
 
@@ -732,7 +748,7 @@ static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
 
 static uint32_t capset_info(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     const PvgpuCapset *caps;
     unsigned n = pvgpu_render_capsets(s->renderer, &caps);
     uint32_t i = cmd->u.get_capset_info.capset_index;
@@ -765,7 +781,7 @@ static const PvgpuCapset *capset_find(PvgpuState *s, uint32_t id)
 
 static uint32_t capset_get(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     const PvgpuCapset *c = capset_find(s, cmd->u.get_capset.capset_id);
     g_autofree uint8_t *resp = NULL;
     size_t len;
@@ -789,8 +805,9 @@ static uint32_t capset_get(PvgpuState *s, PvgpuRequest *req)
 
 static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     uint32_t capset = cmd->u.ctx_create.capset_id;
+    PvgpuRenderOp *op;
     PvgpuContext *ctx;
 
     if (context_find(s, cmd->hdr.ctx_id)) {
@@ -822,6 +839,10 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
     trace_pvgpu_ctx_create(ctx->id, ctx->capset_id,
                            cmd->u.ctx_create.debug_name);
+    op = op_set(req, PVGPU_OP_CTX_CREATE, ctx->id, 0);
+    op->u.ctx_create.capset_id = capset;
+    op->u.ctx_create.nlen = cmd->u.ctx_create.nlen;
+    op->u.ctx_create.name = cmd->u.ctx_create.debug_name;
     submit(s, req);
     return 0;
 }
@@ -915,13 +936,14 @@ static void blob_unmap_queue(PvgpuState *s, PvgpuResource *res,
 
 static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
     /* host memory is the renderer's to allocate; guest memory is not */
     uint64_t hostmem = c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : c->size;
     /* of that, already charged to the context */
     uint64_t charged = 0;
     PvgpuContext *ctx = NULL;
+    PvgpuRenderOp *op;
     PvgpuResource *res;
     uint32_t err = 0;
     int claim = -1;
@@ -965,8 +987,15 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
     }
     res->hostmem = hostmem;
     req->serial = res->serial;
-    req->job.iov = res->iov;
-    req->job.niov = res->niov;
+    op = op_set(req, PVGPU_OP_RESOURCE_CREATE_BLOB,
+                c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : cmd->hdr.ctx_id,
+                c->resource_id);
+    op->u.blob.blob_mem = c->blob_mem;
+    op->u.blob.blob_flags = c->blob_flags;
+    op->u.blob.blob_id = c->blob_id;
+    op->u.blob.size = c->size;
+    op->iov = res->iov;
+    op->niov = res->niov;
     g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
     trace_pvgpu_resource_create_blob(c->resource_id, c->blob_mem,
                                      c->blob_flags, c->blob_id, c->size, 0);
@@ -976,7 +1005,7 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
 
 static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     uint64_t offset = cmd->u.map_blob.offset;
     PvgpuResource *res, *other;
     GHashTableIter iter;
@@ -1024,6 +1053,7 @@ static uint32_t blob_map(PvgpuState *s, PvgpuRequest *req)
     res->map_req = req;
     res->map_offset = offset;
     req->map_res = res;
+    op_set(req, PVGPU_OP_MAP, 0, res->id);
     submit(s, req);
     return 0;
 }
@@ -1065,6 +1095,24 @@ static void pvgpu_3d_register_types(void)
 type_init(pvgpu_3d_register_types)
 
 /*
+ * What a command the renderer refused is answered: invalid parameters for
+ * what it judges itself (a command stream, a 3D resource's or blob's
+ * description, a mapping), an unspecified failure otherwise.
+ */
+static uint32_t renderer_refusal(const PvgpuCmd *cmd)
+{
+    switch (cmd->hdr.type) {
+    case PVGPU_CMD_SUBMIT_3D:
+    case PVGPU_CMD_RESOURCE_CREATE_3D:
+    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
+    case PVGPU_CMD_RESOURCE_MAP_BLOB:
+        return PVGPU_RESP_ERR_INVALID_PARAMETER;
+    default:
+        return PVGPU_RESP_ERR_UNSPEC;
+    }
+}
+
+/*
  * MAP_BLOB came back from the renderer: show the memory in the BAR, and
  * let an UNMAP_BLOB or UNREF queued after it take it out again.
  */
@@ -1072,7 +1120,7 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                               uint8_t *resp, size_t *resp_len)
 {
     const PvgpuRenderJob *job = &req->job;
-    const PvgpuCmd *cmd = &job->cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     /*
      * An UNREF of it waits for this map (map_wait); only a creation the
      * renderer refused frees it meanwhile
@@ -1092,8 +1140,9 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
         err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                              "blob %u: the renderer refused to create it",
                              cmd->u.map_blob.resource_id);
-    } else if (job->err) {
-        err = pvgpu_cmd_fail(cmd, job->err, "the renderer cannot map blob %u",
+    } else if (job->failed) {
+        err = pvgpu_cmd_fail(cmd, renderer_refusal(cmd),
+                             "the renderer cannot map blob %u",
                              res->id);
     } else if (job->map_size > s->hostmem - offset ||
                job->map_size > res->blob_size + qemu_real_host_page_size()) {
@@ -1110,10 +1159,10 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
         waiter->map_wait = false;
     }
     if (err && waiter &&
-        waiter->job.cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
+        waiter->cmd.hdr.type == PVGPU_CMD_RESOURCE_UNMAP_BLOB) {
         /* what it would have seen had it come after the failure */
         uint32_t unmap_err = pvgpu_cmd_fail(
-            &waiter->job.cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+            &waiter->cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
             "blob %u is not mapped: its MAP_BLOB failed",
             cmd->u.map_blob.resource_id);
 
@@ -1125,8 +1174,9 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
         PvgpuRequest *unmap = g_new0(PvgpuRequest, 1);
 
         unmap->s = s;
-        unmap->job.cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
-        unmap->job.cmd.u.resource.resource_id = res->id;
+        unmap->cmd.hdr.type = PVGPU_CMD_RESOURCE_UNMAP_BLOB;
+        unmap->cmd.u.resource.resource_id = res->id;
+        op_set(unmap, PVGPU_OP_UNMAP, 0, res->id);
         deps_resource(s, &unmap->deps, res->id);
         submit(s, unmap);
     }
@@ -1190,7 +1240,8 @@ static void pvgpu_3d_pump_bh(void *opaque)
 static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
 {
     PvgpuRenderJob *job = &req->job;
-    const PvgpuCmd *cmd = &job->cmd;
+    const PvgpuCmd *cmd = &req->cmd;
+    PvgpuRenderOp *op;
     PvgpuResource *res;
     PvgpuContext *ctx;
     uint32_t err = 0;
@@ -1219,6 +1270,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         g_hash_table_steal(s->contexts, GUINT_TO_POINTER(ctx->id));
         g_hash_table_insert(s->dying, &ctx->serial, ctx);
         req->dying = ctx;
+        op_set(req, PVGPU_OP_CTX_DESTROY, ctx->id, 0);
         submit(s, req);
         return 0;
     case PVGPU_CMD_CTX_ATTACH_RESOURCE:
@@ -1243,17 +1295,34 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             pvgpu_request_respond(s, req, 0, NULL, 0);
             return 0;
         }
+        op_set(req, cmd->hdr.type == PVGPU_CMD_CTX_ATTACH_RESOURCE ?
+                    PVGPU_OP_CTX_ATTACH : PVGPU_OP_CTX_DETACH,
+               ctx->id, res->id);
         submit(s, req);
         return 0;
 
     case PVGPU_CMD_RESOURCE_CREATE_2D:
+        op = op_set(req, PVGPU_OP_RESOURCE_CREATE_2D, 0,
+                    cmd->u.create_2d.resource_id);
+        op->u.create.format = cmd->u.create_2d.format;
+        op->u.create.width = cmd->u.create_2d.width;
+        op->u.create.height = cmd->u.create_2d.height;
         return resource_create(s, req, cmd->u.create_2d.resource_id,
                                cmd->u.create_2d.width,
                                cmd->u.create_2d.height,
                                (uint64_t)cmd->u.create_2d.width *
                                cmd->u.create_2d.height *
                                pvgpu_format_bpp(cmd->u.create_2d.format));
-    case PVGPU_CMD_RESOURCE_CREATE_3D:
+    case PVGPU_CMD_RESOURCE_CREATE_3D: {
+        const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+
+        op = op_set(req, PVGPU_OP_RESOURCE_CREATE, 0, c->resource_id);
+        op->u.create = (typeof(op->u.create)) {
+            .target = c->target, .format = c->format, .bind = c->bind,
+            .width = c->width, .height = c->height, .depth = c->depth,
+            .array_size = c->array_size, .last_level = c->last_level,
+            .nr_samples = c->nr_samples, .flags = c->flags,
+        };
         return resource_create(s, req, cmd->u.create_3d.resource_id,
                                cmd->u.create_3d.width,
                                cmd->u.create_3d.height,
@@ -1265,6 +1334,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
                                    cmd->u.create_3d.array_size,
                                    cmd->u.create_3d.last_level,
                                    cmd->u.create_3d.nr_samples));
+    }
 
     case PVGPU_CMD_RESOURCE_UNREF:
         res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.resource.resource_id,
@@ -1273,7 +1343,8 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /* gone for the guest now; freed once the renderer let go of it */
-        req->job.unmap_first = blob_mapped(res);
+        op = op_set(req, PVGPU_OP_RESOURCE_UNREF, 0, res->id);
+        op->u.unref.unmap_first = blob_mapped(res);
         if (blob_mapped(res)) {
             blob_unmap_queue(s, res, req);
         }
@@ -1289,8 +1360,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (err) {
             return err;
         }
-        job->iov = res->iov;
-        job->niov = res->niov;
+        op = op_set(req, PVGPU_OP_BACKING_ATTACH, 0, res->id);
+        op->iov = res->iov;
+        op->niov = res->niov;
         req->serial = res->serial;
         submit(s, req);
         return 0;
@@ -1306,6 +1378,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         req->niov = res->niov;
         res->niov = 0;
         pvgpu_backing_free(s, res);
+        op_set(req, PVGPU_OP_BACKING_DETACH, 0, res->id);
         submit(s, req);
         return 0;
 
@@ -1328,6 +1401,12 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
                                   "rect or offset outside resource %u or "
                                   "its backing", res->id);
         }
+        op = op_set(req, PVGPU_OP_TRANSFER_WRITE, 0, res->id);
+        op->u.transfer.box = (PvgpuBox) {
+            .x = t->r.x, .y = t->r.y, .w = t->r.width, .h = t->r.height,
+            .d = 1,
+        };
+        op->u.transfer.offset = t->offset;
         submit(s, req);
         return 0;
     }
@@ -1344,6 +1423,14 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             req->ctx_serial = context_find(s, cmd->hdr.ctx_id)->serial;
         }
         /* levels, layers and the backing's bounds are virglrenderer's */
+        op = op_set(req, cmd->hdr.type == PVGPU_CMD_TRANSFER_TO_HOST_3D ?
+                         PVGPU_OP_TRANSFER_WRITE : PVGPU_OP_TRANSFER_READ,
+                    cmd->hdr.ctx_id, res->id);
+        op->u.transfer.box = cmd->u.transfer_3d.box;
+        op->u.transfer.offset = cmd->u.transfer_3d.offset;
+        op->u.transfer.level = cmd->u.transfer_3d.level;
+        op->u.transfer.stride = cmd->u.transfer_3d.stride;
+        op->u.transfer.layer_stride = cmd->u.transfer_3d.layer_stride;
         submit(s, req);
         return 0;
 
@@ -1359,6 +1446,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         req->ctx_serial = ctx->serial;
         trace_pvgpu_submit_3d(cmd->hdr.ctx_id, cmd->u.submit_3d.size,
                               cmd->hdr.fence_id);
+        op = op_set(req, PVGPU_OP_SUBMIT, ctx->id, 0);
+        op->u.submit.dwords = (const uint32_t *)cmd->u.submit_3d.data;
+        op->u.submit.ndw = cmd->u.submit_3d.size / 4;
         submit(s, req);
         return 0;
 
@@ -1413,7 +1503,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             if (s->scanouts[i].dmabuf) {
                 /* the display reads the texture once the GPU is done */
                 req->gl_update_mask |= 1u << i;
-                job->always_fence = true;
+                job->fence = true;
                 continue;
             }
             rb->scanout_id = i;
@@ -1438,6 +1528,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
                                   "blob %u is not mapped", res->id);
         }
         blob_unmap_queue(s, res, req);
+        op_set(req, PVGPU_OP_UNMAP, 0, res->id);
         submit(s, req);
         return 0;
     case PVGPU_CMD_SET_SCANOUT_BLOB:
@@ -1502,7 +1593,7 @@ static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
 
 static void job_failed(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->job.cmd;
+    const PvgpuCmd *cmd = &req->cmd;
     PvgpuResource *res;
 
     switch (cmd->hdr.type) {
@@ -1537,7 +1628,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
         break;
     case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
         res = resource_of_job(s, req, cmd->u.attach_backing.resource_id);
-        if (res && res->iov == req->job.iov) {
+        if (res && res->iov == req->job.op.iov) {
             pvgpu_backing_free(s, res);
         }
         break;
@@ -1562,6 +1653,8 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
 {
     PvgpuState *s = opaque;
     PvgpuRequest *req = request_for_job(job);
+    const PvgpuCmd *cmd = &req->cmd;
+    uint32_t err = job->failed ? renderer_refusal(cmd) : 0;
     uint8_t resp[PVGPU_MAX_RESP_SIZE];
     size_t resp_len = 0;
     bool cancelled;
@@ -1577,42 +1670,41 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     if (job->kind == PVGPU_JOB_RESTART) {
         renderer_check(s);
     }
-    if (job->cmd.hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
-        uint32_t err = blob_map_done(s, req, resp, &resp_len);
-
+    if (cmd->hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
+        err = blob_map_done(s, req, resp, &resp_len);
         pvgpu_request_respond(s, req, err, resp, resp_len);
         pump(s);
         return;
     }
     for (uint32_t i = 0; i < s->max_outputs && !job->cancelled; i++) {
         if (req->gl_update_mask & (1u << i)) {
-            pvgpu_scanout_gl_update(s, i, job->cmd.u.flush.resource_id,
-                                    &job->cmd.u.flush.r);
+            pvgpu_scanout_gl_update(s, i, cmd->u.flush.resource_id,
+                                    &cmd->u.flush.r);
         }
     }
     if (req->blob_flush && !job->cancelled) {
         PvgpuResource *res = pvgpu_resource_find(
-            s, job->cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
-               job->cmd.u.flush.resource_id :
-               job->cmd.u.set_scanout_blob.resource_id);
+            s, cmd->hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
+               cmd->u.flush.resource_id :
+               cmd->u.set_scanout_blob.resource_id);
 
         if (res && res->blob_mem) {
             pvgpu_scanout_flush(s, res,
-                                job->cmd.hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
-                                &job->cmd.u.flush.r :
-                                &job->cmd.u.set_scanout_blob.r);
+                                cmd->hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
+                                &cmd->u.flush.r :
+                                &cmd->u.set_scanout_blob.r);
         }
     }
-    if (job->err && !job->cancelled) {
-        pvgpu_cmd_fail(&job->cmd, job->err, "the renderer refused it");
-        if (job->cmd.hdr.ctx_id) {
-            PvgpuContext *ctx = pvgpu_3d_context_find(s, job->cmd.hdr.ctx_id);
+    if (err && !job->cancelled) {
+        pvgpu_cmd_fail(cmd, err, "the renderer refused it");
+        if (cmd->hdr.ctx_id) {
+            PvgpuContext *ctx = pvgpu_3d_context_find(s, cmd->hdr.ctx_id);
 
             if (ctx) {
                 ctx->errors++;
             }
-            pvgpu_context_error(s, job->cmd.hdr.ctx_id,
-                                pvgpu_cmd_name(job->cmd.hdr.type));
+            pvgpu_context_error(s, cmd->hdr.ctx_id,
+                                pvgpu_cmd_name(cmd->hdr.type));
         }
         job_failed(s, req);
     }
@@ -1635,7 +1727,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     if (cancelled || !req->elem) {
         pvgpu_request_free(req);
     } else {
-        pvgpu_request_respond(s, req, job->err, NULL, 0);
+        pvgpu_request_respond(s, req, err, NULL, 0);
     }
     if (!cancelled) {
         pump(s);
@@ -1777,7 +1869,7 @@ static void reset_drop(PvgpuSchedItem *item, void *opaque)
     PvgpuRequest *req = container_of(item, PvgpuRequest, item);
 
     s->sched_queued--;
-    pvgpu_dep_counts_remove(s->sched_deps, req->job.cmd.hdr.ctx_id,
+    pvgpu_dep_counts_remove(s->sched_deps, req->cmd.hdr.ctx_id,
                             &req->deps);
     request_release(s, req);
     pvgpu_request_free(req);

@@ -344,136 +344,144 @@ static void pipe_reclaim_all(PvgpuRenderer *r)
     g_list_free(ctxs);
 }
 
-/* Run one command; returns 0 or the PVGPU_RESP_ERR_* for the guest. */
-static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
+static const char *const op_names[] = {
+    [PVGPU_OP_NONE] = "none",
+    [PVGPU_OP_CTX_CREATE] = "ctx-create",
+    [PVGPU_OP_CTX_DESTROY] = "ctx-destroy",
+    [PVGPU_OP_CTX_ATTACH] = "ctx-attach",
+    [PVGPU_OP_CTX_DETACH] = "ctx-detach",
+    [PVGPU_OP_RESOURCE_CREATE_2D] = "resource-create-2d",
+    [PVGPU_OP_RESOURCE_CREATE] = "resource-create",
+    [PVGPU_OP_RESOURCE_CREATE_BLOB] = "resource-create-blob",
+    [PVGPU_OP_RESOURCE_UNREF] = "resource-unref",
+    [PVGPU_OP_BACKING_ATTACH] = "backing-attach",
+    [PVGPU_OP_BACKING_DETACH] = "backing-detach",
+    [PVGPU_OP_TRANSFER_WRITE] = "transfer-write",
+    [PVGPU_OP_TRANSFER_READ] = "transfer-read",
+    [PVGPU_OP_SUBMIT] = "submit",
+    [PVGPU_OP_MAP] = "map",
+    [PVGPU_OP_UNMAP] = "unmap",
+};
+
+static const char *op_name(PvgpuOpKind kind)
 {
-    const PvgpuCmd *cmd = &job->cmd;
-    uint32_t ctx = cmd->hdr.ctx_id;
+    return kind < ARRAY_SIZE(op_names) && op_names[kind] ? op_names[kind]
+                                                         : "?";
+}
+
+/* Run one operation; returns 0, or non-zero if virglrenderer refused it. */
+static int exec_op(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    const PvgpuRenderOp *op = &job->op;
+    uint32_t ctx = op->ctx_id, id = op->resource_id;
     int ret = 0;
 
-    switch (cmd->hdr.type) {
-    case PVGPU_CMD_CTX_CREATE:
+    switch (op->kind) {
+    case PVGPU_OP_NONE:
+        /* presentation only: the readbacks, or guest memory */
+        break;
+    case PVGPU_OP_CTX_CREATE:
         /* notes of a context that was never created are of nothing */
         g_hash_table_remove(r->pipe_ids, GUINT_TO_POINTER(ctx));
-        if (cmd->u.ctx_create.capset_id) {
+        if (op->u.ctx_create.capset_id) {
             ret = virgl_renderer_context_create_with_flags(
-                ctx, cmd->u.ctx_create.capset_id, cmd->u.ctx_create.nlen,
-                cmd->u.ctx_create.debug_name);
+                ctx, op->u.ctx_create.capset_id, op->u.ctx_create.nlen,
+                op->u.ctx_create.name);
         } else {
-            ret = virgl_renderer_context_create(ctx, cmd->u.ctx_create.nlen,
-                                                cmd->u.ctx_create.debug_name);
+            ret = virgl_renderer_context_create(ctx, op->u.ctx_create.nlen,
+                                                op->u.ctx_create.name);
         }
         break;
-    case PVGPU_CMD_CTX_DESTROY:
+    case PVGPU_OP_CTX_DESTROY:
         fences_drain(r);
         pipe_reclaim(r, ctx);
         virgl_renderer_context_destroy(ctx);
         break;
-    case PVGPU_CMD_CTX_ATTACH_RESOURCE:
-        virgl_renderer_ctx_attach_resource(ctx, cmd->u.resource.resource_id);
+    case PVGPU_OP_CTX_ATTACH:
+        virgl_renderer_ctx_attach_resource(ctx, id);
         break;
-    case PVGPU_CMD_CTX_DETACH_RESOURCE:
-        virgl_renderer_ctx_detach_resource(ctx, cmd->u.resource.resource_id);
+    case PVGPU_OP_CTX_DETACH:
+        virgl_renderer_ctx_detach_resource(ctx, id);
         break;
-    case PVGPU_CMD_RESOURCE_CREATE_2D:
+    case PVGPU_OP_RESOURCE_CREATE_2D:
         /* PIPE_TEXTURE_2D, a render target stored top-down like 2D memory */
-        ret = resource_create(cmd->u.create_2d.resource_id, 2,
-                              cmd->u.create_2d.format,
+        ret = resource_create(id, 2, op->u.create.format,
                               VIRGL_RES_BIND_RENDER_TARGET,
-                              cmd->u.create_2d.width, cmd->u.create_2d.height,
+                              op->u.create.width, op->u.create.height,
                               1, 1, 0, 0, VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP);
         break;
-    case PVGPU_CMD_RESOURCE_CREATE_3D: {
-        const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+    case PVGPU_OP_RESOURCE_CREATE: {
+        const typeof(op->u.create) *c = &op->u.create;
 
-        ret = resource_create(c->resource_id, c->target, c->format, c->bind,
-                              c->width, c->height, c->depth, c->array_size,
+        ret = resource_create(id, c->target, c->format, c->bind, c->width,
+                              c->height, c->depth, c->array_size,
                               c->last_level, c->nr_samples, c->flags);
         break;
     }
-    case PVGPU_CMD_RESOURCE_UNREF: {
+    case PVGPU_OP_RESOURCE_UNREF: {
         struct iovec *iov = NULL;
         int n = 0;
 
-        if (job->unmap_first) {
-            virgl_renderer_resource_unmap(cmd->u.resource.resource_id);
+        if (op->u.unref.unmap_first) {
+            virgl_renderer_resource_unmap(id);
         }
         /* the device still owns the backing and unmaps it afterwards */
-        virgl_renderer_resource_detach_iov(cmd->u.resource.resource_id,
-                                           &iov, &n);
-        virgl_renderer_resource_unref(cmd->u.resource.resource_id);
+        virgl_renderer_resource_detach_iov(id, &iov, &n);
+        virgl_renderer_resource_unref(id);
         break;
     }
-    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
-        ret = virgl_renderer_resource_attach_iov(
-            cmd->u.attach_backing.resource_id, job->iov, job->niov);
+    case PVGPU_OP_BACKING_ATTACH:
+        ret = virgl_renderer_resource_attach_iov(id, op->iov, op->niov);
         break;
-    case PVGPU_CMD_RESOURCE_DETACH_BACKING: {
+    case PVGPU_OP_BACKING_DETACH: {
         struct iovec *iov = NULL;
         int n = 0;
 
-        virgl_renderer_resource_detach_iov(cmd->u.resource.resource_id,
-                                           &iov, &n);
+        virgl_renderer_resource_detach_iov(id, &iov, &n);
         break;
     }
-    case PVGPU_CMD_TRANSFER_TO_HOST_2D: {
-        const typeof(cmd->u.transfer_2d) *t = &cmd->u.transfer_2d;
-        PvgpuBox box = {
-            .x = t->r.x, .y = t->r.y, .w = t->r.width, .h = t->r.height,
-            .d = 1,
-        };
-
-        ret = virgl_renderer_transfer_write_iov(t->resource_id, 0, 0, 0, 0,
-                                                (struct virgl_box *)&box,
-                                                t->offset, NULL, 0);
-        break;
-    }
-    case PVGPU_CMD_TRANSFER_TO_HOST_3D:
-    case PVGPU_CMD_TRANSFER_FROM_HOST_3D: {
-        const typeof(cmd->u.transfer_3d) *t = &cmd->u.transfer_3d;
+    case PVGPU_OP_TRANSFER_WRITE:
+    case PVGPU_OP_TRANSFER_READ: {
+        const typeof(op->u.transfer) *t = &op->u.transfer;
         PvgpuBox box = t->box;
 
-        if (cmd->hdr.type == PVGPU_CMD_TRANSFER_TO_HOST_3D) {
+        if (op->kind == PVGPU_OP_TRANSFER_WRITE) {
             ret = virgl_renderer_transfer_write_iov(
-                t->resource_id, ctx, t->level, t->stride, t->layer_stride,
+                id, ctx, t->level, t->stride, t->layer_stride,
                 (struct virgl_box *)&box, t->offset, NULL, 0);
         } else {
             ret = virgl_renderer_transfer_read_iov(
-                t->resource_id, ctx, t->level, t->stride, t->layer_stride,
+                id, ctx, t->level, t->stride, t->layer_stride,
                 (struct virgl_box *)&box, t->offset, NULL, 0);
         }
         break;
     }
-    case PVGPU_CMD_SUBMIT_3D: {
+    case PVGPU_OP_SUBMIT: {
         PipeNote pn = { r, ctx };
 
-        ret = virgl_renderer_submit_cmd((void *)cmd->u.submit_3d.data, ctx,
-                                        cmd->u.submit_3d.size / 4);
+        ret = virgl_renderer_submit_cmd((void *)op->u.submit.dwords, ctx,
+                                        op->u.submit.ndw);
         /* even a refused stream ran up to the command that failed */
-        pvgpu_virgl_scan(cmd->u.submit_3d.data, cmd->u.submit_3d.size / 4,
-                         pipe_note, &pn);
+        pvgpu_virgl_scan((const uint8_t *)op->u.submit.dwords,
+                         op->u.submit.ndw, pipe_note, &pn);
         break;
     }
-    case PVGPU_CMD_RESOURCE_CREATE_BLOB: {
-        const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
+    case PVGPU_OP_RESOURCE_CREATE_BLOB: {
+        const typeof(op->u.blob) *b = &op->u.blob;
         struct virgl_renderer_resource_create_blob_args args = {
-            .res_handle = c->resource_id,
-            /* a guest-memory blob belongs to no context */
-            .ctx_id = c->blob_mem == PVGPU_BLOB_MEM_GUEST ? 0 : ctx,
-            .blob_mem = c->blob_mem, .blob_flags = c->blob_flags,
-            .blob_id = c->blob_id, .size = c->size,
-            .iovecs = job->iov, .num_iovs = job->niov,
+            .res_handle = id, .ctx_id = ctx,
+            .blob_mem = b->blob_mem, .blob_flags = b->blob_flags,
+            .blob_id = b->blob_id, .size = b->size,
+            .iovecs = op->iov, .num_iovs = op->niov,
         };
 
         ret = virgl_renderer_resource_create_blob(&args);
-        if (!ret && c->blob_mem != PVGPU_BLOB_MEM_GUEST) {
-            pipe_claimed(r, ctx, c->blob_id);
+        if (!ret && ctx) {
+            pipe_claimed(r, ctx, b->blob_id);
         }
         break;
     }
-    case PVGPU_CMD_RESOURCE_MAP_BLOB: {
-        uint32_t id = cmd->u.map_blob.resource_id;
-
+    case PVGPU_OP_MAP:
         ret = virgl_renderer_resource_map(id, &job->map_ptr, &job->map_size);
         if (!ret && virgl_renderer_resource_get_map_info(id, &job->map_info)) {
             /* the caching is the renderer's to tell; without it, refuse */
@@ -481,33 +489,20 @@ static uint32_t exec_cmd(PvgpuRenderer *r, PvgpuRenderJob *job)
             ret = -EINVAL;
         }
         break;
-    }
-    case PVGPU_CMD_RESOURCE_UNMAP_BLOB:
-        ret = virgl_renderer_resource_unmap(cmd->u.resource.resource_id);
-        break;
-    case PVGPU_CMD_SET_SCANOUT:
-    case PVGPU_CMD_SET_SCANOUT_BLOB:
-    case PVGPU_CMD_RESOURCE_FLUSH:
-        /* presentation only: the readbacks below, or guest memory */
+    case PVGPU_OP_UNMAP:
+        ret = virgl_renderer_resource_unmap(id);
         break;
     default:
         g_assert_not_reached();
     }
-    trace_pvgpu_virgl_cmd(pvgpu_cmd_name(cmd->hdr.type), ctx, ret);
-    if (ret) {
-        /*
-         * virglrenderer refuses what it cannot execute, including a
-         * malformed command stream.  Depending on the error it may treat
-         * the context as lost afterwards (like a GL context after a GPU
-         * reset); other contexts are never affected.
-         */
-        return cmd->hdr.type == PVGPU_CMD_SUBMIT_3D ||
-               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ||
-               cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_BLOB ||
-               cmd->hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB ?
-               PVGPU_RESP_ERR_INVALID_PARAMETER : PVGPU_RESP_ERR_UNSPEC;
-    }
-    return 0;
+    /*
+     * virglrenderer refuses what it cannot execute, including a malformed
+     * command stream.  Depending on the error it may treat the context as
+     * lost afterwards (like a GL context after a GPU reset); other
+     * contexts are never affected.
+     */
+    trace_pvgpu_virgl_cmd(op_name(op->kind), ctx, ret);
+    return ret;
 }
 
 /*
@@ -554,25 +549,24 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
     }
     job->start_ns = get_clock();
     if (r->broken) {
-        job->err = PVGPU_RESP_ERR_UNSPEC;
+        job->failed = true;
         job_finish(r, job);
         return;
     }
-    if (job->kind == PVGPU_JOB_CMD) {
-        job->err = exec_cmd(r, job);
+    if (job->kind == PVGPU_JOB_OP) {
+        job->failed = exec_op(r, job) != 0;
     }
-    for (unsigned i = 0; i < job->nreadbacks && !job->err; i++) {
+    for (unsigned i = 0; i < job->nreadbacks && !job->failed; i++) {
         readback(&job->readbacks[i]);
     }
-    if (job->kind == PVGPU_JOB_CMD && !job->err &&
-        ((job->cmd.hdr.flags & PVGPU_FLAG_FENCE) || job->always_fence)) {
+    if (job->kind == PVGPU_JOB_OP && !job->failed && job->fence) {
         job->fence_seq = ++r->fence_seq;
         if (virgl_renderer_create_fence(job->fence_seq,
-                                        job->cmd.hdr.ctx_id) == 0) {
+                                        job->op.ctx_id) == 0) {
             QSIMPLEQ_INSERT_TAIL(&r->fenced, job, next);
             return;
         }
-        job->err = PVGPU_RESP_ERR_UNSPEC;
+        job->failed = true;
     }
     job_finish(r, job);
 }
@@ -636,9 +630,8 @@ static PvgpuRenderJob *pull(PvgpuRenderer *r)
     }
     qemu_mutex_unlock(&r->lock);
     if (job) {
-        trace_pvgpu_virgl_pull(pvgpu_cmd_name(job->cmd.hdr.type),
-                               job->cmd.hdr.ctx_id);
-        job->err = 0;
+        trace_pvgpu_virgl_pull(op_name(job->op.kind), job->op.ctx_id);
+        job->failed = false;
         job->cancelled = false;
         job->retired = false;
     }
@@ -812,7 +805,7 @@ void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
 
 void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
-    job->err = 0;
+    job->failed = false;
     job->cancelled = false;
     job->retired = false;
     qemu_mutex_lock(&r->lock);

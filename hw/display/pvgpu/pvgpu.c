@@ -267,7 +267,7 @@ void pvgpu_request_free(PvgpuRequest *req)
 static void push_answer(PvgpuState *s, PvgpuRequest *req,
                         const uint8_t *resp, size_t resp_len)
 {
-    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+    const PvgpuCmdHdr *hdr = &req->cmd.hdr;
     size_t written = 0;
 
     if (req->vq == s->ctrl_vq) {
@@ -299,7 +299,7 @@ static void push_answer(PvgpuState *s, PvgpuRequest *req,
  */
 static uint64_t fence_timeline(const PvgpuRequest *req)
 {
-    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+    const PvgpuCmdHdr *hdr = &req->cmd.hdr;
 
     if (!(hdr->flags & PVGPU_FLAG_INFO_RING_IDX)) {
         return 0;
@@ -348,7 +348,7 @@ static void fence_order_retire(PvgpuState *s)
 void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
                            const uint8_t *resp, size_t resp_len)
 {
-    const PvgpuCmdHdr *hdr = &req->job.cmd.hdr;
+    const PvgpuCmdHdr *hdr = &req->cmd.hdr;
     uint8_t hdr_resp[PVGPU_HDR_SIZE];
 
     if (!req->elem) {
@@ -398,7 +398,7 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
         len = MIN(iov_size(elem->out_sg, elem->out_num),
                   PVGPU_MAX_REQUEST_SIZE);
         req = g_new0(PvgpuRequest, 1);
-        cmd = &req->job.cmd;
+        cmd = &req->cmd;
         req->s = s;
         req->vq = vq;
         req->elem = elem;

@@ -1,9 +1,12 @@
 /*
  * pvgpu renderer: virglrenderer on a thread of its own
  *
- * The device hands decoded commands to the renderer as jobs; a dedicated
- * thread runs every virglrenderer call, and finished jobs come back to the
- * main loop through a bottom half.  Fenced jobs come back when their fence
+ * The device hands the renderer jobs, each a typed operation (a
+ * PvgpuRenderOp, plain data free of the virtio-gpu wire format, checked
+ * by the device before) plus the readbacks to do after it.  The renderer
+ * says only whether an operation failed; the device decides what the
+ * guest is answered.  A dedicated thread runs every virglrenderer call,
+ * and finished jobs come back to the main loop through a bottom half.  Fenced jobs come back when their fence
  * signals, which virglrenderer's sync thread reports through its poll fd:
  * no polling tick, and the main loop never waits on GL (except reset and
  * teardown, which drain the thread).
@@ -69,33 +72,94 @@ typedef struct PvgpuReadback {
 } PvgpuReadback;
 
 typedef enum PvgpuJobKind {
-    PVGPU_JOB_CMD,          /* execute .cmd, then its readbacks */
+    PVGPU_JOB_OP,           /* execute .op, then its readbacks */
     PVGPU_JOB_READBACK,     /* only the readbacks (cursor images) */
     PVGPU_JOB_RESET,        /* internal: cancel jobs, restart the renderer */
     PVGPU_JOB_CANCEL,       /* internal: cancel jobs only */
     PVGPU_JOB_RESTART,      /* restart the renderer (a deferred reset) */
 } PvgpuJobKind;
 
-typedef struct PvgpuRenderJob {
-    PvgpuJobKind kind;
-    PvgpuCmd cmd;
-    /*
-     * RESOURCE_ATTACH_BACKING, RESOURCE_CREATE_BLOB: the guest memory to
-     * attach (stays the caller's)
-     */
+/*
+ * What the renderer is asked to do: plain data (ids, boxes, the guest
+ * memory as an iovec list, the command buffer), checked by the device
+ * before, and free of the virtio-gpu wire format, so that it could as
+ * well cross a process boundary.
+ */
+typedef enum PvgpuOpKind {
+    PVGPU_OP_NONE,              /* nothing: only the job's readbacks */
+    PVGPU_OP_CTX_CREATE,
+    PVGPU_OP_CTX_DESTROY,
+    PVGPU_OP_CTX_ATTACH,        /* .resource_id to .ctx_id */
+    PVGPU_OP_CTX_DETACH,
+    PVGPU_OP_RESOURCE_CREATE_2D,    /* .u.create: format, width, height */
+    PVGPU_OP_RESOURCE_CREATE,   /* .u.create, a 3D resource */
+    PVGPU_OP_RESOURCE_CREATE_BLOB,  /* .u.blob, guest memory in .iov */
+    PVGPU_OP_RESOURCE_UNREF,    /* .u.unref */
+    PVGPU_OP_BACKING_ATTACH,    /* guest memory in .iov */
+    PVGPU_OP_BACKING_DETACH,
+    PVGPU_OP_TRANSFER_WRITE,    /* guest memory to resource, .u.transfer */
+    PVGPU_OP_TRANSFER_READ,     /* resource to guest memory */
+    PVGPU_OP_SUBMIT,            /* .u.submit in .ctx_id */
+    PVGPU_OP_MAP,               /* results in the job's .map_* */
+    PVGPU_OP_UNMAP,
+} PvgpuOpKind;
+
+typedef struct PvgpuRenderOp {
+    PvgpuOpKind kind;
+    uint32_t ctx_id;            /* 0: none */
+    uint32_t resource_id;
+    union {
+        struct {
+            uint32_t capset_id; /* 0: the renderer's default */
+            uint32_t nlen;
+            const char *name;   /* nlen bytes, the caller's */
+        } ctx_create;
+        struct {
+            uint32_t target;
+            uint32_t format;
+            uint32_t bind;
+            uint32_t width;
+            uint32_t height;
+            uint32_t depth;
+            uint32_t array_size;
+            uint32_t last_level;
+            uint32_t nr_samples;
+            uint32_t flags;
+        } create;
+        struct {
+            uint32_t blob_mem;
+            uint32_t blob_flags;
+            uint64_t blob_id;
+            uint64_t size;
+        } blob;
+        struct {
+            bool unmap_first;   /* a blob mapped until now */
+        } unref;
+        struct {
+            PvgpuBox box;
+            uint64_t offset;
+            uint32_t level;
+            uint32_t stride;    /* 0: the resource's own */
+            uint32_t layer_stride;
+        } transfer;
+        struct {
+            const uint32_t *dwords; /* the caller's */
+            uint32_t ndw;
+        } submit;
+    } u;
+    /* BACKING_ATTACH, RESOURCE_CREATE_BLOB: guest memory, the caller's */
     struct iovec *iov;
     unsigned niov;
-    /* RESOURCE_UNREF of a blob mapped until now: unmap it first */
-    bool unmap_first;
-    /* RESOURCE_MAP_BLOB: the host memory and how the guest must map it */
-    void *map_ptr;
-    uint64_t map_size;
-    uint32_t map_info;
+} PvgpuRenderOp;
+
+typedef struct PvgpuRenderJob {
+    PvgpuJobKind kind;
+    PvgpuRenderOp op;
+    /* complete only once the GPU is done with it (a renderer fence) */
+    bool fence;
     unsigned nreadbacks;
     PvgpuReadback readbacks[PVGPU_MAX_SCANOUTS];
 
-    /* complete only once the GPU is done, even if the guest did not ask */
-    bool always_fence;
     /*
      * Scheduled work: the source's retire function is told when it is
      * done (on the render thread), which sets .retired
@@ -104,8 +168,12 @@ typedef struct PvgpuRenderJob {
     bool retired;
 
     /* results */
-    uint32_t err;           /* 0 or PVGPU_RESP_ERR_* */
+    bool failed;            /* the renderer refused the operation */
     bool cancelled;         /* dropped by a reset: do not answer the guest */
+    /* MAP: the host memory and how the guest must map it */
+    void *map_ptr;
+    uint64_t map_size;
+    uint32_t map_info;
     /* GPU time the job took: from when it started, or the GPU became free
      * of earlier work, to its fence */
     uint64_t gpu_ns;

@@ -133,11 +133,12 @@ typedef struct PvgpuContext {
  * carry their job; the job's completion answers the guest.
  */
 typedef struct PvgpuRequest {
-    PvgpuRenderJob job;
+    PvgpuCmd cmd;               /* decoded; points into buf */
+    PvgpuRenderJob job;         /* what the renderer is asked to do */
     struct PvgpuState *s;
     VirtQueue *vq;
     VirtQueueElement *elem;     /* NULL for device-internal jobs */
-    uint8_t *buf;               /* the request's bytes; job.cmd points in */
+    uint8_t *buf;               /* the request's bytes */
     /* UNREF: the resource being released; DETACH_BACKING: its mapping */
     PvgpuResource *res;
     struct iovec *iov;
