@@ -1095,17 +1095,18 @@ static void pvgpu_3d_register_types(void)
 type_init(pvgpu_3d_register_types)
 
 /*
- * What a command the renderer refused is answered: invalid parameters for
- * what it judges itself (a command stream, a 3D resource's or blob's
- * description, a mapping), an unspecified failure otherwise.
+ * What a command whose operation the renderer refused is answered:
+ * invalid parameters for what it judges itself (a command stream, a 3D
+ * resource's or blob's description, a mapping), an unspecified failure
+ * otherwise.
  */
-static uint32_t renderer_refusal(const PvgpuCmd *cmd)
+static uint32_t renderer_refusal(const PvgpuRenderOp *op)
 {
-    switch (cmd->hdr.type) {
-    case PVGPU_CMD_SUBMIT_3D:
-    case PVGPU_CMD_RESOURCE_CREATE_3D:
-    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
-    case PVGPU_CMD_RESOURCE_MAP_BLOB:
+    switch (op->kind) {
+    case PVGPU_OP_SUBMIT:
+    case PVGPU_OP_RESOURCE_CREATE:
+    case PVGPU_OP_RESOURCE_CREATE_BLOB:
+    case PVGPU_OP_MAP:
         return PVGPU_RESP_ERR_INVALID_PARAMETER;
     default:
         return PVGPU_RESP_ERR_UNSPEC;
@@ -1141,7 +1142,7 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
                              "blob %u: the renderer refused to create it",
                              cmd->u.map_blob.resource_id);
     } else if (job->failed) {
-        err = pvgpu_cmd_fail(cmd, renderer_refusal(cmd),
+        err = pvgpu_cmd_fail(cmd, renderer_refusal(&job->op),
                              "the renderer cannot map blob %u",
                              res->id);
     } else if (job->map_size > s->hostmem - offset ||
@@ -1593,19 +1594,14 @@ static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
 
 static void job_failed(PvgpuState *s, PvgpuRequest *req)
 {
-    const PvgpuCmd *cmd = &req->cmd;
+    const PvgpuRenderOp *op = &req->job.op;
     PvgpuResource *res;
 
-    switch (cmd->hdr.type) {
-    case PVGPU_CMD_RESOURCE_CREATE_2D:
-    case PVGPU_CMD_RESOURCE_CREATE_3D:
-    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
-        res = resource_of_job(s, req,
-                              cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_2D ?
-                              cmd->u.create_2d.resource_id :
-                              cmd->hdr.type == PVGPU_CMD_RESOURCE_CREATE_3D ?
-                              cmd->u.create_3d.resource_id :
-                              cmd->u.create_blob.resource_id);
+    switch (op->kind) {
+    case PVGPU_OP_RESOURCE_CREATE_2D:
+    case PVGPU_OP_RESOURCE_CREATE:
+    case PVGPU_OP_RESOURCE_CREATE_BLOB:
+        res = resource_of_job(s, req, op->resource_id);
         if (res) {
             pvgpu_scanout_detach_resource(s, res);
             contexts_forget_resource(s, res->id);
@@ -1613,7 +1609,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             pvgpu_resource_free(s, res);
         }
         if (req->pipe_claimed) {
-            PvgpuContext *ctx = context_find(s, cmd->hdr.ctx_id);
+            PvgpuContext *ctx = context_find(s, op->ctx_id);
 
             /*
              * The renderer did not take it over: it stays the context's,
@@ -1626,14 +1622,14 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             }
         }
         break;
-    case PVGPU_CMD_RESOURCE_ATTACH_BACKING:
-        res = resource_of_job(s, req, cmd->u.attach_backing.resource_id);
-        if (res && res->iov == req->job.op.iov) {
+    case PVGPU_OP_BACKING_ATTACH:
+        res = resource_of_job(s, req, op->resource_id);
+        if (res && res->iov == op->iov) {
             pvgpu_backing_free(s, res);
         }
         break;
-    case PVGPU_CMD_CTX_CREATE: {
-        PvgpuContext *ctx = context_find(s, cmd->hdr.ctx_id);
+    case PVGPU_OP_CTX_CREATE: {
+        PvgpuContext *ctx = context_find(s, op->ctx_id);
 
         /* not a later context with the same id */
         if (ctx && ctx->serial == req->serial) {
@@ -1646,6 +1642,9 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
         }
         break;
     }
+    default:
+        /* nothing the device recorded depends on it */
+        break;
     }
 }
 
@@ -1654,7 +1653,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     PvgpuState *s = opaque;
     PvgpuRequest *req = request_for_job(job);
     const PvgpuCmd *cmd = &req->cmd;
-    uint32_t err = job->failed ? renderer_refusal(cmd) : 0;
+    uint32_t err = job->failed ? renderer_refusal(&job->op) : 0;
     uint8_t resp[PVGPU_MAX_RESP_SIZE];
     size_t resp_len = 0;
     bool cancelled;
