@@ -1669,7 +1669,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     if (job->kind == PVGPU_JOB_RESTART) {
         renderer_check(s);
     }
-    if (cmd->hdr.type == PVGPU_CMD_RESOURCE_MAP_BLOB && !job->cancelled) {
+    if (job->op.kind == PVGPU_OP_MAP && !job->cancelled) {
         err = blob_map_done(s, req, resp, &resp_len);
         pvgpu_request_respond(s, req, err, resp, resp_len);
         pump(s);

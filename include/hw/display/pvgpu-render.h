@@ -6,10 +6,11 @@
  * by the device before) plus the readbacks to do after it.  The renderer
  * says only whether an operation failed; the device decides what the
  * guest is answered.  A dedicated thread runs every virglrenderer call,
- * and finished jobs come back to the main loop through a bottom half.  Fenced jobs come back when their fence
- * signals, which virglrenderer's sync thread reports through its poll fd:
- * no polling tick, and the main loop never waits on GL (except reset and
- * teardown, which drain the thread).
+ * and finished jobs come back to the main loop through a bottom half.
+ * Fenced jobs come back when their fence signals, which virglrenderer's
+ * sync thread reports through its poll fd: no polling tick, and the main
+ * loop never waits on GL (except reset and teardown, which drain the
+ * thread).
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -174,8 +175,10 @@ typedef struct PvgpuRenderJob {
     void *map_ptr;
     uint64_t map_size;
     uint32_t map_info;
-    /* GPU time the job took: from when it started, or the GPU became free
-     * of earlier work, to its fence */
+    /*
+     * GPU time the job took: from when it started, or the GPU became free
+     * of earlier work, to its fence
+     */
     uint64_t gpu_ns;
     uint64_t start_ns;      /* renderer-internal */
 
