@@ -3307,6 +3307,13 @@ static Load *bench_load(Bench *b, uint32_t ctx, uint32_t size,
     return load;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static gint cmp_gint64(gconstpointer a, gconstpointer b)
 {
     gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
@@ -3416,56 +3423,65 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                        ctx_stat(i + 1, "weight"), b.loads[i]->completed,
                        (ctx_stat(i + 1, "gpu-time-ns") - sh.base[i]) / 1e6);
     }
-    done_on = b.loads[0]->completed + b.loads[1]->completed +
-              b.loads[2]->completed;
 
     /*
-     * 2. Throughput with scheduling off: one context keeps the GPU for a
-     * second at a time, as a FIFO would; then weighted again, to cancel
-     * drift between the phases.
+     * 2. The cost of scheduling, in interleaved rounds so that drift of
+     * the host's speed cancels out: each round runs the same load for a
+     * second unscheduled (one context keeps the GPU for a second at a
+     * time, as a FIFO would), a second weighted, and a second round robin
+     * (best effort) at the weighted policy's quantum, in a rotating
+     * order.  Round robin switches contexts as often as weighted does:
+     * what it loses against unscheduled is the price of switching, what
+     * weighted loses against it the price of the policy's bookkeeping.
      */
-    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'policy': 'best-effort', "
-              "'quantum-us': 1000000}}");
-    for (int i = 0; i < 3; i++) {
-        b.loads[i]->completed = 0;
+    {
+        static const char *const policy[3] = {
+            "best-effort", "weighted", "best-effort",
+        };
+        const int quantum[3] = { 1000000, quantum_us, quantum_us };
+        int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
+                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 6;
+        g_autofree double *cost = g_new(double, rounds);
+        g_autofree double *cost_rr = g_new(double, rounds);
+        uint64_t total[3] = { 0, 0, 0 };
+
+        for (int r = 0; r < rounds; r++) {
+            uint64_t done[3];
+
+            for (int k = 0; k < 3; k++) {
+                int m = (k + r) % 3;
+
+                bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                          "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d}}",
+                          policy[m], quantum[m]);
+                for (int i = 0; i < 3; i++) {
+                    b.loads[i]->completed = 0;
+                }
+                bench_run(&b, G_USEC_PER_SEC, NULL, NULL);
+                done[m] = b.loads[0]->completed + b.loads[1]->completed +
+                          b.loads[2]->completed;
+                total[m] += done[m];
+            }
+            cost[r] = 100.0 * (1.0 - (double)done[1] / MAX(done[0], 1));
+            cost_rr[r] = 100.0 * (1.0 - (double)done[2] / MAX(done[0], 1));
+        }
+        done_off = total[0];
+        done_on = total[1];
+        done_rr = total[2];
+        qsort(cost, rounds, sizeof(double), cmp_double);
+        qsort(cost_rr, rounds, sizeof(double), cmp_double);
+        g_test_message("BENCH throughput over %d interleaved rounds: "
+                       "weighted %.1f submissions/s, unscheduled %.1f/s, "
+                       "round robin %.1f/s", rounds,
+                       (double)done_on / rounds, (double)done_off / rounds,
+                       (double)done_rr / rounds);
+        g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
+                       "median %.2f%% (rounds %.2f%% to %.2f%%); of switching "
+                       "contexts (round robin vs unscheduled) median %.2f%% "
+                       "(%.2f%% to %.2f%%)", cost[rounds / 2], cost[0],
+                       cost[rounds - 1], cost_rr[rounds / 2], cost_rr[0],
+                       cost_rr[rounds - 1]);
     }
-    bench_run(&b, 4 * G_USEC_PER_SEC, NULL, NULL);
-    done_off = b.loads[0]->completed + b.loads[1]->completed +
-               b.loads[2]->completed;
-    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'policy': 'weighted', 'quantum-us': %d}}",
-              quantum_us);
-    for (int i = 0; i < 3; i++) {
-        b.loads[i]->completed = 0;
-    }
-    bench_run(&b, 4 * G_USEC_PER_SEC, NULL, NULL);
-    done_on += b.loads[0]->completed + b.loads[1]->completed +
-               b.loads[2]->completed;
-    g_test_message("BENCH throughput weighted %.1f submissions/s, "
-                   "unscheduled %.1f/s: cost %.2f%%", done_on / 8.0,
-                   done_off / 4.0,
-                   100.0 * (1.0 - (done_on / 8.0) / (done_off / 4.0)));
-    /*
-     * Round robin (best effort) at the same quantum switches contexts as
-     * often as the weighted policy: what it loses against unscheduled is
-     * the price of switching, what weighted loses against it the price
-     * of the policy's own bookkeeping.
-     */
-    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'policy': 'best-effort', 'quantum-us': %d}}",
-              quantum_us);
-    for (int i = 0; i < 3; i++) {
-        b.loads[i]->completed = 0;
-    }
-    bench_run(&b, 4 * G_USEC_PER_SEC, NULL, NULL);
-    done_rr = b.loads[0]->completed + b.loads[1]->completed +
-              b.loads[2]->completed;
-    g_test_message("BENCH throughput round robin at the same quantum "
-                   "%.1f/s: switching contexts costs %.2f%%, the weighted "
-                   "policy over round robin %.2f%%", done_rr / 4.0,
-                   100.0 * (1.0 - (done_rr / 4.0) / (done_off / 4.0)),
-                   100.0 * (1.0 - (done_on / 8.0) / (done_rr / 4.0)));
     for (int i = 0; i < 3; i++) {
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
                         ==, VIRTIO_GPU_RESP_OK_NODATA);
