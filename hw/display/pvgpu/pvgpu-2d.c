@@ -418,43 +418,88 @@ static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
     return err;
 }
 
+/*
+ * TRANSFER_TO_HOST_2D's checks, the same for every resource: it has
+ * backing, and the rectangle lies inside the resource and, at the given
+ * offset, inside the backing (2D resources are 4 bytes a pixel, rows
+ * width * 4 apart).  A blob passes with nothing to check: the guest's
+ * memory is the resource, and Linux still sends transfers for dumb
+ * buffers that are blobs.  Returns the resource, or NULL with *err set.
+ */
+PvgpuResource *pvgpu_check_transfer_2d(PvgpuState *s, const PvgpuCmd *cmd,
+                                       uint32_t *err)
+{
+    const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
+    PvgpuResource *res = pvgpu_resource_with_backing(s, cmd, c->resource_id,
+                                                     err);
+    unsigned bpp;
+
+    if (!res || res->blob_mem) {
+        return res;
+    }
+    bpp = pvgpu_format_bpp(res->format);
+    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                              c->r.width, c->r.height, c->r.x, c->r.y,
+                              res->id, res->width, res->height);
+        return NULL;
+    }
+    if (!pvgpu_transfer_2d_fits(&c->r, c->offset, res->width * bpp, bpp,
+                                res->backing_size)) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "offset %" PRIu64 " + rect exceeds the %"
+                              PRIu64 "-byte backing of resource %u",
+                              c->offset, res->backing_size, res->id);
+        return NULL;
+    }
+    trace_pvgpu_transfer_to_host_2d(res->id, c->r.x, c->r.y, c->r.width,
+                                    c->r.height, c->offset);
+    return res;
+}
+
+/*
+ * RESOURCE_FLUSH's checks, the same for every resource: it exists, and
+ * the rectangle lies inside it (a blob has no size of its own: its rect
+ * is in the scanouts' framebuffers).  Returns the resource, or NULL with
+ * *err set.
+ */
+PvgpuResource *pvgpu_check_flush(PvgpuState *s, const PvgpuCmd *cmd,
+                                 uint32_t *err)
+{
+    const typeof(cmd->u.flush) *c = &cmd->u.flush;
+    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id,
+                                                     err);
+
+    if (res && !res->blob_mem &&
+        !pvgpu_rect_inside(&c->r, res->width, res->height)) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                              c->r.width, c->r.height, c->r.x, c->r.y,
+                              res->id, res->width, res->height);
+        return NULL;
+    }
+    if (res) {
+        trace_pvgpu_resource_flush(res->id, c->r.x, c->r.y, c->r.width,
+                                   c->r.height);
+    }
+    return res;
+}
+
 static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
 {
     const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_with_backing(s, cmd, c->resource_id,
-                                                     &err);
+    PvgpuResource *res = pvgpu_check_transfer_2d(s, cmd, &err);
     unsigned bpp;
     uint32_t stride;
     uint8_t *bits;
 
-    if (!res) {
+    if (!res || res->blob_mem) {
         return err;
-    }
-    if (res->blob_mem) {
-        /*
-         * The guest's memory is the resource: nothing to copy.  Linux
-         * still sends transfers for dumb buffers that are blobs.
-         */
-        return 0;
     }
     bpp = pvgpu_format_bpp(res->format);
     stride = resource_stride(res);
-    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
-                        c->r.width, c->r.height, c->r.x, c->r.y,
-                        res->id, res->width, res->height);
-    }
-    if (!pvgpu_transfer_2d_fits(&c->r, c->offset, stride, bpp,
-                                res->backing_size)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "offset %" PRIu64 " + rect exceeds the %" PRIu64
-                        "-byte backing of resource %u", c->offset,
-                        res->backing_size, res->id);
-    }
-    trace_pvgpu_transfer_to_host_2d(res->id, c->r.x, c->r.y, c->r.width,
-                                    c->r.height, c->offset);
     bits = (uint8_t *)pixman_image_get_data(res->image);
     if (c->r.x == 0 && c->r.width == res->width &&
         c->offset == (uint64_t)c->r.y * stride) {
@@ -525,25 +570,13 @@ static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
 
 static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
 {
-    const typeof(cmd->u.flush) *c = &cmd->u.flush;
     uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id,
-                                                     &err);
+    PvgpuResource *res = pvgpu_check_flush(s, cmd, &err);
 
-    if (!res) {
-        return err;
+    if (res) {
+        pvgpu_scanout_flush(s, res, &cmd->u.flush.r);
     }
-    /* a blob has no size of its own: the rect is in scanout framebuffers */
-    if (!res->blob_mem && !pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
-                        c->r.width, c->r.height, c->r.x, c->r.y,
-                        res->id, res->width, res->height);
-    }
-    trace_pvgpu_resource_flush(res->id, c->r.x, c->r.y, c->r.width,
-                               c->r.height);
-    pvgpu_scanout_flush(s, res, &c->r);
-    return 0;
+    return err;
 }
 
 static PvgpuResource *blob_new(uint32_t id, uint32_t blob_mem,

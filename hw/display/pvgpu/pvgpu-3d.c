@@ -1386,7 +1386,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     case PVGPU_CMD_TRANSFER_TO_HOST_2D: {
         const typeof(cmd->u.transfer_2d) *t = &cmd->u.transfer_2d;
 
-        res = pvgpu_resource_with_backing(s, cmd, t->resource_id, &err);
+        res = pvgpu_check_transfer_2d(s, cmd, &err);
         if (!res) {
             return err;
         }
@@ -1394,13 +1394,6 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             /* the guest's memory is the resource (Linux's dumb buffers) */
             pvgpu_request_respond(s, req, 0, NULL, 0);
             return 0;
-        }
-        if (!pvgpu_rect_inside(&t->r, res->width, res->height) ||
-            !pvgpu_transfer_2d_fits(&t->r, t->offset, res->width * 4, 4,
-                                    res->backing_size)) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                                  "rect or offset outside resource %u or "
-                                  "its backing", res->id);
         }
         op = op_set(req, PVGPU_OP_TRANSFER_WRITE, 0, res->id);
         op->u.transfer.box = (PvgpuBox) {
@@ -1478,8 +1471,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     }
 
     case PVGPU_CMD_RESOURCE_FLUSH:
-        res = pvgpu_resource_find_or_fail(s, cmd, cmd->u.flush.resource_id,
-                                          &err);
+        res = pvgpu_check_flush(s, cmd, &err);
         if (!res) {
             return err;
         }
@@ -1488,10 +1480,6 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             req->blob_flush = true;
             submit(s, req);
             return 0;
-        }
-        if (!pvgpu_rect_inside(&cmd->u.flush.r, res->width, res->height)) {
-            return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                                  "rect outside resource %u", res->id);
         }
         for (uint32_t i = 0; i < s->max_outputs; i++) {
             PvgpuReadback *rb = &job->readbacks[job->nreadbacks];

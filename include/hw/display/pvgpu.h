@@ -404,6 +404,11 @@ uint32_t pvgpu_backing_attach(PvgpuState *s, const PvgpuCmd *cmd,
                               PvgpuResource **pres);
 PvgpuResource *pvgpu_resource_with_backing(PvgpuState *s, const PvgpuCmd *cmd,
                                            uint32_t id, uint32_t *err);
+/* Checks shared by the 2D and 3D command paths (pvgpu-2d.c says what) */
+PvgpuResource *pvgpu_check_transfer_2d(PvgpuState *s, const PvgpuCmd *cmd,
+                                       uint32_t *err);
+PvgpuResource *pvgpu_check_flush(PvgpuState *s, const PvgpuCmd *cmd,
+                                 uint32_t *err);
 bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res);
 void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res);
 void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
