@@ -320,8 +320,6 @@ typedef struct Cmd {
     uint32_t undo_id, undo_arg, undo_gen;
     bool ordered_fence;         /* fence id from the increasing counter */
     bool plain;                 /* normal descriptors, no stray flags */
-    uint32_t draw_at[4];        /* offsets of the stream's DRAW_VBOs */
-    unsigned ndraw;
     bool pipeline;              /* the stream creates and binds shaders */
     char what[96];
     /* last: cmd_start() clears what precedes */
@@ -1666,9 +1664,6 @@ static void stream_draw(Fuzz *f, Cmd *c, uint32_t ctx, uint32_t rt,
 
     for (unsigned d = 0; d < draws; d++) {
         put_triangle(f, c, vb, full);
-        if (c->ndraw < ARRAY_SIZE(c->draw_at)) {
-            c->draw_at[c->ndraw++] = c->len;
-        }
         put32(c, VCMD(VCCMD_DRAW_VBO, 0, 12));
         put32(c, 0);                    /* start */
         put32(c, 3);                    /* count */
@@ -1777,6 +1772,56 @@ static void stream_random(Fuzz *f, Cmd *c, uint32_t ctx)
     }
 }
 
+/*
+ * Whatever else changed, no draw or grid of hours.  Walk the stream from
+ * @start as virglrenderer parses it (each command's header gives its
+ * length), so that draws a mutation made out of other dwords are bounded
+ * too: count, instances, start, the index range llvmpipe may fetch
+ * vertices over, no indirect draws, small grids.  (Under ASan, seeds
+ * 30005, 31001, 33001, 33002 and 42000 found the render thread inside one
+ * draw, in shader code or in Mesa's vertex stage, for over a minute.)  A
+ * guest can do that; it stalls its own device, see docs/pvgpu.rst,
+ * "Limitations".
+ */
+static void bound_work(Cmd *c, size_t start)
+{
+    size_t at = start;
+
+    while (at + 4 <= c->len) {
+        uint8_t *d = c->b + at;
+        uint32_t hdr = ldl_le_p(d);
+        size_t len = hdr >> 16;
+        size_t end = MIN(at + 4 * (len + 1), c->len);
+
+        if ((hdr & 0xff) == VCCMD_DRAW_VBO) {
+            /* under ASan, llvmpipe's vertex stage is 100x slower */
+            if (at + 12 <= end) {
+                stl_le_p(d + 8, ldl_le_p(d + 8) % 600);     /* count */
+            }
+            if (at + 24 <= end) {
+                stl_le_p(d + 20, ldl_le_p(d + 20) % 8);     /* instances */
+            }
+            for (size_t o = 4; o <= 44; o += 4) {
+                /* start, index bias, start instance, min and max index */
+                if ((o == 4 || o == 24 || o == 28 || o == 40 || o == 44) &&
+                    at + o + 4 <= end) {
+                    stl_le_p(d + o, ldl_le_p(d + o) % (o == 28 ? 64 : 3000));
+                }
+            }
+            for (size_t o = 52; at + o + 4 <= end; o += 4) {
+                /* indirect buffers and counts: none */
+                stl_le_p(d + o, 0);
+            }
+        } else if ((hdr & 0xff) == VCCMD_LAUNCH_GRID) {
+            for (size_t o = 4; at + o + 4 <= end; o += 4) {
+                /* block and grid sizes small, no indirect buffer */
+                stl_le_p(d + o, o <= 24 ? ldl_le_p(d + o) % 4 + 1 : 0);
+            }
+        }
+        at += 4 * (len + 1);
+    }
+}
+
 static void mutate_stream(Fuzz *f, Cmd *c, size_t start)
 {
     size_t dwords = (c->len - start) / 4;
@@ -1800,30 +1845,7 @@ static void mutate_stream(Fuzz *f, Cmd *c, size_t start)
     if (chance(f, 20)) {
         c->len = start + 4 * rnd(f, dwords + 1);
     }
-    /*
-     * Whatever else changed, no draw of hours: count, instances, start,
-     * and the index range llvmpipe may fetch vertices over.  (Under ASan,
-     * seeds 30005, 31001, 33001 and 33002 found the render thread inside
-     * one draw, in shader code or in Mesa's vertex stage, for over a
-     * minute.)  A guest can do that; it stalls its own device, see
-     * docs/pvgpu.rst, "Limitations".
-     */
-    for (unsigned i = 0; i < c->ndraw; i++) {
-        uint8_t *d = c->b + c->draw_at[i];
-
-        if (c->draw_at[i] + 24 <= c->len) {
-            /* under ASan, llvmpipe's vertex stage is 100x slower */
-            stl_le_p(d + 8, ldl_le_p(d + 8) % 600);
-            stl_le_p(d + 20, ldl_le_p(d + 20) % 8);
-        }
-        if (c->draw_at[i] + 48 <= c->len) {
-            stl_le_p(d + 4, ldl_le_p(d + 4) % 3000);        /* start */
-            stl_le_p(d + 24, ldl_le_p(d + 24) % 3000);      /* index bias */
-            stl_le_p(d + 28, ldl_le_p(d + 28) % 64);        /* start instance */
-            stl_le_p(d + 40, ldl_le_p(d + 40) % 3000);      /* min index */
-            stl_le_p(d + 44, ldl_le_p(d + 44) % 3000);      /* max index */
-        }
-    }
+    bound_work(c, start);
 }
 
 static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
