@@ -418,6 +418,20 @@ static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
     return err;
 }
 
+/* Does @r lie inside @res?  If not, @cmd fails (*err) and says why. */
+static bool rect_in_resource(const PvgpuCmd *cmd, const PvgpuRect *r,
+                             PvgpuResource *res, uint32_t *err)
+{
+    if (pvgpu_rect_inside(r, res->width, res->height)) {
+        return true;
+    }
+    *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                          "rect %ux%u+%u+%u outside resource %u (%ux%u)",
+                          r->width, r->height, r->x, r->y, res->id,
+                          res->width, res->height);
+    return false;
+}
+
 /*
  * TRANSFER_TO_HOST_2D's checks, the same for every resource: it has
  * backing, and the rectangle lies inside the resource and, at the given
@@ -438,11 +452,7 @@ PvgpuResource *pvgpu_check_transfer_2d(PvgpuState *s, const PvgpuCmd *cmd,
         return res;
     }
     bpp = pvgpu_format_bpp(res->format);
-    if (!pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
-                              c->r.width, c->r.height, c->r.x, c->r.y,
-                              res->id, res->width, res->height);
+    if (!rect_in_resource(cmd, &c->r, res, err)) {
         return NULL;
     }
     if (!pvgpu_transfer_2d_fits(&c->r, c->offset, res->width * bpp, bpp,
@@ -471,12 +481,7 @@ PvgpuResource *pvgpu_check_flush(PvgpuState *s, const PvgpuCmd *cmd,
     PvgpuResource *res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id,
                                                      err);
 
-    if (res && !res->blob_mem &&
-        !pvgpu_rect_inside(&c->r, res->width, res->height)) {
-        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                              "rect %ux%u+%u+%u outside resource %u (%ux%u)",
-                              c->r.width, c->r.height, c->r.x, c->r.y,
-                              res->id, res->width, res->height);
+    if (res && !res->blob_mem && !rect_in_resource(cmd, &c->r, res, err)) {
         return NULL;
     }
     if (res) {
