@@ -1,9 +1,11 @@
 /*
- * pvgpu resources and the 2D command set
+ * pvgpu resources: the device's records of them
  *
- * Executes decoded commands (pvgpu-cmd.c did the syntax checks) against
- * the device's resources: host images, their guest backing and the
- * host-memory limit.  Presentation is pvgpu-scanout.c's business.
+ * The resource table (what exists, its size, guest backing, scanouts and
+ * UUID), the host-memory limit, the checks every command path shares
+ * (pvgpu-cmd.c did the syntax checks), the commands no renderer takes part
+ * in, the cursor queue, and migration.  The pixels are the renderer's
+ * (pvgpu-render.h); presentation is pvgpu-scanout.c's business.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,37 +23,6 @@
 #include "ui/qemu-pixman.h"
 #include "hw/display/pvgpu.h"
 #include "trace.h"
-
-/*
- * The spec names formats by byte order in memory; pixman names them by
- * bit position in a native 32-bit word.
- */
-pixman_format_code_t pvgpu_pixman_format(uint32_t format)
-{
-    switch (format) {
-#if HOST_BIG_ENDIAN
-    case PVGPU_FORMAT_B8G8R8A8_UNORM: return PIXMAN_b8g8r8a8;
-    case PVGPU_FORMAT_B8G8R8X8_UNORM: return PIXMAN_b8g8r8x8;
-    case PVGPU_FORMAT_A8R8G8B8_UNORM: return PIXMAN_a8r8g8b8;
-    case PVGPU_FORMAT_X8R8G8B8_UNORM: return PIXMAN_x8r8g8b8;
-    case PVGPU_FORMAT_R8G8B8A8_UNORM: return PIXMAN_r8g8b8a8;
-    case PVGPU_FORMAT_X8B8G8R8_UNORM: return PIXMAN_x8b8g8r8;
-    case PVGPU_FORMAT_A8B8G8R8_UNORM: return PIXMAN_a8b8g8r8;
-    case PVGPU_FORMAT_R8G8B8X8_UNORM: return PIXMAN_r8g8b8x8;
-#else
-    case PVGPU_FORMAT_B8G8R8A8_UNORM: return PIXMAN_a8r8g8b8;
-    case PVGPU_FORMAT_B8G8R8X8_UNORM: return PIXMAN_x8r8g8b8;
-    case PVGPU_FORMAT_A8R8G8B8_UNORM: return PIXMAN_b8g8r8a8;
-    case PVGPU_FORMAT_X8R8G8B8_UNORM: return PIXMAN_b8g8r8x8;
-    case PVGPU_FORMAT_R8G8B8A8_UNORM: return PIXMAN_a8b8g8r8;
-    case PVGPU_FORMAT_X8B8G8R8_UNORM: return PIXMAN_r8g8b8x8;
-    case PVGPU_FORMAT_A8B8G8R8_UNORM: return PIXMAN_r8g8b8a8;
-    case PVGPU_FORMAT_R8G8B8X8_UNORM: return PIXMAN_x8b8g8r8;
-#endif
-    default:
-        return 0;
-    }
-}
 
 uint32_t pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
                         const char *fmt, ...)
@@ -84,11 +55,6 @@ PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
                               "resource %u does not exist", id);
     }
     return res;
-}
-
-static uint32_t resource_stride(PvgpuResource *res)
-{
-    return pixman_image_get_stride(res->image);
 }
 
 /* --- guest backing ------------------------------------------------------- */
@@ -238,49 +204,19 @@ bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
     return false;
 }
 
-static PvgpuResource *resource_new_2d(PvgpuState *s, uint32_t id,
-                                      uint32_t format, uint32_t width,
-                                      uint32_t height, uint32_t *err,
-                                      const PvgpuCmd *cmd)
+PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
+                                  uint32_t width, uint32_t height,
+                                  uint64_t hostmem)
 {
-    pixman_format_code_t pformat = pvgpu_pixman_format(format);
-    uint32_t stride = width * pvgpu_format_bpp(format);
-    uint64_t size = (uint64_t)stride * height;
-    PvgpuResource *res;
-    void *bits;
+    PvgpuResource *res = g_new0(PvgpuResource, 1);
 
-    if (!pvgpu_hostmem_charge(s, cmd, id, size, err)) {
-        return NULL;
-    }
-    bits = g_try_malloc0(size);
-    if (!bits) {
-        pvgpu_hostmem_release(s, size);
-        *err = PVGPU_RESP_ERR_OUT_OF_MEMORY;
-        if (cmd) {
-            pvgpu_cmd_fail(cmd, *err, "host allocation of %" PRIu64
-                           " bytes failed", size);
-        }
-        return NULL;
-    }
-    res = g_new0(PvgpuResource, 1);
     res->id = id;
+    res->is_3d = s->decode_caps & PVGPU_DECODE_3D;
     res->format = format;
     res->width = width;
     res->height = height;
-    res->image = pixman_image_create_bits(pformat, width, height, bits,
-                                          stride);
-    if (!res->image) {
-        pvgpu_hostmem_release(s, size);
-        g_free(bits);
-        g_free(res);
-        *err = PVGPU_RESP_ERR_OUT_OF_MEMORY;
-        if (cmd) {
-            pvgpu_cmd_fail(cmd, *err, "pixman image of %ux%u failed", width,
-                           height);
-        }
-        return NULL;
-    }
-    res->hostmem = size;
+    res->hostmem = hostmem;
+    res->serial = ++s->resource_serial;
     g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
     return res;
 }
@@ -291,12 +227,6 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
     PvgpuRequest *req;
 
     pvgpu_backing_free(s, res);
-    if (res->image) {
-        void *bits = pixman_image_get_data(res->image);
-
-        pixman_image_unref(res->image);
-        g_free(bits);
-    }
     pvgpu_hostmem_release(s, res->hostmem);
     /*
      * MAP_BLOBs still with the renderer find it gone (several, after
@@ -308,42 +238,6 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
         }
     }
     g_free(res);
-}
-
-static void resource_destroy(PvgpuState *s, PvgpuResource *res)
-{
-    pvgpu_scanout_detach_resource(s, res);
-    g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
-    pvgpu_resource_free(s, res);
-}
-
-/* --- commands ------------------------------------------------------------ */
-
-static uint32_t cmd_create_2d(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.create_2d) *c = &cmd->u.create_2d;
-    uint32_t err = 0;
-
-    if (!pvgpu_resource_admit(s, cmd, c->resource_id, &err)) {
-        return err;
-    }
-    resource_new_2d(s, c->resource_id, c->format, c->width, c->height,
-                    &err, cmd);
-    trace_pvgpu_resource_create_2d(c->resource_id, c->format, c->width,
-                                   c->height, err);
-    return err;
-}
-
-static uint32_t cmd_unref(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_find_or_fail(
-        s, cmd, cmd->u.resource.resource_id, &err);
-
-    if (res) {
-        resource_destroy(s, res);
-    }
-    return err;
 }
 
 /*
@@ -404,18 +298,6 @@ PvgpuResource *pvgpu_resource_with_backing(PvgpuState *s, const PvgpuCmd *cmd,
         return NULL;
     }
     return res;
-}
-
-static uint32_t cmd_detach_backing(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    uint32_t err = 0;
-    PvgpuResource *res = pvgpu_resource_with_backing(
-        s, cmd, cmd->u.resource.resource_id, &err);
-
-    if (res) {
-        pvgpu_backing_free(s, res);
-    }
-    return err;
 }
 
 /* Does @r lie inside @res?  If not, @cmd fails (*err) and says why. */
@@ -491,36 +373,6 @@ PvgpuResource *pvgpu_check_flush(PvgpuState *s, const PvgpuCmd *cmd,
     return res;
 }
 
-static uint32_t cmd_transfer_to_host_2d(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.transfer_2d) *c = &cmd->u.transfer_2d;
-    uint32_t err = 0;
-    PvgpuResource *res = pvgpu_check_transfer_2d(s, cmd, &err);
-    unsigned bpp;
-    uint32_t stride;
-    uint8_t *bits;
-
-    if (!res || res->blob_mem) {
-        return err;
-    }
-    bpp = pvgpu_format_bpp(res->format);
-    stride = resource_stride(res);
-    bits = (uint8_t *)pixman_image_get_data(res->image);
-    if (c->r.x == 0 && c->r.width == res->width &&
-        c->offset == (uint64_t)c->r.y * stride) {
-        /* whole rows: one contiguous copy */
-        iov_to_buf(res->iov, res->niov, c->offset, bits + c->offset,
-                   (size_t)stride * c->r.height);
-        return 0;
-    }
-    for (uint32_t h = 0; h < c->r.height; h++) {
-        iov_to_buf(res->iov, res->niov, c->offset + (uint64_t)h * stride,
-                   bits + (size_t)(c->r.y + h) * stride + c->r.x * bpp,
-                   (size_t)c->r.width * bpp);
-    }
-    return 0;
-}
-
 /*
  * What SET_SCANOUT and SET_SCANOUT_BLOB (@cmd) check first: the scanout
  * exists, and resource 0 disables it.  Returns the resource to show, or
@@ -544,7 +396,7 @@ PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
         return NULL;
     }
     if (!resource_id) {
-        pvgpu_scanout_set(s, scanout_id, NULL, r);
+        pvgpu_scanout_disable(s, scanout_id);
         return NULL;
     }
     res = pvgpu_resource_find_or_fail(s, cmd, resource_id, err);
@@ -558,30 +410,6 @@ PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
         return NULL;
     }
     return res;
-}
-
-static uint32_t cmd_set_scanout(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.set_scanout) *c = &cmd->u.set_scanout;
-    uint32_t err;
-    PvgpuResource *res = pvgpu_scanout_target(s, cmd, c->scanout_id,
-                                              c->resource_id, &c->r, &err);
-
-    if (res) {
-        pvgpu_scanout_set(s, c->scanout_id, res, &c->r);
-    }
-    return err;
-}
-
-static uint32_t cmd_flush(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    uint32_t err = 0;
-    PvgpuResource *res = pvgpu_check_flush(s, cmd, &err);
-
-    if (res) {
-        pvgpu_scanout_flush(s, res, &cmd->u.flush.r);
-    }
-    return err;
 }
 
 static PvgpuResource *blob_new(uint32_t id, uint32_t blob_mem,
@@ -617,24 +445,6 @@ PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
         return NULL;
     }
     return res;
-}
-
-/* 2D: only guest-memory blobs (the decoder refuses the others) */
-static uint32_t cmd_create_blob(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
-    PvgpuResource *res;
-    uint32_t err = 0;
-
-    if (pvgpu_resource_admit(s, cmd, c->resource_id, &err)) {
-        res = pvgpu_blob_new(s, cmd, false, &err);
-        if (res) {
-            g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
-        }
-    }
-    trace_pvgpu_resource_create_blob(c->resource_id, c->blob_mem,
-                                     c->blob_flags, c->blob_id, c->size, err);
-    return err;
 }
 
 /* SET_SCANOUT_BLOB, 2D and 3D: a framebuffer in a blob's guest memory */
@@ -714,11 +524,9 @@ static uint32_t cmd_get_edid(PvgpuState *s, const PvgpuCmd *cmd,
     return 0;
 }
 
-uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
-                       uint8_t *resp, size_t *resp_len)
+uint32_t pvgpu_info_exec(PvgpuState *s, const PvgpuCmd *cmd,
+                         uint8_t *resp, size_t *resp_len)
 {
-    uint32_t err;
-
     *resp_len = 0;
     switch (cmd->hdr.type) {
     case PVGPU_CMD_GET_DISPLAY_INFO: {
@@ -731,47 +539,12 @@ uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
     }
     case PVGPU_CMD_GET_EDID:
         return cmd_get_edid(s, cmd, resp, resp_len);
-    case PVGPU_CMD_RESOURCE_CREATE_2D:
-        err = cmd_create_2d(s, cmd);
-        break;
-    case PVGPU_CMD_RESOURCE_UNREF:
-        err = cmd_unref(s, cmd);
-        break;
-    case PVGPU_CMD_RESOURCE_ATTACH_BACKING: {
-        PvgpuResource *res;
-
-        err = pvgpu_backing_attach(s, cmd, &res);
-        break;
-    }
-    case PVGPU_CMD_RESOURCE_DETACH_BACKING:
-        err = cmd_detach_backing(s, cmd);
-        break;
-    case PVGPU_CMD_TRANSFER_TO_HOST_2D:
-        err = cmd_transfer_to_host_2d(s, cmd);
-        break;
-    case PVGPU_CMD_SET_SCANOUT:
-        err = cmd_set_scanout(s, cmd);
-        break;
-    case PVGPU_CMD_RESOURCE_FLUSH:
-        err = cmd_flush(s, cmd);
-        break;
     case PVGPU_CMD_RESOURCE_ASSIGN_UUID:
         return cmd_assign_uuid(s, cmd, resp, resp_len);
-    case PVGPU_CMD_RESOURCE_CREATE_BLOB:
-        err = cmd_create_blob(s, cmd);
-        break;
-    case PVGPU_CMD_SET_SCANOUT_BLOB:
-        err = pvgpu_set_scanout_blob(s, cmd);
-        break;
     default:
-        /* the decoder only lets through commands listed above */
+        /* the command path (pvgpu-3d.c) takes every other command */
         g_assert_not_reached();
     }
-    if (!err) {
-        *resp_len = pvgpu_resp_encode_hdr(resp, &cmd->hdr,
-                                          PVGPU_RESP_OK_NODATA);
-    }
-    return err;
 }
 
 /*
@@ -825,8 +598,8 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
         s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
         s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
     }
-    if (res && res->is_3d && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
-        /* the image is in the renderer: defined when read back */
+    if (res && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
+        /* the image is the renderer's: defined when read back */
         s->scanouts[c->scanout_id].cursor_resource_id = res->id;
         pvgpu_3d_cursor_readback(s, c->scanout_id, res);
         return;
@@ -870,7 +643,9 @@ void pvgpu_resources_fini(PvgpuState *s)
 /*
  * Stream: count, then per resource its creation parameters, backing list,
  * UUID and pixels.  Backings are re-mapped in post_load, once the
- * destination's memory map is in place.
+ * destination's memory map is in place.  Only a 2D guest's state can
+ * move (a 3D guest's device has a migration blocker): its pixels are the
+ * pixman renderer's images.
  */
 static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
                                const VMStateField *field, JSONWriter *vmdesc)
@@ -879,6 +654,10 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
     GHashTableIter iter;
     gpointer value;
 
+    if (!pvgpu_render_is_pixman(s->renderer)) {
+        error_report("pvgpu: the guest's resources are virglrenderer's");
+        return -EINVAL;
+    }
     qemu_put_be32(f, g_hash_table_size(s->resources));
     g_hash_table_iter_init(&iter, s->resources);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
@@ -898,12 +677,40 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
         }
         qemu_put_byte(f, res->has_uuid);
         qemu_put_buffer(f, res->uuid, sizeof(res->uuid));
-        if (res->image) {
-            qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+        if (!res->blob_mem) {
+            pixman_image_t *image = pvgpu_pixman_image(s->renderer, res->id);
+
+            /* the command path answers only once the image exists */
+            assert(image);
+            qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(image),
                             res->hostmem);
         }
     }
     return 0;
+}
+
+/* Have the pixman renderer do @op for a resource being restored */
+static bool resource_restore_op(PvgpuState *s, PvgpuResource *res,
+                                PvgpuOpKind kind)
+{
+    PvgpuRenderJob job = {
+        .kind = PVGPU_JOB_OP,
+        .op = {
+            .kind = kind, .resource_id = res->id,
+            .iov = res->iov, .niov = res->niov,
+        },
+    };
+
+    if (kind == PVGPU_OP_RESOURCE_CREATE_2D) {
+        job.op.u.create.format = res->format;
+        job.op.u.create.width = res->width;
+        job.op.u.create.height = res->height;
+    } else if (kind == PVGPU_OP_RESOURCE_CREATE_BLOB) {
+        job.op.u.blob.blob_mem = res->blob_mem;
+        job.op.u.blob.blob_flags = res->blob_flags;
+        job.op.u.blob.size = res->blob_size;
+    }
+    return pvgpu_pixman_run(s->pixman_renderer, &job);
 }
 
 static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
@@ -935,14 +742,23 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         }
         if (blob_mem) {
             res = blob_new(id, blob_mem, blob_flags, blob_size);
+            res->serial = ++s->resource_serial;
             g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
         } else {
-            res = resource_new_2d(s, id, format, width, height, &err, NULL);
-        }
-        if (!res) {
-            error_report("pvgpu: cannot restore resource %u: max_hostmem",
-                         id);
-            return -ENOMEM;
+            uint64_t hostmem = (uint64_t)width * height *
+                               pvgpu_format_bpp(format);
+
+            if (!pvgpu_hostmem_charge(s, NULL, id, hostmem, &err)) {
+                error_report("pvgpu: cannot restore resource %u: "
+                             "max_hostmem", id);
+                return -ENOMEM;
+            }
+            res = pvgpu_resource_new(s, id, format, width, height, hostmem);
+            if (!resource_restore_op(s, res, PVGPU_OP_RESOURCE_CREATE_2D)) {
+                error_report("pvgpu: cannot restore resource %u: out of "
+                             "host memory", id);
+                return -ENOMEM;
+            }
         }
         res->nr_entries = nr_entries;
         res->entries = nr_entries ? g_new(PvgpuMemEntry, nr_entries) : NULL;
@@ -952,8 +768,11 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         }
         res->has_uuid = qemu_get_byte(f);
         qemu_get_buffer(f, res->uuid, sizeof(res->uuid));
-        if (res->image) {
-            qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(res->image),
+        if (!blob_mem) {
+            pixman_image_t *image = pvgpu_pixman_image(s->pixman_renderer,
+                                                       id);
+
+            qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(image),
                             res->hostmem);
         }
     }
@@ -983,6 +802,13 @@ int pvgpu_resources_post_load(PvgpuState *s)
         if (res->blob_mem && res->backing_size < res->blob_size) {
             error_report("pvgpu: blob %u larger than its guest memory",
                          res->id);
+            return -EINVAL;
+        }
+        if ((res->blob_mem || res->iov) &&
+            !resource_restore_op(s, res, res->blob_mem ?
+                                         PVGPU_OP_RESOURCE_CREATE_BLOB :
+                                         PVGPU_OP_BACKING_ATTACH)) {
+            error_report("pvgpu: cannot restore resource %u", res->id);
             return -EINVAL;
         }
     }

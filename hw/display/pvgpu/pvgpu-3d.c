@@ -1,11 +1,13 @@
 /*
- * pvgpu 3D: contexts, and commands executed by the renderer
+ * pvgpu's command path: every control command, 2D and 3D, and contexts
  *
  * Runs in the main loop.  Everything that needs device state is checked
  * here, when the request arrives, so the guest gets the spec's error codes
  * (an unknown context, a resource not attached to the context, ...).  The
- * command then goes to the render thread as a job (pvgpu-virgl.c); its
- * completion comes back to pvgpu_3d_job_done(), which answers the guest.
+ * command then goes to the renderer as a job: virglrenderer on its render
+ * thread (pvgpu-virgl.c) for a guest that negotiated VIRGL, pixman
+ * (pvgpu-pixman.c) for a 2D guest.  Its completion comes back to
+ * pvgpu_3d_job_done(), which answers the guest.
  * A job runs after every earlier job that touches the same context,
  * resource or scanout (deps_of(), pump()), so the state checked here is
  * the state the renderer will see for everything the job touches.  A
@@ -449,7 +451,14 @@ static void dispatch(PvgpuState *s, PvgpuRequest *req)
     if (req->dying) {
         g_hash_table_remove(s->dying, &g_steal_pointer(&req->dying)->serial);
     }
-    pvgpu_render_submit(s->renderer, &req->job);
+    if (req->job.kind == PVGPU_JOB_RESTART ||
+        s->renderer != s->pixman_renderer) {
+        /* a deferred restart is of the renderer whose memory was mapped */
+        s->virgl_used = true;
+        pvgpu_render_submit(s->virgl_renderer, &req->job);
+    } else {
+        pvgpu_render_submit(s->renderer, &req->job);
+    }
 }
 
 /*
@@ -721,9 +730,10 @@ PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)
                                              GUINT_TO_POINTER(ctx_id)) : NULL;
 }
 
+/* @format: a 2D resource's PVGPU_FORMAT_*, 0 for a 3D one */
 static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
-                                uint32_t id, uint32_t width, uint32_t height,
-                                uint64_t size)
+                                uint32_t id, uint32_t format, uint32_t width,
+                                uint32_t height, uint64_t size)
 {
     const PvgpuCmd *cmd = &req->cmd;
     PvgpuResource *res;
@@ -733,15 +743,8 @@ static uint32_t resource_create(PvgpuState *s, PvgpuRequest *req,
         !pvgpu_hostmem_charge(s, cmd, id, size, &err)) {
         return err;
     }
-    res = g_new0(PvgpuResource, 1);
-    res->id = id;
-    res->is_3d = true;
-    res->width = width;
-    res->height = height;
-    res->hostmem = size;
-    res->serial = ++s->resource_serial;
+    res = pvgpu_resource_new(s, id, format, width, height, size);
     req->serial = res->serial;
-    g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
     submit(s, req);
     return 0;
 }
@@ -972,7 +975,7 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
                               &err)) {
         return err;
     }
-    res = pvgpu_blob_new(s, cmd, true, &err);
+    res = pvgpu_blob_new(s, cmd, s->decode_caps & PVGPU_DECODE_3D, &err);
     if (!res) {
         pvgpu_hostmem_release(s, hostmem - charged);
         return err;
@@ -1309,6 +1312,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         op->u.create.width = cmd->u.create_2d.width;
         op->u.create.height = cmd->u.create_2d.height;
         return resource_create(s, req, cmd->u.create_2d.resource_id,
+                               cmd->u.create_2d.format,
                                cmd->u.create_2d.width,
                                cmd->u.create_2d.height,
                                (uint64_t)cmd->u.create_2d.width *
@@ -1324,7 +1328,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             .array_size = c->array_size, .last_level = c->last_level,
             .nr_samples = c->nr_samples, .flags = c->flags,
         };
-        return resource_create(s, req, cmd->u.create_3d.resource_id,
+        return resource_create(s, req, cmd->u.create_3d.resource_id, 0,
                                cmd->u.create_3d.width,
                                cmd->u.create_3d.height,
                                pvgpu_resource_3d_size(
@@ -1535,7 +1539,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         uint8_t resp[PVGPU_MAX_RESP_SIZE];
         size_t len;
 
-        err = pvgpu_2d_exec(s, cmd, resp, &len);
+        err = pvgpu_info_exec(s, cmd, resp, &len);
         if (!err) {
             pvgpu_request_respond(s, req, 0, resp, len);
         }
@@ -1555,7 +1559,7 @@ void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)
 
 bool pvgpu_3d_available(PvgpuState *s)
 {
-    return s->renderer && !pvgpu_render_broken(s->renderer);
+    return s->virgl_renderer && !pvgpu_render_broken(s->virgl_renderer);
 }
 
 /*
@@ -1564,7 +1568,7 @@ bool pvgpu_3d_available(PvgpuState *s)
  */
 static void renderer_check(PvgpuState *s)
 {
-    if (s->renderer && pvgpu_render_broken(s->renderer) &&
+    if (s->virgl_renderer && pvgpu_render_broken(s->virgl_renderer) &&
         !s->virgl_unavailable) {
         pvgpu_3d_unavailable(s, "virglrenderer failed to restart after a "
                              "device reset");
@@ -1737,6 +1741,16 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
     submit(s, req);
 }
 
+/* @r renders the guest's commands from now on, and pulls its work */
+static void renderer_activate(PvgpuState *s, PvgpuRenderer *r)
+{
+    if (s->renderer && s->renderer != r) {
+        pvgpu_render_set_source(s->renderer, NULL, NULL, NULL);
+    }
+    pvgpu_render_set_source(r, pvgpu_3d_pull, pvgpu_3d_retire, s);
+    s->renderer = r;
+}
+
 static void reset(PvgpuState *s, bool unplug);
 
 /*
@@ -1766,6 +1780,14 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     };
     Error *err = NULL;
 
+    if (s->virgl != ON_OFF_AUTO_OFF) {
+        s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_3d_job_done, s,
+                                            &err);
+        if (!s->virgl_renderer && s->virgl == ON_OFF_AUTO_ON) {
+            error_propagate(errp, err);
+            return false;
+        }
+    }
     QTAILQ_INIT(&s->inflight);
     QTAILQ_INIT(&s->held);
     qemu_mutex_init(&s->sched_lock);
@@ -1774,21 +1796,15 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
                                      context_free);
     if (s->virgl == ON_OFF_AUTO_OFF) {
         pvgpu_3d_unavailable(s, "disabled with virgl=off");
-        return true;
-    }
-    s->renderer = pvgpu_render_new(&opts, pvgpu_3d_job_done, s, &err);
-    if (!s->renderer) {
-        if (s->virgl == ON_OFF_AUTO_ON) {
-            error_propagate(errp, err);
-            return false;
-        }
+    } else if (!s->virgl_renderer) {
         pvgpu_3d_unavailable(s, error_get_pretty(err));
         warn_reportf_err(err, "pvgpu: 3D disabled: ");
-        return true;
     }
     s->sched = pvgpu_sched_new();
     s->sched_deps = pvgpu_dep_counts_new();
-    pvgpu_render_set_source(s->renderer, pvgpu_3d_pull, pvgpu_3d_retire, s);
+    /* a guest is 2D until it negotiates VIRGL (pvgpu_3d_set_features()) */
+    s->pixman_renderer = pvgpu_pixman_new(&opts, pvgpu_3d_job_done, s);
+    renderer_activate(s, s->pixman_renderer);
     s->shutdown_notifier.notify = pvgpu_3d_shutdown;
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
@@ -1822,7 +1838,12 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
     qemu_bh_schedule(s->pump_bh);
 }
 
-/* The guest negotiated its features: 3D state cannot be migrated. */
+/*
+ * The guest negotiated its features: a 3D guest renders on virglrenderer,
+ * whose state cannot be migrated, a 2D guest on pixman.  (Commands a guest
+ * sent before negotiating stay with pixman, failing or forgotten, until
+ * the next reset.)
+ */
 void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 {
     Error *err = NULL;
@@ -1830,23 +1851,23 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
     s->decode_caps = pvgpu_3d_available(s) ? decode_caps
                                  : decode_caps & ~(PVGPU_DECODE_3D |
                                                    PVGPU_DECODE_CONTEXT_INIT);
-    if (!(s->decode_caps & PVGPU_DECODE_3D) || s->migration_blocker) {
-        return;
+    if ((s->decode_caps & PVGPU_DECODE_3D) && !s->migration_blocker) {
+        error_setg(&s->migration_blocker,
+                   "pvgpu: 3D state (virglrenderer) cannot be migrated");
+        if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
+            warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
+            s->decode_caps &= ~(PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT);
+        }
     }
-    error_setg(&s->migration_blocker,
-               "pvgpu: 3D state (virglrenderer) cannot be migrated");
-    if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
-        warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
-        s->decode_caps &= ~(PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT);
-    }
+    renderer_activate(s, s->decode_caps & PVGPU_DECODE_3D ?
+                         s->virgl_renderer : s->pixman_renderer);
+    trace_pvgpu_renderer(pvgpu_render_describe(s->renderer));
 }
 
 /* Something pump() waits for without a timer changed (gl_block) */
 void pvgpu_3d_resume(PvgpuState *s)
 {
-    if (s->sched) {
-        qemu_bh_schedule(s->pump_bh);
-    }
+    qemu_bh_schedule(s->pump_bh);
 }
 
 static void reset_drop(PvgpuSchedItem *item, void *opaque)
@@ -1890,15 +1911,19 @@ static void reset(PvgpuState *s, bool unplug)
             blob_unmap_begin(s, res, NULL);
         }
     }
-    if (s->renderer) {
-        /* the render thread pulls nothing more until the queues are gone */
-        qemu_mutex_lock(&s->sched_lock);
-        s->sched_paused = true;
-        qemu_mutex_unlock(&s->sched_lock);
-        /* cancels and hands back every job in flight, synchronously */
-        pvgpu_render_reset(s->renderer, unplug || s->releasing);
+    /* the renderer pulls nothing more until the queues are gone */
+    qemu_mutex_lock(&s->sched_lock);
+    s->sched_paused = true;
+    qemu_mutex_unlock(&s->sched_lock);
+    /* cancels and hands back every job in flight, synchronously */
+    if (s->virgl_used) {
+        pvgpu_render_reset(s->virgl_renderer, unplug || s->releasing);
         renderer_check(s);
+        s->virgl_used = false;
     }
+    /* also what a guest left there before it negotiated VIRGL */
+    pvgpu_render_reset(s->pixman_renderer, false);
+    renderer_activate(s, s->pixman_renderer);
     qemu_mutex_lock(&s->sched_lock);
     assert(QTAILQ_EMPTY(&s->inflight));
     while (!QTAILQ_EMPTY(&s->held)) {
@@ -1914,22 +1939,20 @@ static void reset(PvgpuState *s, bool unplug)
         request_release(s, req);
         pvgpu_request_free(req);
     }
-    if (s->sched) {
-        /* queued work of every context is dropped with it */
-        g_hash_table_iter_init(&iter, s->contexts);
-        while (g_hash_table_iter_next(&iter, NULL, &value)) {
-            PvgpuContext *ctx = value;
+    /* queued work of every context is dropped with it */
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
 
-            pvgpu_sched_entity_remove(s->sched, ctx->entity, reset_drop, s);
-            ctx->entity = NULL;
-        }
-        timer_del(s->pump_timer);
-        assert(s->sched_queued == 0 && s->sched_running == 0);
-        assert(pvgpu_dep_counts_empty(s->sched_deps));
-        s->sched_deps_waiting = false;
-        s->sched_wake_ns = 0;
-        s->sched_paused = unplug;
+        pvgpu_sched_entity_remove(s->sched, ctx->entity, reset_drop, s);
+        ctx->entity = NULL;
     }
+    timer_del(s->pump_timer);
+    assert(s->sched_queued == 0 && s->sched_running == 0);
+    assert(pvgpu_dep_counts_empty(s->sched_deps));
+    s->sched_deps_waiting = false;
+    s->sched_wake_ns = 0;
+    s->sched_paused = unplug;
     qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
     g_hash_table_remove_all(s->dying);
@@ -1958,9 +1981,7 @@ void pvgpu_3d_fini(PvgpuState *s)
 {
     unsigned holds = 0;
 
-    if (s->sched) {
-        notifier_remove(&s->shutdown_notifier);
-    }
+    notifier_remove(&s->shutdown_notifier);
     reset(s, true);
     /*
      * Regions released later must not look for the device.  The renderer,
@@ -1970,28 +1991,27 @@ void pvgpu_3d_fini(PvgpuState *s)
         PvgpuBlobMapping *m = l->data;
 
         m->s = NULL;
-        m->renderer = s->renderer;
+        m->renderer = s->virgl_renderer;
         holds++;
     }
     g_slist_free(g_steal_pointer(&s->releasing));
     trace_pvgpu_render_free(holds);
-    if (s->renderer) {
+    if (s->virgl_renderer) {
         /* what the renderer still finishes is no longer this device's */
-        pvgpu_render_set_source(s->renderer, NULL, NULL, NULL);
+        pvgpu_render_set_source(s->virgl_renderer, NULL, NULL, NULL);
     }
-    pvgpu_render_free_later(s->renderer, holds);
+    pvgpu_render_free_later(g_steal_pointer(&s->virgl_renderer), holds);
+    pvgpu_render_free(g_steal_pointer(&s->pixman_renderer));
     s->renderer = NULL;
     g_free(g_steal_pointer(&s->virgl_unavailable));
     g_hash_table_destroy(s->contexts);
     s->contexts = NULL;
     g_hash_table_destroy(s->dying);
     s->dying = NULL;
-    if (s->sched) {
-        qemu_bh_delete(s->pump_bh);
-        timer_free(s->pump_timer);
-        pvgpu_sched_free(s->sched);
-        s->sched = NULL;
-        pvgpu_dep_counts_free(g_steal_pointer(&s->sched_deps));
-    }
+    qemu_bh_delete(s->pump_bh);
+    timer_free(s->pump_timer);
+    pvgpu_sched_free(s->sched);
+    s->sched = NULL;
+    pvgpu_dep_counts_free(g_steal_pointer(&s->sched_deps));
     qemu_mutex_destroy(&s->sched_lock);
 }

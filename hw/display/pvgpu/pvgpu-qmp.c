@@ -56,7 +56,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
 
     info->id = g_strdup(pvgpu_device_id(s));
     info->qom_path = object_get_canonical_path(OBJECT(s));
-    info->virgl = s->renderer != NULL;
+    info->virgl = s->virgl_renderer != NULL;
     info->virgl_unavailable = g_strdup(s->virgl_unavailable);
     info->policy = s->sched_policy;
     info->quantum_us = s->quantum_us;

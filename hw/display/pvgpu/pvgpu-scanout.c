@@ -131,6 +131,15 @@ static void scanout_dmabuf_forget(PvgpuScanout *so, uint32_t resource_id)
     }
 }
 
+/* The surface no longer shows the renderer's image */
+static void scanout_image_release(PvgpuScanout *so)
+{
+    if (so->image) {
+        pixman_image_unref(so->image);
+        so->image = NULL;
+    }
+}
+
 static void scanout_disable(PvgpuState *s, uint32_t i)
 {
     PvgpuScanout *so = &s->scanouts[i];
@@ -145,6 +154,12 @@ static void scanout_disable(PvgpuState *s, uint32_t i)
     scanout_dmabuf_forget(so, 0);
     dpy_gfx_replace_surface(so->con, NULL);
     scanout_fb_release(s, so);
+    scanout_image_release(so);
+}
+
+void pvgpu_scanout_disable(PvgpuState *s, uint32_t scanout_id)
+{
+    scanout_disable(s, scanout_id);
 }
 
 /* Byte offset in the blob of pixel (x, y) of the scanout's framebuffer */
@@ -246,52 +261,6 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
     return 0;
 }
 
-static void scanout_show(PvgpuState *s, uint32_t i, PvgpuResource *res,
-                         const PvgpuRect *r)
-{
-    PvgpuScanout *so = &s->scanouts[i];
-    uint32_t stride = pixman_image_get_stride(res->image);
-    uint8_t *data = (uint8_t *)pixman_image_get_data(res->image) +
-                    (size_t)r->y * stride +
-                    (size_t)r->x * pvgpu_format_bpp(res->format);
-    DisplaySurface *surface;
-
-    surface = qemu_create_displaysurface_from(
-        r->width, r->height, pixman_image_get_format(res->image), stride,
-        data);
-    dpy_gfx_replace_surface(so->con, surface);
-    scanout_fb_release(s, so);
-    so->resource_id = res->id;
-    so->r = *r;
-    res->scanout_bitmask |= 1u << i;
-}
-
-void pvgpu_scanout_set(PvgpuState *s, uint32_t scanout_id,
-                       PvgpuResource *res, const PvgpuRect *r)
-{
-    PvgpuScanout *so = &s->scanouts[scanout_id];
-
-    if (!res) {
-        scanout_disable(s, scanout_id);
-        return;
-    }
-    if (so->resource_id == res->id && !so->fb.width &&
-        so->r.x == r->x && so->r.y == r->y &&
-        so->r.width == r->width && so->r.height == r->height) {
-        /* a page flip to the same buffer: the surface is still right */
-        dpy_gfx_update_full(so->con);
-        return;
-    }
-    if (so->resource_id) {
-        PvgpuResource *old = pvgpu_resource_find(s, so->resource_id);
-
-        if (old) {
-            old->scanout_bitmask &= ~(1u << scanout_id);
-        }
-    }
-    scanout_show(s, scanout_id, res, r);
-}
-
 void pvgpu_scanout_flush(PvgpuState *s, PvgpuResource *res,
                          const PvgpuRect *r)
 {
@@ -369,9 +338,7 @@ void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
 
     if (update) {
         so->cursor_resource_id = res ? res->id : 0;
-        if (res && res->image) {
-            cursor_define(so, res->image);
-        } else if (res && res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
+        if (res && res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
             cursor_define_blob(so, res);
         }
     }
@@ -379,11 +346,12 @@ void pvgpu_scanout_cursor(PvgpuState *s, uint32_t scanout_id,
                   so->cursor_resource_id != 0);
 }
 
-/* --- 3D: pixels arrive as readbacks from the render thread ------------- */
+/* --- pixels arrive as readbacks from the renderer ------------------------ */
 
 /*
- * Bind 3D resource @res to a scanout.  Returns true when a dmabuf of it
- * is already imported (a page flip): then no readback or export is needed.
+ * Bind the renderer's resource @res to a scanout.  Returns true when a
+ * dmabuf of it is already imported (a page flip): then no readback or
+ * export is needed.
  */
 bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r)
@@ -395,6 +363,7 @@ bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
         /* the surface shows guest memory or the blob's shadow */
         scanout_disable(s, scanout_id);
     }
+    /* a surface on the renderer's image is rebuilt by the readback */
     surface = qemu_console_surface(so->con);
     if (so->resource_id && so->resource_id != res->id) {
         PvgpuResource *old = pvgpu_resource_find(s, so->resource_id);
@@ -420,9 +389,9 @@ bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
         }
     }
     /* a host-side copy the readbacks land in; the UI reads it */
-    if (!surface || surface_width(surface) != r->width ||
+    if (!so->image && (!surface || surface_width(surface) != r->width ||
         surface_height(surface) != r->height ||
-        surface_is_placeholder(surface)) {
+        surface_is_placeholder(surface))) {
         dpy_gfx_replace_surface(so->con,
                                 qemu_create_displaysurface(r->width,
                                                            r->height));
@@ -430,8 +399,12 @@ bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
     return false;
 }
 
+/* @rb's pixels as an image; the renderer's own one if it shares it */
 static pixman_image_t *readback_image(const PvgpuReadback *rb)
 {
+    if (rb->image) {
+        return pixman_image_ref(rb->image);
+    }
     return pixman_image_create_bits(pvgpu_pixman_format(rb->format),
                                     rb->r.width, rb->r.height,
                                     (uint32_t *)rb->pixels, rb->r.width * 4);
@@ -484,10 +457,35 @@ void pvgpu_scanout_gl_update(PvgpuState *s, uint32_t scanout_id,
     }
 }
 
+/*
+ * The renderer shares the resource's image: the surface shows it in
+ * place, built anew when the image or the scanout's rectangle changed
+ */
+static void scanout_present_image(PvgpuScanout *so, const PvgpuReadback *rb)
+{
+    pixman_image_t *old = so->image;
+    uint32_t stride = pixman_image_get_stride(rb->image);
+    uint8_t *data;
+
+    if (old == rb->image && !memcmp(&so->image_r, &so->r, sizeof(so->r))) {
+        return;
+    }
+    data = (uint8_t *)pixman_image_get_data(rb->image) +
+           (size_t)so->r.y * stride + (size_t)so->r.x * 4;
+    so->image = pixman_image_ref(rb->image);
+    so->image_r = so->r;
+    dpy_gfx_replace_surface(so->con, qemu_create_displaysurface_from(
+        so->r.width, so->r.height, pixman_image_get_format(rb->image),
+        stride, data));
+    if (old) {
+        pixman_image_unref(old);
+    }
+}
+
 void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb)
 {
     PvgpuScanout *so = &s->scanouts[rb->scanout_id];
-    DisplaySurface *surface = qemu_console_surface(so->con);
+    DisplaySurface *surface;
     PvgpuRect visible;
     pixman_image_t *src;
 
@@ -497,6 +495,12 @@ void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb)
         }
         return;
     }
+    if (rb->image && so->resource_id == rb->resource_id &&
+        pvgpu_rect_inside(&so->r, pixman_image_get_width(rb->image),
+                          pixman_image_get_height(rb->image))) {
+        scanout_present_image(so, rb);
+    }
+    surface = qemu_console_surface(so->con);
 
     /* the scanout may have moved on while the readback was queued */
     if (so->resource_id != rb->resource_id || !surface ||
@@ -506,11 +510,13 @@ void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb)
         surface_height(surface) != so->r.height) {
         return;
     }
-    src = readback_image(rb);
-    pixman_image_composite(PIXMAN_OP_SRC, src, NULL, surface->image, 0, 0, 0,
-                           0, rb->r.x - so->r.x, rb->r.y - so->r.y,
-                           rb->r.width, rb->r.height);
-    pixman_image_unref(src);
+    if (!rb->image) {
+        src = readback_image(rb);
+        pixman_image_composite(PIXMAN_OP_SRC, src, NULL, surface->image, 0, 0,
+                               0, 0, rb->r.x - so->r.x, rb->r.y - so->r.y,
+                               rb->r.width, rb->r.height);
+        pixman_image_unref(src);
+    }
     dpy_gfx_update(so->con, rb->r.x - so->r.x, rb->r.y - so->r.y,
                    rb->r.width, rb->r.height);
 }
@@ -570,6 +576,30 @@ void pvgpu_scanouts_reset(PvgpuState *s)
     }
 }
 
+/*
+ * Present what a migrated 2D resource shows: a readback from the pixman
+ * renderer, which holds the migrated pixels, of rectangle @r of @res on
+ * scanout @i, or of its cursor
+ */
+static void scanout_restore(PvgpuState *s, uint32_t i, PvgpuResource *res,
+                            const PvgpuRect *r, bool cursor)
+{
+    PvgpuRenderJob job = {
+        .kind = PVGPU_JOB_READBACK,
+        .nreadbacks = 1,
+        .readbacks[0] = { .scanout_id = i, .resource_id = res->id, .r = *r },
+    };
+
+    if (pvgpu_pixman_run(s->pixman_renderer, &job) && job.readbacks[0].ok) {
+        if (cursor) {
+            pvgpu_cursor_present(s, i, &job.readbacks[0]);
+        } else {
+            pvgpu_scanout_present(s, &job.readbacks[0]);
+        }
+    }
+    pvgpu_render_job_clear(&job);
+}
+
 void pvgpu_scanouts_post_load(PvgpuState *s)
 {
     for (uint32_t i = 0; i < s->max_outputs; i++) {
@@ -587,9 +617,10 @@ void pvgpu_scanouts_post_load(PvgpuState *s)
                           fb.stride, fb.offset, res->blob_size) &&
             pvgpu_rect_inside(&r, fb.width, fb.height)) {
             pvgpu_scanout_set_blob(s, i, res, &fb, &r);
-        } else if (res && !fb.width && res->image && r.width && r.height &&
+        } else if (res && !fb.width && r.width && r.height &&
                    pvgpu_rect_inside(&r, res->width, res->height)) {
-            scanout_show(s, i, res, &r);
+            pvgpu_scanout_set_3d(s, i, res, &r);
+            scanout_restore(s, i, res, &r, false);
         } else {
             dpy_gfx_replace_surface(so->con, NULL);
         }
@@ -599,5 +630,10 @@ void pvgpu_scanouts_post_load(PvgpuState *s)
             so->cursor_resource_id = 0;
         }
         pvgpu_scanout_cursor(s, i, res, true);
+        if (res && !res->blob_mem) {
+            scanout_restore(s, i, res,
+                            &(PvgpuRect) { 0, 0, res->width, res->height },
+                            true);
+        }
     }
 }

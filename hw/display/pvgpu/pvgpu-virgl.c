@@ -1,12 +1,12 @@
 /*
- * pvgpu renderer: virglrenderer on a thread of its own
+ * pvgpu renderer backend: virglrenderer on a thread of its own
  *
  * The only file that calls virglrenderer.  Every call happens on the
  * render thread; the main loop talks to it through two job lists under
  * one mutex: "todo" (main loop -> thread, woken through an event notifier)
  * and "done" (thread -> main loop, drained by a bottom half).  Scheduled
  * work does not pass through "todo": the thread pulls it from its source
- * (pvgpu_render_set_source()) whenever "todo" is empty, right after a
+ * (virgl_set_source()) whenever "todo" is empty, right after a
  * fence signalled, and tells the source when it finished.
  *
  * Fences: virglrenderer runs with THREAD_SYNC, so its own sync thread
@@ -47,7 +47,8 @@
 #include "hw/display/pvgpu-render.h"
 #include "trace.h"
 
-struct PvgpuRenderer {
+typedef struct PvgpuVirgl {
+    PvgpuRenderer parent;
     QemuThread thread;
     QemuMutex lock;
     EventNotifier wake;
@@ -76,7 +77,7 @@ struct PvgpuRenderer {
     /* context id -> GArray of the blob ids its streams created, unclaimed */
     GHashTable *pipe_ids;
 
-    /* pvgpu_render_free_later(): regions still to be released */
+    /* virgl_free_later(): regions still to be released */
     unsigned holds;
 
     /* start-up handshake */
@@ -86,7 +87,14 @@ struct PvgpuRenderer {
     char *describe;
     PvgpuCapset capsets[PVGPU_MAX_CAPSETS];
     unsigned ncapsets;
-};
+} PvgpuVirgl;
+
+static const PvgpuRenderBackend pvgpu_virgl_backend;
+
+static PvgpuVirgl *virgl_of(PvgpuRenderer *r)
+{
+    return container_of(r, PvgpuVirgl, parent);
+}
 
 /* virglrenderer is a process-wide singleton */
 static bool pvgpu_virgl_in_use;
@@ -95,7 +103,7 @@ static bool pvgpu_virgl_in_use;
 QEMU_BUILD_BUG_ON(sizeof(PvgpuBox) != 6 * sizeof(uint32_t));
 
 /* Render thread: hand @job to the main loop. */
-static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
+static void job_finish(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     uint64_t now = get_clock();
 
@@ -116,7 +124,7 @@ static void job_finish(PvgpuRenderer *r, PvgpuRenderJob *job)
 
 static void pvgpu_virgl_write_fence(void *cookie, uint32_t fence)
 {
-    PvgpuRenderer *r = cookie;
+    PvgpuVirgl *r = cookie;
     PvgpuRenderJob *job;
 
     trace_pvgpu_virgl_fence(fence);
@@ -131,7 +139,7 @@ static void pvgpu_virgl_write_fence(void *cookie, uint32_t fence)
 
 static int pvgpu_virgl_get_drm_fd(void *cookie)
 {
-    PvgpuRenderer *r = cookie;
+    PvgpuVirgl *r = cookie;
 
     return r->drm_fd;
 }
@@ -248,7 +256,7 @@ static int resource_create(uint32_t id, uint32_t target, uint32_t format,
  * context goes only once the GPU has finished what came before.  Bounded,
  * so that a GPU that never finishes cannot stop the thread for good.
  */
-static void fences_drain(PvgpuRenderer *r)
+static void fences_drain(PvgpuVirgl *r)
 {
     int64_t deadline = get_clock() + FENCE_DRAIN_MAX_NS;
 
@@ -272,7 +280,7 @@ static void fences_drain(PvgpuRenderer *r)
 }
 
 typedef struct PipeNote {
-    PvgpuRenderer *r;
+    PvgpuVirgl *r;
     uint32_t ctx;
 } PipeNote;
 
@@ -290,7 +298,7 @@ static void pipe_note(const PvgpuPipeResource *pr, void *opaque)
 }
 
 /* A CREATE_BLOB of @ctx took over the oldest resource with @blob_id. */
-static void pipe_claimed(PvgpuRenderer *r, uint32_t ctx, uint64_t blob_id)
+static void pipe_claimed(PvgpuVirgl *r, uint32_t ctx, uint64_t blob_id)
 {
     GArray *ids = g_hash_table_lookup(r->pipe_ids, GUINT_TO_POINTER(ctx));
 
@@ -309,7 +317,7 @@ static void pipe_claimed(PvgpuRenderer *r, uint32_t ctx, uint64_t blob_id)
  * Over-noted ids (a refused create, a claim the thread missed) just fail.
  * The context must still exist.
  */
-static void pipe_reclaim(PvgpuRenderer *r, uint32_t ctx)
+static void pipe_reclaim(PvgpuVirgl *r, uint32_t ctx)
 {
     GArray *ids = g_hash_table_lookup(r->pipe_ids, GUINT_TO_POINTER(ctx));
     unsigned freed = 0;
@@ -334,7 +342,7 @@ static void pipe_reclaim(PvgpuRenderer *r, uint32_t ctx)
     g_hash_table_remove(r->pipe_ids, GUINT_TO_POINTER(ctx));
 }
 
-static void pipe_reclaim_all(PvgpuRenderer *r)
+static void pipe_reclaim_all(PvgpuVirgl *r)
 {
     GList *ctxs = g_hash_table_get_keys(r->pipe_ids);
 
@@ -370,7 +378,7 @@ static const char *op_name(PvgpuOpKind kind)
 }
 
 /* Run one operation; returns 0, or non-zero if virglrenderer refused it. */
-static int exec_op(PvgpuRenderer *r, PvgpuRenderJob *job)
+static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     const PvgpuRenderOp *op = &job->op;
     uint32_t ctx = op->ctx_id, id = op->resource_id;
@@ -510,7 +518,7 @@ static int exec_op(PvgpuRenderer *r, PvgpuRenderJob *job)
  * the sync thread for good (0.10.4), so tear virglrenderer down and
  * initialise it again instead.
  */
-static void restart(PvgpuRenderer *r)
+static void restart(PvgpuVirgl *r)
 {
     pipe_reclaim_all(r);
     virgl_renderer_cleanup(r);
@@ -522,7 +530,7 @@ static void restart(PvgpuRenderer *r)
     r->poll_fd = r->broken ? -1 : virgl_renderer_get_poll_fd();
 }
 
-static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
+static void run_job(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     if (job->kind == PVGPU_JOB_RESET || job->kind == PVGPU_JOB_CANCEL) {
         PvgpuRenderJob *f;
@@ -571,7 +579,7 @@ static void run_job(PvgpuRenderer *r, PvgpuRenderJob *job)
     job_finish(r, job);
 }
 
-static bool render_init(PvgpuRenderer *r)
+static bool render_init(PvgpuVirgl *r)
 {
     int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_THREAD_SYNC;
     int ret;
@@ -620,7 +628,7 @@ static bool render_init(PvgpuRenderer *r)
 }
 
 /* Render thread: scheduled work to run now, if nothing submitted waits */
-static PvgpuRenderJob *pull(PvgpuRenderer *r)
+static PvgpuRenderJob *pull(PvgpuVirgl *r)
 {
     PvgpuRenderJob *job = NULL;
 
@@ -640,7 +648,7 @@ static PvgpuRenderJob *pull(PvgpuRenderer *r)
 
 static void *pvgpu_render_thread(void *opaque)
 {
-    PvgpuRenderer *r = opaque;
+    PvgpuVirgl *r = opaque;
     int backoff_us = FENCE_POLL_MIN_US;
 
     if (!render_init(r)) {
@@ -703,7 +711,7 @@ static void *pvgpu_render_thread(void *opaque)
 
 static void pvgpu_render_bh(void *opaque)
 {
-    PvgpuRenderer *r = opaque;
+    PvgpuVirgl *r = opaque;
     QSIMPLEQ_HEAD(, PvgpuRenderJob) done = QSIMPLEQ_HEAD_INITIALIZER(done);
     PvgpuRenderJob *job;
 
@@ -716,8 +724,8 @@ static void pvgpu_render_bh(void *opaque)
     }
 }
 
-/* What pvgpu_render_new() set up around the thread */
-static void renderer_destroy(PvgpuRenderer *r)
+/* What pvgpu_virgl_new() set up around the thread */
+static void renderer_destroy(PvgpuVirgl *r)
 {
     if (r->drm_fd >= 0) {
         close(r->drm_fd);
@@ -735,11 +743,11 @@ static void renderer_destroy(PvgpuRenderer *r)
     g_free(r);
 }
 
-PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
-                                PvgpuRenderDoneFn *done, void *opaque,
-                                Error **errp)
+PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
+                               PvgpuRenderDoneFn *done, void *opaque,
+                               Error **errp)
 {
-    PvgpuRenderer *r;
+    PvgpuVirgl *r;
 
     if (pvgpu_virgl_in_use) {
         error_setg(errp, "virglrenderer is in use in this process (it "
@@ -748,7 +756,8 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
                    "still holds)");
         return NULL;
     }
-    r = g_new0(PvgpuRenderer, 1);
+    r = g_new0(PvgpuVirgl, 1);
+    r->parent.be = &pvgpu_virgl_backend;
     r->opts.render_node = g_strdup(opts->render_node);
     r->opts.gles = opts->gles;
     r->drm_fd = -1;
@@ -781,21 +790,23 @@ PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
     }
     pvgpu_virgl_in_use = true;
     trace_pvgpu_virgl_init(r->describe);
-    return r;
+    return &r->parent;
 
 fail:
     renderer_destroy(r);
     return NULL;
 }
 
-void pvgpu_render_kick(PvgpuRenderer *r)
+static void virgl_kick(PvgpuRenderer *base)
 {
-    event_notifier_set(&r->wake);
+    event_notifier_set(&virgl_of(base)->wake);
 }
 
-void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
+static void virgl_set_source(PvgpuRenderer *base, PvgpuRenderPullFn *pull,
                              PvgpuRenderRetireFn *retire, void *opaque)
 {
+    PvgpuVirgl *r = virgl_of(base);
+
     qemu_mutex_lock(&r->lock);
     r->pull = pull;
     r->retire = retire;
@@ -803,19 +814,19 @@ void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
     qemu_mutex_unlock(&r->lock);
 }
 
-void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
+static void virgl_submit(PvgpuRenderer *base, PvgpuRenderJob *job)
 {
-    job->failed = false;
-    job->cancelled = false;
-    job->retired = false;
+    PvgpuVirgl *r = virgl_of(base);
+
     qemu_mutex_lock(&r->lock);
     QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
     qemu_mutex_unlock(&r->lock);
     event_notifier_set(&r->wake);
 }
 
-void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory)
+static void virgl_reset(PvgpuRenderer *base, bool keep_memory)
 {
+    PvgpuVirgl *r = virgl_of(base);
     PvgpuRenderJob reset = {
         .kind = keep_memory ? PVGPU_JOB_CANCEL : PVGPU_JOB_RESET,
     };
@@ -842,13 +853,11 @@ void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory)
     }
 }
 
-void pvgpu_render_free(PvgpuRenderer *r)
+/* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
+static void virgl_free(PvgpuVirgl *r)
 {
-    if (!r) {
-        return;
-    }
     /* the thread's exit destroys everything anyway */
-    pvgpu_render_reset(r, true);
+    virgl_reset(&r->parent, true);
     qemu_mutex_lock(&r->lock);
     r->quit = true;
     qemu_mutex_unlock(&r->lock);
@@ -865,54 +874,59 @@ void pvgpu_render_free(PvgpuRenderer *r)
     pvgpu_virgl_in_use = false;
 }
 
-void pvgpu_render_free_later(PvgpuRenderer *r, unsigned holds)
+static void virgl_free_later(PvgpuRenderer *base, unsigned holds)
 {
-    if (!r || !holds) {
-        pvgpu_render_free(r);
+    PvgpuVirgl *r = virgl_of(base);
+
+    if (!holds) {
+        virgl_free(r);
         return;
     }
     /* no job may complete for the device that is going */
-    pvgpu_render_reset(r, true);
+    virgl_reset(base, true);
     r->holds = holds;
     /* the device's re-entrancy guard goes with it */
     qemu_bh_delete(r->bh);
     r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, NULL);
 }
 
-void pvgpu_render_unhold(PvgpuRenderer *r)
+static void virgl_unhold(PvgpuRenderer *base)
 {
+    PvgpuVirgl *r = virgl_of(base);
+
     assert(r->holds);
     if (!--r->holds) {
-        pvgpu_render_free(r);
+        virgl_free(r);
     }
 }
 
-unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets)
+static unsigned virgl_capsets(PvgpuRenderer *base,
+                              const PvgpuCapset **capsets)
 {
+    PvgpuVirgl *r = virgl_of(base);
+
     *capsets = r->capsets;
     return r->ncapsets;
 }
 
-bool pvgpu_render_broken(PvgpuRenderer *r)
+static bool virgl_broken(PvgpuRenderer *base)
 {
-    return qatomic_read(&r->broken);
+    return qatomic_read(&virgl_of(base)->broken);
 }
 
-const char *pvgpu_render_describe(PvgpuRenderer *r)
+static const char *virgl_describe(PvgpuRenderer *base)
 {
-    return r->describe;
+    return virgl_of(base)->describe;
 }
 
-void pvgpu_render_job_clear(PvgpuRenderJob *job)
-{
-    for (unsigned i = 0; i < job->nreadbacks; i++) {
-        g_free(job->readbacks[i].pixels);
-        job->readbacks[i].pixels = NULL;
-        /* only a readback that ran has a valid fd */
-        if (job->readbacks[i].ok && job->readbacks[i].dmabuf.fd >= 0) {
-            close(job->readbacks[i].dmabuf.fd);
-            job->readbacks[i].dmabuf.fd = -1;
-        }
-    }
-    job->nreadbacks = 0;
-}
+static const PvgpuRenderBackend pvgpu_virgl_backend = {
+    .set_source = virgl_set_source,
+    .submit = virgl_submit,
+    .kick = virgl_kick,
+    .reset = virgl_reset,
+    .free_later = virgl_free_later,
+    .unhold = virgl_unhold,
+    .capsets = virgl_capsets,
+    .describe = virgl_describe,
+    .broken = virgl_broken,
+};

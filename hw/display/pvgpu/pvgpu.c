@@ -424,14 +424,8 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
         } else if (queue == PVGPU_QUEUE_CURSOR) {
             pvgpu_cursor_exec(s, cmd);
             pvgpu_request_respond(s, req, 0, NULL, 0);
-        } else if (s->decode_caps & PVGPU_DECODE_3D) {
-            pvgpu_3d_submit(s, req);
         } else {
-            uint8_t resp[PVGPU_MAX_RESP_SIZE];
-            size_t resp_len;
-
-            err = pvgpu_2d_exec(s, cmd, resp, &resp_len);
-            pvgpu_request_respond(s, req, err, resp, resp_len);
+            pvgpu_3d_submit(s, req);
         }
     }
 }
@@ -490,7 +484,8 @@ static unsigned num_capsets(PvgpuState *s)
 {
     const PvgpuCapset *caps;
 
-    return s->renderer ? pvgpu_render_capsets(s->renderer, &caps) : 0;
+    return pvgpu_3d_available(s) ?
+           pvgpu_render_capsets(s->virgl_renderer, &caps) : 0;
 }
 
 static void pvgpu_get_config(VirtIODevice *vdev, uint8_t *config)

@@ -1,16 +1,21 @@
 /*
- * pvgpu renderer: virglrenderer on a thread of its own
+ * pvgpu renderer: the interface between the device and its backends
  *
  * The device hands the renderer jobs, each a typed operation (a
  * PvgpuRenderOp, plain data free of the virtio-gpu wire format, checked
  * by the device before) plus the readbacks to do after it.  The renderer
  * says only whether an operation failed; the device decides what the
- * guest is answered.  A dedicated thread runs every virglrenderer call,
- * and finished jobs come back to the main loop through a bottom half.
- * Fenced jobs come back when their fence signals, which virglrenderer's
- * sync thread reports through its poll fd: no polling tick, and the main
- * loop never waits on GL (except reset and teardown, which drain the
- * thread).
+ * guest is answered.  Finished jobs always come back to the main loop
+ * through a bottom half, never from inside pvgpu_render_submit().
+ *
+ * Two backends implement it:
+ * - virglrenderer on a thread of its own (pvgpu-virgl.c), for guests
+ *   that negotiated VIRTIO_GPU_F_VIRGL.  Fenced jobs come back when their
+ *   fence signals, which virglrenderer's sync thread reports through its
+ *   poll fd: no polling tick, and the main loop never waits on GL (except
+ *   reset and teardown, which drain the thread).
+ * - pixman in the main loop (pvgpu-pixman.c), for 2D guests: host images
+ *   in host memory, shown to QEMU's displays without a copy.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,6 +26,7 @@
 
 #include "qemu/queue.h"
 #include "hw/qdev-core.h"
+#include "ui/qemu-pixman.h"
 #include "hw/display/pvgpu-cmd.h"
 
 typedef struct PvgpuRenderer PvgpuRenderer;
@@ -60,6 +66,12 @@ typedef struct PvgpuReadback {
     /* filled by the renderer */
     uint32_t format;        /* PVGPU_FORMAT_* of the resource */
     uint8_t *pixels;        /* r.width * r.height * 4 bytes, top row first */
+    /*
+     * or, from a renderer whose images live in host memory the display
+     * may read (pixman), a reference to the whole resource's image, which
+     * stays the renderer's to write
+     */
+    pixman_image_t *image;
     bool ok;
     /* the export: fd -1 if none (then .pixels); closed by job_clear */
     struct {
@@ -202,17 +214,61 @@ typedef void PvgpuRenderDoneFn(PvgpuRenderJob *job, void *opaque);
 typedef PvgpuRenderJob *PvgpuRenderPullFn(void *opaque);
 typedef void PvgpuRenderRetireFn(PvgpuRenderJob *job, void *opaque);
 
+/* A backend: the functions below, for its renderers */
+typedef struct PvgpuRenderBackend {
+    void (*set_source)(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
+                       PvgpuRenderRetireFn *retire, void *opaque);
+    void (*submit)(PvgpuRenderer *r, PvgpuRenderJob *job);
+    void (*kick)(PvgpuRenderer *r);
+    void (*reset)(PvgpuRenderer *r, bool keep_memory);
+    void (*free_later)(PvgpuRenderer *r, unsigned holds);
+    void (*unhold)(PvgpuRenderer *r);
+    unsigned (*capsets)(PvgpuRenderer *r, const PvgpuCapset **capsets);
+    const char *(*describe)(PvgpuRenderer *r);
+    bool (*broken)(PvgpuRenderer *r);
+} PvgpuRenderBackend;
+
+/* What every backend's renderer starts with */
+struct PvgpuRenderer {
+    const PvgpuRenderBackend *be;
+};
+
 /* Set, or with NULLs remove, the renderer's source of scheduled work. */
 void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
                              PvgpuRenderRetireFn *retire, void *opaque);
 
 /*
- * Start the render thread and initialise virglrenderer on it.  Only one
- * renderer can exist per process (virglrenderer is a process singleton).
+ * virglrenderer: start the render thread and initialise virglrenderer on
+ * it.  Only one such renderer can exist per process (virglrenderer is a
+ * process singleton).
  */
-PvgpuRenderer *pvgpu_render_new(const PvgpuRenderOpts *opts,
-                                PvgpuRenderDoneFn *done, void *opaque,
-                                Error **errp);
+PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
+                               PvgpuRenderDoneFn *done, void *opaque,
+                               Error **errp);
+
+/*
+ * pixman: 2D resources (RESOURCE_CREATE_2D images, guest-memory blobs),
+ * backing, TRANSFER_WRITE of 2D boxes, readbacks as image references.
+ * Everything else fails.  Jobs run in the main loop as they are
+ * submitted; their completions come through a bottom half.
+ */
+PvgpuRenderer *pvgpu_pixman_new(const PvgpuRenderOpts *opts,
+                                PvgpuRenderDoneFn *done, void *opaque);
+bool pvgpu_render_is_pixman(PvgpuRenderer *r);
+/* pixman's format of PVGPU_FORMAT_* @format; 0 if it has none */
+pixman_format_code_t pvgpu_pixman_format(uint32_t format);
+/*
+ * Run @job now, with no completion (restoring migrated state): false if
+ * it failed.  Readbacks hold image references: pvgpu_render_job_clear().
+ */
+bool pvgpu_pixman_run(PvgpuRenderer *r, PvgpuRenderJob *job);
+/* The image of 2D resource @id, the renderer's (migration), or NULL */
+pixman_image_t *pvgpu_pixman_image(PvgpuRenderer *r, uint32_t id);
+/*
+ * Hand back every finished job now instead of from the bottom half (the
+ * VM stops: nothing popped may stay unanswered).  Returns how many.
+ */
+unsigned pvgpu_pixman_complete(PvgpuRenderer *r);
 /* Queue @job; jobs run in submission order. */
 void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
 /* Have the render thread look at its source's work again. */
@@ -224,7 +280,7 @@ void pvgpu_render_kick(PvgpuRenderer *r);
  * job: the guest may still reach mapped memory until then.
  */
 void pvgpu_render_reset(PvgpuRenderer *r, bool keep_memory);
-/* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
+/* Reset and free (NULL: nothing). */
 void pvgpu_render_free(PvgpuRenderer *r);
 /*
  * The device is going while @holds regions still show the renderer's
@@ -243,7 +299,7 @@ const char *pvgpu_render_describe(PvgpuRenderer *r);
  */
 bool pvgpu_render_broken(PvgpuRenderer *r);
 
-/* Free the pixels of a job's readbacks, close their dmabufs. */
+/* Free the pixels of a job's readbacks, drop their images, close dmabufs */
 void pvgpu_render_job_clear(PvgpuRenderJob *job);
 
 #endif /* HW_DISPLAY_PVGPU_RENDER_H */

@@ -58,14 +58,13 @@ typedef struct PvgpuBlobMapping {
 
 typedef struct PvgpuResource {
     uint32_t id;
-    /* a virglrenderer resource; no host image here */
+    /* the renderer may write its guest backing (a 3D guest's) */
     bool is_3d;
     /* tells this resource from a later one with the same id */
     uint64_t serial;
     uint32_t format;
     uint32_t width;
     uint32_t height;
-    pixman_image_t *image;
     /* host memory charged against max_hostmem */
     uint64_t hostmem;
 
@@ -220,6 +219,12 @@ typedef struct PvgpuScanout {
     PvgpuFramebuffer fb;
     /* a copy of the visible rect when it is not contiguous on the host */
     pixman_image_t *shadow;
+    /*
+     * the renderer's image of the resource shown, when it shares it (the
+     * surface points into it), and the rectangle the surface was built for
+     */
+    pixman_image_t *image;
+    PvgpuRect image_r;
     uint64_t shadow_hostmem;
     /*
      * gl-scanout: the 3D resource shown, as the GL display imports it, and
@@ -266,8 +271,14 @@ struct PvgpuState {
     bool gl_scanout;
     unsigned gl_blocked;        /* the GL display is busy with a frame */
 
-    /* 3D: the renderer, when virglrenderer could be initialised */
+    /*
+     * The renderers: virglrenderer's when it could be initialised, and
+     * pixman; the guest's (virgl if it negotiated VIRGL, else pixman)
+     */
+    PvgpuRenderer *virgl_renderer;
+    PvgpuRenderer *pixman_renderer;
     PvgpuRenderer *renderer;
+    bool virgl_used;            /* given work since its last reset */
     unsigned decode_caps;       /* PVGPU_DECODE_* the guest negotiated */
     GHashTable *contexts;       /* ctx_id -> PvgpuContext */
     GHashTable *dying;          /* &serial -> PvgpuContext (CTX_DESTROY) */
@@ -371,7 +382,7 @@ PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id);
 void pvgpu_3d_apply_scheduler(PvgpuState *s);
 void pvgpu_3d_resume(PvgpuState *s);
 
-/* pvgpu-2d.c: resources and the 2D command set */
+/* pvgpu-2d.c: resources, their checks, migration and the cursor */
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
                                             const char *fmt, ...);
 PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
@@ -419,14 +430,18 @@ PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
                                     const PvgpuRect *r, uint32_t *err);
 PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
                               bool is_3d, uint32_t *err);
-uint32_t pvgpu_2d_exec(PvgpuState *s, const PvgpuCmd *cmd,
-                       uint8_t *resp, size_t *resp_len);
+/* A renderer's resource @id, recorded and charged @hostmem (reserved) */
+PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
+                                  uint32_t width, uint32_t height,
+                                  uint64_t hostmem);
+/* Display info, EDID and UUIDs: the commands no renderer takes part in */
+uint32_t pvgpu_info_exec(PvgpuState *s, const PvgpuCmd *cmd,
+                         uint8_t *resp, size_t *resp_len);
 void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd);
 void pvgpu_resources_init(PvgpuState *s);
 void pvgpu_resources_reset(PvgpuState *s);
 void pvgpu_resources_fini(PvgpuState *s);
 PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id);
-pixman_format_code_t pvgpu_pixman_format(uint32_t format);
 extern const VMStateInfo pvgpu_vmstate_resources;
 int pvgpu_resources_post_load(PvgpuState *s);
 
@@ -434,8 +449,7 @@ int pvgpu_resources_post_load(PvgpuState *s);
 bool pvgpu_scanouts_init(PvgpuState *s, Error **errp);
 void pvgpu_scanouts_fini(PvgpuState *s);
 void pvgpu_scanouts_reset(PvgpuState *s);
-void pvgpu_scanout_set(PvgpuState *s, uint32_t scanout_id,
-                       PvgpuResource *res, const PvgpuRect *r);
+void pvgpu_scanout_disable(PvgpuState *s, uint32_t scanout_id);
 void pvgpu_scanout_flush(PvgpuState *s, PvgpuResource *res,
                          const PvgpuRect *r);
 void pvgpu_scanout_detach_resource(PvgpuState *s, PvgpuResource *res);
@@ -449,7 +463,7 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
                                 PvgpuResource *res,
                                 const PvgpuFramebuffer *fb,
                                 const PvgpuRect *r);
-/* 3D: the scanout state without a host image; pixels come as readbacks */
+/* The renderer's resources: pixels come as readbacks */
 bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
                           PvgpuResource *res, const PvgpuRect *r);
 void pvgpu_scanout_present(PvgpuState *s, const PvgpuReadback *rb);
