@@ -2245,6 +2245,37 @@ static void hold_behind_flushes(QPvgpu *gpu,
 }
 
 /*
+ * Stopping the VM (migration, savevm, stop) answers every request a 2D
+ * guest queued, even a flush the frame-rate limiter holds for another
+ * second: a request popped but not answered would be lost with the saved
+ * state.
+ */
+static void test_stop_answers(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    struct virtio_gpu_resource_flush fl;
+    uint32_t type;
+    uint16_t used;
+
+    pvgpu_setup(gpu, alloc);
+    hold_behind_flushes(gpu, &fl);
+    fl.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+    fl.hdr.fence_id = cpu_to_le64(7);
+    used = qtest_readw(gpu->qts, gpu->ctrl->used + 2);
+    batch_add(&b, &fl, sizeof(fl), 0, 0);
+    batch_publish(&b);
+    qobject_unref(qmp("{'execute': 'stop'}"));
+    /* answered by the time the VM stopped, not a second later */
+    g_assert_cmpuint(qtest_readw(gpu->qts, gpu->ctrl->used + 2), ==,
+                     (uint16_t)(used + 1));
+    qobject_unref(qmp("{'execute': 'cont'}"));
+    batch_drain(&b, &type);
+    g_assert_cmphex(type, ==, VIRTIO_GPU_RESP_OK_NODATA);
+    set_max_fps(0);
+}
+
+/*
  * A queue reset (VIRTIO_F_RING_RESET) while requests popped from the queue
  * still wait (here behind a flush the frame-rate limiter holds) or
  * execute: they take effect, but are never answered into the new ring,
@@ -4834,6 +4865,7 @@ static void register_pvgpu_test(void)
     qos_add_test("cursor", "pvgpu", test_cursor, NULL);
     qos_add_test("ui-resize", "pvgpu", test_ui_resize, &vnc);
     qos_add_test("migrate", "pvgpu", test_migrate, NULL);
+    qos_add_test("stop-answers", "pvgpu", test_stop_answers, NULL);
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);

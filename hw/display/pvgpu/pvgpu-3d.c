@@ -558,7 +558,7 @@ static bool may_dispatch(PvgpuState *s, PvgpuRequest *req, uint64_t now,
         /* the GL display is still busy with the previous frame */
         return false;
     }
-    if (!flush_allowed(s, req, now, &next)) {
+    if (!s->draining && !flush_allowed(s, req, now, &next)) {
         *wake = *wake ? MIN(*wake, next) : next;
         return false;
     }
@@ -1741,6 +1741,28 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
     submit(s, req);
 }
 
+/*
+ * The VM stops (migration, savevm, stop): a 2D guest's requests are all
+ * answered now, the frame-rate limit notwithstanding, for a request popped
+ * but not answered would be lost with the saved state.  Runs after
+ * virtio's own handler, which pops what the guest notified last.  (A 3D
+ * guest's device cannot be migrated; its work goes on.)
+ */
+static void pvgpu_3d_vm_state_change(void *opaque, bool running,
+                                     RunState state)
+{
+    PvgpuState *s = opaque;
+
+    if (running || s->renderer != s->pixman_renderer) {
+        return;
+    }
+    s->draining = true;
+    do {
+        pump(s);
+    } while (pvgpu_pixman_complete(s->renderer));
+    s->draining = false;
+}
+
 /* @r renders the guest's commands from now on, and pulls its work */
 static void renderer_activate(PvgpuState *s, PvgpuRenderer *r)
 {
@@ -1809,6 +1831,9 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
     s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
     s->pump_bh = virtio_bh_new_guarded(DEVICE(s), pvgpu_3d_pump_bh, s);
+    /* below virtio's priority (0): last when the VM stops */
+    s->vm_state = qemu_add_vm_change_state_handler_prio(
+        pvgpu_3d_vm_state_change, s, -1);
     pvgpu_3d_apply_scheduler(s);
     return true;
 }
@@ -1982,6 +2007,7 @@ void pvgpu_3d_fini(PvgpuState *s)
     unsigned holds = 0;
 
     notifier_remove(&s->shutdown_notifier);
+    qemu_del_vm_change_state_handler(s->vm_state);
     reset(s, true);
     /*
      * Regions released later must not look for the device.  The renderer,

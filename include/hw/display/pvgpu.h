@@ -321,6 +321,8 @@ struct PvgpuState {
     bool sched_paused;          /* a reset is dropping the queues */
     uint64_t sched_wake_ns;     /* capped work may go then (0: none) */
     QEMUTimer *pump_timer;      /* caps and the frame-rate limiter */
+    VMChangeStateEntry *vm_state;
+    bool draining;              /* the VM stops: answer everything now */
     PvgpuFpsLimiter fps[PVGPU_MAX_SCANOUTS];
     uint64_t refusals;
     /* why the device has no 3D (query-pvgpu); NULL when it has */
