@@ -956,6 +956,8 @@ static QTestState *migrate_to_new(void)
     qtest_qmp_eventwait(dst, "RESUME");
     unlink(file);
     global_qtest = dst;
+    /* the source stays stopped: the next test starts a QEMU of its own */
+    qos_invalidate_command_line();
     return src;
 }
 
@@ -2257,8 +2259,12 @@ static void test_stop_answers(void *obj, void *data, QGuestAllocator *alloc)
     struct virtio_gpu_resource_flush fl;
     uint32_t type;
     uint16_t used;
+    QDict *rsp;
 
     pvgpu_setup(gpu, alloc);
+    rsp = qmp("{'execute': 'query-status'}");
+    g_assert(qdict_get_bool(qdict_get_qdict(rsp, "return"), "running"));
+    qobject_unref(rsp);
     hold_behind_flushes(gpu, &fl);
     fl.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
     fl.hdr.fence_id = cpu_to_le64(7);
