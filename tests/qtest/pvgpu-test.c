@@ -3480,10 +3480,12 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                      MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 6;
         g_autofree double *cost = g_new(double, rounds);
         g_autofree double *cost_rr = g_new(double, rounds);
-        uint64_t total[3] = { 0, 0, 0 };
+        uint64_t total[3] = { 0, 0, 0 }, gpu[3] = { 0, 0, 0 };
+        gint64 wall[3] = { 0, 0, 0 };
 
         for (int r = 0; r < rounds; r++) {
             uint64_t done[3];
+            double rate[3];
 
             for (int k = 0; k < 3; k++) {
                 int m = (k + r) % 3;
@@ -3491,16 +3493,29 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                 bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
                           "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d}}",
                           policy[m], quantum[m]);
+                uint64_t gpu_before = 0;
+                gint64 t0;
+
                 for (int i = 0; i < 3; i++) {
                     b.loads[i]->completed = 0;
+                    gpu_before += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
                 }
+                t0 = g_get_monotonic_time();
                 bench_run(&b, G_USEC_PER_SEC, NULL, NULL);
+                t0 = g_get_monotonic_time() - t0;
+                wall[m] += t0;
                 done[m] = b.loads[0]->completed + b.loads[1]->completed +
                           b.loads[2]->completed;
                 total[m] += done[m];
+                /* per second of the segment, its drain included */
+                rate[m] = (double)done[m] * G_USEC_PER_SEC / MAX(t0, 1);
+                for (int i = 0; i < 3; i++) {
+                    gpu[m] += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
+                }
+                gpu[m] -= gpu_before;
             }
-            cost[r] = 100.0 * (1.0 - (double)done[1] / MAX(done[0], 1));
-            cost_rr[r] = 100.0 * (1.0 - (double)done[2] / MAX(done[0], 1));
+            cost[r] = 100.0 * (1.0 - rate[1] / rate[0]);
+            cost_rr[r] = 100.0 * (1.0 - rate[2] / rate[0]);
         }
         done_off = total[0];
         done_on = total[1];
@@ -3510,8 +3525,22 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
         g_test_message("BENCH throughput over %d interleaved rounds: "
                        "weighted %.1f submissions/s, unscheduled %.1f/s, "
                        "round robin %.1f/s", rounds,
-                       (double)done_on / rounds, (double)done_off / rounds,
-                       (double)done_rr / rounds);
+                       done_on * 1e6 / MAX(wall[1], 1), done_off * 1e6 / MAX(wall[0], 1),
+                       done_rr * 1e6 / MAX(wall[2], 1));
+        /*
+         * Where the throughput goes: GPU time the renderer measured per
+         * submission (switching contexts costs GPU time), and the share
+         * of the wall-clock time the GPU was busy (dispatch gaps)
+         */
+        g_test_message("BENCH GPU time per submission: unscheduled %.3f ms, "
+                       "weighted %.3f ms, round robin %.3f ms; GPU busy "
+                       "%.1f%%, %.1f%%, %.1f%%",
+                       gpu[0] / 1e6 / MAX(total[0], 1),
+                       gpu[1] / 1e6 / MAX(total[1], 1),
+                       gpu[2] / 1e6 / MAX(total[2], 1),
+                       gpu[0] / 10.0 / MAX(wall[0], 1),
+                       gpu[1] / 10.0 / MAX(wall[1], 1),
+                       gpu[2] / 10.0 / MAX(wall[2], 1));
         g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
                        "median %.2f%% (rounds %.2f%% to %.2f%%); of switching "
                        "contexts (round robin vs unscheduled) median %.2f%% "
