@@ -41,6 +41,12 @@ struct Load {
     uint64_t gpu_ns;        /* ... since sim_measure() */
     uint64_t ready_ns;      /* waiting for a dispatch since */
     uint64_t max_wait_ns;   /* longest such wait since sim_measure() */
+    /*
+     * a client that waits for each answer: after an item completes, the
+     * next comes only @think_ns later (0: at once)
+     */
+    uint64_t think_ns;
+    uint64_t think_until;
 };
 
 #define MAX_LOADS 4
@@ -114,6 +120,8 @@ static void sim_measure(Sim *sim)
     for (unsigned i = 0; i < sim->nr_loads; i++) {
         sim->load[i].gpu_ns = 0;
         sim->load[i].max_wait_ns = 0;
+        /* waits count from here: the bounds hold for the settings now */
+        sim->load[i].ready_ns = sim->now;
     }
 }
 
@@ -122,6 +130,9 @@ static void top_up(Sim *sim)
     for (unsigned i = 0; i < sim->nr_loads; i++) {
         Load *l = &sim->load[i];
 
+        if (l->think_ns && sim->now < l->think_until) {
+            continue;
+        }
         if (!l->queued && l->depth) {
             l->ready_ns = sim->now;
         }
@@ -172,6 +183,7 @@ static void retire(Sim *sim)
         sim->gpu_end = sim->now + sim->gpu[0]->cost;
     }
     pvgpu_sched_complete(sim->s, &job->item, job->cost, sim->now);
+    l->think_until = sim->now + l->think_ns;
     l->total_ns += job->cost;
     l->gpu_ns += job->cost;
     if (l == sim->record) {
@@ -273,7 +285,8 @@ static uint64_t longest_turn(Sim *sim)
     for (unsigned i = 0; i < sim->nr_loads; i++) {
         cmax = MAX(cmax, sim->load[i].cost);
     }
-    return sim->quantum + sim->max_inflight * cmax;
+    /* loads that never run dry get batch turns */
+    return sim->quantum * PVGPU_SCHED_BATCH_QUANTA + sim->max_inflight * cmax;
 }
 
 /*
@@ -354,8 +367,14 @@ static void test_equal_share(void)
 
 static void test_best_effort(void)
 {
-    /* items per turn of one quantum: 20 x 0.1 ms, 2 x 1 ms, 1 x 4 ms */
-    static const unsigned per_turn[] = { 20, 2, 1 };
+    /*
+     * items per turn of PVGPU_SCHED_BATCH_QUANTA quanta of 2 ms (none of
+     * the loads ever runs dry): 0.1 and 1 ms items, and one 64 ms item,
+     * longer than the turn
+     */
+    const unsigned per_turn[] = {
+        20 * PVGPU_SCHED_BATCH_QUANTA, 2 * PVGPU_SCHED_BATCH_QUANTA, 1,
+    };
     Sim sim;
     GArray *turns = g_array_new(false, false, sizeof(unsigned));
     Load *a, *b, *c;
@@ -366,11 +385,14 @@ static void test_best_effort(void)
     /* weights and classes are ignored */
     a = sim_add(&sim, 100 * US, 100);
     b = sim_add(&sim, 1 * MS, 200);
-    c = sim_add(&sim, 4 * MS, 400);
+    c = sim_add(&sim, 64 * MS, 400);
     g_assert_cmpint(pvgpu_sched_entity_set_class(sim.s, a->e, 3), ==, 0);
-    sim_run(&sim, 2 * SEC);
+    sim_run(&sim, 20 * SEC);
 
-    /* each turn is one quantum's worth of items (but maybe the last) */
+    /*
+     * each turn is a batch turn's worth of items (but maybe the last, and
+     * the first ones, while entities that just got work wait)
+     */
     while (i < sim.trace->len) {
         unsigned owner = g_array_index(sim.trace, unsigned, i), len = 0;
 
@@ -378,13 +400,13 @@ static void test_best_effort(void)
              g_array_index(sim.trace, unsigned, i) == owner; i++) {
             len++;
         }
-        if (i < sim.trace->len) {
+        if (i < sim.trace->len && turns->len >= 3) {
             g_assert_cmpuint(len, ==, per_turn[owner]);
         }
         g_array_append_val(turns, owner);
     }
     /* round robin: every entity exactly once in any three turns */
-    g_assert_cmpuint(turns->len, >, 500);
+    g_assert_cmpuint(turns->len, >, 400);
     for (i = 3; i < turns->len; i++) {
         g_assert_cmpuint(g_array_index(turns, unsigned, i), !=,
                          g_array_index(turns, unsigned, i - 1));
@@ -393,12 +415,57 @@ static void test_best_effort(void)
     }
     g_array_free(turns, true);
 
-    /* turns are not time-fair: the 4 ms items get a double share */
+    /* turns are not time-fair: the 64 ms items get a double share */
     sim_measure(&sim);
-    sim_run(&sim, 4 * SEC);
+    sim_run(&sim, sim.now + 8 * SEC);
     g_assert_cmpfloat_with_epsilon(share(&sim, a), 25, 2);
     g_assert_cmpfloat_with_epsilon(share(&sim, b), 25, 2);
     g_assert_cmpfloat_with_epsilon(share(&sim, c), 50, 2);
+    sim_finish(&sim);
+}
+
+/*
+ * Entities that never run dry get batch turns (PVGPU_SCHED_BATCH_QUANTA
+ * quanta: fewer GPU context switches), but one that just got work ends
+ * the running turn at one quantum: its waits are bounded as if every turn
+ * were Q + k * C long.
+ */
+static void test_wakeup(void)
+{
+    Sim sim;
+    Load *v;
+    unsigned i = 0, turns = 0;
+
+    sim_init(&sim, PVGPU_SCHED_EQUAL_SHARE, 2 * MS, 1);
+    sim.trace = g_array_new(false, false, sizeof(unsigned));
+    sim_add(&sim, 1 * MS, 100);
+    sim_add(&sim, 1 * MS, 100);
+    sim_run(&sim, SEC);
+    /* after the first two turns (both woken), 32 items of 1 ms a turn */
+    while (i < sim.trace->len) {
+        unsigned owner = g_array_index(sim.trace, unsigned, i), len = 0;
+
+        for (; i < sim.trace->len &&
+             g_array_index(sim.trace, unsigned, i) == owner; i++) {
+            len++;
+        }
+        if (i < sim.trace->len && ++turns > 2) {
+            g_assert_cmpuint(len, ==, 2 * PVGPU_SCHED_BATCH_QUANTA);
+        }
+    }
+    g_assert_cmpuint(turns, >, 20);
+    g_array_free(sim.trace, true);
+    sim.trace = NULL;
+
+    /* a light client that waits 0.5 ms for each answer, then submits */
+    v = sim_add(&sim, 100 * US, 100);
+    v->depth = 1;
+    v->think_ns = 500 * US;
+    sim_measure(&sim);
+    sim_run(&sim, sim.now + SEC);
+    /* equal share's bound with turns of Q + k * C, not of batch turns */
+    g_assert_cmpuint(v->max_wait_ns, <=, 5 * (2 * MS + 1 * MS) + 100 * US);
+    g_assert_cmpuint(v->gpu_ns, >, 0);
     sim_finish(&sim);
 }
 
@@ -413,10 +480,14 @@ static void test_batch_size(void)
         { PVGPU_SCHED_WEIGHTED, 100, 50 },
         { PVGPU_SCHED_WEIGHTED, 300, 25 },
         { PVGPU_SCHED_EQUAL_SHARE, 300, 50 },
-        /* round robin is not time-fair: 5 ms per turn against 2 ms */
-        { PVGPU_SCHED_BEST_EFFORT, 100, 500.0 / 7 },
+        /*
+         * round robin is not time-fair: turns of 16 quanta of 2 ms (both
+         * never run dry) are 7 x 5 ms against 320 x 0.1 ms
+         */
+        { PVGPU_SCHED_BEST_EFFORT, 100, 3500.0 / 67 },
     };
 
+    G_STATIC_ASSERT(PVGPU_SCHED_BATCH_QUANTA == 16);
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
         Sim sim;
         Load *large, *small;
@@ -892,6 +963,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-sched/equal-share", test_equal_share);
     g_test_add_func("/pvgpu-sched/best-effort", test_best_effort);
     g_test_add_func("/pvgpu-sched/batch-size", test_batch_size);
+    g_test_add_func("/pvgpu-sched/wakeup", test_wakeup);
     g_test_add_func("/pvgpu-sched/cap-alone", test_cap_alone);
     g_test_add_func("/pvgpu-sched/cap-shared", test_cap_shared);
     g_test_add_func("/pvgpu-sched/priority", test_priority);

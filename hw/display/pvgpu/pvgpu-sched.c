@@ -45,6 +45,8 @@ struct PvgpuSchedEntity {
     unsigned cap;               /* percent, 0 for none */
     unsigned prio_class;
     bool removed;               /* freed when its last item completes */
+    /* got work after it had none, and has not had a turn since */
+    bool woken;
 
     PvgpuSchedItem *head, *tail;
     uint32_t queued;
@@ -71,6 +73,9 @@ struct PvgpuSched {
     PvgpuSchedEntity *cur;      /* whose turn it is, or NULL */
     uint64_t turn_used;         /* GPU time completed by cur in its turn */
     uint64_t turns;             /* turns handed out so far */
+    unsigned nwoken;            /* entities woken, waiting for a turn */
+    /* when an entity passed over at the last pick is under its cap again */
+    uint64_t cap_due_ns;
     /* per class: floor of its entities' virtual times, never decreasing */
     uint64_t vmin[PVGPU_SCHED_NR_CLASSES];
     /* per class: turns it was passed over with work runnable */
@@ -193,6 +198,8 @@ static PvgpuSchedEntity *pick(PvgpuSched *s, uint64_t now, uint64_t *wait_ns)
             top = c;
         }
     }
+    /* from then on it counts as waiting, like a woken entity */
+    s->cap_due_ns = min_wait ? now + min_wait : 0;
     if (top < 0) {
         *wait_ns = min_wait;
         return NULL;
@@ -218,6 +225,12 @@ static PvgpuSchedEntity *pick(PvgpuSched *s, uint64_t now, uint64_t *wait_ns)
         }
     }
     return best[chosen];
+}
+
+/* Does somebody wait who should not sit out a batch turn? */
+static bool turn_short(const PvgpuSched *s, uint64_t now)
+{
+    return s->nwoken || (s->cap_due_ns && now >= s->cap_due_ns);
 }
 
 PvgpuSched *pvgpu_sched_new(void)
@@ -325,6 +338,10 @@ void pvgpu_sched_entity_remove(PvgpuSched *s, PvgpuSchedEntity *e,
     }
     e->tail = NULL;
     e->queued = 0;
+    if (e->woken) {
+        e->woken = false;
+        s->nwoken--;
+    }
     if (s->cur == e) {
         s->cur = NULL;
     }
@@ -455,6 +472,11 @@ int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
     item->next = NULL;
     item->entity = e;
     item->enqueue_ns = now_ns;
+    if (!e->head && !e->inflight && !e->woken && e != s->cur) {
+        /* idle until now: whoever has the GPU yields it sooner */
+        e->woken = true;
+        s->nwoken++;
+    }
     if (e->tail) {
         e->tail->next = item;
     } else {
@@ -478,11 +500,15 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
         return NULL;
     }
     /*
-     * A turn lasts until its entity has used a quantum, run out of work or
-     * hit its cap: switching contexts on the GPU is not free, and turns
-     * bound how long anybody waits.
+     * A turn lasts until its entity has run out of work, hit its cap, or
+     * used a quantum while an entity waits that was woken (or is under
+     * its cap again), PVGPU_SCHED_BATCH_QUANTA of them while only
+     * entities that never ran dry wait: switching contexts on the GPU is
+     * not free, and turns bound how long anybody waits.
      */
-    if (!e || !e->head || s->turn_used >= s->quantum_ns ||
+    if (!e || !e->head ||
+        s->turn_used >= s->quantum_ns * (turn_short(s, now_ns) ? 1 :
+                                         PVGPU_SCHED_BATCH_QUANTA) ||
         cap_wait(s, e, now_ns)) {
         s->cur = e = pick(s, now_ns, wait_ns);
         s->turn_used = 0;
@@ -490,6 +516,10 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
             return NULL;
         }
         e->turn_stamp = ++s->turns;
+        if (e->woken) {
+            e->woken = false;
+            s->nwoken--;
+        }
     }
 
     item = e->head;

@@ -46,6 +46,11 @@ typedef enum PvgpuSchedPolicy {
 #define PVGPU_SCHED_DEFAULT_QUANTUM_NS      2000000ull
 #define PVGPU_SCHED_MIN_QUANTUM_NS          100000ull
 #define PVGPU_SCHED_MAX_QUANTUM_NS          1000000000ull
+/*
+ * A turn lasts one quantum while an entity that had run out of work
+ * waits, this many while only entities that never ran dry compete
+ */
+#define PVGPU_SCHED_BATCH_QUANTA            16
 
 #define PVGPU_SCHED_DEFAULT_MAX_INFLIGHT    2
 #define PVGPU_SCHED_DEFAULT_QUEUE_LIMIT     256
