@@ -3525,7 +3525,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
         g_test_message("BENCH throughput over %d interleaved rounds: "
                        "weighted %.1f submissions/s, unscheduled %.1f/s, "
                        "round robin %.1f/s", rounds,
-                       done_on * 1e6 / MAX(wall[1], 1), done_off * 1e6 / MAX(wall[0], 1),
+                       done_on * 1e6 / MAX(wall[1], 1),
+                       done_off * 1e6 / MAX(wall[0], 1),
                        done_rr * 1e6 / MAX(wall[2], 1));
         /*
          * Where the throughput goes: GPU time the renderer measured per

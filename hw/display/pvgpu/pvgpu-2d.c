@@ -542,7 +542,7 @@ uint32_t pvgpu_info_exec(PvgpuState *s, const PvgpuCmd *cmd,
     case PVGPU_CMD_RESOURCE_ASSIGN_UUID:
         return cmd_assign_uuid(s, cmd, resp, resp_len);
     default:
-        /* the command path (pvgpu-3d.c) takes every other command */
+        /* the command path (pvgpu-exec.c) takes every other command */
         g_assert_not_reached();
     }
 }
@@ -601,7 +601,7 @@ void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
     if (res && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
         /* the image is the renderer's: defined when read back */
         s->scanouts[c->scanout_id].cursor_resource_id = res->id;
-        pvgpu_3d_cursor_readback(s, c->scanout_id, res);
+        pvgpu_exec_cursor_readback(s, c->scanout_id, res);
         return;
     }
     pvgpu_scanout_cursor(s, c->scanout_id, res,

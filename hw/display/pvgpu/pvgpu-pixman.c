@@ -111,7 +111,8 @@ static bool create_2d(PvgpuPixman *p, const PvgpuRenderOp *op)
 
     if (!format || !c->width || !c->height ||
         c->width > PVGPU_MAX_DIMENSION || c->height > PVGPU_MAX_DIMENSION ||
-        g_hash_table_contains(p->resources, GUINT_TO_POINTER(op->resource_id))) {
+        g_hash_table_contains(p->resources,
+                              GUINT_TO_POINTER(op->resource_id))) {
         return false;
     }
     bits = g_try_malloc0(stride * c->height);

@@ -61,7 +61,7 @@ static void pvgpu_gl_block(void *opaque, bool block)
     if (block) {
         s->gl_blocked++;
     } else if (s->gl_blocked && !--s->gl_blocked) {
-        pvgpu_3d_resume(s);
+        pvgpu_exec_resume(s);
     }
 }
 

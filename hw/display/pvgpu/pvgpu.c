@@ -145,7 +145,7 @@ bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
     }
     trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
                               s->quantum_us, s->max_fps);
-    pvgpu_3d_apply_scheduler(s);
+    pvgpu_exec_apply_scheduler(s);
     return true;
 }
 
@@ -153,7 +153,7 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                        uint32_t weight, bool has_cap, uint32_t cap,
                        bool has_priority, uint32_t priority, Error **errp)
 {
-    PvgpuContext *ctx = pvgpu_3d_context_find(s, ctx_id);
+    PvgpuContext *ctx = pvgpu_context_find(s, ctx_id);
 
     if (!ctx || !ctx->entity) {
         error_setg(errp, "Parameter 'ctx-id': device has no context %u",
@@ -219,7 +219,7 @@ bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
     if (has_max_queued) {
         s->max_queued = max_queued;
     }
-    pvgpu_3d_apply_scheduler(s);
+    pvgpu_exec_apply_scheduler(s);
     return true;
 }
 
@@ -425,7 +425,7 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
             pvgpu_cursor_exec(s, cmd);
             pvgpu_request_respond(s, req, 0, NULL, 0);
         } else {
-            pvgpu_3d_submit(s, req);
+            pvgpu_exec_submit(s, req);
         }
     }
 }
@@ -542,7 +542,7 @@ static void pvgpu_set_features(VirtIODevice *vdev, uint64_t features)
         }
     }
     trace_pvgpu_set_features(features, caps);
-    pvgpu_3d_set_features(s, caps);
+    pvgpu_exec_set_features(s, caps);
 }
 
 /*
@@ -563,7 +563,7 @@ static void pvgpu_reset(VirtIODevice *vdev)
 
     trace_pvgpu_reset(g_hash_table_size(s->resources));
     /* the renderer first: it lets go of jobs, resources and guest memory */
-    pvgpu_3d_reset(s);
+    pvgpu_exec_reset(s);
     requests_drop(s);
     /* then scanouts: 2D surfaces alias resource memory */
     pvgpu_scanouts_reset(s);
@@ -607,7 +607,7 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
-    if (!pvgpu_3d_init(s, errp)) {
+    if (!pvgpu_exec_init(s, errp)) {
         return;
     }
     virtio_init(vdev, VIRTIO_ID_GPU, PVGPU_CONFIG_SIZE);
@@ -626,7 +626,7 @@ static void pvgpu_unrealize(DeviceState *dev)
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     PvgpuState *s = PVGPU(dev);
 
-    pvgpu_3d_fini(s);
+    pvgpu_exec_fini(s);
     requests_drop(s);
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);

@@ -41,7 +41,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvgpuState, PVGPU)
  * A host-visible blob mapped into the hostmem BAR (RESOURCE_MAP_BLOB).
  * A QOM object so that its memory region can outlive the mapping: the
  * renderer may only let go of the host memory once the last reference to
- * the region is gone (after an RCU grace period), see pvgpu-3d.c.
+ * the region is gone (after an RCU grace period), see pvgpu-exec.c.
  */
 typedef struct PvgpuBlobMapping {
     Object parent_obj;
@@ -77,7 +77,7 @@ typedef struct PvgpuResource {
 
     /* scanouts showing this resource, and the cursor using it */
     uint32_t scanout_bitmask;
-    /* contexts it is attached to (pvgpu-3d.c) */
+    /* contexts it is attached to (pvgpu-exec.c) */
     uint32_t nctx;
 
     bool has_uuid;
@@ -147,7 +147,7 @@ typedef struct PvgpuRequest {
     /* a context's work goes through the scheduler (job.scheduled) */
     PvgpuSchedItem item;
     /*
-     * What it touches (pvgpu-3d.c, deps_of()): it reaches the renderer
+     * What it touches (pvgpu-exec.c, deps_of()): it reaches the renderer
      * only after every earlier request that touches any of it
      */
     PvgpuDeps deps;
@@ -306,7 +306,7 @@ struct PvgpuState {
     /*
      * The scheduler is shared with the render thread, which pulls the
      * next item and charges finished ones where fences signal
-     * (pvgpu-3d.c); sched_lock guards it, sched_queued, sched_deps,
+     * (pvgpu-exec.c); sched_lock guards it, sched_queued, sched_deps,
      * sched_deps_waiting, sched_running, sched_paused, sched_wake_ns and
      * the inflight list.  Never held while
      * calling into the renderer (the render thread takes it under its own
@@ -370,19 +370,19 @@ void pvgpu_request_respond(PvgpuState *s, PvgpuRequest *req, uint32_t err,
                            const uint8_t *resp, size_t resp_len);
 void pvgpu_request_free(PvgpuRequest *req);
 
-/* pvgpu-3d.c: contexts and commands executed by the renderer */
-bool pvgpu_3d_init(PvgpuState *s, Error **errp);
+/* pvgpu-exec.c: the command path, contexts, scheduling, the renderers */
+bool pvgpu_exec_init(PvgpuState *s, Error **errp);
 /* Can the device offer 3D (VIRTIO_GPU_F_VIRGL) to the guest? */
 bool pvgpu_3d_available(PvgpuState *s);
-void pvgpu_3d_fini(PvgpuState *s);
-void pvgpu_3d_reset(PvgpuState *s);
-void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps);
-void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req);
-void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
-                              PvgpuResource *res);
-PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id);
-void pvgpu_3d_apply_scheduler(PvgpuState *s);
-void pvgpu_3d_resume(PvgpuState *s);
+void pvgpu_exec_fini(PvgpuState *s);
+void pvgpu_exec_reset(PvgpuState *s);
+void pvgpu_exec_set_features(PvgpuState *s, unsigned decode_caps);
+void pvgpu_exec_submit(PvgpuState *s, PvgpuRequest *req);
+void pvgpu_exec_cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                                PvgpuResource *res);
+PvgpuContext *pvgpu_context_find(PvgpuState *s, uint32_t ctx_id);
+void pvgpu_exec_apply_scheduler(PvgpuState *s);
+void pvgpu_exec_resume(PvgpuState *s);
 
 /* pvgpu-2d.c: resources, their checks, migration and the cursor */
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,

@@ -7,12 +7,12 @@
  * command then goes to the renderer as a job: virglrenderer on its render
  * thread (pvgpu-virgl.c) for a guest that negotiated VIRGL, pixman
  * (pvgpu-pixman.c) for a 2D guest.  Its completion comes back to
- * pvgpu_3d_job_done(), which answers the guest.
+ * pvgpu_exec_job_done(), which answers the guest.
  * A job runs after every earlier job that touches the same context,
  * resource or scanout (deps_of(), pump()), so the state checked here is
  * the state the renderer will see for everything the job touches.  A
  * context's own work goes to the scheduler instead, from which the render
- * thread pulls it when its turn comes (pvgpu_3d_pull(), below pump()).
+ * thread pulls it when its turn comes (pvgpu_exec_pull(), below pump()).
  *
  * Completions never dereference resources by pointer: a fenced job can
  * complete after later requests released its resource, so they look the
@@ -466,7 +466,7 @@ static void dispatch(PvgpuState *s, PvgpuRequest *req)
  * where the last one's fence signalled (no main-loop round trip).  Only
  * ever this thread dispatches scheduled work, in the scheduler's order.
  */
-static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
+static PvgpuRenderJob *pvgpu_exec_pull(void *opaque)
 {
     PvgpuState *s = opaque;
     PvgpuSchedItem *item = NULL;
@@ -503,7 +503,7 @@ static PvgpuRenderJob *pvgpu_3d_pull(void *opaque)
 }
 
 /* Render thread, renderer lock held: a pulled item is done; charge it */
-static void pvgpu_3d_retire(PvgpuRenderJob *job, void *opaque)
+static void pvgpu_exec_retire(PvgpuRenderJob *job, void *opaque)
 {
     PvgpuState *s = opaque;
     PvgpuRequest *req = container_of(job, PvgpuRequest, job);
@@ -595,7 +595,7 @@ static void pump(PvgpuState *s)
         qemu_mutex_lock(&s->sched_lock);
         if (pvgpu_dep_counts_conflict(s->sched_deps, context_work,
                                       cmd->hdr.ctx_id, &req->deps)) {
-            /* pvgpu_3d_pull() pokes us once that work is pulled */
+            /* pvgpu_exec_pull() pokes us once that work is pulled */
             s->sched_deps_waiting = true;
             qemu_mutex_unlock(&s->sched_lock);
             goto hold;
@@ -685,7 +685,7 @@ hold:
  * in the virtqueue handlers or in bottom halves under the transport's
  * re-entrancy guard, never straight from a timer or a QMP command.
  */
-static void pvgpu_3d_pump_timer(void *opaque)
+static void pvgpu_exec_pump_timer(void *opaque)
 {
     PvgpuState *s = opaque;
 
@@ -724,7 +724,7 @@ static void submit(PvgpuState *s, PvgpuRequest *req)
     pump(s);
 }
 
-PvgpuContext *pvgpu_3d_context_find(PvgpuState *s, uint32_t ctx_id)
+PvgpuContext *pvgpu_context_find(PvgpuState *s, uint32_t ctx_id)
 {
     return s->contexts ? g_hash_table_lookup(s->contexts,
                                              GUINT_TO_POINTER(ctx_id)) : NULL;
@@ -1090,12 +1090,12 @@ static const TypeInfo pvgpu_blob_mapping_info = {
     .instance_finalize = blob_mapping_finalize,
 };
 
-static void pvgpu_3d_register_types(void)
+static void pvgpu_exec_register_types(void)
 {
     type_register_static(&pvgpu_blob_mapping_info);
 }
 
-type_init(pvgpu_3d_register_types)
+type_init(pvgpu_exec_register_types)
 
 /*
  * What a command whose operation the renderer refused is answered:
@@ -1236,7 +1236,7 @@ static void blob_unmap_begin(PvgpuState *s, PvgpuResource *res,
     object_unparent(OBJECT(m));
 }
 
-static void pvgpu_3d_pump_bh(void *opaque)
+static void pvgpu_exec_pump_bh(void *opaque)
 {
     pump(opaque);
 }
@@ -1548,7 +1548,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
     }
 }
 
-void pvgpu_3d_submit(PvgpuState *s, PvgpuRequest *req)
+void pvgpu_exec_submit(PvgpuState *s, PvgpuRequest *req)
 {
     uint32_t err = exec(s, req);
 
@@ -1640,7 +1640,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
     }
 }
 
-static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
+static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
 {
     PvgpuState *s = opaque;
     PvgpuRequest *req = request_for_job(job);
@@ -1689,7 +1689,7 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     if (err && !job->cancelled) {
         pvgpu_cmd_fail(cmd, err, "the renderer refused it");
         if (cmd->hdr.ctx_id) {
-            PvgpuContext *ctx = pvgpu_3d_context_find(s, cmd->hdr.ctx_id);
+            PvgpuContext *ctx = pvgpu_context_find(s, cmd->hdr.ctx_id);
 
             if (ctx) {
                 ctx->errors++;
@@ -1725,8 +1725,8 @@ static void pvgpu_3d_job_done(PvgpuRenderJob *job, void *opaque)
     }
 }
 
-void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
-                              PvgpuResource *res)
+void pvgpu_exec_cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                                PvgpuResource *res)
 {
     PvgpuRequest *req = g_new0(PvgpuRequest, 1);
 
@@ -1748,8 +1748,8 @@ void pvgpu_3d_cursor_readback(PvgpuState *s, uint32_t scanout_id,
  * virtio's own handler, which pops what the guest notified last.  (A 3D
  * guest's device cannot be migrated; its work goes on.)
  */
-static void pvgpu_3d_vm_state_change(void *opaque, bool running,
-                                     RunState state)
+static void pvgpu_exec_vm_state_change(void *opaque, bool running,
+                                       RunState state)
 {
     PvgpuState *s = opaque;
 
@@ -1769,7 +1769,7 @@ static void renderer_activate(PvgpuState *s, PvgpuRenderer *r)
     if (s->renderer && s->renderer != r) {
         pvgpu_render_set_source(s->renderer, NULL, NULL, NULL);
     }
-    pvgpu_render_set_source(r, pvgpu_3d_pull, pvgpu_3d_retire, s);
+    pvgpu_render_set_source(r, pvgpu_exec_pull, pvgpu_exec_retire, s);
     s->renderer = r;
 }
 
@@ -1783,7 +1783,7 @@ static void reset(PvgpuState *s, bool unplug);
  * out), so drop the work as an unplug does.  A QEMU kept alive by
  * -no-shutdown resets the device before the guest runs again.
  */
-static void pvgpu_3d_shutdown(Notifier *n, void *data)
+static void pvgpu_exec_shutdown(Notifier *n, void *data)
 {
     PvgpuState *s = container_of(n, PvgpuState, shutdown_notifier);
 
@@ -1791,7 +1791,7 @@ static void pvgpu_3d_shutdown(Notifier *n, void *data)
     reset(s, true);
 }
 
-bool pvgpu_3d_init(PvgpuState *s, Error **errp)
+bool pvgpu_exec_init(PvgpuState *s, Error **errp)
 {
     DeviceState *transport = qdev_get_parent_bus(DEVICE(s))->parent;
     PvgpuRenderOpts opts = {
@@ -1803,7 +1803,7 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     Error *err = NULL;
 
     if (s->virgl != ON_OFF_AUTO_OFF) {
-        s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_3d_job_done, s,
+        s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s,
                                             &err);
         if (!s->virgl_renderer && s->virgl == ON_OFF_AUTO_ON) {
             error_propagate(errp, err);
@@ -1824,22 +1824,22 @@ bool pvgpu_3d_init(PvgpuState *s, Error **errp)
     }
     s->sched = pvgpu_sched_new();
     s->sched_deps = pvgpu_dep_counts_new();
-    /* a guest is 2D until it negotiates VIRGL (pvgpu_3d_set_features()) */
-    s->pixman_renderer = pvgpu_pixman_new(&opts, pvgpu_3d_job_done, s);
+    /* a guest is 2D until it negotiates VIRGL (pvgpu_exec_set_features()) */
+    s->pixman_renderer = pvgpu_pixman_new(&opts, pvgpu_exec_job_done, s);
     renderer_activate(s, s->pixman_renderer);
-    s->shutdown_notifier.notify = pvgpu_3d_shutdown;
+    s->shutdown_notifier.notify = pvgpu_exec_shutdown;
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
-    s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_3d_pump_timer, s);
-    s->pump_bh = virtio_bh_new_guarded(DEVICE(s), pvgpu_3d_pump_bh, s);
+    s->pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pvgpu_exec_pump_timer, s);
+    s->pump_bh = virtio_bh_new_guarded(DEVICE(s), pvgpu_exec_pump_bh, s);
     /* below virtio's priority (0): last when the VM stops */
     s->vm_state = qemu_add_vm_change_state_handler_prio(
-        pvgpu_3d_vm_state_change, s, -1);
-    pvgpu_3d_apply_scheduler(s);
+        pvgpu_exec_vm_state_change, s, -1);
+    pvgpu_exec_apply_scheduler(s);
     return true;
 }
 
 /* Hand the device's scheduling settings to the scheduler. */
-void pvgpu_3d_apply_scheduler(PvgpuState *s)
+void pvgpu_exec_apply_scheduler(PvgpuState *s)
 {
     static const PvgpuSchedPolicy policy[] = {
         [PVGPU_SCHEDULER_POLICY_BEST_EFFORT] = PVGPU_SCHED_BEST_EFFORT,
@@ -1869,7 +1869,7 @@ void pvgpu_3d_apply_scheduler(PvgpuState *s)
  * sent before negotiating stay with pixman, failing or forgotten, until
  * the next reset.)
  */
-void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
+void pvgpu_exec_set_features(PvgpuState *s, unsigned decode_caps)
 {
     Error *err = NULL;
 
@@ -1890,7 +1890,7 @@ void pvgpu_3d_set_features(PvgpuState *s, unsigned decode_caps)
 }
 
 /* Something pump() waits for without a timer changed (gl_block) */
-void pvgpu_3d_resume(PvgpuState *s)
+void pvgpu_exec_resume(PvgpuState *s)
 {
     qemu_bh_schedule(s->pump_bh);
 }
@@ -1997,12 +1997,12 @@ static void reset(PvgpuState *s, bool unplug)
     }
 }
 
-void pvgpu_3d_reset(PvgpuState *s)
+void pvgpu_exec_reset(PvgpuState *s)
 {
     reset(s, false);
 }
 
-void pvgpu_3d_fini(PvgpuState *s)
+void pvgpu_exec_fini(PvgpuState *s)
 {
     unsigned holds = 0;
 
