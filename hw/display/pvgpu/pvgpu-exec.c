@@ -519,7 +519,7 @@ static bool flush_allowed(PvgpuState *s, PvgpuRequest *req, uint64_t now,
                           uint64_t *next_ns)
 {
     PvgpuRenderJob *job = &req->job;
-    uint32_t mask = req->gl_update_mask;
+    uint32_t mask = req->present.gl_mask;
     bool ok = true;
 
     for (unsigned i = 0; i < job->nreadbacks; i++) {
@@ -554,7 +554,7 @@ static bool may_dispatch(PvgpuState *s, PvgpuRequest *req, uint64_t now,
     if (req->cmd.hdr.type != PVGPU_CMD_RESOURCE_FLUSH) {
         return true;
     }
-    if (req->gl_update_mask && s->gl_blocked) {
+    if (req->present.gl_mask && s->gl_blocked) {
         /* the GL display is still busy with the previous frame */
         return false;
     }
@@ -1479,9 +1479,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         if (!res) {
             return err;
         }
+        req->present.resource_id = res->id;
+        req->present.r = cmd->u.flush.r;
         if (res->blob_mem) {
             /* guest memory, shown once the work before the flush is done */
-            req->blob_flush = true;
+            req->present.blob = true;
             submit(s, req);
             return 0;
         }
@@ -1495,7 +1497,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             }
             if (s->scanouts[i].dmabuf) {
                 /* the display reads the texture once the GPU is done */
-                req->gl_update_mask |= 1u << i;
+                req->present.gl_mask |= 1u << i;
                 job->fence = true;
                 continue;
             }
@@ -1530,7 +1532,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /* shown again once the work before it is done */
-        req->blob_flush = cmd->u.set_scanout_blob.resource_id != 0;
+        req->present.resource_id = cmd->u.set_scanout_blob.resource_id;
+        req->present.r = cmd->u.set_scanout_blob.r;
+        req->present.blob = req->present.resource_id != 0;
         submit(s, req);
         return 0;
 
@@ -1668,22 +1672,16 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
         return;
     }
     for (uint32_t i = 0; i < s->max_outputs && !job->cancelled; i++) {
-        if (req->gl_update_mask & (1u << i)) {
-            pvgpu_scanout_gl_update(s, i, cmd->u.flush.resource_id,
-                                    &cmd->u.flush.r);
+        if (req->present.gl_mask & (1u << i)) {
+            pvgpu_scanout_gl_update(s, i, req->present.resource_id,
+                                    &req->present.r);
         }
     }
-    if (req->blob_flush && !job->cancelled) {
-        PvgpuResource *res = pvgpu_resource_find(
-            s, cmd->hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
-               cmd->u.flush.resource_id :
-               cmd->u.set_scanout_blob.resource_id);
+    if (req->present.blob && !job->cancelled) {
+        PvgpuResource *res = pvgpu_resource_find(s, req->present.resource_id);
 
         if (res && res->blob_mem) {
-            pvgpu_scanout_flush(s, res,
-                                cmd->hdr.type == PVGPU_CMD_RESOURCE_FLUSH ?
-                                &cmd->u.flush.r :
-                                &cmd->u.set_scanout_blob.r);
+            pvgpu_scanout_flush(s, res, &req->present.r);
         }
     }
     if (err && !job->cancelled) {

@@ -171,10 +171,18 @@ typedef struct PvgpuRequest {
     bool pipe_claimed;
     /* the context it came for (CREATE_BLOB, a context's work) */
     uint64_t ctx_serial;
-    /* RESOURCE_FLUSH of a blob: present guest memory once done */
-    bool blob_flush;
-    /* RESOURCE_FLUSH: scanouts shown as dmabufs, updated once done */
-    uint32_t gl_update_mask;
+    /*
+     * What to present once the renderer is done (RESOURCE_FLUSH,
+     * SET_SCANOUT_BLOB), set by the command's check: rectangle @r of
+     * resource @resource_id, from the guest memory of a blob (@blob), or
+     * on the scanouts in @gl_mask, shown as dmabufs
+     */
+    struct {
+        uint32_t resource_id;
+        PvgpuRect r;
+        bool blob;
+        uint32_t gl_mask;
+    } present;
     /*
      * MAP_BLOB: its resource (an UNREF of it waits for this map), and the
      * UNMAP_BLOB or UNREF queued after it, which waits (map_wait) until
