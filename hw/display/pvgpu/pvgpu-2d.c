@@ -2,9 +2,9 @@
  * pvgpu resources: the device's records of them
  *
  * The resource table (what exists, its size, guest backing, scanouts and
- * UUID), the host-memory limit, the checks every command path shares
- * (pvgpu-cmd.c did the syntax checks), the commands no renderer takes part
- * in, the cursor queue, and migration.  The pixels are the renderer's
+ * UUID), the host-memory limit, the checks of commands on resources that
+ * need its records (pvgpu-cmd.c did the syntax checks), the commands no
+ * renderer takes part in, and migration.  The pixels are the renderer's
  * (pvgpu-render.h); presentation is pvgpu-scanout.c's business.
  *
  * Copyright (c) 2026 pvgpu authors
@@ -221,22 +221,14 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     return res;
 }
 
-/* Free @res, which is no longer in the resource table. */
+/*
+ * Free @res, which is no longer in the resource table (requests that
+ * still point at it are the command path's to tell first).
+ */
 void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
 {
-    PvgpuRequest *req;
-
     pvgpu_backing_free(s, res);
     pvgpu_hostmem_release(s, res->hostmem);
-    /*
-     * MAP_BLOBs still with the renderer find it gone (several, after
-     * MAP, UNMAP, MAP in one notify)
-     */
-    QLIST_FOREACH(req, &s->requests, live) {
-        if (req->map_res == res) {
-            req->map_res = NULL;
-        }
-    }
     g_free(res);
 }
 
@@ -545,67 +537,6 @@ uint32_t pvgpu_info_exec(PvgpuState *s, const PvgpuCmd *cmd,
         /* the command path (pvgpu-exec.c) takes every other command */
         g_assert_not_reached();
     }
-}
-
-/*
- * Cursor queue commands have no response (spec 5.7.6.10); errors are
- * only logged.
- */
-void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd)
-{
-    const typeof(cmd->u.cursor) *c = &cmd->u.cursor;
-    PvgpuResource *res = NULL;
-    uint32_t err;
-
-    trace_pvgpu_cursor(pvgpu_cmd_name(cmd->hdr.type), c->scanout_id,
-                       c->resource_id, c->x, c->y);
-    if (c->scanout_id >= s->max_outputs) {
-        pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
-                 "scanout %u, device has %u", c->scanout_id, s->max_outputs);
-        return;
-    }
-    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR && c->resource_id) {
-        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
-        if (!res) {
-            return;
-        }
-        if (res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
-            /*
-             * A blob has no size of its own: like Linux's cursor plane,
-             * take it as a PVGPU_CURSOR_SIZE square of 4-byte pixels
-             */
-            if (res->backing_size < PVGPU_CURSOR_BLOB_BYTES ||
-                c->hot_x >= PVGPU_CURSOR_SIZE ||
-                c->hot_y >= PVGPU_CURSOR_SIZE) {
-                pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                               "cursor blob %u holds %" PRIu64 " bytes of "
-                               "guest memory (needs %u) or hotspot %u,%u is "
-                               "outside it", res->id, res->backing_size,
-                               PVGPU_CURSOR_BLOB_BYTES, c->hot_x, c->hot_y);
-                return;
-            }
-        } else if (res->width > 256 || res->height > 256 ||
-                   c->hot_x >= res->width || c->hot_y >= res->height) {
-            pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
-                     "cursor resource %u is %ux%u with hotspot %u,%u",
-                     res->id, res->width, res->height, c->hot_x, c->hot_y);
-            return;
-        }
-    }
-    s->scanouts[c->scanout_id].cursor_x = c->x;
-    s->scanouts[c->scanout_id].cursor_y = c->y;
-    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR) {
-        s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
-        s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
-    }
-    if (res && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
-        /* the image is the renderer's: defined when read back */
-        s->scanouts[c->scanout_id].cursor_resource_id = res->id;
-        pvgpu_exec_cursor_readback(s, c->scanout_id, res);
-        return;
-    }
-    pvgpu_scanout_cursor(s, c->scanout_id, res,
-                         cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR);
 }
 
 /* --- device lifetime ----------------------------------------------------- */

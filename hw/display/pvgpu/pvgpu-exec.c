@@ -411,6 +411,22 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
 }
 
 /*
+ * Free resource @res, gone from the table: MAP_BLOBs still with the
+ * renderer find it gone (several, after MAP, UNMAP, MAP in one notify).
+ */
+static void resource_free(PvgpuState *s, PvgpuResource *res)
+{
+    PvgpuRequest *req;
+
+    QLIST_FOREACH(req, &s->requests, live) {
+        if (req->map_res == res) {
+            req->map_res = NULL;
+        }
+    }
+    pvgpu_resource_free(s, res);
+}
+
+/*
  * Free what a request took over from the device: an UNREF's resource, a
  * DETACH_BACKING's guest mapping.  Once the renderer let go of them, or
  * when a reset drops the request before the renderer saw it.
@@ -422,7 +438,7 @@ static void request_release(PvgpuState *s, PvgpuRequest *req)
         req->map_res->map_req = NULL;
     }
     if (req->res) {
-        pvgpu_resource_free(s, g_steal_pointer(&req->res));
+        resource_free(s, g_steal_pointer(&req->res));
     }
     if (req->iov) {
         pvgpu_iov_unmap(s, g_steal_pointer(&req->iov), req->niov, true);
@@ -1602,7 +1618,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             pvgpu_scanout_detach_resource(s, res);
             contexts_forget_resource(s, res->id);
             g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
-            pvgpu_resource_free(s, res);
+            resource_free(s, res);
         }
         if (req->pipe_claimed) {
             PvgpuContext *ctx = context_find(s, op->ctx_id);
@@ -1723,8 +1739,9 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
     }
 }
 
-void pvgpu_exec_cursor_readback(PvgpuState *s, uint32_t scanout_id,
-                                PvgpuResource *res)
+/* The cursor image of @res is the renderer's: defined once read back */
+static void cursor_readback(PvgpuState *s, uint32_t scanout_id,
+                            PvgpuResource *res)
 {
     PvgpuRequest *req = g_new0(PvgpuRequest, 1);
 
@@ -1738,6 +1755,68 @@ void pvgpu_exec_cursor_readback(PvgpuState *s, uint32_t scanout_id,
     deps_resource(s, &req->deps, res->id);
     submit(s, req);
 }
+
+/*
+ * Cursor queue commands have no response (spec 5.7.6.10); errors are
+ * only logged.
+ */
+void pvgpu_exec_cursor(PvgpuState *s, const PvgpuCmd *cmd)
+{
+    const typeof(cmd->u.cursor) *c = &cmd->u.cursor;
+    PvgpuResource *res = NULL;
+    uint32_t err;
+
+    trace_pvgpu_cursor(pvgpu_cmd_name(cmd->hdr.type), c->scanout_id,
+                       c->resource_id, c->x, c->y);
+    if (c->scanout_id >= s->max_outputs) {
+        pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_SCANOUT_ID,
+                 "scanout %u, device has %u", c->scanout_id, s->max_outputs);
+        return;
+    }
+    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR && c->resource_id) {
+        res = pvgpu_resource_find_or_fail(s, cmd, c->resource_id, &err);
+        if (!res) {
+            return;
+        }
+        if (res->blob_mem == PVGPU_BLOB_MEM_GUEST) {
+            /*
+             * A blob has no size of its own: like Linux's cursor plane,
+             * take it as a PVGPU_CURSOR_SIZE square of 4-byte pixels
+             */
+            if (res->backing_size < PVGPU_CURSOR_BLOB_BYTES ||
+                c->hot_x >= PVGPU_CURSOR_SIZE ||
+                c->hot_y >= PVGPU_CURSOR_SIZE) {
+                pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                               "cursor blob %u holds %" PRIu64 " bytes of "
+                               "guest memory (needs %u) or hotspot %u,%u is "
+                               "outside it", res->id, res->backing_size,
+                               PVGPU_CURSOR_BLOB_BYTES, c->hot_x, c->hot_y);
+                return;
+            }
+        } else if (res->width > 256 || res->height > 256 ||
+                   c->hot_x >= res->width || c->hot_y >= res->height) {
+            pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
+                     "cursor resource %u is %ux%u with hotspot %u,%u",
+                     res->id, res->width, res->height, c->hot_x, c->hot_y);
+            return;
+        }
+    }
+    s->scanouts[c->scanout_id].cursor_x = c->x;
+    s->scanouts[c->scanout_id].cursor_y = c->y;
+    if (cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR) {
+        s->scanouts[c->scanout_id].cursor_hot_x = c->hot_x;
+        s->scanouts[c->scanout_id].cursor_hot_y = c->hot_y;
+    }
+    if (res && res->blob_mem != PVGPU_BLOB_MEM_GUEST) {
+        /* the image is the renderer's: defined when read back */
+        s->scanouts[c->scanout_id].cursor_resource_id = res->id;
+        cursor_readback(s, c->scanout_id, res);
+        return;
+    }
+    pvgpu_scanout_cursor(s, c->scanout_id, res,
+                         cmd->hdr.type == PVGPU_CMD_UPDATE_CURSOR);
+}
+
 
 /*
  * The VM stops (migration, savevm, stop): a 2D guest's requests are all

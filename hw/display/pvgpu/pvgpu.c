@@ -422,7 +422,7 @@ static void pvgpu_process_queue(PvgpuState *s, VirtQueue *vq,
             trace_pvgpu_cmd_error(pvgpu_cmd_name(cmd->hdr.type), err, why);
             pvgpu_request_respond(s, req, err, NULL, 0);
         } else if (queue == PVGPU_QUEUE_CURSOR) {
-            pvgpu_cursor_exec(s, cmd);
+            pvgpu_exec_cursor(s, cmd);
             pvgpu_request_respond(s, req, 0, NULL, 0);
         } else {
             pvgpu_exec_submit(s, req);

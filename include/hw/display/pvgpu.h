@@ -386,13 +386,13 @@ void pvgpu_exec_fini(PvgpuState *s);
 void pvgpu_exec_reset(PvgpuState *s);
 void pvgpu_exec_set_features(PvgpuState *s, unsigned decode_caps);
 void pvgpu_exec_submit(PvgpuState *s, PvgpuRequest *req);
-void pvgpu_exec_cursor_readback(PvgpuState *s, uint32_t scanout_id,
-                                PvgpuResource *res);
+/* A cursor queue command (no response, spec 5.7.6.10) */
+void pvgpu_exec_cursor(PvgpuState *s, const PvgpuCmd *cmd);
 PvgpuContext *pvgpu_context_find(PvgpuState *s, uint32_t ctx_id);
 void pvgpu_exec_apply_scheduler(PvgpuState *s);
 void pvgpu_exec_resume(PvgpuState *s);
 
-/* pvgpu-2d.c: resources, their checks, migration and the cursor */
+/* pvgpu-2d.c: the resource table, its checks and accounting, migration */
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
                                             const char *fmt, ...);
 PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
@@ -447,7 +447,6 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
 /* Display info, EDID and UUIDs: the commands no renderer takes part in */
 uint32_t pvgpu_info_exec(PvgpuState *s, const PvgpuCmd *cmd,
                          uint8_t *resp, size_t *resp_len);
-void pvgpu_cursor_exec(PvgpuState *s, const PvgpuCmd *cmd);
 void pvgpu_resources_init(PvgpuState *s);
 void pvgpu_resources_reset(PvgpuState *s);
 void pvgpu_resources_fini(PvgpuState *s);
