@@ -852,7 +852,7 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
     qemu_mutex_lock(&s->sched_lock);
     ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
     qemu_mutex_unlock(&s->sched_lock);
-    ctx->serial = ++s->resource_serial;
+    ctx->serial = ++s->context_serial;
     req->serial = ctx->serial;
     ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
     g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
@@ -1015,7 +1015,7 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
     op->u.blob.size = c->size;
     op->iov = res->iov;
     op->niov = res->niov;
-    g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
+    pvgpu_resource_insert(s, res);
     trace_pvgpu_resource_create_blob(c->resource_id, c->blob_mem,
                                      c->blob_flags, c->blob_id, c->size, 0);
     submit(s, req);
@@ -1371,7 +1371,7 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         }
         pvgpu_scanout_detach_resource(s, res);
         contexts_forget_resource(s, res->id);
-        g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+        pvgpu_resource_remove(s, res);
         req->res = res;
         submit(s, req);
         return 0;
@@ -1617,7 +1617,7 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
         if (res) {
             pvgpu_scanout_detach_resource(s, res);
             contexts_forget_resource(s, res->id);
-            g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+            pvgpu_resource_remove(s, res);
             resource_free(s, res);
         }
         if (req->pipe_claimed) {

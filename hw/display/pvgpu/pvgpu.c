@@ -3,7 +3,7 @@
  *
  * The virtio transport side: queues, configuration space, features,
  * properties, reset and migration.  Requests are copied out of the
- * virtqueue, decoded by pvgpu-cmd.c and executed by pvgpu-2d.c; only this
+ * virtqueue, decoded by pvgpu-cmd.c and executed by pvgpu-exec.c; only this
  * file touches virtqueues.
  *
  * Copyright (c) 2026 pvgpu authors

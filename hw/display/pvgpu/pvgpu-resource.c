@@ -217,8 +217,18 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     res->height = height;
     res->hostmem = hostmem;
     res->serial = ++s->resource_serial;
-    g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
+    pvgpu_resource_insert(s, res);
     return res;
+}
+
+void pvgpu_resource_insert(PvgpuState *s, PvgpuResource *res)
+{
+    g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
+}
+
+void pvgpu_resource_remove(PvgpuState *s, PvgpuResource *res)
+{
+    g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
 }
 
 /*
@@ -674,7 +684,7 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         if (blob_mem) {
             res = blob_new(id, blob_mem, blob_flags, blob_size);
             res->serial = ++s->resource_serial;
-            g_hash_table_insert(s->resources, GUINT_TO_POINTER(id), res);
+            pvgpu_resource_insert(s, res);
         } else {
             uint64_t hostmem = (uint64_t)width * height *
                                pvgpu_format_bpp(format);
