@@ -3479,8 +3479,9 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
             "best-effort", "weighted", "best-effort", "best-effort",
         };
         const int quantum[4] = { 1000000, quantum_us, quantum_us, 1000000 };
+        /* a multiple of 4 rounds puts every arm in every place equally */
         int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
-                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 6;
+                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 8;
         g_autofree double *cost = g_new(double, rounds);
         g_autofree double *cost_rr = g_new(double, rounds);
         g_autofree double *cost_aa = g_new(double, rounds);
