@@ -1852,7 +1852,6 @@ static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
                        uint32_t rt, uint32_t vb)
 {
     struct virtio_gpu_cmd_submit *s;
-    bool mutated = false;
     size_t start;
     uint32_t size;
 
@@ -1884,16 +1883,6 @@ static void gen_submit(Fuzz *f, Cmd *c, Kind kind, uint32_t ctx,
     if ((kind == K_SUBMIT_DRAW || kind == K_SUBMIT_CLEAR) && chance(f, 8) &&
         !(c->pipeline && f->avoid_bad_shader)) {
         mutate_stream(f, c, start);
-        mutated = true;
-    }
-    if ((mutated || kind == K_SUBMIT_RANDOM || kind == K_SUBMIT_GARBAGE) &&
-        ctx < ARRAY_SIZE(f->ctx)) {
-        /*
-         * It may have left any state bound (a viewport, rasterizer or
-         * vertex elements that make one triangle minutes of llvmpipe
-         * work): the context's next draw builds its pipeline afresh
-         */
-        f->ctx[ctx].pipeline = false;
     }
     size = c->len - start;
     s = (void *)c->b;
