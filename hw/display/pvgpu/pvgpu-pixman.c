@@ -25,7 +25,6 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "hw/display/pvgpu-render.h"
-#include "trace.h"
 
 typedef struct PixmanResource {
     uint32_t format;
