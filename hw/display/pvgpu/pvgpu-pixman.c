@@ -227,17 +227,24 @@ static void readback(PvgpuPixman *p, PvgpuReadback *rb)
     rb->ok = true;
 }
 
-static void run_job(PvgpuPixman *p, PvgpuRenderJob *job)
+/* @job's operation, then its readbacks unless the operation failed */
+static void execute(PvgpuPixman *p, PvgpuRenderJob *job)
 {
-    job->start_ns = get_clock();
-    if (job->kind == PVGPU_JOB_RESTART) {
-        g_hash_table_remove_all(p->resources);
-    } else if (job->kind == PVGPU_JOB_OP) {
+    if (job->kind == PVGPU_JOB_OP) {
         job->failed = !exec_op(p, job);
     }
     for (unsigned i = 0; i < job->nreadbacks && !job->failed; i++) {
         readback(p, &job->readbacks[i]);
     }
+}
+
+static void run_job(PvgpuPixman *p, PvgpuRenderJob *job)
+{
+    job->start_ns = get_clock();
+    if (job->kind == PVGPU_JOB_RESTART) {
+        g_hash_table_remove_all(p->resources);
+    }
+    execute(p, job);
     job->gpu_ns = get_clock() - job->start_ns;
     if (job->scheduled && p->retire) {
         p->retire(job, p->source);
@@ -254,9 +261,7 @@ static unsigned complete(PvgpuPixman *p)
 
     /* the scheduler's work, in its order, once nothing submitted waits */
     while (p->pull && (job = p->pull(p->source))) {
-        job->failed = false;
-        job->cancelled = false;
-        job->retired = false;
+        pvgpu_render_job_begin(job);
         run_job(p, job);
     }
     /* each done_fn may submit more, which lands behind */
@@ -294,12 +299,8 @@ bool pvgpu_render_is_pixman(PvgpuRenderer *r)
 
 bool pvgpu_pixman_run(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
-    PvgpuPixman *p = pixman_of(r);
-
-    job->failed = job->kind == PVGPU_JOB_OP && !exec_op(p, job);
-    for (unsigned i = 0; i < job->nreadbacks && !job->failed; i++) {
-        readback(p, &job->readbacks[i]);
-    }
+    pvgpu_render_job_begin(job);
+    execute(pixman_of(r), job);
     return !job->failed;
 }
 

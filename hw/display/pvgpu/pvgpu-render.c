@@ -15,11 +15,16 @@ void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
     r->be->set_source(r, pull, retire, opaque);
 }
 
-void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
+void pvgpu_render_job_begin(PvgpuRenderJob *job)
 {
     job->failed = false;
     job->cancelled = false;
     job->retired = false;
+}
+
+void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    pvgpu_render_job_begin(job);
     r->be->submit(r, job);
 }
 

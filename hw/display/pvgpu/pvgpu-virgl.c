@@ -639,9 +639,7 @@ static PvgpuRenderJob *pull(PvgpuVirgl *r)
     qemu_mutex_unlock(&r->lock);
     if (job) {
         trace_pvgpu_virgl_pull(op_name(job->op.kind), job->op.ctx_id);
-        job->failed = false;
-        job->cancelled = false;
-        job->retired = false;
+        pvgpu_render_job_begin(job);
     }
     return job;
 }

@@ -299,6 +299,8 @@ const char *pvgpu_render_describe(PvgpuRenderer *r);
  */
 bool pvgpu_render_broken(PvgpuRenderer *r);
 
+/* A backend starts @job (submitted or pulled): no results yet */
+void pvgpu_render_job_begin(PvgpuRenderJob *job);
 /* Free the pixels of a job's readbacks, drop their images, close dmabufs */
 void pvgpu_render_job_clear(PvgpuRenderJob *job);
 
