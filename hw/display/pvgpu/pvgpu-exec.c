@@ -991,7 +991,7 @@ static uint32_t blob_create(PvgpuState *s, PvgpuRequest *req)
                               &err)) {
         return err;
     }
-    res = pvgpu_blob_new(s, cmd, s->decode_caps & PVGPU_DECODE_3D, &err);
+    res = pvgpu_blob_new(s, cmd, &err);
     if (!res) {
         pvgpu_hostmem_release(s, hostmem - charged);
         return err;

@@ -204,6 +204,12 @@ bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
     return false;
 }
 
+/* A 3D guest's renderer may write resources' guest memory (FROM_HOST) */
+static bool renderer_writes_backing(PvgpuState *s)
+{
+    return s->decode_caps & PVGPU_DECODE_3D;
+}
+
 PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
                                   uint32_t width, uint32_t height,
                                   uint64_t hostmem)
@@ -211,7 +217,7 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     PvgpuResource *res = g_new0(PvgpuResource, 1);
 
     res->id = id;
-    res->is_3d = s->decode_caps & PVGPU_DECODE_3D;
+    res->is_3d = renderer_writes_backing(s);
     res->format = format;
     res->width = width;
     res->height = height;
@@ -428,16 +434,16 @@ static PvgpuResource *blob_new(uint32_t id, uint32_t blob_mem,
 
 /*
  * The blob CREATE_BLOB @cmd describes, its guest memory (if any) mapped;
- * not yet in the resource table.  @is_3d: the renderer owns it.
+ * not yet in the resource table.
  */
 PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
-                              bool is_3d, uint32_t *err)
+                              uint32_t *err)
 {
     const typeof(cmd->u.create_blob) *c = &cmd->u.create_blob;
     PvgpuResource *res = blob_new(c->resource_id, c->blob_mem, c->blob_flags,
                                   c->size);
 
-    res->is_3d = is_3d;
+    res->is_3d = renderer_writes_backing(s);
     res->serial = ++s->resource_serial;
     if (c->nr_entries && !backing_take(s, cmd, res, c->nr_entries)) {
         g_free(res);

@@ -107,7 +107,7 @@ PvgpuResource *pvgpu_scanout_target(PvgpuState *s, const PvgpuCmd *cmd,
                                     uint32_t scanout_id, uint32_t resource_id,
                                     const PvgpuRect *r, uint32_t *err);
 PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
-                              bool is_3d, uint32_t *err);
+                              uint32_t *err);
 /*
  * The table: a resource goes in when its command is committed and out
  * when the guest unrefs it (then the caller frees it once nothing refers
