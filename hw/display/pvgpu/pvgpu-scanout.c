@@ -140,7 +140,7 @@ static void scanout_image_release(PvgpuScanout *so)
     }
 }
 
-static void scanout_disable(PvgpuState *s, uint32_t i)
+void pvgpu_scanout_disable(PvgpuState *s, uint32_t i)
 {
     PvgpuScanout *so = &s->scanouts[i];
     PvgpuResource *old = so->resource_id ?
@@ -155,11 +155,6 @@ static void scanout_disable(PvgpuState *s, uint32_t i)
     dpy_gfx_replace_surface(so->con, NULL);
     scanout_fb_release(s, so);
     scanout_image_release(so);
-}
-
-void pvgpu_scanout_disable(PvgpuState *s, uint32_t scanout_id)
-{
-    scanout_disable(s, scanout_id);
 }
 
 /* Byte offset in the blob of pixel (x, y) of the scanout's framebuffer */
@@ -220,7 +215,7 @@ uint32_t pvgpu_scanout_set_blob(PvgpuState *s, uint32_t scanout_id,
     void *data;
 
     if (so->resource_id) {
-        scanout_disable(s, scanout_id);
+        pvgpu_scanout_disable(s, scanout_id);
     }
     so->fb = *fb;
     so->r = *r;
@@ -286,7 +281,7 @@ void pvgpu_scanout_detach_resource(PvgpuState *s, PvgpuResource *res)
         PvgpuScanout *so = &s->scanouts[i];
 
         if (res->scanout_bitmask & (1u << i)) {
-            scanout_disable(s, i);
+            pvgpu_scanout_disable(s, i);
         }
         scanout_dmabuf_forget(so, res->id);
         if (so->cursor_resource_id == res->id) {
@@ -361,7 +356,7 @@ bool pvgpu_scanout_set_3d(PvgpuState *s, uint32_t scanout_id,
 
     if (so->fb.width) {
         /* the surface shows guest memory or the blob's shadow */
-        scanout_disable(s, scanout_id);
+        pvgpu_scanout_disable(s, scanout_id);
     }
     /* a surface on the renderer's image is rebuilt by the readback */
     surface = qemu_console_surface(so->con);
@@ -568,7 +563,7 @@ void pvgpu_scanouts_reset(PvgpuState *s)
     for (uint32_t i = 0; i < s->max_outputs; i++) {
         PvgpuScanout *so = &s->scanouts[i];
 
-        scanout_disable(s, i);
+        pvgpu_scanout_disable(s, i);
         so->cursor_resource_id = 0;
         so->cursor_x = so->cursor_y = 0;
         so->cursor_hot_x = so->cursor_hot_y = 0;
