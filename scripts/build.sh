@@ -127,6 +127,7 @@ overlay() {
     fi
 }
 overlay hw/display/pvgpu
+overlay contrib/pvgpu-pool
 for f in "$repo"/include/hw/display/pvgpu*.h "$repo"/qapi/pvgpu*.json \
          "$repo"/tests/qtest/pvgpu*.c "$repo"/tests/qtest/libqos/pvgpu*.[ch]; do
     [ -e "$f" ] && overlay "${f#"$repo"/}"
@@ -170,7 +171,7 @@ ln -sfn "$build" "$link"
 
 # --- 5. build ---------------------------------------------------------------
 
-targets="qemu-system-x86_64"
+targets="qemu-system-x86_64 contrib/pvgpu-pool/pvgpu-poold"
 [ "$build_tests" = yes ] && targets="$targets tests/qtest/qos-test"
 log "building $targets"
 ninja -C "$build" $targets >&2

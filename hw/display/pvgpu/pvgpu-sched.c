@@ -233,6 +233,11 @@ static bool turn_short(const PvgpuSched *s, uint64_t now)
     return s->nwoken || (s->cap_due_ns && now >= s->cap_due_ns);
 }
 
+static uint64_t turn_length(const PvgpuSched *s, uint64_t now)
+{
+    return s->quantum_ns * (turn_short(s, now) ? 1 : PVGPU_SCHED_BATCH_QUANTA);
+}
+
 PvgpuSched *pvgpu_sched_new(void)
 {
     PvgpuSched *s = calloc(1, sizeof(*s));
@@ -507,8 +512,7 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
      * not free, and turns bound how long anybody waits.
      */
     if (!e || !e->head ||
-        s->turn_used >= s->quantum_ns * (turn_short(s, now_ns) ? 1 :
-                                         PVGPU_SCHED_BATCH_QUANTA) ||
+        s->turn_used >= turn_length(s, now_ns) ||
         cap_wait(s, e, now_ns)) {
         s->cur = e = pick(s, now_ns, wait_ns);
         s->turn_used = 0;
@@ -532,6 +536,22 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
     s->inflight++;
     *entity = e;
     return item;
+}
+
+uint64_t pvgpu_sched_turn_left(const PvgpuSched *s,
+                               const PvgpuSchedEntity *e, uint64_t now_ns)
+{
+    uint64_t len = e->cap ? s->quantum_ns : turn_length(s, now_ns);
+
+    if (e != s->cur || s->turn_used >= len) {
+        return 0;
+    }
+    return len - s->turn_used;
+}
+
+bool pvgpu_sched_turn_short(const PvgpuSched *s, uint64_t now_ns)
+{
+    return turn_short(s, now_ns);
 }
 
 void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,

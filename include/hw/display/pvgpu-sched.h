@@ -162,6 +162,18 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
                                  uint64_t *wait_ns);
 
 /*
+ * GPU time left in the turn of @e, the entity of the item
+ * pvgpu_sched_next() just returned: for a caller that hands out turns as
+ * budgets to spend elsewhere (pvgpu-poold's grants to VMs).  At most one
+ * quantum for a capped entity, so that its cap overruns by no more.
+ */
+uint64_t pvgpu_sched_turn_left(const PvgpuSched *s,
+                               const PvgpuSchedEntity *e, uint64_t now_ns);
+
+/* Would the turn now running be cut to one quantum (an entity woke)? */
+bool pvgpu_sched_turn_short(const PvgpuSched *s, uint64_t now_ns);
+
+/*
  * The renderer finished @item, which took @cost_ns of GPU time: charge its
  * entity.  Safe, and required, after the entity was removed.
  */

@@ -1,0 +1,1074 @@
+/*
+ * pvgpu-poold: one host GPU's time shared between VMs
+ *
+ * pvgpu devices join over a Unix socket (each VM through a socket
+ * chardev: -device pvgpu-pci,pool=CHARDEV).  The pool schedules VMs
+ * with pvgpu-sched.c, the same scheduler each device uses for its
+ * guest's contexts, one level up: a VM's turn is a *grant*, a budget of
+ * GPU time its device spends locally (dispatching its contexts' work on
+ * its own render thread) and hands back with the time it measured.  One
+ * VM holds a grant at a time, so the GPU time each measures is its own.
+ * The messages are in pvgpu-pool-proto.h, the design and the trust
+ * model in docs/pvgpu-pool.rst.
+ *
+ * Built like qemu-storage-daemon: QEMU's main loop, chardevs and QMP
+ * server with a schema of its own (qapi/pvgpu-poold-schema.json).
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <getopt.h>
+#include <sys/file.h>
+
+#include "chardev/char.h"
+#include "io/channel-socket.h"
+#include "io/net-listener.h"
+#include "monitor/monitor.h"
+#include "monitor/monitor-internal.h"
+#include "qapi/error.h"
+#include "qapi/qmp/qerror.h"
+#include "qapi/qobject-input-visitor.h"
+#include "qapi/qobject-output-visitor.h"
+#include "qobject/qjson.h"
+#include "qobject/qobject.h"
+#include "qemu/config-file.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/module.h"
+#include "qemu/timer.h"
+#include "qemu-version.h"
+#include "system/runstate.h"
+#include "contrib/pvgpu-pool/qapi-commands.h"
+#include "contrib/pvgpu-pool/qapi-events-pvgpu-pool.h"
+#include "contrib/pvgpu-pool/qapi-init-commands.h"
+#include "contrib/pvgpu-pool/qapi-visit-pvgpu-pool.h"
+#include "hw/display/pvgpu-pool-proto.h"
+#include "hw/display/pvgpu-sched.h"
+
+#define DEFAULT_SOCKET      "/run/pvgpu/pool.sock"
+#define TICK_NS             (100 * SCALE_MS)
+#define WINDOW_TICKS        10                  /* one second */
+/* A VM that keeps a grant this much past its budget loses it */
+#define GRANT_SLACK_NS      (1000 * SCALE_MS)
+/* Messages a peer may send per second (burst the same) */
+#define PEER_MSG_RATE       2000
+
+typedef struct PoolPeer PoolPeer;
+
+/* The settings kept for a VM name, and its connection if it has one */
+typedef struct PoolVm {
+    char *name;
+    uint32_t weight, cap, priority, reservation;
+    PvgpuPoolLimits limits;
+    bool configured;            /* set through QMP: in the state file */
+    PoolPeer *peer;
+    QTAILQ_ENTRY(PoolVm) next;
+} PoolVm;
+
+typedef enum PeerState {
+    PEER_IDLE,                  /* no demand */
+    PEER_QUEUED,                /* waits for a grant */
+    PEER_GRANTED,               /* holds the GPU */
+} PeerState;
+
+struct PoolPeer {
+    QIOChannelSocket *sioc;
+    guint watch;
+    pid_t pid;
+    PoolVm *vm;                 /* NULL until admitted */
+    bool dead;
+    char *why;                  /* why it is being dropped */
+
+    uint8_t in[PVGPU_POOL_MAX_MSG_SIZE];
+    size_t in_len;
+    int64_t bucket_ns;          /* message rate: token bucket refill time */
+    double tokens;
+
+    PvgpuSchedEntity *entity;
+    PvgpuSchedItem item;
+    PeerState state;
+    uint32_t seq;               /* of the latest grant */
+    uint64_t budget_ns;
+    int64_t grant_ns;           /* when the grant was given */
+    uint64_t grants;
+    uint64_t gpu_ns;
+
+    PvgpuPoolMsg stats;         /* the latest STATS */
+    uint64_t hist_gpu[WINDOW_TICKS + 1];
+    uint64_t hist_frames[WINDOW_TICKS + 1];
+    double share, fps;
+    uint32_t eff_weight;
+
+    QTAILQ_ENTRY(PoolPeer) next;
+};
+
+static struct {
+    PvgpuPoolPolicy policy;
+    uint64_t quantum_us;
+    PvgpuSched *sched;
+    PoolPeer *holder;
+    QEMUTimer *grant_timer;
+    QEMUTimer *pump_timer;
+    QEMUTimer *tick_timer;
+    unsigned ticks;
+    QEMUBH *reap_bh;
+    char *state_path;
+    QTAILQ_HEAD(, PoolVm) vms;
+    QTAILQ_HEAD(, PoolPeer) peers;
+} pool = {
+    .policy = PVGPU_POOL_POLICY_WEIGHTED,
+    .quantum_us = PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000,
+    .vms = QTAILQ_HEAD_INITIALIZER(pool.vms),
+    .peers = QTAILQ_HEAD_INITIALIZER(pool.peers),
+};
+
+static bool exit_requested;
+
+extern QemuOptsList qemu_chardev_opts;
+
+void qemu_system_killed(int signal, pid_t pid)
+{
+    exit_requested = true;
+}
+
+void qmp_quit(Error **errp)
+{
+    exit_requested = true;
+}
+
+/* --- settings -------------------------------------------------------- */
+
+static PoolVm *vm_find(const char *name)
+{
+    PoolVm *vm;
+
+    QTAILQ_FOREACH(vm, &pool.vms, next) {
+        if (!strcmp(vm->name, name)) {
+            return vm;
+        }
+    }
+    return NULL;
+}
+
+static PoolVm *vm_get(const char *name)
+{
+    PoolVm *vm = vm_find(name);
+
+    if (!vm) {
+        vm = g_new0(PoolVm, 1);
+        vm->name = g_strdup(name);
+        vm->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
+        QTAILQ_INSERT_TAIL(&pool.vms, vm, next);
+    }
+    return vm;
+}
+
+/* A VM neither connected nor configured is forgotten */
+static void vm_put(PoolVm *vm)
+{
+    if (!vm->peer && !vm->configured) {
+        QTAILQ_REMOVE(&pool.vms, vm, next);
+        g_free(vm->name);
+        g_free(vm);
+    }
+}
+
+static uint32_t reserved_except(PoolVm *except)
+{
+    PoolPeer *p;
+    uint32_t sum = 0;
+
+    QTAILQ_FOREACH(p, &pool.peers, next) {
+        if (p->vm && p->vm != except && !p->dead) {
+            sum += p->vm->reservation;
+        }
+    }
+    return sum;
+}
+
+/*
+ * Effective weights: each VM's reservation plus its weighted part of
+ * the unreserved rest, in hundredths of a percent.  With every VM busy
+ * the shares are these; with some idle, the busy ones split the idle
+ * ones' time in the same proportion, so a reservation holds either way.
+ */
+static void pool_reweigh(void)
+{
+    uint32_t reserved = reserved_except(NULL);
+    uint64_t wsum = 0;
+    int64_t now = get_clock();
+    PoolPeer *p;
+
+    QTAILQ_FOREACH(p, &pool.peers, next) {
+        if (p->entity) {
+            wsum += p->vm->weight;
+        }
+    }
+    QTAILQ_FOREACH(p, &pool.peers, next) {
+        uint64_t eff;
+
+        if (!p->entity) {
+            continue;
+        }
+        eff = p->vm->reservation * 100ull +
+              (100ull - MIN(reserved, 100)) * 100 * p->vm->weight /
+              MAX(wsum, 1);
+        p->eff_weight = MAX(MIN(eff, PVGPU_SCHED_MAX_WEIGHT), 1);
+        pvgpu_sched_entity_set_weight(p->entity, p->eff_weight);
+        pvgpu_sched_entity_set_class(pool.sched, p->entity, p->vm->priority);
+        pvgpu_sched_entity_set_cap(pool.sched, p->entity, p->vm->cap, now);
+    }
+}
+
+static void state_save(Error **errp)
+{
+    g_autoptr(PvgpuPoolConfig) cfg = g_new0(PvgpuPoolConfig, 1);
+    PvgpuPoolVmConfigList **tail = &cfg->vms;
+    g_autoptr(GString) json = NULL;
+    QObject *obj = NULL;
+    Visitor *v;
+    PoolVm *vm;
+    GError *gerr = NULL;
+
+    if (!pool.state_path) {
+        return;
+    }
+    cfg->policy = pool.policy;
+    cfg->quantum_us = pool.quantum_us;
+    QTAILQ_FOREACH(vm, &pool.vms, next) {
+        PvgpuPoolVmConfig *c;
+
+        if (!vm->configured) {
+            continue;
+        }
+        c = g_new0(PvgpuPoolVmConfig, 1);
+        c->name = g_strdup(vm->name);
+        c->weight = vm->weight;
+        c->cap = vm->cap;
+        c->priority = vm->priority;
+        c->reservation = vm->reservation;
+        c->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
+        QAPI_LIST_APPEND(tail, c);
+    }
+    v = qobject_output_visitor_new(&obj);
+    visit_type_PvgpuPoolConfig(v, NULL, &cfg, &error_abort);
+    visit_complete(v, &obj);
+    visit_free(v);
+    json = qobject_to_json_pretty(obj, true);
+    qobject_unref(obj);
+    g_string_append_c(json, '\n');
+    /* written to a temporary file and renamed over the old one */
+    if (!g_file_set_contents(pool.state_path, json->str, json->len, &gerr)) {
+        error_setg(errp, "cannot write state file: %s", gerr->message);
+        g_error_free(gerr);
+    }
+}
+
+static bool state_load(Error **errp)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(PvgpuPoolConfig) cfg = NULL;
+    GError *gerr = NULL;
+    QObject *obj;
+    Visitor *v;
+    bool ok;
+
+    if (!pool.state_path ||
+        !g_file_test(pool.state_path, G_FILE_TEST_EXISTS)) {
+        return true;
+    }
+    if (!g_file_get_contents(pool.state_path, &text, NULL, &gerr)) {
+        error_setg(errp, "%s", gerr->message);
+        g_error_free(gerr);
+        return false;
+    }
+    obj = qobject_from_json(text, errp);
+    if (!obj) {
+        error_prepend(errp, "state file %s: ", pool.state_path);
+        return false;
+    }
+    v = qobject_input_visitor_new(obj);
+    ok = visit_type_PvgpuPoolConfig(v, NULL, &cfg, errp);
+    visit_free(v);
+    qobject_unref(obj);
+    if (!ok) {
+        error_prepend(errp, "state file %s: ", pool.state_path);
+        return false;
+    }
+    pool.policy = cfg->policy;
+    pool.quantum_us = cfg->quantum_us;
+    for (PvgpuPoolVmConfigList *l = cfg->vms; l; l = l->next) {
+        PvgpuPoolVmConfig *c = l->value;
+        PoolVm *vm = vm_get(c->name);
+
+        vm->configured = true;
+        vm->weight = c->weight;
+        vm->cap = c->cap;
+        vm->priority = c->priority;
+        vm->reservation = c->reservation;
+        vm->limits = *c->limits;
+    }
+    return true;
+}
+
+/* --- peers ----------------------------------------------------------- */
+
+static void peer_fail(PoolPeer *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void peer_fail(PoolPeer *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (p->dead) {
+        return;
+    }
+    va_start(ap, fmt);
+    p->why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    p->dead = true;
+    qemu_bh_schedule(pool.reap_bh);
+}
+
+static void peer_send(PoolPeer *p, const PvgpuPoolMsg *m)
+{
+    uint8_t buf[PVGPU_POOL_MAX_MSG_SIZE];
+    size_t len = pvgpu_pool_msg_encode(m, buf, sizeof(buf));
+    ssize_t n;
+
+    assert(len);
+    if (p->dead) {
+        return;
+    }
+    /*
+     * Messages are few and small; a socket buffer that is full means
+     * the peer does not read, and waiting for it would stall the pool.
+     */
+    n = qio_channel_write(QIO_CHANNEL(p->sioc), (char *)buf, len, NULL);
+    if (n != len) {
+        peer_fail(p, "does not read its messages");
+    }
+}
+
+static void peer_send_limits(PoolPeer *p)
+{
+    PvgpuPoolMsg m = { .type = PVGPU_POOL_LIMITS };
+
+    m.u.limits.max_hostmem = p->vm->limits.max_hostmem;
+    m.u.limits.max_contexts = p->vm->limits.max_contexts;
+    m.u.limits.max_resources = p->vm->limits.max_resources;
+    m.u.limits.max_fps = p->vm->limits.max_fps;
+    peer_send(p, &m);
+}
+
+static void pump(void);
+
+static void peer_enqueue(PoolPeer *p)
+{
+    int64_t now = get_clock();
+
+    assert(p->state == PEER_IDLE);
+    pvgpu_sched_enqueue(pool.sched, p->entity, &p->item, now);
+    p->state = PEER_QUEUED;
+    /*
+     * A VM that woke from idle waits at most a quantum: the holder of a
+     * longer grant is told to stop after one (pvgpu-sched's short turn)
+     */
+    if (pool.holder && pool.holder->budget_ns > pool.quantum_us * 1000 &&
+        pvgpu_sched_turn_short(pool.sched, now)) {
+        PvgpuPoolMsg m = { .type = PVGPU_POOL_REVOKE };
+
+        pool.holder->budget_ns = pool.quantum_us * 1000;
+        m.u.grant.seq = pool.holder->seq;
+        m.u.grant.budget_ns = pool.holder->budget_ns;
+        peer_send(pool.holder, &m);
+    }
+}
+
+/* The holder's grant is over, having used @used_ns */
+static void grant_end(PoolPeer *p, uint64_t used_ns)
+{
+    assert(p == pool.holder && p->state == PEER_GRANTED);
+    pvgpu_sched_complete(pool.sched, &p->item, used_ns, get_clock());
+    p->gpu_ns += used_ns;
+    p->state = PEER_IDLE;
+    pool.holder = NULL;
+    timer_del(pool.grant_timer);
+}
+
+static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
+{
+    PvgpuPoolMsg r = { .type = PVGPU_POOL_REFUSE };
+    const char *name = m->u.hello.name;
+    PoolVm *vm = vm_find(name);
+    uint32_t reservation, others;
+
+    if (vm && vm->peer) {
+        snprintf(r.u.refuse.reason, sizeof(r.u.refuse.reason),
+                 "a VM named %s is already in the pool", name);
+        goto refuse;
+    }
+    /* the pool's setting for the name wins over what the device asks */
+    reservation = vm && vm->configured ? vm->reservation
+                                       : m->u.hello.reservation_pct;
+    others = reserved_except(vm);
+    if (others + reservation > 100) {
+        snprintf(r.u.refuse.reason, sizeof(r.u.refuse.reason),
+                 "reservation of %u%% does not fit: %u%% of 100%% is "
+                 "reserved", reservation, others);
+        goto refuse;
+    }
+
+    vm = vm_get(name);
+    vm->reservation = reservation;
+    vm->peer = p;
+    p->vm = vm;
+    p->entity = pvgpu_sched_entity_add(pool.sched, p->pid);
+    pool_reweigh();
+    memset(p->hist_gpu, 0, sizeof(p->hist_gpu));
+
+    r = (PvgpuPoolMsg) { .type = PVGPU_POOL_WELCOME };
+    r.u.welcome.vm_id = p->pid;
+    r.u.welcome.quantum_ns = pool.quantum_us * 1000;
+    peer_send(p, &r);
+    peer_send_limits(p);
+    info_report("VM %s (pid %d) joined", name, p->pid);
+    qapi_event_send_pvgpu_pool_join(name, p->pid);
+    return;
+
+refuse:
+    peer_send(p, &r);
+    warn_report("VM %s (pid %d) refused: %s", name, p->pid,
+                r.u.refuse.reason);
+    qapi_event_send_pvgpu_pool_leave(name, r.u.refuse.reason);
+    /* no name taken: the peer is dropped without a second event */
+    peer_fail(p, "refused");
+}
+
+static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
+{
+    if (!p->vm && m->type != PVGPU_POOL_HELLO) {
+        peer_fail(p, "%s before HELLO", pvgpu_pool_msg_name(m->type));
+        return;
+    }
+    switch (m->type) {
+    case PVGPU_POOL_HELLO:
+        if (p->vm) {
+            peer_fail(p, "second HELLO");
+            return;
+        }
+        peer_hello(p, m);
+        return;
+    case PVGPU_POOL_DEMAND:
+        if (p->state == PEER_IDLE) {
+            peer_enqueue(p);
+            pump();
+        }
+        return;
+    case PVGPU_POOL_RETURN:
+        if (p->state != PEER_GRANTED || m->u.ret.seq != p->seq) {
+            if (m->u.ret.seq > p->seq) {
+                peer_fail(p, "RETURN of a grant never given");
+            }
+            /* else a grant the pool took back after its timeout */
+            return;
+        }
+        grant_end(p, m->u.ret.used_ns);
+        if (m->u.ret.busy) {
+            peer_enqueue(p);
+        }
+        pump();
+        return;
+    case PVGPU_POOL_STATS:
+        p->stats = *m;
+        return;
+    case PVGPU_POOL_LIMIT_HIT:
+        /* the wire's order is QAPI's */
+        QEMU_BUILD_BUG_ON((int)PVGPU_POOL_WIRE__MAX != (int)PVGPU_POOL_LIMIT__MAX);
+        qapi_event_send_pvgpu_pool_limit(p->vm->name, m->u.limit_hit.limit,
+                                         m->u.limit_hit.value);
+        return;
+    default:
+        peer_fail(p, "sent %s, a message of the pool",
+                  pvgpu_pool_msg_name(m->type));
+        return;
+    }
+}
+
+static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
+                              gpointer opaque)
+{
+    PoolPeer *p = opaque;
+    int64_t now = get_clock();
+    size_t off = 0;
+    ssize_t n;
+
+    n = qio_channel_read(ioc, (char *)p->in + p->in_len,
+                         sizeof(p->in) - p->in_len, NULL);
+    if (n == QIO_CHANNEL_ERR_BLOCK) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        p->watch = 0;
+        peer_fail(p, "disconnected");
+        return G_SOURCE_REMOVE;
+    }
+    p->in_len += n;
+
+    while (!p->dead) {
+        PvgpuPoolMsg m;
+        const char *why;
+        long len = pvgpu_pool_msg_decode(p->in + off, p->in_len - off, &m,
+                                         &why);
+
+        if (len == 0) {
+            break;
+        }
+        if (len < 0) {
+            peer_fail(p, "malformed message: %s", why);
+            break;
+        }
+        /* token bucket: a flooding peer is disconnected */
+        p->tokens = MIN(PEER_MSG_RATE, p->tokens +
+                        (double)(now - p->bucket_ns) * PEER_MSG_RATE /
+                        NANOSECONDS_PER_SECOND);
+        p->bucket_ns = now;
+        if (p->tokens < 1) {
+            peer_fail(p, "more than %d messages a second", PEER_MSG_RATE);
+            break;
+        }
+        p->tokens -= 1;
+        off += len;
+        peer_message(p, &m);
+    }
+    memmove(p->in, p->in + off, p->in_len - off);
+    p->in_len -= off;
+    if (p->dead) {
+        p->watch = 0;
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void peer_free(PoolPeer *p)
+{
+    if (p->watch) {
+        g_source_remove(p->watch);
+    }
+    if (p->entity) {
+        if (p->state == PEER_GRANTED) {
+            /* charged what it had the GPU for, at most its budget */
+            grant_end(p, MIN(get_clock() - p->grant_ns, p->budget_ns));
+        }
+        pvgpu_sched_entity_remove(pool.sched, p->entity, NULL, NULL);
+    }
+    if (p->vm) {
+        info_report("VM %s (pid %d) left: %s", p->vm->name, p->pid, p->why);
+        qapi_event_send_pvgpu_pool_leave(p->vm->name, p->why);
+        p->vm->peer = NULL;
+        vm_put(p->vm);
+    } else if (strcmp(p->why, "refused")) {
+        warn_report("peer pid %d dropped: %s", p->pid, p->why);
+    }
+    qio_channel_close(QIO_CHANNEL(p->sioc), NULL);
+    object_unref(OBJECT(p->sioc));
+    g_free(p->why);
+    g_free(p);
+}
+
+static void reap_bh(void *opaque)
+{
+    PoolPeer *p, *next;
+    bool any = false;
+
+    QTAILQ_FOREACH_SAFE(p, &pool.peers, next, next) {
+        if (p->dead) {
+            QTAILQ_REMOVE(&pool.peers, p, next);
+            peer_free(p);
+            any = true;
+        }
+    }
+    if (any) {
+        pool_reweigh();
+        pump();
+    }
+}
+
+static void peer_accept(QIONetListener *listener, QIOChannelSocket *sioc,
+                        gpointer opaque)
+{
+    PoolPeer *p = g_new0(PoolPeer, 1);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    p->sioc = sioc;
+    object_ref(OBJECT(sioc));
+    p->bucket_ns = get_clock();
+    p->tokens = PEER_MSG_RATE;
+    /* the kernel's word for who connected, not the peer's */
+    if (getsockopt(sioc->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        p->pid = cred.pid;
+    }
+    qio_channel_set_name(QIO_CHANNEL(sioc), "pvgpu-pool-peer");
+    qio_channel_set_blocking(QIO_CHANNEL(sioc), false, NULL);
+    p->watch = qio_channel_add_watch(QIO_CHANNEL(sioc), G_IO_IN | G_IO_HUP,
+                                     peer_readable, p, NULL);
+    QTAILQ_INSERT_TAIL(&pool.peers, p, next);
+}
+
+/* --- scheduling ------------------------------------------------------ */
+
+/* Give the GPU to the next VM, if nobody holds it */
+static void pump(void)
+{
+    int64_t now = get_clock();
+    PvgpuSchedEntity *ent;
+    PvgpuSchedItem *item;
+    PvgpuPoolMsg m = { .type = PVGPU_POOL_GRANT };
+    uint64_t wait;
+    PoolPeer *p;
+
+    while (!pool.holder) {
+        item = pvgpu_sched_next(pool.sched, now, &ent, &wait);
+        if (!item) {
+            if (wait) {
+                timer_mod(pool.pump_timer, now + wait);
+            }
+            return;
+        }
+        p = container_of(item, PoolPeer, item);
+        p->state = PEER_GRANTED;
+        p->budget_ns = pvgpu_sched_turn_left(pool.sched, ent, now);
+        if (!p->budget_ns) {
+            p->budget_ns = pool.quantum_us * 1000;
+        }
+        p->grant_ns = now;
+        p->grants++;
+        pool.holder = p;
+        m.u.grant.seq = ++p->seq;
+        m.u.grant.budget_ns = p->budget_ns;
+        timer_mod(pool.grant_timer, now + p->budget_ns + GRANT_SLACK_NS);
+        peer_send(p, &m);
+    }
+}
+
+static void pump_timer_cb(void *opaque)
+{
+    pump();
+}
+
+static void grant_timer_cb(void *opaque)
+{
+    PoolPeer *p = pool.holder;
+
+    if (!p) {
+        return;
+    }
+    warn_report("VM %s kept its grant of %" PRIu64 " us for %" PRId64
+                " us: taken back", p->vm->name, p->budget_ns / 1000,
+                (get_clock() - p->grant_ns) / 1000);
+    grant_end(p, p->budget_ns);
+    pump();
+}
+
+/* Every 100 ms: the shares over the last second; each second, tell VMs */
+static void tick_timer_cb(void *opaque)
+{
+    unsigned cur = pool.ticks % (WINDOW_TICKS + 1);
+    unsigned old = (pool.ticks + 1) % (WINDOW_TICKS + 1);
+    uint64_t total = 0;
+    PoolPeer *p;
+
+    QTAILQ_FOREACH(p, &pool.peers, next) {
+        if (!p->vm) {
+            continue;
+        }
+        p->hist_gpu[cur] = p->gpu_ns;
+        p->hist_frames[cur] = p->stats.u.stats.frames;
+        total += p->hist_gpu[cur] - p->hist_gpu[old];
+    }
+    QTAILQ_FOREACH(p, &pool.peers, next) {
+        PvgpuPoolMsg m = { .type = PVGPU_POOL_SHARE };
+
+        if (!p->vm) {
+            continue;
+        }
+        p->share = total ? 100.0 * (p->hist_gpu[cur] - p->hist_gpu[old]) /
+                           total : 0;
+        p->fps = p->hist_frames[old] <= p->hist_frames[cur] ?
+                 p->hist_frames[cur] - p->hist_frames[old] : 0;
+        if (pool.ticks % WINDOW_TICKS == 0) {
+            m.u.share.share_ppm = p->share * 10000;
+            m.u.share.weight = p->eff_weight;
+            m.u.share.gpu_ns = p->gpu_ns;
+            peer_send(p, &m);
+        }
+    }
+    pool.ticks++;
+    timer_mod(pool.tick_timer, get_clock() + TICK_NS);
+}
+
+/* --- QMP ------------------------------------------------------------- */
+
+static void policy_apply(void)
+{
+    static const PvgpuSchedPolicy map[] = {
+        [PVGPU_POOL_POLICY_BEST_EFFORT] = PVGPU_SCHED_BEST_EFFORT,
+        [PVGPU_POOL_POLICY_EQUAL_SHARE] = PVGPU_SCHED_EQUAL_SHARE,
+        [PVGPU_POOL_POLICY_WEIGHTED] = PVGPU_SCHED_WEIGHTED,
+    };
+
+    pvgpu_sched_set_policy(pool.sched, map[pool.policy]);
+    pvgpu_sched_set_quantum(pool.sched, pool.quantum_us * 1000);
+}
+
+static bool check_range(const char *param, uint64_t v, uint64_t min,
+                        uint64_t max, Error **errp)
+{
+    if (v < min || v > max) {
+        error_setg(errp, QERR_INVALID_PARAMETER_VALUE, param,
+                   g_strdup_printf("%" PRIu64 " to %" PRIu64, min, max));
+        return false;
+    }
+    return true;
+}
+
+PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
+{
+    PvgpuPoolInfo *info = g_new0(PvgpuPoolInfo, 1);
+    PvgpuPoolVmInfoList **tail = &info->vms;
+    PoolVm *vm;
+
+    info->policy = pool.policy;
+    info->quantum_us = pool.quantum_us;
+    info->reserved = reserved_except(NULL);
+    QTAILQ_FOREACH(vm, &pool.vms, next) {
+        PvgpuPoolVmInfo *v = g_new0(PvgpuPoolVmInfo, 1);
+        PoolPeer *p = vm->peer;
+
+        v->name = g_strdup(vm->name);
+        v->weight = vm->weight;
+        v->cap = vm->cap;
+        v->priority = vm->priority;
+        v->reservation = vm->reservation;
+        v->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
+        if (p && !p->dead) {
+            typeof(p->stats.u.stats) *st = &p->stats.u.stats;
+            PvgpuPoolContextInfoList **ctail = &v->contexts;
+
+            v->connected = true;
+            v->pid = p->pid;
+            v->effective_weight = p->eff_weight;
+            v->gpu_ns = p->gpu_ns;
+            v->share = p->share;
+            v->grants = p->grants;
+            v->granted = p->state == PEER_GRANTED;
+            v->queued = st->queued;
+            v->fence_p50_us = st->fence_p50_ns / 1000;
+            v->fence_p99_us = st->fence_p99_ns / 1000;
+            v->fps = p->fps;
+            v->hostmem = st->hostmem;
+            v->resources = st->resources;
+            for (uint32_t i = 0; i < st->ncontexts; i++) {
+                PvgpuPoolContextInfo *c = g_new0(PvgpuPoolContextInfo, 1);
+
+                c->ctx_id = st->ctx[i].ctx_id;
+                c->gpu_ns = st->ctx[i].gpu_ns;
+                c->queued = st->ctx[i].queued;
+                c->fence_p99_us = st->ctx[i].fence_p99_ns / 1000;
+                QAPI_LIST_APPEND(ctail, c);
+            }
+            info->gpu_ns += p->gpu_ns;
+        }
+        QAPI_LIST_APPEND(tail, v);
+    }
+    return info;
+}
+
+void qmp_pvgpu_pool_set_vm(const char *name,
+                           bool has_weight, uint32_t weight,
+                           bool has_cap, uint32_t cap,
+                           bool has_priority, uint32_t priority,
+                           bool has_reservation, uint32_t reservation,
+                           bool has_max_hostmem, uint64_t max_hostmem,
+                           bool has_max_contexts, uint32_t max_contexts,
+                           bool has_max_resources, uint32_t max_resources,
+                           bool has_max_fps, uint32_t max_fps,
+                           Error **errp)
+{
+    PoolVm *vm;
+
+    if (!pvgpu_pool_name_valid(name, PVGPU_POOL_NAME_LEN)) {
+        error_setg(errp, QERR_INVALID_PARAMETER_VALUE, "name",
+                   "a printable name of 1 to 63 characters");
+        return;
+    }
+    if ((has_weight && !check_range("weight", weight, 1,
+                                    PVGPU_SCHED_MAX_WEIGHT, errp)) ||
+        (has_cap && !check_range("cap", cap, 0, 100, errp)) ||
+        (has_priority && !check_range("priority", priority, 0,
+                                      PVGPU_SCHED_NR_CLASSES - 1, errp)) ||
+        (has_reservation && !check_range("reservation", reservation, 0, 100,
+                                         errp)) ||
+        (has_max_fps && !check_range("max-fps", max_fps, 0, 1000, errp))) {
+        return;
+    }
+    vm = vm_find(name);
+    if (has_reservation && vm && vm->peer &&
+        reserved_except(vm) + reservation > 100) {
+        error_setg(errp, "Parameter 'reservation': %u%% does not fit, %u%% "
+                   "of 100%% is reserved by the other VMs", reservation,
+                   reserved_except(vm));
+        return;
+    }
+    vm = vm_get(name);
+    vm->configured = true;
+    vm->weight = has_weight ? weight : vm->weight;
+    vm->cap = has_cap ? cap : vm->cap;
+    vm->priority = has_priority ? priority : vm->priority;
+    vm->reservation = has_reservation ? reservation : vm->reservation;
+    if (has_max_hostmem) {
+        vm->limits.max_hostmem = max_hostmem;
+    }
+    if (has_max_contexts) {
+        vm->limits.max_contexts = max_contexts;
+    }
+    if (has_max_resources) {
+        vm->limits.max_resources = max_resources;
+    }
+    if (has_max_fps) {
+        vm->limits.max_fps = max_fps;
+    }
+    pool_reweigh();
+    if (vm->peer) {
+        peer_send_limits(vm->peer);
+    }
+    state_save(errp);
+    pump();
+}
+
+void qmp_pvgpu_pool_set_policy(bool has_policy, PvgpuPoolPolicy policy,
+                               bool has_quantum_us, uint64_t quantum_us,
+                               Error **errp)
+{
+    if (has_quantum_us &&
+        !check_range("quantum-us", quantum_us,
+                     PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
+                     PVGPU_SCHED_MAX_QUANTUM_NS / 1000, errp)) {
+        return;
+    }
+    pool.policy = has_policy ? policy : pool.policy;
+    pool.quantum_us = has_quantum_us ? quantum_us : pool.quantum_us;
+    policy_apply();
+    state_save(errp);
+    pump();
+}
+
+/* --- main ------------------------------------------------------------ */
+
+static void help(void)
+{
+    printf(
+"Usage: %s [OPTION]...\n"
+"Share one host GPU's time between VMs whose pvgpu devices join the pool.\n"
+"\n"
+"  -h, --help             show this help and exit\n"
+"  -V, --version          show the version and exit\n"
+"  --socket PATH          where VMs join (default " DEFAULT_SOCKET ")\n"
+"  --qmp PATH             serve QMP on a Unix socket; may be repeated\n"
+"  --state FILE           where settings are kept across restarts\n"
+"                         (default: the VM socket's path + \".state\")\n"
+"  --no-state             keep no settings across restarts\n"
+"  --policy POLICY        best-effort, equal-share or weighted (default)\n"
+"  --quantum-us N         scheduling quantum (default %llu)\n"
+"\n"
+"A VM joins with\n"
+"  -chardev socket,id=pool0,path=PATH,reconnect-ms=1000\n"
+"  -device pvgpu-pci,pool=pool0\n"
+"See docs/pvgpu-pool.rst.\n",
+           g_get_prgname(), PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000);
+}
+
+/* One daemon per socket: the lock is held while the process lives */
+static bool socket_lock(const char *path, Error **errp)
+{
+    g_autofree char *lock = g_strdup_printf("%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open %s", lock);
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        error_setg(errp, "another pvgpu-poold serves %s", path);
+        close(fd);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char *argv[])
+{
+    enum { OPT_SOCKET = 256, OPT_QMP, OPT_STATE, OPT_NO_STATE, OPT_POLICY,
+           OPT_QUANTUM };
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "socket", required_argument, NULL, OPT_SOCKET },
+        { "qmp", required_argument, NULL, OPT_QMP },
+        { "state", required_argument, NULL, OPT_STATE },
+        { "no-state", no_argument, NULL, OPT_NO_STATE },
+        { "policy", required_argument, NULL, OPT_POLICY },
+        { "quantum-us", required_argument, NULL, OPT_QUANTUM },
+        { }
+    };
+    const char *socket_path = DEFAULT_SOCKET;
+    g_autoptr(GPtrArray) qmp_paths = g_ptr_array_new();
+    bool no_state = false, has_policy = false, has_quantum = false;
+    int policy = 0;
+    uint64_t quantum = 0;
+    SocketAddress addr = { .type = SOCKET_ADDRESS_TYPE_UNIX };
+    QIONetListener *listener;
+    Error *err = NULL;
+    int c;
+
+    signal(SIGPIPE, SIG_IGN);
+    error_init(argv[0]);
+    qemu_init_exec_dir(argv[0]);
+
+    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            help();
+            return EXIT_SUCCESS;
+        case 'V':
+            printf("pvgpu-poold (QEMU %s)\n", QEMU_FULL_VERSION);
+            return EXIT_SUCCESS;
+        case OPT_SOCKET:
+            socket_path = optarg;
+            break;
+        case OPT_QMP:
+            g_ptr_array_add(qmp_paths, optarg);
+            break;
+        case OPT_STATE:
+            pool.state_path = g_strdup(optarg);
+            break;
+        case OPT_NO_STATE:
+            no_state = true;
+            break;
+        case OPT_POLICY:
+            policy = qapi_enum_parse(&PvgpuPoolPolicy_lookup, optarg, -1,
+                                     NULL);
+            if (policy < 0) {
+                error_report("--policy: %s is not best-effort, equal-share "
+                             "or weighted", optarg);
+                return EXIT_FAILURE;
+            }
+            has_policy = true;
+            break;
+        case OPT_QUANTUM:
+            if (qemu_strtou64(optarg, NULL, 10, &quantum) ||
+                quantum < PVGPU_SCHED_MIN_QUANTUM_NS / 1000 ||
+                quantum > PVGPU_SCHED_MAX_QUANTUM_NS / 1000) {
+                error_report("--quantum-us: %s is not %llu to %llu", optarg,
+                             PVGPU_SCHED_MIN_QUANTUM_NS / 1000,
+                             PVGPU_SCHED_MAX_QUANTUM_NS / 1000);
+                return EXIT_FAILURE;
+            }
+            has_quantum = true;
+            break;
+        default:
+            error_report("try --help");
+            return EXIT_FAILURE;
+        }
+    }
+    if (optind < argc) {
+        error_report("unexpected argument %s; try --help", argv[optind]);
+        return EXIT_FAILURE;
+    }
+    if (!pool.state_path && !no_state) {
+        pool.state_path = g_strdup_printf("%s.state", socket_path);
+    }
+    if (no_state) {
+        g_clear_pointer(&pool.state_path, g_free);
+    }
+
+    os_setup_signal_handling();
+    module_call_init(MODULE_INIT_QOM);
+    qemu_add_opts(&qemu_chardev_opts);
+    monitor_init_globals();
+    qmp_init_marshal(&qmp_commands);
+    QTAILQ_INIT(&qmp_cap_negotiation_commands);
+    qmp_register_command(&qmp_cap_negotiation_commands, "qmp_capabilities",
+                         qmp_marshal_qmp_capabilities, QCO_ALLOW_PRECONFIG,
+                         0);
+    qemu_init_main_loop(&error_fatal);
+
+    pool.sched = pvgpu_sched_new();
+    pvgpu_sched_set_max_inflight(pool.sched, 1);
+    pvgpu_sched_set_queue_limit(pool.sched, 1);
+    if (!state_load(&err)) {
+        error_report_err(err);
+        return EXIT_FAILURE;
+    }
+    if (has_policy) {
+        pool.policy = policy;
+    }
+    if (has_quantum) {
+        pool.quantum_us = quantum;
+    }
+    policy_apply();
+
+    if (!socket_lock(socket_path, &err)) {
+        error_report_err(err);
+        return EXIT_FAILURE;
+    }
+    /* the lock says no other daemon owns the path: a socket there is stale */
+    unlink(socket_path);
+    addr.u.q_unix.path = (char *)socket_path;
+    listener = qio_net_listener_new();
+    qio_net_listener_set_name(listener, "pvgpu-pool-listener");
+    if (qio_net_listener_open_sync(listener, &addr, 16, &err) < 0) {
+        error_report_err(err);
+        return EXIT_FAILURE;
+    }
+    qio_net_listener_set_client_func(listener, peer_accept, NULL, NULL);
+
+    for (guint i = 0; i < qmp_paths->len; i++) {
+        g_autofree char *label = g_strdup_printf("qmp%u", i);
+        g_autofree char *spec = g_strdup_printf("unix:%s,server=on,wait=off",
+                                                (char *)qmp_paths->pdata[i]);
+        Chardev *chr;
+
+        unlink(qmp_paths->pdata[i]);
+        chr = qemu_chr_new(label, spec, NULL);
+        if (!chr) {
+            error_report("--qmp %s: cannot listen there",
+                         (char *)qmp_paths->pdata[i]);
+            return EXIT_FAILURE;
+        }
+        monitor_init_qmp(chr, false, &error_fatal);
+    }
+
+    pool.reap_bh = qemu_bh_new(reap_bh, NULL);
+    pool.grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, grant_timer_cb, NULL);
+    pool.pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pump_timer_cb, NULL);
+    pool.tick_timer = timer_new_ns(QEMU_CLOCK_REALTIME, tick_timer_cb, NULL);
+    timer_mod(pool.tick_timer, get_clock() + TICK_NS);
+    info_report("pool on %s, policy %s, quantum %" PRIu64 " us, state %s",
+                socket_path, PvgpuPoolPolicy_str(pool.policy),
+                pool.quantum_us, pool.state_path ?: "not kept");
+
+    while (!exit_requested) {
+        main_loop_wait(false);
+    }
+
+    qio_net_listener_disconnect(listener);
+    object_unref(OBJECT(listener));
+    unlink(socket_path);
+    monitor_cleanup();
+    qemu_chr_cleanup();
+    return EXIT_SUCCESS;
+}
