@@ -80,6 +80,7 @@ struct PoolPeer {
     pid_t pid;
     PoolVm *vm;                 /* NULL until admitted */
     bool dead;
+    bool refused;               /* not admitted: kept, ignored, until it goes */
     char *why;                  /* why it is being dropped */
 
     uint8_t in[PVGPU_POOL_MAX_MSG_SIZE];
@@ -443,12 +444,19 @@ refuse:
     warn_report("VM %s (pid %d) refused: %s", name, p->pid,
                 r.u.refuse.reason);
     qapi_event_send_pvgpu_pool_leave(name, r.u.refuse.reason);
-    /* no name taken: the peer is dropped without a second event */
-    peer_fail(p, "refused");
+    /*
+     * Kept connected (a dropped device would reconnect and be refused
+     * again every second), but it has no name and gets nothing
+     */
+    p->refused = true;
 }
 
 static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
 {
+    if (p->refused) {
+        peer_fail(p, "%s after it was refused", pvgpu_pool_msg_name(m->type));
+        return;
+    }
     if (!p->vm && m->type != PVGPU_POOL_HELLO) {
         peer_fail(p, "%s before HELLO", pvgpu_pool_msg_name(m->type));
         return;
@@ -569,7 +577,7 @@ static void peer_free(PoolPeer *p)
         qapi_event_send_pvgpu_pool_leave(p->vm->name, p->why);
         p->vm->peer = NULL;
         vm_put(p->vm);
-    } else if (strcmp(p->why, "refused")) {
+    } else {
         warn_report("peer pid %d dropped: %s", p->pid, p->why);
     }
     qio_channel_close(QIO_CHANNEL(p->sioc), NULL);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include "libqtest-single.h"
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "qemu/sockets.h"
@@ -3246,6 +3247,47 @@ static void bench_post(Bench *b, unsigned l)
     load->outstanding++;
 }
 
+static void bench_top_up(Bench *b)
+{
+    for (unsigned l = 0; l < b->nloads; l++) {
+        while (b->loads[l]->outstanding < b->loads[l]->depth) {
+            bench_post(b, l);
+        }
+    }
+}
+
+/* Take one answer off the ring, if there is one */
+static bool bench_reap(Bench *b)
+{
+    uint32_t idx, len;
+    int l;
+
+    if (!qvirtqueue_get_buf(b->gpu->qts, b->gpu->ctrl, &idx, &len)) {
+        return false;
+    }
+    l = b->slot_load[idx / 3];
+    g_assert_cmpint(l, >=, 0);
+    b->slot_load[idx / 3] = -1;
+    b->loads[l]->outstanding--;
+    b->loads[l]->completed++;
+    if (b->loads[l]->latency_us) {
+        gint64 us = g_get_monotonic_time() - b->slot_posted[idx / 3];
+
+        g_array_append_val(b->loads[l]->latency_us, us);
+    }
+    return true;
+}
+
+static bool bench_idle(Bench *b)
+{
+    for (unsigned l = 0; l < b->nloads; l++) {
+        if (b->loads[l]->outstanding) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Keep every load topped up for @usecs, calling @sample every 50 ms. */
 static void bench_run(Bench *b, gint64 usecs,
                       void (*sample)(Bench *b, gint64 t, void *opaque),
@@ -3255,40 +3297,19 @@ static void bench_run(Bench *b, gint64 usecs,
 
     for (;;) {
         gint64 now = g_get_monotonic_time();
-        uint32_t idx, len;
 
-        for (unsigned l = 0; l < b->nloads && now - start < usecs; l++) {
-            while (b->loads[l]->outstanding < b->loads[l]->depth) {
-                bench_post(b, l);
-            }
+        if (now - start < usecs) {
+            bench_top_up(b);
         }
         if (sample && now >= next && now - start <= usecs) {
             sample(b, now - start, opaque);
             next += 50 * 1000;
         }
-        if (qvirtqueue_get_buf(b->gpu->qts, b->gpu->ctrl, &idx, &len)) {
-            int l = b->slot_load[idx / 3];
-
-            g_assert_cmpint(l, >=, 0);
-            b->slot_load[idx / 3] = -1;
-            b->loads[l]->outstanding--;
-            b->loads[l]->completed++;
-            if (b->loads[l]->latency_us) {
-                gint64 us = g_get_monotonic_time() - b->slot_posted[idx / 3];
-
-                g_array_append_val(b->loads[l]->latency_us, us);
-            }
+        if (bench_reap(b)) {
             continue;
         }
-        if (now - start >= usecs) {
-            bool idle = true;
-
-            for (unsigned l = 0; l < b->nloads; l++) {
-                idle &= !b->loads[l]->outstanding;
-            }
-            if (idle) {
-                return;
-            }
+        if (now - start >= usecs && bench_idle(b)) {
+            return;
         }
         g_usleep(200);
     }
@@ -4845,6 +4866,508 @@ static void test_order_fps(void *obj, void *data, QGuestAllocator *alloc)
     set_max_fps(0);
 }
 
+/* --- the GPU pool (pvgpu-poold) ----------------------------------------- */
+
+/* A pvgpu-poold of the build under test, in a directory of its own */
+typedef struct Pool {
+    char *dir;
+    char *sock;
+    char *qmp;
+    GPid pid;
+    int qmp_fd;
+    GPtrArray *events;          /* QDicts the daemon sent between answers */
+} Pool;
+
+/* A QEMU whose pvgpu joins @pool, with a Bench to load it */
+typedef struct PoolVm {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    QVirtioPCIDevice *dev;
+    QPvgpu gpu;
+    Bench b;
+    bool busy;                  /* pool_run() keeps its loads topped up */
+} PoolVm;
+
+static char *poold_binary(void)
+{
+    g_autofree char *dir = g_path_get_dirname(g_getenv("QTEST_QEMU_BINARY"));
+
+    return g_build_filename(dir, "contrib", "pvgpu-pool", "pvgpu-poold",
+                            NULL);
+}
+
+/* Run pvgpu-poold with @args; its exit status */
+static int poold_run_sync(const char *args)
+{
+    g_autofree char *bin = poold_binary();
+    g_autofree char *cmd = g_strdup_printf("%s %s", bin, args);
+    g_autofree char *err = NULL;
+    int status;
+
+    g_assert(g_spawn_command_line_sync(cmd, NULL, &err, &status, NULL));
+    g_test_message("%s: %s", cmd, err);
+    return status;
+}
+
+static void pool_start(Pool *p)
+{
+    g_autofree char *bin = poold_binary();
+    char *argv[] = { bin, (char *)"--socket", p->sock, (char *)"--qmp",
+                     p->qmp, NULL };
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    GError *err = NULL;
+
+    if (!p->dir) {
+        p->dir = g_dir_make_tmp("pvgpu-pool-XXXXXX", NULL);
+        p->sock = g_build_filename(p->dir, "pool.sock", NULL);
+        p->qmp = g_build_filename(p->dir, "qmp.sock", NULL);
+        p->events = g_ptr_array_new_with_free_func(
+            (GDestroyNotify)qobject_unref_impl);
+        argv[2] = p->sock;
+        argv[4] = p->qmp;
+    }
+    unlink(p->qmp);
+    g_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                           NULL, &p->pid, &err));
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        pstrcpy(sa.sun_path, sizeof(sa.sun_path), p->qmp);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            p->qmp_fd = fd;
+            break;
+        }
+        close(fd);
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(20 * 1000);
+    }
+    qobject_unref(qmp_fd_receive(p->qmp_fd));
+    qobject_unref(qmp_fd(p->qmp_fd, "{'execute': 'qmp_capabilities'}"));
+}
+
+static void pool_kill(Pool *p)
+{
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    g_spawn_close_pid(p->pid);
+    close(p->qmp_fd);
+}
+
+static void pool_free(Pool *p)
+{
+    g_autofree char *state = g_strdup_printf("%s.state", p->sock);
+    g_autofree char *lock = g_strdup_printf("%s.lock", p->sock);
+
+    unlink(state);
+    unlink(lock);
+    unlink(p->sock);
+    unlink(p->qmp);
+    rmdir(p->dir);
+    g_ptr_array_free(p->events, true);
+    g_free(p->dir);
+    g_free(p->sock);
+    g_free(p->qmp);
+}
+
+/* A command to the daemon; events that come first are kept */
+static QDict *pool_qmp(Pool *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static QDict *pool_qmp(Pool *p, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp;
+
+    va_start(ap, fmt);
+    qmp_fd_vsend(p->qmp_fd, fmt, ap);
+    va_end(ap);
+    for (;;) {
+        rsp = qmp_fd_receive(p->qmp_fd);
+        if (!qdict_haskey(rsp, "event")) {
+            return rsp;
+        }
+        g_ptr_array_add(p->events, rsp);
+    }
+}
+
+static bool pool_event_seen(Pool *p, const char *event, const char *name)
+{
+    for (guint i = 0; i < p->events->len; i++) {
+        QDict *e = p->events->pdata[i];
+
+        if (g_str_equal(qdict_get_str(e, "event"), event) &&
+            g_str_equal(qdict_get_str(qdict_get_qdict(e, "data"), "name"),
+                        name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The pool's entry for VM @name (a new reference), NULL if none */
+static QDict *pool_vm_info(Pool *p, const char *name)
+{
+    QDict *rsp = pool_qmp(p, "{'execute': 'query-pvgpu-pool'}");
+    QListEntry *e;
+    QDict *found = NULL;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                        "vms"), e) {
+        QDict *vm = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(vm, "name"), name)) {
+            found = qobject_ref(vm);
+        }
+    }
+    qobject_unref(rsp);
+    return found;
+}
+
+static bool pool_vm_connected(Pool *p, const char *name)
+{
+    QDict *vm = pool_vm_info(p, name);
+    bool connected = vm && qdict_get_bool(vm, "connected");
+
+    qobject_unref(vm);
+    return connected;
+}
+
+/* The "pool" member of @vm's query-pvgpu (a new reference) */
+static QDict *pool_member(PoolVm *vm)
+{
+    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-pvgpu'}");
+    QDict *info = qobject_to(QDict, qlist_peek(qdict_get_qlist(rsp,
+                                                                "return")));
+    QDict *m = qobject_ref(qdict_get_qdict(info, "pool"));
+
+    qobject_unref(rsp);
+    return m;
+}
+
+static void pool_vm_start(PoolVm *vm, Pool *p, const char *name,
+                          const char *extra)
+{
+    vm->qts = qtest_initf("-M pc -name %s -chardev socket,id=pool0,path=%s,"
+                          "reconnect-ms=200 -device pvgpu-pci,addr=5,"
+                          "virgl=on,pool=pool0%s", name, p->sock, extra);
+    global_qtest = vm->qts;
+    pc_alloc_init(&vm->alloc, vm->qts, ALLOC_NO_FLAGS);
+    vm->bus = qpci_new_pc(vm->qts, &vm->alloc);
+    vm->dev = hotplug_gpu(vm->qts, vm->bus, &vm->alloc, 5, &vm->gpu);
+    vm->b = (Bench) { .gpu = &vm->gpu, .alloc = &vm->alloc };
+    memset(vm->b.slot_load, -1, sizeof(vm->b.slot_load));
+}
+
+static void pool_vm_stop(PoolVm *vm)
+{
+    g_free(vm->dev);
+    qpci_free_pc(vm->bus);
+    alloc_destroy(&vm->alloc);
+    qtest_quit(vm->qts);
+    for (unsigned l = 0; l < vm->b.nloads; l++) {
+        g_free(vm->b.loads[l]);
+    }
+    vm->qts = NULL;
+}
+
+/* Wait up to 10 s for @cond(@p, @name) */
+static void pool_wait(bool (*cond)(Pool *p, const char *name), Pool *p,
+                      const char *name)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    while (!cond(p, name)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(20 * 1000);
+    }
+}
+
+/*
+ * Keep the loads of every busy VM topped up for @usecs and collect the
+ * answers; then wait for what is outstanding.  Fails if a VM's answers
+ * stop for @stall_us (0: 30 s).
+ */
+static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
+{
+    gint64 start = g_get_monotonic_time();
+    gint64 last[8];
+
+    g_assert(n <= ARRAY_SIZE(last));
+    for (unsigned i = 0; i < n; i++) {
+        last[i] = start;
+    }
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+        bool idle = true, got = false;
+
+        for (unsigned i = 0; i < n; i++) {
+            Bench *b = &vms[i]->b;
+
+            global_qtest = vms[i]->qts;
+            if (vms[i]->busy && now - start < usecs) {
+                bench_top_up(b);
+            }
+            while (bench_reap(b)) {
+                last[i] = now;
+                got = true;
+            }
+            if (!bench_idle(b) &&
+                now - last[i] > (stall_us ?: 30 * G_USEC_PER_SEC)) {
+                g_error("VM %u: no answer for %" PRId64 " us", i,
+                        now - last[i]);
+            }
+            idle &= bench_idle(b);
+        }
+        if (now - start >= usecs && idle) {
+            return;
+        }
+        if (!got) {
+            g_usleep(200);
+        }
+    }
+}
+
+/*
+ * Two VMs at pool weights 1:3 share the GPU about 25:75 while both are
+ * busy; one alone gets all of it.  Each device shows its pool.
+ */
+static void test_pool_shares(void)
+{
+    QTestState *saved = global_qtest;
+    Pool pool = { 0 };
+    PoolVm a = { 0 }, b = { 0 };
+    PoolVm *both[] = { &a, &b };
+    QDict *rsp, *va, *vb, *m;
+    double sa, sb;
+
+    pool_start(&pool);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-b', 'weight': 300}}"));
+    pool_vm_start(&a, &pool, "pool-a", "");
+    pool_vm_start(&b, &pool, "pool-b", "");
+    pool_wait(pool_vm_connected, &pool, "pool-a");
+    pool_wait(pool_vm_connected, &pool, "pool-b");
+    g_assert(pool_event_seen(&pool, "PVGPU_POOL_JOIN", "pool-a"));
+
+    global_qtest = a.qts;
+    bench_load(&a.b, 1, 512, 8, 4);
+    global_qtest = b.qts;
+    bench_load(&b.b, 1, 512, 8, 4);
+    a.busy = b.busy = true;
+    pool_run(both, 2, 3 * G_USEC_PER_SEC, 0);
+
+    va = pool_vm_info(&pool, "pool-a");
+    vb = pool_vm_info(&pool, "pool-b");
+    sa = qdict_get_double(va, "share");
+    sb = qdict_get_double(vb, "share");
+    g_test_message("shares over the last second, 1:3: %.1f%% %.1f%%", sa, sb);
+    g_assert_cmpfloat(sb, >, 55);
+    g_assert_cmpfloat(sb, <, 95);
+    g_assert_cmpfloat(sa + sb, >, 99);
+    g_assert_cmpuint(qdict_get_int(vb, "grants"), >, 1);
+    g_assert_cmpuint(qdict_get_int(vb, "effective-weight"), ==, 7500);
+    qobject_unref(va);
+    qobject_unref(vb);
+
+    /* A idle: B gets everything */
+    a.busy = false;
+    pool_run(both, 2, 1500 * G_USEC_PER_SEC / 1000, 0);
+    vb = pool_vm_info(&pool, "pool-b");
+    g_assert_cmpfloat(qdict_get_double(vb, "share"), >, 95);
+    qobject_unref(vb);
+
+    m = pool_member(&b);
+    g_assert_cmpstr(qdict_get_str(m, "state"), ==, "member");
+    g_assert_cmpstr(qdict_get_str(m, "name"), ==, "pool-b");
+    g_assert_cmpuint(qdict_get_int(m, "grants"), >, 1);
+    g_assert_cmpuint(qdict_get_int(m, "weight"), ==, 7500);
+    qobject_unref(m);
+
+    /* a bad QMP argument is named */
+    rsp = pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', 'arguments': "
+                   "{'name': 'pool-b', 'weight': 0}}");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "weight"));
+    qobject_unref(rsp);
+
+    pool_vm_stop(&a);
+    pool_vm_stop(&b);
+    pool_kill(&pool);
+    pool_free(&pool);
+    global_qtest = saved;
+}
+
+/*
+ * Faults: a malformed peer, a second daemon, the daemon killed and
+ * restarted (the VMs render on, and rejoin with the shares that were
+ * set), a VM killed.
+ */
+static void test_pool_faults(void)
+{
+    QTestState *saved = global_qtest;
+    Pool pool = { 0 };
+    PoolVm a = { 0 }, b = { 0 };
+    PoolVm *both[] = { &a, &b };
+    g_autofree char *args = NULL;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    static const uint8_t junk[16] = { 0xe7, 0x03, 0, 0, 8, 0, 0, 0 };
+    uint64_t done_a, done_b;
+    QDict *vm, *m;
+    int fd;
+
+    pool_start(&pool);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-b', 'weight': 300}}"));
+    pool_vm_start(&a, &pool, "pool-a", "");
+    pool_vm_start(&b, &pool, "pool-b", "");
+    pool_wait(pool_vm_connected, &pool, "pool-a");
+    pool_wait(pool_vm_connected, &pool, "pool-b");
+    global_qtest = a.qts;
+    bench_load(&a.b, 1, 256, 4, 4);
+    global_qtest = b.qts;
+    bench_load(&b.b, 1, 256, 4, 4);
+    a.busy = b.busy = true;
+
+    /* a peer that sends an unknown message is dropped; nobody else is */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    pstrcpy(sa.sun_path, sizeof(sa.sun_path), pool.sock);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(write(fd, junk, sizeof(junk)), ==, sizeof(junk));
+    g_assert_cmpint(read(fd, (char[8]) { 0 }, 8), ==, 0);
+    close(fd);
+    pool_run(both, 2, G_USEC_PER_SEC / 2, 2 * G_USEC_PER_SEC);
+    g_assert(pool_vm_connected(&pool, "pool-a"));
+    g_assert(pool_vm_connected(&pool, "pool-b"));
+
+    /* one daemon per socket */
+    args = g_strdup_printf("--socket %s --no-state", pool.sock);
+    g_assert_cmpint(poold_run_sync(args), !=, 0);
+    g_assert(pool_vm_connected(&pool, "pool-a"));
+
+    /* the daemon killed: both render on, on their own */
+    done_a = a.b.loads[0]->completed;
+    done_b = b.b.loads[0]->completed;
+    pool_kill(&pool);
+    pool_run(both, 2, G_USEC_PER_SEC, G_USEC_PER_SEC);
+    g_assert_cmpuint(a.b.loads[0]->completed, >, done_a + 10);
+    g_assert_cmpuint(b.b.loads[0]->completed, >, done_b + 10);
+    m = pool_member(&a);
+    g_assert_cmpstr(qdict_get_str(m, "state"), ==, "disconnected");
+    qobject_unref(m);
+
+    /* back: both rejoin, with pool-b's weight from the state file */
+    pool_start(&pool);
+    pool_wait(pool_vm_connected, &pool, "pool-a");
+    pool_wait(pool_vm_connected, &pool, "pool-b");
+    vm = pool_vm_info(&pool, "pool-b");
+    g_assert_cmpuint(qdict_get_int(vm, "weight"), ==, 300);
+    qobject_unref(vm);
+    pool_run(both, 2, G_USEC_PER_SEC, 2 * G_USEC_PER_SEC);
+    m = pool_member(&a);
+    g_assert_cmpstr(qdict_get_str(m, "state"), ==, "member");
+    qobject_unref(m);
+
+    /* a VM killed: its share is freed at once */
+    qtest_kill_qemu(b.qts);
+    b.busy = false;
+    {
+        gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+        while (pool_vm_connected(&pool, "pool-b")) {
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(20 * 1000);
+        }
+    }
+    g_assert(pool_event_seen(&pool, "PVGPU_POOL_LEAVE", "pool-b"));
+    pool_run(both, 1, 1500 * G_USEC_PER_SEC / 1000, 2 * G_USEC_PER_SEC);
+    vm = pool_vm_info(&pool, "pool-a");
+    g_assert_cmpfloat(qdict_get_double(vm, "share"), >, 95);
+    qobject_unref(vm);
+
+    pool_vm_stop(&a);
+    pool_vm_stop(&b);
+    pool_kill(&pool);
+    pool_free(&pool);
+    global_qtest = saved;
+}
+
+/*
+ * Admission and limits: a VM whose reservation does not fit is refused
+ * and says why; the pool's bounds apply under the device's own.
+ */
+static void test_pool_admission(void)
+{
+    QTestState *saved = global_qtest;
+    Pool pool = { 0 };
+    PoolVm a = { 0 }, b = { 0 };
+    QDict *m;
+
+    pool_start(&pool);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-a', "
+                           "'reservation': 70, 'max-contexts': 1}}"));
+    pool_vm_start(&a, &pool, "pool-a", "");
+    pool_wait(pool_vm_connected, &pool, "pool-a");
+    pool_vm_start(&b, &pool, "pool-b", ",pool-reservation=50");
+    {
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+        for (;;) {
+            bool refused;
+
+            m = pool_member(&b);
+            refused = g_str_equal(qdict_get_str(m, "state"), "refused");
+            if (refused) {
+                break;
+            }
+            qobject_unref(m);
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(20 * 1000);
+        }
+    }
+    g_assert(strstr(qdict_get_str(m, "reason"), "does not fit"));
+    qobject_unref(m);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'query-pvgpu-pool'}"));
+    g_assert(pool_event_seen(&pool, "PVGPU_POOL_LEAVE", "pool-b"));
+    g_assert(!pool_vm_connected(&pool, "pool-b"));
+
+    /* pool-a: max-contexts 1 from the pool, under its own 64 */
+    m = pool_member(&a);
+    g_assert_cmpuint(qdict_get_int(m, "max-contexts"), ==, 1);
+    qobject_unref(m);
+    global_qtest = a.qts;
+    g_assert_cmphex(ctx_create(&a.gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(&a.gpu, 2, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+    {
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+        while (!pool_event_seen(&pool, "PVGPU_POOL_LIMIT", "pool-a")) {
+            qobject_unref(pool_qmp(&pool, "{'execute': 'query-pvgpu-pool'}"));
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(20 * 1000);
+        }
+    }
+    /* lifted at run time */
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-a', "
+                           "'max-contexts': 0}}"));
+    {
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+        while (ctx_create(&a.gpu, 2, 0) != VIRTIO_GPU_RESP_OK_NODATA) {
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(20 * 1000);
+        }
+    }
+
+    pool_vm_stop(&a);
+    pool_vm_stop(&b);
+    pool_kill(&pool);
+    pool_free(&pool);
+    global_qtest = saved;
+}
+
 static void register_pvgpu_test(void)
 {
     /* device properties for one test, as -global options */
@@ -4963,6 +5486,9 @@ static void register_pvgpu_test(void)
     if (g_str_equal(qtest_get_arch(), "x86_64")) {
         qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
         qtest_add_func("pvgpu/bad-properties", test_bad_properties);
+        qtest_add_func("pvgpu/pool/shares", test_pool_shares);
+        qtest_add_func("pvgpu/pool/faults", test_pool_faults);
+        qtest_add_func("pvgpu/pool/admission", test_pool_admission);
     }
 }
 

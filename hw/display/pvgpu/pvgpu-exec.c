@@ -132,7 +132,8 @@ static uint32_t pipe_resources_admit(PvgpuState *s, PvgpuContext *ctx,
         bytes = size > UINT64_MAX - bytes ? UINT64_MAX : bytes + size;
     }
     if (ctx->pipe_pending->len > PVGPU_MAX_PIPE_PENDING) {
-        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
+        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0,
+                            pvgpu_limit(s, PVGPU_SETTING_MAX_HOSTMEM));
         err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
                              "context %u would have %u resources created "
                              "by its command stream and not claimed by "
@@ -143,7 +144,8 @@ static uint32_t pipe_resources_admit(PvgpuState *s, PvgpuContext *ctx,
                              "the command stream creates %u resources of "
                              "%" PRIu64 " bytes, %" PRIu64 " used of "
                              "max_hostmem %" PRIu64, n, bytes,
-                             s->hostmem_used, s->max_hostmem);
+                             s->hostmem_used,
+                             pvgpu_limit(s, PVGPU_SETTING_MAX_HOSTMEM));
     }
     if (err) {
         g_array_set_size(ctx->pipe_pending, before);
@@ -492,7 +494,8 @@ static PvgpuRenderJob *pvgpu_exec_pull(void *opaque)
     bool poke = false;
 
     qemu_mutex_lock(&s->sched_lock);
-    if (!s->sched_paused) {
+    /* in a pool, scheduled work runs while the device holds a grant */
+    if (!s->sched_paused && (!s->pool || pvgpu_pool_may_run(s->pool))) {
         item = pvgpu_sched_next(s->sched, now, &ent, &wait);
     }
     if (item) {
@@ -527,6 +530,9 @@ static void pvgpu_exec_retire(PvgpuRenderJob *job, void *opaque)
     qemu_mutex_lock(&s->sched_lock);
     pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
     s->sched_running--;
+    if (s->pool) {
+        pvgpu_pool_charge(s->pool, job->gpu_ns, s->sched_queued);
+    }
     qemu_mutex_unlock(&s->sched_lock);
 }
 
@@ -593,7 +599,7 @@ static void pump(PvgpuState *s)
     uint64_t now = get_clock(), wake = 0;
     PvgpuDepSet *held = NULL;   /* what the requests left held touch */
     PvgpuRequest *req, *next_req;
-    bool kick = false;
+    bool kick = false, demand = false;
     unsigned queued;
 
     QTAILQ_FOREACH_SAFE(req, &s->held, next, next_req) {
@@ -655,7 +661,7 @@ static void pump(PvgpuState *s)
                                       NULL, 0);
             } else {
                 /* the render thread pulls it from the scheduler */
-                kick = true;
+                kick = demand = true;
             }
             continue;
         }
@@ -684,6 +690,10 @@ hold:
         kick = s->sched_running < s->max_inflight;
     }
     qemu_mutex_unlock(&s->sched_lock);
+    if (demand && s->pool) {
+        /* a member asks the pool for the GPU first */
+        pvgpu_pool_demand(s->pool);
+    }
     if (kick) {
         pvgpu_render_kick(s->renderer);
     }
@@ -826,6 +836,7 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
 {
     const PvgpuCmd *cmd = &req->cmd;
     uint32_t capset = cmd->u.ctx_create.capset_id;
+    uint64_t max_contexts = pvgpu_limit(s, PVGPU_SETTING_MAX_CONTEXTS);
     PvgpuRenderOp *op;
     PvgpuContext *ctx;
 
@@ -837,11 +848,11 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_PARAMETER,
                               "capset %u not supported", capset);
     }
-    if (g_hash_table_size(s->contexts) >= s->max_contexts) {
-        pvgpu_quota_refused(s, PVGPU_QUOTA_CONTEXTS, false, 0,
-                            s->max_contexts);
+    if (g_hash_table_size(s->contexts) >= max_contexts) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_CONTEXTS, false, 0, max_contexts);
         return pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "max-contexts %u reached", s->max_contexts);
+                              "max-contexts %" PRIu64 " reached",
+                              max_contexts);
     }
     ctx = g_new0(PvgpuContext, 1);
     ctx->id = cmd->hdr.ctx_id;
@@ -1700,6 +1711,10 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
             pvgpu_scanout_flush(s, res, &req->present.r);
         }
     }
+    if (!err && !job->cancelled &&
+        cmd->hdr.type == PVGPU_CMD_RESOURCE_FLUSH) {
+        s->frames++;
+    }
     if (err && !job->cancelled) {
         pvgpu_cmd_fail(cmd, err, "the renderer refused it");
         if (cmd->hdr.ctx_id) {
@@ -1925,7 +1940,7 @@ void pvgpu_exec_apply_scheduler(PvgpuState *s)
     };
 
     for (unsigned i = 0; i < PVGPU_MAX_SCANOUTS; i++) {
-        s->fps[i].max_fps = s->max_fps;
+        s->fps[i].max_fps = pvgpu_limit(s, PVGPU_SETTING_MAX_FPS);
     }
     if (!s->sched) {
         return;
@@ -2055,6 +2070,10 @@ static void reset(PvgpuState *s, bool unplug)
     s->sched_deps_waiting = false;
     s->sched_wake_ns = 0;
     s->sched_paused = unplug;
+    if (s->pool) {
+        /* nothing left to run: a grant held goes back to the pool */
+        pvgpu_pool_charge(s->pool, 0, 0);
+    }
     qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
     g_hash_table_remove_all(s->dying);
@@ -2118,3 +2137,60 @@ void pvgpu_exec_fini(PvgpuState *s)
     pvgpu_dep_counts_free(g_steal_pointer(&s->sched_deps));
     qemu_mutex_destroy(&s->sched_lock);
 }
+
+/* --- the GPU pool's view of the command path (pvgpu-pool.h) ---------- */
+
+static void pool_wake(void *opaque)
+{
+    PvgpuState *s = opaque;
+
+    pvgpu_render_kick(s->renderer);
+}
+
+static void pool_limits_changed(void *opaque)
+{
+    /* max-fps in force; the other limits are read where they apply */
+    pvgpu_exec_apply_scheduler(opaque);
+}
+
+static void pool_stats(void *opaque, PvgpuPoolMsg *m)
+{
+    PvgpuState *s = opaque;
+    GHashTableIter iter;
+    gpointer value;
+
+    m->u.stats.hostmem = s->hostmem_used;
+    m->u.stats.resources = g_hash_table_size(s->resources);
+    m->u.stats.frames = s->frames;
+    qemu_mutex_lock(&s->sched_lock);
+    m->u.stats.queued = s->sched_queued;
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
+        PvgpuPoolContextStats *cs;
+        PvgpuSchedStats st;
+
+        if (!ctx->entity || m->u.stats.ncontexts == PVGPU_POOL_MAX_CONTEXTS) {
+            continue;
+        }
+        pvgpu_sched_entity_stats(ctx->entity, &st);
+        cs = &m->u.stats.ctx[m->u.stats.ncontexts++];
+        cs->ctx_id = ctx->id;
+        cs->queued = st.queued;
+        cs->gpu_ns = st.gpu_ns;
+        cs->fence_p99_ns = st.latency_p99_ns;
+        m->u.stats.submissions += st.completed;
+        /* the VM's figures are its worst context's */
+        m->u.stats.fence_p50_ns = MAX(m->u.stats.fence_p50_ns,
+                                      st.latency_p50_ns);
+        m->u.stats.fence_p99_ns = MAX(m->u.stats.fence_p99_ns,
+                                      st.latency_p99_ns);
+    }
+    qemu_mutex_unlock(&s->sched_lock);
+}
+
+const PvgpuPoolOps pvgpu_exec_pool_ops = {
+    .wake = pool_wake,
+    .limits_changed = pool_limits_changed,
+    .stats = pool_stats,
+};

@@ -68,6 +68,9 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     info->max_contexts = s->max_contexts;
     info->max_queued = s->max_queued;
     info->refusals = s->refusals;
+    if (s->pool) {
+        info->pool = pvgpu_pool_info(s->pool);
+    }
     for (uint32_t i = 0; i < s->max_outputs; i++) {
         PvgpuScanoutInfo *so = g_new0(PvgpuScanoutInfo, 1);
 

@@ -151,16 +151,17 @@ bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res)
 bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
                           uint32_t *err)
 {
+    uint64_t max = pvgpu_limit(s, PVGPU_SETTING_MAX_RESOURCES);
+
     if (pvgpu_resource_find(s, id)) {
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                               "resource %u already exists", id);
         return false;
     }
-    if (g_hash_table_size(s->resources) >= s->max_resources) {
-        pvgpu_quota_refused(s, PVGPU_QUOTA_RESOURCES, false, 0,
-                            s->max_resources);
+    if (g_hash_table_size(s->resources) >= max) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_RESOURCES, false, 0, max);
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_OUT_OF_MEMORY,
-                              "max-resources %u reached", s->max_resources);
+                              "max-resources %" PRIu64 " reached", max);
         return false;
     }
     return true;
@@ -168,10 +169,11 @@ bool pvgpu_resource_admit(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
 
 bool pvgpu_hostmem_reserve(PvgpuState *s, uint64_t size)
 {
+    uint64_t max = pvgpu_limit(s, PVGPU_SETTING_MAX_HOSTMEM);
+
     /* max_hostmem may have been lowered below the usage */
-    if (s->hostmem_used > s->max_hostmem ||
-        size > s->max_hostmem - s->hostmem_used) {
-        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, s->max_hostmem);
+    if (s->hostmem_used > max || size > max - s->hostmem_used) {
+        pvgpu_quota_refused(s, PVGPU_QUOTA_HOSTMEM, false, 0, max);
         return false;
     }
     s->hostmem_used += size;
@@ -199,7 +201,8 @@ bool pvgpu_hostmem_charge(PvgpuState *s, const PvgpuCmd *cmd, uint32_t id,
     if (cmd) {
         pvgpu_cmd_fail(cmd, *err, "resource %u needs %" PRIu64 " bytes, %"
                        PRIu64 " used of max_hostmem %" PRIu64, id, size,
-                       s->hostmem_used, s->max_hostmem);
+                       s->hostmem_used,
+                       pvgpu_limit(s, PVGPU_SETTING_MAX_HOSTMEM));
     }
     return false;
 }

@@ -19,6 +19,8 @@
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "system/system.h"
 #include "hw/core/qdev-prop-internal.h"
 #include "qapi/qapi-events-pvgpu.h"
 #include "qemu/timer.h"
@@ -60,11 +62,46 @@ static bool event_allowed(PvgpuState *s, unsigned kind, uint32_t *suppressed)
     return true;
 }
 
+uint64_t pvgpu_limit(PvgpuState *s, PvgpuSetting which)
+{
+    uint64_t own, bound = s->pool ? pvgpu_pool_bound(s->pool, which) : 0;
+
+    switch (which) {
+    case PVGPU_SETTING_MAX_HOSTMEM:
+        own = s->max_hostmem;
+        break;
+    case PVGPU_SETTING_MAX_CONTEXTS:
+        own = s->max_contexts;
+        break;
+    case PVGPU_SETTING_MAX_RESOURCES:
+        own = s->max_resources;
+        break;
+    case PVGPU_SETTING_MAX_FPS:
+        /* 0 is unlimited */
+        own = s->max_fps ?: UINT64_MAX;
+        bound = bound ?: UINT64_MAX;
+        return MIN(own, bound) == UINT64_MAX ? 0 : MIN(own, bound);
+    default:
+        g_assert_not_reached();
+    }
+    return bound && bound < own ? bound : own;
+}
+
 void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
                          uint32_t ctx_id, uint64_t limit)
 {
+    static const PvgpuSetting setting[] = {
+        [PVGPU_QUOTA_HOSTMEM] = PVGPU_SETTING_MAX_HOSTMEM,
+        [PVGPU_QUOTA_CONTEXTS] = PVGPU_SETTING_MAX_CONTEXTS,
+        [PVGPU_QUOTA_RESOURCES] = PVGPU_SETTING_MAX_RESOURCES,
+        [PVGPU_QUOTA_QUEUED] = PVGPU_SETTING_MAX_QUEUED,
+    };
     uint32_t suppressed;
 
+    if (s->pool && pvgpu_pool_bound(s->pool, setting[quota]) == limit) {
+        /* the pool's bound refused it: the pool shows who hit what */
+        pvgpu_pool_limit_hit(s->pool, setting[quota], limit);
+    }
     s->refusals++;
     trace_pvgpu_quota_refused(PvgpuQuota_str(quota), ctx_id, limit);
     if (event_allowed(s, quota, &suppressed)) {
@@ -607,8 +644,36 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    if (qemu_chr_fe_backend_connected(&s->pool_chr)) {
+        const char *name = s->pool_name ?: qemu_name;
+
+        if (!name) {
+            error_setg(errp, "pvgpu: pool needs the VM's name: give QEMU "
+                       "-name or the device pool-name");
+            return;
+        }
+        if (!pvgpu_pool_name_valid(name, PVGPU_POOL_NAME_LEN)) {
+            error_setg(errp, "pvgpu: pool-name must be 1 to %d printable "
+                       "characters", PVGPU_POOL_NAME_LEN - 1);
+            return;
+        }
+        if (s->pool_reservation > 100) {
+            error_setg(errp, "pvgpu: pool-reservation %u is not 0 to 100 "
+                       "(percent)", s->pool_reservation);
+            return;
+        }
+    } else if (s->pool_name || s->pool_reservation) {
+        error_setg(errp, "pvgpu: pool-name and pool-reservation need pool");
+        return;
+    }
+
     if (!pvgpu_exec_init(s, errp)) {
         return;
+    }
+    if (qemu_chr_fe_backend_connected(&s->pool_chr)) {
+        s->pool = pvgpu_pool_new(&s->pool_chr, s->pool_name ?: qemu_name,
+                                 s->pool_reservation, &pvgpu_exec_pool_ops,
+                                 s);
     }
     virtio_init(vdev, VIRTIO_ID_GPU, PVGPU_CONFIG_SIZE);
     /* queue sizes as the Linux driver expects them: it sizes its own */
@@ -627,6 +692,9 @@ static void pvgpu_unrealize(DeviceState *dev)
     PvgpuState *s = PVGPU(dev);
 
     pvgpu_exec_fini(s);
+    if (s->pool) {
+        pvgpu_pool_free(g_steal_pointer(&s->pool));
+    }
     requests_drop(s);
     pvgpu_scanouts_reset(s);
     pvgpu_scanouts_fini(s);
@@ -775,6 +843,14 @@ static const Property pvgpu_properties[] = {
      * GPU busy across the main loop's reaction time.
      */
     DEFINE_PROP_UINT32("sched-inflight", PvgpuState, max_inflight, 1),
+    /*
+     * Join the GPU pool (pvgpu-poold) behind this socket chardev, as
+     * pool-name (default: QEMU's -name), asking for pool-reservation
+     * percent of the GPU (the pool's own setting for the name wins)
+     */
+    DEFINE_PROP_CHR("pool", PvgpuState, pool_chr),
+    DEFINE_PROP_STRING("pool-name", PvgpuState, pool_name),
+    DEFINE_PROP_UINT32("pool-reservation", PvgpuState, pool_reservation, 0),
 };
 
 static void pvgpu_class_init(ObjectClass *klass, void *data)

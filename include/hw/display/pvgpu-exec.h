@@ -21,6 +21,7 @@
 #include "hw/virtio/virtio.h"
 #include "hw/display/pvgpu-cmd.h"
 #include "hw/display/pvgpu-deps.h"
+#include "hw/display/pvgpu-pool.h"
 #include "hw/display/pvgpu-render.h"
 #include "hw/display/pvgpu-sched.h"
 #include "hw/display/pvgpu-resource.h"
@@ -163,5 +164,8 @@ PvgpuContext *pvgpu_context_find(PvgpuState *s, uint32_t ctx_id);
 void pvgpu_exec_apply_scheduler(PvgpuState *s);
 void pvgpu_exec_resume(PvgpuState *s);
 
+
+/* What the GPU pool client (pvgpu-pool.c) calls back */
+extern const PvgpuPoolOps pvgpu_exec_pool_ops;
 
 #endif /* HW_DISPLAY_PVGPU_EXEC_H */

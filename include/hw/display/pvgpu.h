@@ -22,6 +22,7 @@
 #include "hw/display/pvgpu-cmd.h"
 #include "hw/display/pvgpu-deps.h"
 #include "hw/display/pvgpu-exec.h"
+#include "hw/display/pvgpu-pool.h"
 #include "hw/display/pvgpu-render.h"
 #include "hw/display/pvgpu-resource.h"
 #include "hw/display/pvgpu-scanout.h"
@@ -132,6 +133,13 @@ struct PvgpuState {
         uint32_t suppressed;
     } event_limit[PVGPU_QUOTA__MAX + 1];    /* last one: context errors */
 
+    /* the GPU pool (property pool): NULL without one */
+    CharBackend pool_chr;
+    char *pool_name;
+    uint32_t pool_reservation;
+    PvgpuPool *pool;
+    uint64_t frames;            /* flushes presented, for the pool */
+
     /* virtio_gpu_config */
     uint32_t events_read;
 
@@ -160,6 +168,11 @@ bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
                       uint32_t max_contexts, bool has_max_resources,
                       uint32_t max_resources, bool has_max_queued,
                       uint32_t max_queued, Error **errp);
+/*
+ * The limit in force for @which (MAX_HOSTMEM, MAX_CONTEXTS, MAX_RESOURCES,
+ * MAX_FPS): the device's own, bounded by its pool's
+ */
+uint64_t pvgpu_limit(PvgpuState *s, PvgpuSetting which);
 /*
  * Is @value in @which's range (pvgpu-settings.h)?  If not, @errp names
  * the -device property (@property) or the QMP parameter.
