@@ -885,7 +885,8 @@ static void help(void)
 "  -h, --help             show this help and exit\n"
 "  -V, --version          show the version and exit\n"
 "  --socket PATH          where VMs join (default " DEFAULT_SOCKET ")\n"
-"  --qmp PATH             serve QMP on a Unix socket; may be repeated\n"
+"  --qmp PATH             serve QMP on this Unix socket; may be repeated\n"
+"                         (default: the VM socket's path + \".qmp\")\n"
 "  --state FILE           where settings are kept across restarts\n"
 "                         (default: the VM socket's path + \".state\")\n"
 "  --no-state             keep no settings across restarts\n"
@@ -933,7 +934,7 @@ int main(int argc, char *argv[])
         { }
     };
     const char *socket_path = DEFAULT_SOCKET;
-    g_autoptr(GPtrArray) qmp_paths = g_ptr_array_new();
+    g_autoptr(GPtrArray) qmp_paths = g_ptr_array_new_with_free_func(g_free);
     bool no_state = false, has_policy = false, has_quantum = false;
     int policy = 0;
     uint64_t quantum = 0;
@@ -958,7 +959,7 @@ int main(int argc, char *argv[])
             socket_path = optarg;
             break;
         case OPT_QMP:
-            g_ptr_array_add(qmp_paths, optarg);
+            g_ptr_array_add(qmp_paths, g_strdup(optarg));
             break;
         case OPT_STATE:
             pool.state_path = g_strdup(optarg);
@@ -1001,6 +1002,9 @@ int main(int argc, char *argv[])
     }
     if (no_state) {
         g_clear_pointer(&pool.state_path, g_free);
+    }
+    if (!qmp_paths->len) {
+        g_ptr_array_add(qmp_paths, g_strdup_printf("%s.qmp", socket_path));
     }
 
     os_setup_signal_handling();

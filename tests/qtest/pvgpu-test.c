@@ -4889,10 +4889,19 @@ typedef struct PoolVm {
     bool busy;                  /* pool_run() keeps its loads topped up */
 } PoolVm;
 
+/*
+ * $PVGPU_POOLD, or the daemon built beside QEMU (QTEST_QEMU_BINARY's last
+ * word: it may be an "env ... qemu" command line)
+ */
 static char *poold_binary(void)
 {
-    g_autofree char *dir = g_path_get_dirname(g_getenv("QTEST_QEMU_BINARY"));
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    const char *last = strrchr(qemu, ' ');
+    g_autofree char *dir = g_path_get_dirname(last ? last + 1 : qemu);
 
+    if (g_getenv("PVGPU_POOLD")) {
+        return g_strdup(g_getenv("PVGPU_POOLD"));
+    }
     return g_build_filename(dir, "contrib", "pvgpu-pool", "pvgpu-poold",
                             NULL);
 }

@@ -956,6 +956,52 @@ static void test_fps_limiter(void)
     g_assert_true(pvgpu_fps_limiter_flip(&l, t + 20 * MS + 999 * US, &next));
 }
 
+/*
+ * Turns as budgets (pvgpu-poold hands a VM its turn as a grant): what is
+ * left of the turn of the entity whose item was just handed out.
+ */
+static void test_turn_left(void)
+{
+    PvgpuSched *s = pvgpu_sched_new();
+    PvgpuSchedEntity *a = pvgpu_sched_entity_add(s, 1);
+    PvgpuSchedEntity *b = pvgpu_sched_entity_add(s, 2);
+    PvgpuSchedEntity *e;
+    PvgpuSchedItem ia, ib;
+    uint64_t wait;
+
+    pvgpu_sched_set_max_inflight(s, 1);
+    g_assert_cmpint(pvgpu_sched_set_quantum(s, 2 * MS), ==, 0);
+    /* alone: a batch turn */
+    pvgpu_sched_enqueue(s, a, &ia, 0);
+    g_assert(pvgpu_sched_next(s, 0, &e, &wait) == &ia && e == a);
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, a, 0), ==,
+                     PVGPU_SCHED_BATCH_QUANTA * 2 * MS);
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, b, 0), ==, 0);
+    pvgpu_sched_complete(s, &ia, 10 * MS, 10 * MS);
+    pvgpu_sched_enqueue(s, a, &ia, 10 * MS);
+    g_assert(pvgpu_sched_next(s, 10 * MS, &e, &wait) == &ia);
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, a, 10 * MS), ==,
+                     PVGPU_SCHED_BATCH_QUANTA * 2 * MS - 10 * MS);
+    g_assert(!pvgpu_sched_turn_short(s, 10 * MS));
+    /* b wakes: a's turn is cut to a quantum, which it has used */
+    pvgpu_sched_enqueue(s, b, &ib, 11 * MS);
+    g_assert(pvgpu_sched_turn_short(s, 11 * MS));
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, a, 11 * MS), ==, 0);
+    pvgpu_sched_complete(s, &ia, 1 * MS, 12 * MS);
+    g_assert(pvgpu_sched_next(s, 12 * MS, &e, &wait) == &ib && e == b);
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, b, 12 * MS), >=, 2 * MS);
+    pvgpu_sched_complete(s, &ib, 1 * MS, 13 * MS);
+    /* a capped entity's turn is at most a quantum */
+    g_assert_cmpint(pvgpu_sched_entity_set_cap(s, b, 50, 13 * MS), ==, 0);
+    pvgpu_sched_enqueue(s, b, &ib, 13 * MS);
+    g_assert(pvgpu_sched_next(s, 13 * MS, &e, &wait) == &ib);
+    g_assert_cmpuint(pvgpu_sched_turn_left(s, b, 13 * MS), <=, 2 * MS);
+    pvgpu_sched_complete(s, &ib, 1 * MS, 14 * MS);
+    pvgpu_sched_entity_remove(s, a, NULL, NULL);
+    pvgpu_sched_entity_remove(s, b, NULL, NULL);
+    pvgpu_sched_free(s);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -973,5 +1019,6 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-sched/limits", test_limits);
     g_test_add_func("/pvgpu-sched/latency", test_latency);
     g_test_add_func("/pvgpu-sched/fps-limiter", test_fps_limiter);
+    g_test_add_func("/pvgpu-sched/turn-left", test_turn_left);
     return g_test_run();
 }
