@@ -6,8 +6,9 @@
  * with pvgpu-sched.c, the same scheduler each device uses for its
  * guest's contexts, one level up: a VM's turn is a *grant*, a budget of
  * GPU time its device spends locally (dispatching its contexts' work on
- * its own render thread) and hands back with the time it measured.  One
- * VM holds a grant at a time, so the GPU time each measures is its own.
+ * its own render thread) and hands back with the time it measured.  By
+ * default one VM holds a grant at a time, so the GPU time each measures
+ * is its own (--concurrent lets more overlap).
  * The messages are in pvgpu-pool-proto.h, the design and the trust
  * model in docs/pvgpu-pool.rst.
  *
@@ -94,6 +95,7 @@ struct PoolPeer {
     uint32_t seq;               /* of the latest grant */
     uint64_t budget_ns;
     int64_t grant_ns;           /* when the grant was given */
+    QEMUTimer *grant_timer;     /* takes back a grant kept too long */
     uint64_t grants;
     uint64_t gpu_ns;
 
@@ -110,8 +112,8 @@ static struct {
     PvgpuPoolPolicy policy;
     uint64_t quantum_us;
     PvgpuSched *sched;
-    PoolPeer *holder;
-    QEMUTimer *grant_timer;
+    unsigned concurrent;        /* VMs that may hold grants at once */
+    unsigned holders;           /* VMs that hold one */
     QEMUTimer *pump_timer;
     QEMUTimer *tick_timer;
     unsigned ticks;
@@ -121,6 +123,7 @@ static struct {
     QTAILQ_HEAD(, PoolPeer) peers;
 } pool = {
     .policy = PVGPU_POOL_POLICY_WEIGHTED,
+    .concurrent = 1,
     .quantum_us = PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000,
     .vms = QTAILQ_HEAD_INITIALIZER(pool.vms),
     .peers = QTAILQ_HEAD_INITIALIZER(pool.peers),
@@ -365,38 +368,47 @@ static void peer_send_limits(PoolPeer *p)
 }
 
 static void pump(void);
+static void grant_timer_cb(void *opaque);
 
 static void peer_enqueue(PoolPeer *p)
 {
     int64_t now = get_clock();
+    uint64_t quantum = pool.quantum_us * 1000;
+    PoolPeer *h;
 
     assert(p->state == PEER_IDLE);
     pvgpu_sched_enqueue(pool.sched, p->entity, &p->item, now);
     p->state = PEER_QUEUED;
+    if (pool.holders < pool.concurrent ||
+        !pvgpu_sched_turn_short(pool.sched, now)) {
+        return;
+    }
     /*
-     * A VM that woke from idle waits at most a quantum: the holder of a
+     * A VM that woke from idle waits at most a quantum: a holder of a
      * longer grant is told to stop after one (pvgpu-sched's short turn)
      */
-    if (pool.holder && pool.holder->budget_ns > pool.quantum_us * 1000 &&
-        pvgpu_sched_turn_short(pool.sched, now)) {
+    QTAILQ_FOREACH(h, &pool.peers, next) {
         PvgpuPoolMsg m = { .type = PVGPU_POOL_REVOKE };
 
-        pool.holder->budget_ns = pool.quantum_us * 1000;
-        m.u.grant.seq = pool.holder->seq;
-        m.u.grant.budget_ns = pool.holder->budget_ns;
-        peer_send(pool.holder, &m);
+        if (h->state != PEER_GRANTED || h->budget_ns <= quantum) {
+            continue;
+        }
+        h->budget_ns = quantum;
+        m.u.grant.seq = h->seq;
+        m.u.grant.budget_ns = h->budget_ns;
+        peer_send(h, &m);
     }
 }
 
-/* The holder's grant is over, having used @used_ns */
+/* @p's grant is over, having used @used_ns */
 static void grant_end(PoolPeer *p, uint64_t used_ns)
 {
-    assert(p == pool.holder && p->state == PEER_GRANTED);
+    assert(p->state == PEER_GRANTED && pool.holders);
     pvgpu_sched_complete(pool.sched, &p->item, used_ns, get_clock());
     p->gpu_ns += used_ns;
     p->state = PEER_IDLE;
-    pool.holder = NULL;
-    timer_del(pool.grant_timer);
+    pool.holders--;
+    timer_del(p->grant_timer);
 }
 
 static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
@@ -476,11 +488,19 @@ static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
         }
         return;
     case PVGPU_POOL_RETURN:
+        if (m->u.ret.seq > p->seq) {
+            peer_fail(p, "RETURN of a grant never given");
+            return;
+        }
         if (p->state != PEER_GRANTED || m->u.ret.seq != p->seq) {
-            if (m->u.ret.seq > p->seq) {
-                peer_fail(p, "RETURN of a grant never given");
+            /*
+             * A grant the pool took back after its timeout: not charged
+             * again, but a VM still busy waits for its next one
+             */
+            if (m->u.ret.busy && p->state == PEER_IDLE) {
+                peer_enqueue(p);
+                pump();
             }
-            /* else a grant the pool took back after its timeout */
             return;
         }
         grant_end(p, m->u.ret.used_ns);
@@ -582,6 +602,7 @@ static void peer_free(PoolPeer *p)
     }
     qio_channel_close(QIO_CHANNEL(p->sioc), NULL);
     object_unref(OBJECT(p->sioc));
+    timer_free(p->grant_timer);
     g_free(p->why);
     g_free(p);
 }
@@ -613,6 +634,7 @@ static void peer_accept(QIONetListener *listener, QIOChannelSocket *sioc,
 
     p->sioc = sioc;
     object_ref(OBJECT(sioc));
+    p->grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, grant_timer_cb, p);
     p->bucket_ns = get_clock();
     p->tokens = PEER_MSG_RATE;
     /* the kernel's word for who connected, not the peer's */
@@ -628,7 +650,7 @@ static void peer_accept(QIONetListener *listener, QIOChannelSocket *sioc,
 
 /* --- scheduling ------------------------------------------------------ */
 
-/* Give the GPU to the next VM, if nobody holds it */
+/* Give the GPU to the next VMs, while fewer than --concurrent hold it */
 static void pump(void)
 {
     int64_t now = get_clock();
@@ -638,7 +660,7 @@ static void pump(void)
     uint64_t wait;
     PoolPeer *p;
 
-    while (!pool.holder) {
+    while (pool.holders < pool.concurrent) {
         item = pvgpu_sched_next(pool.sched, now, &ent, &wait);
         if (!item) {
             if (wait) {
@@ -654,10 +676,10 @@ static void pump(void)
         }
         p->grant_ns = now;
         p->grants++;
-        pool.holder = p;
+        pool.holders++;
         m.u.grant.seq = ++p->seq;
         m.u.grant.budget_ns = p->budget_ns;
-        timer_mod(pool.grant_timer, now + p->budget_ns + GRANT_SLACK_NS);
+        timer_mod(p->grant_timer, now + p->budget_ns + GRANT_SLACK_NS);
         peer_send(p, &m);
     }
 }
@@ -669,9 +691,9 @@ static void pump_timer_cb(void *opaque)
 
 static void grant_timer_cb(void *opaque)
 {
-    PoolPeer *p = pool.holder;
+    PoolPeer *p = opaque;
 
-    if (!p) {
+    if (p->state != PEER_GRANTED) {
         return;
     }
     warn_report("VM %s kept its grant of %" PRIu64 " us for %" PRId64
@@ -752,6 +774,7 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
     info->policy = pool.policy;
     info->quantum_us = pool.quantum_us;
     info->reserved = reserved_except(NULL);
+    info->concurrent = pool.concurrent;
     QTAILQ_FOREACH(vm, &pool.vms, next) {
         PvgpuPoolVmInfo *v = g_new0(PvgpuPoolVmInfo, 1);
         PoolPeer *p = vm->peer;
@@ -892,6 +915,9 @@ static void help(void)
 "  --no-state             keep no settings across restarts\n"
 "  --policy POLICY        best-effort, equal-share or weighted (default)\n"
 "  --quantum-us N         scheduling quantum (default %llu)\n"
+"  --concurrent N         VMs that may hold the GPU at once (default 1:\n"
+"                         exact accounting; more keeps a GPU that runs\n"
+"                         several VMs' work in parallel busier)\n"
 "\n"
 "A VM joins with\n"
 "  -chardev socket,id=pool0,path=PATH,reconnect-ms=1000\n"
@@ -921,7 +947,7 @@ static bool socket_lock(const char *path, Error **errp)
 int main(int argc, char *argv[])
 {
     enum { OPT_SOCKET = 256, OPT_QMP, OPT_STATE, OPT_NO_STATE, OPT_POLICY,
-           OPT_QUANTUM };
+           OPT_QUANTUM, OPT_CONCURRENT };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -931,6 +957,7 @@ int main(int argc, char *argv[])
         { "no-state", no_argument, NULL, OPT_NO_STATE },
         { "policy", required_argument, NULL, OPT_POLICY },
         { "quantum-us", required_argument, NULL, OPT_QUANTUM },
+        { "concurrent", required_argument, NULL, OPT_CONCURRENT },
         { }
     };
     const char *socket_path = DEFAULT_SOCKET;
@@ -988,6 +1015,13 @@ int main(int argc, char *argv[])
             }
             has_quantum = true;
             break;
+        case OPT_CONCURRENT:
+            if (qemu_strtoui(optarg, NULL, 10, &pool.concurrent) ||
+                pool.concurrent < 1 || pool.concurrent > 16) {
+                error_report("--concurrent: %s is not 1 to 16", optarg);
+                return EXIT_FAILURE;
+            }
+            break;
         default:
             error_report("try --help");
             return EXIT_FAILURE;
@@ -1019,7 +1053,7 @@ int main(int argc, char *argv[])
     qemu_init_main_loop(&error_fatal);
 
     pool.sched = pvgpu_sched_new();
-    pvgpu_sched_set_max_inflight(pool.sched, 1);
+    pvgpu_sched_set_max_inflight(pool.sched, pool.concurrent);
     pvgpu_sched_set_queue_limit(pool.sched, 1);
     if (!state_load(&err)) {
         error_report_err(err);
@@ -1065,7 +1099,6 @@ int main(int argc, char *argv[])
     }
 
     pool.reap_bh = qemu_bh_new(reap_bh, NULL);
-    pool.grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, grant_timer_cb, NULL);
     pool.pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pump_timer_cb, NULL);
     pool.tick_timer = timer_new_ns(QEMU_CLOCK_REALTIME, tick_timer_cb, NULL);
     timer_mod(pool.tick_timer, get_clock() + TICK_NS);

@@ -10,6 +10,7 @@
 
 #include "qemu/osdep.h"
 #include <math.h>
+#include <sys/prctl.h>
 #include "libqtest-single.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -4876,6 +4877,7 @@ typedef struct Pool {
     GPid pid;
     int qmp_fd;
     GPtrArray *events;          /* QDicts the daemon sent between answers */
+    unsigned concurrent;        /* --concurrent, if not 0 */
 } Pool;
 
 /* A QEMU whose pvgpu joins @pool, with a Bench to load it */
@@ -4919,11 +4921,18 @@ static int poold_run_sync(const char *args)
     return status;
 }
 
+/* The daemon goes with the test, however the test ends */
+static void pool_child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static void pool_start(Pool *p)
 {
     g_autofree char *bin = poold_binary();
+    g_autofree char *concurrent = g_strdup_printf("%u", p->concurrent);
     char *argv[] = { bin, (char *)"--socket", p->sock, (char *)"--qmp",
-                     p->qmp, NULL };
+                     p->qmp, (char *)"--concurrent", concurrent, NULL };
     gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
     GError *err = NULL;
 
@@ -4936,9 +4945,12 @@ static void pool_start(Pool *p)
         argv[2] = p->sock;
         argv[4] = p->qmp;
     }
+    if (!p->concurrent) {
+        argv[5] = NULL;
+    }
     unlink(p->qmp);
-    g_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
-                           NULL, &p->pid, &err));
+    g_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                           pool_child_setup, NULL, &p->pid, &err));
     for (;;) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -5056,9 +5068,11 @@ static QDict *pool_member(PoolVm *vm)
 static void pool_vm_start(PoolVm *vm, Pool *p, const char *name,
                           const char *extra)
 {
+    /* PVGPU_POOL_QEMU_ARGS: e.g. -trace for a VM's side of the pool */
     vm->qts = qtest_initf("-M pc -name %s -chardev socket,id=pool0,path=%s,"
                           "reconnect-ms=200 -device pvgpu-pci,addr=5,"
-                          "virgl=on,pool=pool0%s", name, p->sock, extra);
+                          "virgl=on,pool=pool0%s %s", name, p->sock, extra,
+                          g_getenv("PVGPU_POOL_QEMU_ARGS") ?: "");
     global_qtest = vm->qts;
     pc_alloc_init(&vm->alloc, vm->qts, ALLOC_NO_FLAGS);
     vm->bus = qpci_new_pc(vm->qts, &vm->alloc);
@@ -5096,9 +5110,16 @@ static void pool_wait(bool (*cond)(Pool *p, const char *name), Pool *p,
  * answers; then wait for what is outstanding.  Fails if a VM's answers
  * stop for @stall_us (0: 30 s).
  */
-static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
+typedef struct PoolRun {
+    void (*sample)(void *opaque, gint64 t);  /* every 100 ms, if set */
+    void *opaque;
+    gint64 max_gap_us[8];       /* longest wait for an answer, per VM */
+} PoolRun;
+
+static void pool_run_full(PoolVm **vms, unsigned n, gint64 usecs,
+                          gint64 stall_us, PoolRun *run)
 {
-    gint64 start = g_get_monotonic_time();
+    gint64 start = g_get_monotonic_time(), next = start;
     gint64 last[8];
 
     g_assert(n <= ARRAY_SIZE(last));
@@ -5109,6 +5130,11 @@ static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
         gint64 now = g_get_monotonic_time();
         bool idle = true, got = false;
 
+        if (run && run->sample && now >= next && now - start <= usecs) {
+            run->sample(run->opaque, now - start);
+            next += 100 * 1000;
+        }
+
         for (unsigned i = 0; i < n; i++) {
             Bench *b = &vms[i]->b;
 
@@ -5117,7 +5143,12 @@ static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
                 bench_top_up(b);
             }
             while (bench_reap(b)) {
-                last[i] = now;
+                if (run && !bench_idle(b)) {
+                    run->max_gap_us[i] = MAX(run->max_gap_us[i],
+                                             g_get_monotonic_time() -
+                                             last[i]);
+                }
+                last[i] = g_get_monotonic_time();
                 got = true;
             }
             if (!bench_idle(b) &&
@@ -5134,6 +5165,11 @@ static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
             g_usleep(200);
         }
     }
+}
+
+static void pool_run(PoolVm **vms, unsigned n, gint64 usecs, gint64 stall_us)
+{
+    pool_run_full(vms, n, usecs, stall_us, NULL);
 }
 
 /*
@@ -5377,6 +5413,289 @@ static void test_pool_admission(void)
     global_qtest = saved;
 }
 
+/* --- pool benchmark (PVGPU_BENCH_POOL=1, scripts/bench-pool.sh) --------- */
+
+typedef struct PoolShares {
+    Pool *pool;
+    const char *names[3];
+    double target[3];
+    uint64_t base[3];           /* GPU time at the start of the window */
+    uint64_t prev[3];           /* at the last sample */
+    gint64 settled;             /* last sample off target (cumulative) */
+    double win_min[3], win_max[3];  /* 100 ms windows, after 1 s */
+    double last[3];
+} PoolShares;
+
+static void pool_gpu_ns(Pool *p, const char *const *names, unsigned n,
+                        uint64_t *out)
+{
+    QDict *rsp = pool_qmp(p, "{'execute': 'query-pvgpu-pool'}");
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                        "vms"), e) {
+        QDict *vm = qobject_to(QDict, qlist_entry_obj(e));
+
+        for (unsigned i = 0; i < n; i++) {
+            if (g_str_equal(qdict_get_str(vm, "name"), names[i])) {
+                out[i] = qdict_get_int(vm, "gpu-ns");
+            }
+        }
+    }
+    qobject_unref(rsp);
+}
+
+static void pool_shares_start(PoolShares *sh)
+{
+    pool_gpu_ns(sh->pool, sh->names, 3, sh->base);
+    memcpy(sh->prev, sh->base, sizeof(sh->prev));
+    sh->settled = 0;
+    for (int i = 0; i < 3; i++) {
+        sh->win_min[i] = 100;
+        sh->win_max[i] = 0;
+    }
+}
+
+static void pool_shares_sample(void *opaque, gint64 t)
+{
+    PoolShares *sh = opaque;
+    uint64_t g[3], sum = 0, wsum = 0;
+
+    pool_gpu_ns(sh->pool, sh->names, 3, g);
+    for (int i = 0; i < 3; i++) {
+        sum += g[i] - sh->base[i];
+        wsum += g[i] - sh->prev[i];
+    }
+    for (int i = 0; i < 3 && sum; i++) {
+        sh->last[i] = 100.0 * (g[i] - sh->base[i]) / sum;
+        if (fabs(sh->last[i] - 100 * sh->target[i]) > 2) {
+            sh->settled = t;
+        }
+        if (wsum && t >= G_USEC_PER_SEC) {
+            double w = 100.0 * (g[i] - sh->prev[i]) / wsum;
+
+            sh->win_min[i] = MIN(sh->win_min[i], w);
+            sh->win_max[i] = MAX(sh->win_max[i], w);
+        }
+    }
+    memcpy(sh->prev, g, sizeof(g));
+}
+
+static uint64_t pool_done(PoolVm **vms, unsigned n)
+{
+    uint64_t done = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned l = 0; l < vms[i]->b.nloads; l++) {
+            done += vms[i]->b.loads[l]->completed;
+        }
+    }
+    return done;
+}
+
+/* GPU time per submission of the load of @vm, from its query-pvgpu */
+static double pool_vm_batch_ms(PoolVm *vm, uint32_t ctx)
+{
+    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-pvgpu'}");
+    QDict *info = qobject_to(QDict, qlist_peek(qdict_get_qlist(rsp,
+                                                                "return")));
+    QDict *c = context_info(info, ctx);
+    double ms = c && qdict_get_int(c, "submissions") ?
+                qdict_get_int(c, "gpu-time-ns") / 1e6 /
+                qdict_get_int(c, "submissions") : 0;
+
+    qobject_unref(rsp);
+    return ms;
+}
+
+static void bench_pool(void)
+{
+    QTestState *saved = global_qtest;
+    Pool pool = { 0 };
+    PoolVm vm[3] = { 0 }, light = { 0 };
+    PoolVm *all[] = { &vm[0], &vm[1], &vm[2] };
+    PoolVm *pair[] = { &light, &vm[2] };
+    static const char *const names[] = { "w1", "w2", "w4" };
+    PoolShares sh = { .pool = &pool, .names = { "w1", "w2", "w4" },
+                      .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
+    PoolRun run = { .sample = pool_shares_sample, .opaque = &sh };
+    double with_rate = 0, without_rate = 0, two_rate = 0;
+    double alone_with = 0, alone_without = 0;
+    double solo_p99, shared_p99, batch_ms;
+    gint64 worst_gap = 0;
+    Load *lt;
+
+    pool_start(&pool);
+    if (getenv("PVGPU_BENCH_POOL_LIGHT")) {
+        goto light_only;
+    }
+    for (int i = 0; i < 3; i++) {
+        qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                               "'arguments': {'name': %s, 'weight': %d}}",
+                               names[i], 100 << i));
+        pool_vm_start(&vm[i], &pool, names[i], "");
+    }
+    for (int i = 0; i < 3; i++) {
+        pool_wait(pool_vm_connected, &pool, names[i]);
+        global_qtest = vm[i].qts;
+        /* deep enough that the harness, polling three VMs, keeps up */
+        bench_load(&vm[i].b, 1, 512, 8, 12);
+        vm[i].busy = true;
+    }
+
+    /* 1. shares at 1:2:4 */
+    pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
+    pool_shares_start(&sh);
+    pool_run_full(all, 3, 5 * G_USEC_PER_SEC, 0, &run);
+    g_test_message("pool shares at weights 1:2:4, 5 s: %.1f / %.1f / %.1f %% "
+                   "(targets 14.3 / 28.6 / 57.1); within 2 points from "
+                   "%" PRId64 " ms on", sh.last[0], sh.last[1], sh.last[2],
+                   sh.settled / 1000);
+    g_test_message("pool shares in 100 ms windows after the first second: "
+                   "w1 %.0f-%.0f %%, w2 %.0f-%.0f %%, w4 %.0f-%.0f %% "
+                   "(grants last up to 32 ms)",
+                   sh.win_min[0], sh.win_max[0], sh.win_min[1],
+                   sh.win_max[1], sh.win_min[2], sh.win_max[2]);
+
+    /* 2. a run-time weight change: w1 400, targets 40 / 20 / 40 */
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'w1', 'weight': 400}}"));
+    sh.target[0] = 0.4;
+    sh.target[1] = 0.2;
+    sh.target[2] = 0.4;
+    pool_shares_start(&sh);
+    pool_run_full(all, 3, 4 * G_USEC_PER_SEC, 0, &run);
+    g_test_message("weight change w1 100 -> 400: shares %.1f / %.1f / %.1f %% "
+                   "(targets 40 / 20 / 40) within 2 points from %" PRId64
+                   " ms after the change", sh.last[0], sh.last[1], sh.last[2],
+                   sh.settled / 1000);
+
+    /*
+     * 3a. the grants' own cost: one VM alone, with the pool and without
+     * (nothing to share, so only the mechanism differs)
+     */
+    vm[0].busy = vm[1].busy = false;
+    pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
+    for (int round = 0; round < 2; round++) {
+        uint64_t d0 = pool_done(all, 3);
+        gint64 t0 = g_get_monotonic_time();
+
+        pool_run(all, 3, 2 * G_USEC_PER_SEC, 0);
+        alone_with += (pool_done(all, 3) - d0) * 1e6 /
+                      (g_get_monotonic_time() - t0);
+        pool_kill(&pool);
+        d0 = pool_done(all, 3);
+        t0 = g_get_monotonic_time();
+        pool_run(all, 3, 2 * G_USEC_PER_SEC, 0);
+        alone_without += (pool_done(all, 3) - d0) * 1e6 /
+                         (g_get_monotonic_time() - t0);
+        pool_start(&pool);
+        for (int i = 0; i < 3; i++) {
+            pool_wait(pool_vm_connected, &pool, names[i]);
+        }
+    }
+    g_test_message("one VM alone: with the pool %.1f, without %.1f "
+                   "submissions/s: cost of the grants %.2f %%",
+                   alone_with / 2, alone_without / 2,
+                   100.0 * (alone_without - alone_with) / alone_without);
+    vm[0].busy = vm[1].busy = true;
+
+    /*
+     * 3b. throughput with the pool (one VM at a time, then two), and
+     * without it (the daemon killed), twice over
+     */
+    run = (PoolRun) { 0 };
+    for (int round = 0; round < 2; round++) {
+        uint64_t d0 = pool_done(all, 3);
+        gint64 t0 = g_get_monotonic_time();
+
+        pool_run(all, 3, 3 * G_USEC_PER_SEC, 0);
+        with_rate += (pool_done(all, 3) - d0) * 1e6 /
+                     (g_get_monotonic_time() - t0);
+        pool_kill(&pool);
+        /* the longest wait for a fence right after the kill */
+        pool_run_full(all, 3, G_USEC_PER_SEC, 0, &run);
+        for (int i = 0; i < 3; i++) {
+            worst_gap = MAX(worst_gap, run.max_gap_us[i]);
+        }
+        d0 = pool_done(all, 3);
+        t0 = g_get_monotonic_time();
+        pool_run(all, 3, 3 * G_USEC_PER_SEC, 0);
+        without_rate += (pool_done(all, 3) - d0) * 1e6 /
+                        (g_get_monotonic_time() - t0);
+        for (unsigned c = 2; c >= 1; c--) {
+            pool.concurrent = c;
+            pool_start(&pool);
+            for (int i = 0; i < 3; i++) {
+                pool_wait(pool_vm_connected, &pool, names[i]);
+            }
+            pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
+            if (c == 1) {
+                break;
+            }
+            d0 = pool_done(all, 3);
+            t0 = g_get_monotonic_time();
+            pool_run(all, 3, 3 * G_USEC_PER_SEC, 0);
+            two_rate += (pool_done(all, 3) - d0) * 1e6 /
+                        (g_get_monotonic_time() - t0);
+            pool_kill(&pool);
+        }
+    }
+    g_test_message("throughput, 3 VMs busy: with the pool %.1f, without "
+                   "%.1f submissions/s: cost of the pool %.2f %% (goal "
+                   "<= 2 %%); with --concurrent 2: %.1f/s, cost %.2f %%",
+                   with_rate / 2, without_rate / 2,
+                   100.0 * (without_rate - with_rate) / without_rate,
+                   two_rate / 2,
+                   100.0 * (without_rate - two_rate) / without_rate);
+    g_test_message("longest wait for a fence after the daemon was killed: "
+                   "%.1f ms (a grant is up to 32 ms)", worst_gap / 1000.0);
+
+    /* 4. a light VM (one submission at a time) next to a greedy one */
+    for (int i = 0; i < 2; i++) {
+        vm[i].busy = false;
+    }
+    pool_run(all, 3, 1, 0);
+    if (0) {
+light_only:
+        pool_vm_start(&vm[2], &pool, names[2], "");
+        pool_wait(pool_vm_connected, &pool, names[2]);
+        global_qtest = vm[2].qts;
+        bench_load(&vm[2].b, 1, 512, 8, 4);
+    }
+    pool_vm_start(&light, &pool, "light", "");
+    pool_wait(pool_vm_connected, &pool, "light");
+    global_qtest = light.qts;
+    lt = bench_load(&light.b, 1, 256, 1, 1);
+    lt->latency_us = g_array_new(false, false, sizeof(gint64));
+    light.busy = true;
+    vm[2].busy = false;
+    pool_run(pair, 2, 2 * G_USEC_PER_SEC, 0);
+    solo_p99 = load_p99_ms(lt);
+    g_array_set_size(lt->latency_us, 0);
+    vm[2].busy = true;
+    pool_run(pair, 2, 3 * G_USEC_PER_SEC, 0);
+    shared_p99 = load_p99_ms(lt);
+    batch_ms = pool_vm_batch_ms(&vm[2], 1);
+    g_test_message("light VM fence p99 (as its guest sees it): solo %.2f ms, "
+                   "next to a greedy VM %.2f ms; bound solo + greedy "
+                   "submission (%.2f ms) = %.2f ms; with the quantum the "
+                   "greedy grant is cut to: %.2f ms", solo_p99, shared_p99,
+                   batch_ms, solo_p99 + batch_ms, solo_p99 + batch_ms + 2);
+    g_array_free(lt->latency_us, true);
+    lt->latency_us = NULL;
+
+    pool_vm_stop(&light);
+    for (int i = 0; i < 3; i++) {
+        if (vm[i].qts) {
+            pool_vm_stop(&vm[i]);
+        }
+    }
+    pool_kill(&pool);
+    pool_free(&pool);
+    global_qtest = saved;
+}
+
 static void register_pvgpu_test(void)
 {
     /* device properties for one test, as -global options */
@@ -5498,6 +5817,10 @@ static void register_pvgpu_test(void)
         qtest_add_func("pvgpu/pool/shares", test_pool_shares);
         qtest_add_func("pvgpu/pool/faults", test_pool_faults);
         qtest_add_func("pvgpu/pool/admission", test_pool_admission);
+        if (getenv("PVGPU_BENCH_POOL")) {
+            /* a measurement, not a test: scripts/bench-pool.sh */
+            qtest_add_func("pvgpu/bench/pool", bench_pool);
+        }
     }
 }
 

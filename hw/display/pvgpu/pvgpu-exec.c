@@ -495,7 +495,9 @@ static PvgpuRenderJob *pvgpu_exec_pull(void *opaque)
 
     qemu_mutex_lock(&s->sched_lock);
     /* in a pool, scheduled work runs while the device holds a grant */
-    if (!s->sched_paused && (!s->pool || pvgpu_pool_may_run(s->pool))) {
+    if (!s->sched_paused &&
+        (!s->pool || pvgpu_pool_may_run(s->pool, s->sched_queued,
+                                        s->sched_running))) {
         item = pvgpu_sched_next(s->sched, now, &ent, &wait);
     }
     if (item) {

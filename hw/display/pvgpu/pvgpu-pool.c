@@ -168,12 +168,13 @@ static void pool_message(PvgpuPool *p, const PvgpuPoolMsg *m)
         qemu_mutex_lock(&p->lock);
         if (p->granted && p->seq == m->u.grant.seq) {
             p->budget_ns = MIN(p->budget_ns, m->u.grant.budget_ns);
-            if (p->used_ns >= p->budget_ns) {
-                /* ends at the next completion, or now if nothing runs */
-                p->budget_ns = p->used_ns;
-            }
         }
         qemu_mutex_unlock(&p->lock);
+        /*
+         * Spent already: the grant ends at the completion of what runs,
+         * or at the render thread's next pull if nothing does
+         */
+        p->ops->wake(p->opaque);
         return;
     case PVGPU_POOL_SHARE:
         p->share = m->u.share.share_ppm / 10000.0;
@@ -304,11 +305,31 @@ void pvgpu_pool_free(PvgpuPool *p)
     g_free(p);
 }
 
-bool pvgpu_pool_may_run(PvgpuPool *p)
+/* The grant is over: RETURN it (from the bottom half); lock held */
+static void grant_end(PvgpuPool *p, unsigned queued)
+{
+    p->granted = false;
+    p->ret_pending = true;
+    p->ret_seq = p->seq;
+    p->ret_used = p->used_ns;
+    p->ret_busy = queued;
+    qemu_bh_schedule(p->bh);
+}
+
+bool pvgpu_pool_may_run(PvgpuPool *p, unsigned queued, unsigned running)
 {
     bool ok;
 
     qemu_mutex_lock(&p->lock);
+    if (p->gated && p->granted && !running &&
+        (p->used_ns >= p->budget_ns || !queued)) {
+        /*
+         * Nothing runs whose completion would end it: spent (a REVOKE
+         * came), or nothing to spend it on (the work it was asked for ran
+         * in an earlier grant)
+         */
+        grant_end(p, queued);
+    }
     ok = !p->gated || (p->granted && p->used_ns < p->budget_ns);
     qemu_mutex_unlock(&p->lock);
     return ok;
@@ -316,25 +337,15 @@ bool pvgpu_pool_may_run(PvgpuPool *p)
 
 void pvgpu_pool_charge(PvgpuPool *p, uint64_t gpu_ns, unsigned queued)
 {
-    bool end = false;
-
     qemu_mutex_lock(&p->lock);
     if (p->gated && p->granted) {
         p->used_ns += gpu_ns;
         /* spent, or nothing left to spend it on: hand the GPU on */
         if (p->used_ns >= p->budget_ns || !queued) {
-            p->granted = false;
-            p->ret_pending = true;
-            p->ret_seq = p->seq;
-            p->ret_used = p->used_ns;
-            p->ret_busy = queued;
-            end = true;
+            grant_end(p, queued);
         }
     }
     qemu_mutex_unlock(&p->lock);
-    if (end) {
-        qemu_bh_schedule(p->bh);
-    }
 }
 
 void pvgpu_pool_demand(PvgpuPool *p)

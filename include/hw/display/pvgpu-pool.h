@@ -44,9 +44,11 @@ void pvgpu_pool_free(PvgpuPool *p);
 /*
  * Render thread (any thread), with the caller's scheduler lock held so
  * that a pull and its charge are seen in order:
- * may scheduled work be dispatched now?
+ * may scheduled work be dispatched now?  @queued: items queued,
+ * @running: dispatched and not finished.  A grant found spent, or with
+ * nothing to run, ends here if nothing runs.
  */
-bool pvgpu_pool_may_run(PvgpuPool *p);
+bool pvgpu_pool_may_run(PvgpuPool *p, unsigned queued, unsigned running);
 /* A dispatched item finished after @gpu_ns; @queued: items still queued */
 void pvgpu_pool_charge(PvgpuPool *p, uint64_t gpu_ns, unsigned queued);
 

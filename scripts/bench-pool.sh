@@ -1,0 +1,24 @@
+#!/bin/sh
+# Benchmark of the GPU pool (pvgpu-poold) with real virgl work: three VMs
+# at pool weights 1:2:4 (shares against targets, how soon they settle, a
+# run-time weight change), throughput with the pool against without it
+# (the daemon killed), the longest wait for a fence when the daemon is
+# killed, and a light VM's fence p99 next to a greedy one.  Prints; asserts
+# nothing.  See docs/pvgpu-pool.rst.
+set -eu
+
+case "${1:-}" in
+-h|--help)
+    sed -n '2,7s/^# \{0,1\}//p' "$0"
+    echo "Usage: $0   (builds pvgpu with scripts/build.sh --tests first)"
+    exit 0 ;;
+"") ;;
+*) echo "$0: no arguments; try --help" >&2; exit 2 ;;
+esac
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/build.sh" --tests >&2
+export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
+PVGPU_BENCH_POOL=1 "$repo/build/tests/qtest/qos-test" --tap \
+    -p /x86_64/pvgpu/bench/pool 2>&1 |
+    grep -E '^(# (pool|weight|throughput|longest|light)|ok|not ok)'
