@@ -52,8 +52,12 @@
 #define DEFAULT_SOCKET      "/run/pvgpu/pool.sock"
 #define TICK_NS             (100 * SCALE_MS)
 #define WINDOW_TICKS        10                  /* one second */
-/* A VM that keeps a grant this much past its budget loses it */
-#define GRANT_SLACK_NS      (1000 * SCALE_MS)
+/*
+ * A VM that keeps a grant this much past its budget loses it: a hung
+ * QEMU, or one submission that runs this long (seconds happen on a CPU
+ * renderer under load; submissions are not preempted)
+ */
+#define GRANT_SLACK_NS      (5000ull * SCALE_MS)
 /* Messages a peer may send per second (burst the same) */
 #define PEER_MSG_RATE       2000
 
@@ -580,6 +584,11 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
     return G_SOURCE_CONTINUE;
 }
 
+/* A queued grant request is the peer's own item: nothing to free */
+static void drop_item(PvgpuSchedItem *item, void *opaque)
+{
+}
+
 static void peer_free(PoolPeer *p)
 {
     if (p->watch) {
@@ -590,7 +599,7 @@ static void peer_free(PoolPeer *p)
             /* charged what it had the GPU for, at most its budget */
             grant_end(p, MIN(get_clock() - p->grant_ns, p->budget_ns));
         }
-        pvgpu_sched_entity_remove(pool.sched, p->entity, NULL, NULL);
+        pvgpu_sched_entity_remove(pool.sched, p->entity, drop_item, NULL);
     }
     if (p->vm) {
         info_report("VM %s (pid %d) left: %s", p->vm->name, p->pid, p->why);

@@ -43,8 +43,9 @@ class QMP:
         json.loads(self.f.readline())           # greeting
         self.cmd('qmp_capabilities')
 
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({'execute': name, 'arguments': args}) + '\n')
+    def cmd(self, _command, **args):
+        self.f.write(json.dumps({'execute': _command, 'arguments': args}) +
+                     '\n')
         self.f.flush()
         while True:
             line = self.f.readline()
@@ -54,7 +55,7 @@ class QMP:
             if 'return' in rsp:
                 return rsp['return']
             if 'error' in rsp:
-                raise RuntimeError(f"{name}: {rsp['error']['desc']}")
+                raise RuntimeError(f"{_command}: {rsp['error']['desc']}")
 
 
 class Serial:

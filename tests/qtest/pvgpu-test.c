@@ -5247,6 +5247,37 @@ static void test_pool_shares(void)
  * restarted (the VMs render on, and rejoin with the shares that were
  * set), a VM killed.
  */
+/* A raw peer that joins as @name and asks for the GPU */
+static int pool_ghost(Pool *p, const char *name)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    uint8_t hello[8 + 76] = { 1, 0, 0, 0, 76, 0, 0, 0, 1 };
+    static const uint8_t demand[8] = { 2 };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    pstrcpy(sa.sun_path, sizeof(sa.sun_path), p->sock);
+    pstrcpy((char *)hello + 20, 64, name);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(write(fd, hello, sizeof(hello)), ==, sizeof(hello));
+    g_assert_cmpint(write(fd, demand, sizeof(demand)), ==, sizeof(demand));
+    pool_wait(pool_vm_connected, p, name);
+    return fd;
+}
+
+static bool pool_vm_granted(Pool *p, const char *name)
+{
+    QDict *vm = pool_vm_info(p, name);
+    bool granted = vm && qdict_get_bool(vm, "granted");
+
+    qobject_unref(vm);
+    return granted;
+}
+
+static bool pool_vm_gone(Pool *p, const char *name)
+{
+    return !pool_vm_connected(p, name);
+}
+
 static void test_pool_faults(void)
 {
     QTestState *saved = global_qtest;
@@ -5261,6 +5292,25 @@ static void test_pool_faults(void)
     int fd;
 
     pool_start(&pool);
+
+    /*
+     * peers that vanish while they hold the GPU, and while they wait for
+     * it: the daemon carries on (a peer that left while queued made it
+     * call a NULL function)
+     */
+    {
+        int holder = pool_ghost(&pool, "ghost-holder");
+        int waiter;
+
+        pool_wait(pool_vm_granted, &pool, "ghost-holder");
+        waiter = pool_ghost(&pool, "ghost-waiter");
+        g_assert(!pool_vm_granted(&pool, "ghost-waiter"));
+        close(waiter);
+        pool_wait(pool_vm_gone, &pool, "ghost-waiter");
+        close(holder);
+        pool_wait(pool_vm_gone, &pool, "ghost-holder");
+    }
+
     qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
                            "'arguments': {'name': 'pool-b', 'weight': 300}}"));
     pool_vm_start(&a, &pool, "pool-a", "");

@@ -36,6 +36,8 @@
 #define PVGPU_BLOB_MAPPING_CAST(obj) \
     OBJECT_CHECK(PvgpuBlobMapping, (obj), TYPE_PVGPU_BLOB_MAPPING)
 
+static void pool_update(PvgpuState *s);
+
 static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
 {
     return g_hash_table_lookup(s->contexts, GUINT_TO_POINTER(id));
@@ -495,9 +497,7 @@ static PvgpuRenderJob *pvgpu_exec_pull(void *opaque)
 
     qemu_mutex_lock(&s->sched_lock);
     /* in a pool, scheduled work runs while the device holds a grant */
-    if (!s->sched_paused &&
-        (!s->pool || pvgpu_pool_may_run(s->pool, s->sched_queued,
-                                        s->sched_running))) {
+    if (!s->sched_paused && (!s->pool || pvgpu_pool_may_run(s->pool))) {
         item = pvgpu_sched_next(s->sched, now, &ent, &wait);
     }
     if (item) {
@@ -532,9 +532,6 @@ static void pvgpu_exec_retire(PvgpuRenderJob *job, void *opaque)
     qemu_mutex_lock(&s->sched_lock);
     pvgpu_sched_complete(s->sched, &req->item, job->gpu_ns, get_clock());
     s->sched_running--;
-    if (s->pool) {
-        pvgpu_pool_charge(s->pool, job->gpu_ns, s->sched_queued);
-    }
     qemu_mutex_unlock(&s->sched_lock);
 }
 
@@ -575,6 +572,12 @@ static bool may_dispatch(PvgpuState *s, PvgpuRequest *req, uint64_t now,
         /* an unmap waits for its region's release (pump_bh) */
         return false;
     }
+    if (s->pool && req->elem && !s->draining &&
+        !pvgpu_pool_may_run(s->pool)) {
+        /* a pool member's renderer work waits for its grant */
+        s->pool_held++;
+        return false;
+    }
     if (req->cmd.hdr.type != PVGPU_CMD_RESOURCE_FLUSH) {
         return true;
     }
@@ -601,9 +604,10 @@ static void pump(PvgpuState *s)
     uint64_t now = get_clock(), wake = 0;
     PvgpuDepSet *held = NULL;   /* what the requests left held touch */
     PvgpuRequest *req, *next_req;
-    bool kick = false, demand = false;
+    bool kick = false;
     unsigned queued;
 
+    s->pool_held = 0;
     QTAILQ_FOREACH_SAFE(req, &s->held, next, next_req) {
         const PvgpuCmd *cmd = &req->cmd;
         bool context_work = is_context_work(cmd);
@@ -663,7 +667,7 @@ static void pump(PvgpuState *s)
                                       NULL, 0);
             } else {
                 /* the render thread pulls it from the scheduler */
-                kick = demand = true;
+                kick = true;
             }
             continue;
         }
@@ -692,9 +696,9 @@ hold:
         kick = s->sched_running < s->max_inflight;
     }
     qemu_mutex_unlock(&s->sched_lock);
-    if (demand && s->pool) {
-        /* a member asks the pool for the GPU first */
-        pvgpu_pool_demand(s->pool);
+    if (s->pool) {
+        /* a member asks the pool for the GPU, or hands it back */
+        pool_update(s);
     }
     if (kick) {
         pvgpu_render_kick(s->renderer);
@@ -2072,10 +2076,6 @@ static void reset(PvgpuState *s, bool unplug)
     s->sched_deps_waiting = false;
     s->sched_wake_ns = 0;
     s->sched_paused = unplug;
-    if (s->pool) {
-        /* nothing left to run: a grant held goes back to the pool */
-        pvgpu_pool_charge(s->pool, 0, 0);
-    }
     qemu_mutex_unlock(&s->sched_lock);
     g_hash_table_remove_all(s->contexts);
     g_hash_table_remove_all(s->dying);
@@ -2085,6 +2085,10 @@ static void reset(PvgpuState *s, bool unplug)
         migrate_del_blocker(&s->migration_blocker);
     }
     s->decode_caps = 0;
+    if (s->pool) {
+        /* nothing left to run: a grant held goes back to the pool */
+        pool_update(s);
+    }
     if (s->releasing && !unplug) {
         req = g_new0(PvgpuRequest, 1);
         req->s = s;
@@ -2146,7 +2150,33 @@ static void pool_wake(void *opaque)
 {
     PvgpuState *s = opaque;
 
+    /* scheduled work is pulled by the render thread, the rest pumped */
     pvgpu_render_kick(s->renderer);
+    qemu_bh_schedule(s->pump_bh);
+}
+
+static void pool_load(void *opaque, unsigned *running, unsigned *waiting)
+{
+    PvgpuState *s = opaque;
+    PvgpuRequest *req;
+
+    *running = 0;
+    /* held for the grant (not for the frame-rate limit or an unmap) */
+    *waiting = s->pool_held;
+    qemu_mutex_lock(&s->sched_lock);
+    QTAILQ_FOREACH(req, &s->inflight, next) {
+        (*running)++;
+    }
+    *waiting += s->sched_queued;
+    qemu_mutex_unlock(&s->sched_lock);
+}
+
+static void pool_update(PvgpuState *s)
+{
+    unsigned running, waiting;
+
+    pool_load(s, &running, &waiting);
+    pvgpu_pool_update(s->pool, running, waiting);
 }
 
 static void pool_limits_changed(void *opaque)
@@ -2193,6 +2223,7 @@ static void pool_stats(void *opaque, PvgpuPoolMsg *m)
 
 const PvgpuPoolOps pvgpu_exec_pool_ops = {
     .wake = pool_wake,
+    .load = pool_load,
     .limits_changed = pool_limits_changed,
     .stats = pool_stats,
 };

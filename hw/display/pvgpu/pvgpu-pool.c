@@ -1,12 +1,16 @@
 /*
  * pvgpu pool client (see pvgpu-pool.h, docs/pvgpu-pool.rst)
  *
- * The grant is a gate on the device's scheduled work: while the device
- * is a member, its render thread pulls work only while it holds a grant
- * with budget left, and hands the grant back (RETURN) when the budget is
- * spent or it has nothing left to run.  Messages go out from the main
- * loop: the render thread only flips the gate and schedules a bottom
- * half.
+ * The grant is a gate on all of the device's renderer work: while the
+ * device is a member, its render thread pulls scheduled work and the main
+ * loop dispatches control commands only while it holds a grant whose
+ * time is not up.  A grant is measured in wall-clock time from its
+ * arrival: with every member's work gated, the holder has the GPU to
+ * itself, so its time is its GPU time, whatever part of it a renderer
+ * does where (llvmpipe renders a frame when it is read back, not when it
+ * is submitted).  The grant goes back (RETURN) when its time is up and
+ * nothing runs, or when the device has nothing left to run.  Everything
+ * but pvgpu_pool_may_run() runs in the main loop.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -29,30 +33,25 @@ struct PvgpuPool {
     const PvgpuPoolOps *ops;
     void *opaque;
 
-    /* main loop only */
     PvgpuPoolMemberState state;
     char *reason;
     uint8_t in[PVGPU_POOL_MAX_MSG_SIZE];
     size_t in_len;
-    QEMUBH *bh;
     QEMUTimer *stats_timer;
+    QEMUTimer *grant_timer;     /* the grant's time is up */
     PvgpuPoolMsg limits;
     double share;
     uint32_t weight;
+    bool demanded;              /* the pool knows we want a grant */
+    uint32_t seq;
+    int64_t start_ns;           /* when the grant came */
+    uint64_t grants;
 
-    /* the gate: lock guards what the render thread touches */
+    /* the gate, read by the render thread */
     QemuMutex lock;
     bool gated;                 /* a member: work waits for grants */
     bool granted;
-    uint32_t seq;
-    uint64_t budget_ns, used_ns;
-    uint64_t grants;
-    bool ret_pending;           /* a grant ended: RETURN to send */
-    uint32_t ret_seq;
-    uint64_t ret_used;
-    bool ret_busy;
-    bool demanded;              /* the pool knows we want a grant */
-    bool want;                  /* work queued since */
+    int64_t deadline_ns;        /* the grant's time is up then */
 };
 
 static void pool_send(PvgpuPool *p, const PvgpuPoolMsg *m)
@@ -66,51 +65,32 @@ static void pool_send(PvgpuPool *p, const PvgpuPoolMsg *m)
     qemu_chr_fe_write_all(p->chr, buf, len);
 }
 
-/* Main loop: send what the gate has to say */
-static void pool_bh(void *opaque)
+/* Ask the device how busy it is, and act on it */
+static void pool_poll(PvgpuPool *p)
 {
-    PvgpuPool *p = opaque;
-    PvgpuPoolMsg ret = { .type = PVGPU_POOL_RETURN };
-    bool send_ret = false, send_demand = false;
+    unsigned running, waiting;
 
-    qemu_mutex_lock(&p->lock);
-    if (p->gated && p->ret_pending) {
-        ret.u.ret.seq = p->ret_seq;
-        ret.u.ret.used_ns = p->ret_used;
-        ret.u.ret.busy = p->ret_busy || p->want;
-        p->demanded = ret.u.ret.busy;
-        send_ret = true;
-    } else if (p->gated && !p->granted && !p->demanded && p->want) {
-        p->demanded = true;
-        send_demand = true;
-    }
-    p->ret_pending = false;
-    p->want = false;
-    qemu_mutex_unlock(&p->lock);
-
-    if (send_ret) {
-        pool_send(p, &ret);
-    }
-    if (send_demand) {
-        PvgpuPoolMsg m = { .type = PVGPU_POOL_DEMAND };
-
-        pool_send(p, &m);
-    }
+    p->ops->load(p->opaque, &running, &waiting);
+    pvgpu_pool_update(p, running, waiting);
 }
 
-/* Leave or join the gate; the render thread pulls if it opened */
+static void pool_grant_timer(void *opaque)
+{
+    pool_poll(opaque);
+}
+
+/* Leave or join the gate; the device runs what it holds if it opened */
 static void pool_set_gated(PvgpuPool *p, bool gated)
 {
     qemu_mutex_lock(&p->lock);
     p->gated = gated;
     p->granted = false;
-    p->ret_pending = false;
-    p->demanded = false;
-    /* joining: whatever is queued needs a grant */
-    p->want = gated;
     qemu_mutex_unlock(&p->lock);
+    p->demanded = false;
+    timer_del(p->grant_timer);
     if (gated) {
-        qemu_bh_schedule(p->bh);
+        /* joining: whatever waits needs a grant */
+        pool_poll(p);
     } else {
         p->ops->wake(p->opaque);
     }
@@ -151,30 +131,35 @@ static void pool_message(PvgpuPool *p, const PvgpuPoolMsg *m)
         p->limits = *m;
         p->ops->limits_changed(p->opaque);
         return;
-    case PVGPU_POOL_GRANT:
-        qemu_mutex_lock(&p->lock);
-        if (p->gated) {
-            p->granted = true;
-            p->seq = m->u.grant.seq;
-            p->budget_ns = m->u.grant.budget_ns;
-            p->used_ns = 0;
-            p->demanded = false;
-            p->grants++;
+    case PVGPU_POOL_GRANT: {
+        int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
+        if (!p->gated || p->granted) {
+            return;
         }
+        p->seq = m->u.grant.seq;
+        p->start_ns = now;
+        p->demanded = false;
+        p->grants++;
+        qemu_mutex_lock(&p->lock);
+        p->granted = true;
+        p->deadline_ns = now + MIN(m->u.grant.budget_ns, INT64_MAX / 2);
         qemu_mutex_unlock(&p->lock);
+        timer_mod(p->grant_timer, p->deadline_ns);
         p->ops->wake(p->opaque);
+        /* a grant for work that ran in the previous one goes back now */
+        pool_poll(p);
         return;
+    }
     case PVGPU_POOL_REVOKE:
-        qemu_mutex_lock(&p->lock);
         if (p->granted && p->seq == m->u.grant.seq) {
-            p->budget_ns = MIN(p->budget_ns, m->u.grant.budget_ns);
+            qemu_mutex_lock(&p->lock);
+            p->deadline_ns = MIN(p->deadline_ns,
+                                 p->start_ns + (int64_t)MIN(
+                                     m->u.grant.budget_ns, INT64_MAX / 2));
+            qemu_mutex_unlock(&p->lock);
+            timer_mod(p->grant_timer, p->deadline_ns);
         }
-        qemu_mutex_unlock(&p->lock);
-        /*
-         * Spent already: the grant ends at the completion of what runs,
-         * or at the render thread's next pull if nothing does
-         */
-        p->ops->wake(p->opaque);
         return;
     case PVGPU_POOL_SHARE:
         p->share = m->u.share.share_ppm / 10000.0;
@@ -286,8 +271,8 @@ PvgpuPool *pvgpu_pool_new(CharBackend *chr, const char *name,
     p->state = PVGPU_POOL_MEMBER_STATE_DISCONNECTED;
     p->limits.type = PVGPU_POOL_LIMITS;
     qemu_mutex_init(&p->lock);
-    p->bh = qemu_bh_new(pool_bh, p);
     p->stats_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pool_stats_timer, p);
+    p->grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pool_grant_timer, p);
     qemu_chr_fe_set_handlers(chr, pool_can_read, pool_read, pool_event, NULL,
                              p, NULL, true);
     return p;
@@ -298,68 +283,52 @@ void pvgpu_pool_free(PvgpuPool *p)
     qemu_chr_fe_set_handlers(p->chr, NULL, NULL, NULL, NULL, NULL, NULL,
                              true);
     timer_free(p->stats_timer);
-    qemu_bh_delete(p->bh);
+    timer_free(p->grant_timer);
     qemu_mutex_destroy(&p->lock);
     g_free(p->reason);
     g_free(p->name);
     g_free(p);
 }
 
-/* The grant is over: RETURN it (from the bottom half); lock held */
-static void grant_end(PvgpuPool *p, unsigned queued)
-{
-    p->granted = false;
-    p->ret_pending = true;
-    p->ret_seq = p->seq;
-    p->ret_used = p->used_ns;
-    p->ret_busy = queued;
-    qemu_bh_schedule(p->bh);
-}
-
-bool pvgpu_pool_may_run(PvgpuPool *p, unsigned queued, unsigned running)
+bool pvgpu_pool_may_run(PvgpuPool *p)
 {
     bool ok;
 
     qemu_mutex_lock(&p->lock);
-    if (p->gated && p->granted && !running &&
-        (p->used_ns >= p->budget_ns || !queued)) {
-        /*
-         * Nothing runs whose completion would end it: spent (a REVOKE
-         * came), or nothing to spend it on (the work it was asked for ran
-         * in an earlier grant)
-         */
-        grant_end(p, queued);
-    }
-    ok = !p->gated || (p->granted && p->used_ns < p->budget_ns);
+    ok = !p->gated ||
+         (p->granted &&
+          qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < p->deadline_ns);
     qemu_mutex_unlock(&p->lock);
     return ok;
 }
 
-void pvgpu_pool_charge(PvgpuPool *p, uint64_t gpu_ns, unsigned queued)
+void pvgpu_pool_update(PvgpuPool *p, unsigned running, unsigned waiting)
 {
-    qemu_mutex_lock(&p->lock);
-    if (p->gated && p->granted) {
-        p->used_ns += gpu_ns;
-        /* spent, or nothing left to spend it on: hand the GPU on */
-        if (p->used_ns >= p->budget_ns || !queued) {
-            grant_end(p, queued);
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    PvgpuPoolMsg m = { 0 };
+
+    if (!p->gated) {
+        return;
+    }
+    if (p->granted) {
+        /* time up, or nothing left to use it for, and nothing running */
+        if (running || (waiting && now < p->deadline_ns)) {
+            return;
         }
-    }
-    qemu_mutex_unlock(&p->lock);
-}
-
-void pvgpu_pool_demand(PvgpuPool *p)
-{
-    bool ask;
-
-    qemu_mutex_lock(&p->lock);
-    ask = p->gated && !p->granted && !p->demanded;
-    if (ask) {
-        p->want = true;
-    }
-    qemu_mutex_unlock(&p->lock);
-    if (ask) {
-        pool_bh(p);
+        qemu_mutex_lock(&p->lock);
+        p->granted = false;
+        qemu_mutex_unlock(&p->lock);
+        timer_del(p->grant_timer);
+        m.type = PVGPU_POOL_RETURN;
+        m.u.ret.seq = p->seq;
+        m.u.ret.used_ns = now - p->start_ns;
+        m.u.ret.busy = waiting > 0;
+        p->demanded = waiting > 0;
+        pool_send(p, &m);
+    } else if (waiting && !p->demanded) {
+        m.type = PVGPU_POOL_DEMAND;
+        p->demanded = true;
+        pool_send(p, &m);
     }
 }
 

@@ -24,8 +24,13 @@ typedef struct PvgpuPool PvgpuPool;
 
 /* What the pool client asks of the device */
 typedef struct PvgpuPoolOps {
-    /* the gate opened (a grant, or the pool went away): pull work */
+    /* the gate opened (a grant, or the pool went away): run what waits */
     void (*wake)(void *opaque);
+    /*
+     * How busy the device is: requests the renderer holds (@running),
+     * requests waiting for the gate or queued for the GPU (@waiting)
+     */
+    void (*load)(void *opaque, unsigned *running, unsigned *waiting);
     /* the pool's bounds changed */
     void (*limits_changed)(void *opaque);
     /* fill a STATS message: contexts, queue, memory, fences, frames */
@@ -42,18 +47,18 @@ PvgpuPool *pvgpu_pool_new(CharBackend *chr, const char *name,
 void pvgpu_pool_free(PvgpuPool *p);
 
 /*
- * Render thread (any thread), with the caller's scheduler lock held so
- * that a pull and its charge are seen in order:
- * may scheduled work be dispatched now?  @queued: items queued,
- * @running: dispatched and not finished.  A grant found spent, or with
- * nothing to run, ends here if nothing runs.
+ * Any thread (the render thread, before it pulls scheduled work; the main
+ * loop, before it dispatches a control command): may the device's work
+ * go to the renderer now?
  */
-bool pvgpu_pool_may_run(PvgpuPool *p, unsigned queued, unsigned running);
-/* A dispatched item finished after @gpu_ns; @queued: items still queued */
-void pvgpu_pool_charge(PvgpuPool *p, uint64_t gpu_ns, unsigned queued);
+bool pvgpu_pool_may_run(PvgpuPool *p);
 
-/* Main loop: work was queued in the scheduler and may wait for a grant */
-void pvgpu_pool_demand(PvgpuPool *p);
+/*
+ * Main loop: the device's load changed (work arrived, finished, was
+ * dropped): ask for a grant, or hand one back.  Same meaning of
+ * @running and @waiting as PvgpuPoolOps.load.
+ */
+void pvgpu_pool_update(PvgpuPool *p, unsigned running, unsigned waiting);
 
 /*
  * The pool's bound on @which (MAX_HOSTMEM, MAX_CONTEXTS, MAX_RESOURCES,

@@ -139,6 +139,7 @@ struct PvgpuState {
     uint32_t pool_reservation;
     PvgpuPool *pool;
     uint64_t frames;            /* flushes presented, for the pool */
+    unsigned pool_held;         /* requests the last pump held for a grant */
 
     /* virtio_gpu_config */
     uint32_t events_read;
