@@ -4,7 +4,8 @@
 #   1. unit tests of the QEMU-independent code (tests/unit, ASan+UBSan),
 #   2. the qtests through the libqos pvgpu driver (the device fuzzer among
 #      them), then all of them again under ASan+UBSan,
-#   3. the real guest test (Debian kernel, stock virtio_gpu driver).
+#   3. the real guest tests (Debian kernel, stock virtio_gpu driver; Mesa
+#      guests with GL, alone and two sharing a GPU pool).
 # Each suite prints TAP; the last line is "N passed, N failed".
 set -u
 
@@ -158,6 +159,9 @@ if [ -n "${guest_gl:-}" ]; then
     run_suite guest-gl 1500 python3 tests/guest/gl-guest.py \
         --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
         --device pvgpu-pci,xres=800,yres=600,hostmem=256M --display none
+    # 5. two Mesa guests sharing the GPU through a pool (pvgpu-poold)
+    run_suite guest-pool 900 python3 tests/guest/pool-guest.py \
+        --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl"
 fi
 
 echo "$passed passed, $failed failed"

@@ -160,6 +160,20 @@ def main():
                 both.append((sa, sb))
                 for g in guests:
                     g.state = g.state or g.pool_state()
+                if len(both) == 4:
+                    cli = subprocess.run(
+                        [sys.executable, os.path.join(
+                            os.path.dirname(os.path.abspath(__file__)),
+                            '..', '..', 'scripts', 'pvgpu-pool'),
+                         '--qmp', pool_qmp_path, 'show'],
+                        capture_output=True, text=True, timeout=30)
+                    print(''.join(f'# {line}\n' for line in
+                                  cli.stdout.splitlines()), end='',
+                          flush=True)
+                    tap.check(cli.returncode == 0 and
+                              all(n in cli.stdout for n in NAMES),
+                              'scripts/pvgpu-pool shows both VMs',
+                              cli.stderr.strip())
                 if args.screenshot and not shot and len(both) > 4:
                     for g in guests:
                         path = os.path.abspath(f'{args.screenshot}-{g.name}'
