@@ -125,12 +125,16 @@ def main():
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix='pvgpu-pool-guest-')
     sock = os.path.join(tmp, 'pool.sock')
+    # a QMP socket serves one client at a time: one for this script, the
+    # default one for scripts/pvgpu-pool
     pool_qmp_path = sock + '.qmp'
-    daemon = subprocess.Popen([poold, '--socket', sock, '--no-state'],
+    own_qmp_path = sock + '.test.qmp'
+    daemon = subprocess.Popen([poold, '--socket', sock, '--no-state',
+                               '--qmp', pool_qmp_path, '--qmp', own_qmp_path],
                               stdin=subprocess.DEVNULL)
     guests = []
     try:
-        pool = QMP(pool_qmp_path, daemon)
+        pool = QMP(own_qmp_path, daemon)
         pool.cmd('pvgpu-pool-set-vm', name=NAMES[0], weight=100)
         pool.cmd('pvgpu-pool-set-vm', name=NAMES[1], weight=300)
         guests = [Guest(args, tmp, NAMES[0], sock, args.seconds),

@@ -4889,6 +4889,7 @@ typedef struct PoolVm {
     QPvgpu gpu;
     Bench b;
     bool busy;                  /* pool_run() keeps its loads topped up */
+    bool killed;                /* its QEMU was killed: no more I/O */
 } PoolVm;
 
 /*
@@ -5083,6 +5084,12 @@ static void pool_vm_start(PoolVm *vm, Pool *p, const char *name,
 
 static void pool_vm_stop(PoolVm *vm)
 {
+    global_qtest = vm->qts;
+    qpvgpu_cleanup(&vm->gpu);
+    if (!vm->killed) {
+        qvirtio_pci_device_disable(vm->dev);
+    }
+    g_free(vm->dev->pdev);
     g_free(vm->dev);
     qpci_free_pc(vm->bus);
     alloc_destroy(&vm->alloc);
@@ -5214,6 +5221,18 @@ static void test_pool_shares(void)
     qobject_unref(va);
     qobject_unref(vb);
 
+    /* a weight changed at run time: 3:3 */
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-a', 'weight': 300}}"));
+    pool_run(both, 2, 2 * G_USEC_PER_SEC, 0);
+    va = pool_vm_info(&pool, "pool-a");
+    sa = qdict_get_double(va, "share");
+    g_test_message("shares over the last second, 3:3: %.1f%%", sa);
+    g_assert_cmpfloat(sa, >, 35);
+    g_assert_cmpfloat(sa, <, 65);
+    g_assert_cmpuint(qdict_get_int(va, "effective-weight"), ==, 5000);
+    qobject_unref(va);
+
     /* A idle: B gets everything */
     a.busy = false;
     pool_run(both, 2, 1500 * G_USEC_PER_SEC / 1000, 0);
@@ -5225,7 +5244,8 @@ static void test_pool_shares(void)
     g_assert_cmpstr(qdict_get_str(m, "state"), ==, "member");
     g_assert_cmpstr(qdict_get_str(m, "name"), ==, "pool-b");
     g_assert_cmpuint(qdict_get_int(m, "grants"), >, 1);
-    g_assert_cmpuint(qdict_get_int(m, "weight"), ==, 7500);
+    /* the pool reports the weight after the change (3:3) */
+    g_assert_cmpuint(qdict_get_int(m, "weight"), ==, 5000);
     qobject_unref(m);
 
     /* a bad QMP argument is named */
@@ -5311,6 +5331,26 @@ static void test_pool_faults(void)
         pool_wait(pool_vm_gone, &pool, "ghost-holder");
     }
 
+    /* a peer that floods the pool with messages is disconnected */
+    {
+        int flood = pool_ghost(&pool, "ghost-flood");
+        static const uint8_t demand[8] = { 2 };
+        char byte;
+
+        for (int i = 0; i < 5000; i++) {
+            if (send(flood, demand, sizeof(demand), MSG_NOSIGNAL) !=
+                sizeof(demand)) {
+                break;
+            }
+        }
+        /* the daemon closes the socket: read sees the end */
+        while (read(flood, &byte, 1) > 0) {
+            continue;
+        }
+        close(flood);
+        pool_wait(pool_vm_gone, &pool, "ghost-flood");
+    }
+
     qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
                            "'arguments': {'name': 'pool-b', 'weight': 300}}"));
     pool_vm_start(&a, &pool, "pool-a", "");
@@ -5364,6 +5404,7 @@ static void test_pool_faults(void)
 
     /* a VM killed: its share is freed at once */
     qtest_kill_qemu(b.qts);
+    b.killed = true;
     b.busy = false;
     {
         gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
