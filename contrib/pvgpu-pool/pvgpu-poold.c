@@ -88,8 +88,7 @@ struct PoolPeer {
     bool refused;               /* not admitted: kept, ignored, until it goes */
     char *why;                  /* why it is being dropped */
 
-    uint8_t in[PVGPU_POOL_MAX_MSG_SIZE];
-    size_t in_len;
+    PvgpuPoolReader in;
     int64_t bucket_ns;          /* message rate: token bucket refill time */
     double tokens;
 
@@ -534,11 +533,14 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
 {
     PoolPeer *p = opaque;
     int64_t now = get_clock();
-    size_t off = 0;
+    uint8_t buf[PVGPU_POOL_MAX_MSG_SIZE];
+    PvgpuPoolMsg m;
+    const char *why;
     ssize_t n;
+    int ret;
 
-    n = qio_channel_read(ioc, (char *)p->in + p->in_len,
-                         sizeof(p->in) - p->in_len, NULL);
+    n = qio_channel_read(ioc, (char *)buf, pvgpu_pool_reader_room(&p->in),
+                         NULL);
     if (n == QIO_CHANNEL_ERR_BLOCK) {
         return G_SOURCE_CONTINUE;
     }
@@ -547,18 +549,10 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
         peer_fail(p, "disconnected");
         return G_SOURCE_REMOVE;
     }
-    p->in_len += n;
+    pvgpu_pool_reader_add(&p->in, buf, n);
 
-    while (!p->dead) {
-        PvgpuPoolMsg m;
-        const char *why;
-        long len = pvgpu_pool_msg_decode(p->in + off, p->in_len - off, &m,
-                                         &why);
-
-        if (len == 0) {
-            break;
-        }
-        if (len < 0) {
+    while (!p->dead && (ret = pvgpu_pool_reader_next(&p->in, &m, &why))) {
+        if (ret < 0) {
             peer_fail(p, "malformed message: %s", why);
             break;
         }
@@ -572,11 +566,8 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
             break;
         }
         p->tokens -= 1;
-        off += len;
         peer_message(p, &m);
     }
-    memmove(p->in, p->in + off, p->in_len - off);
-    p->in_len -= off;
     if (p->dead) {
         p->watch = 0;
         return G_SOURCE_REMOVE;

@@ -5045,13 +5045,19 @@ static QDict *pool_vm_info(Pool *p, const char *name)
     return found;
 }
 
-static bool pool_vm_connected(Pool *p, const char *name)
+/* A boolean member of VM @name's entry: false if it has none */
+static bool pool_vm_flag(Pool *p, const char *name, const char *key)
 {
     QDict *vm = pool_vm_info(p, name);
-    bool connected = vm && qdict_get_bool(vm, "connected");
+    bool flag = vm && qdict_get_bool(vm, key);
 
     qobject_unref(vm);
-    return connected;
+    return flag;
+}
+
+static bool pool_vm_connected(Pool *p, const char *name)
+{
+    return pool_vm_flag(p, name, "connected");
 }
 
 /* The "pool" member of @vm's query-pvgpu (a new reference) */
@@ -5286,11 +5292,7 @@ static int pool_ghost(Pool *p, const char *name)
 
 static bool pool_vm_granted(Pool *p, const char *name)
 {
-    QDict *vm = pool_vm_info(p, name);
-    bool granted = vm && qdict_get_bool(vm, "granted");
-
-    qobject_unref(vm);
-    return granted;
+    return pool_vm_flag(p, name, "granted");
 }
 
 static bool pool_vm_gone(Pool *p, const char *name)

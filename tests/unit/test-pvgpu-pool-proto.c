@@ -207,6 +207,44 @@ static void test_random(void)
     g_rand_free(r);
 }
 
+/* A stream of messages fed a byte at a time comes out whole, in order */
+static void test_reader(void)
+{
+    PvgpuPoolReader r = { 0 };
+    uint8_t stream[4 * PVGPU_POOL_MAX_MSG_SIZE];
+    size_t n = 0, fed = 0;
+    unsigned got = 0;
+    PvgpuPoolMsg m = { .type = PVGPU_POOL_GRANT }, out;
+    const char *why;
+
+    for (uint32_t i = 0; i < 3; i++) {
+        m.u.grant.seq = i;
+        n += pvgpu_pool_msg_encode(&m, stream + n, sizeof(stream) - n);
+    }
+    m = (PvgpuPoolMsg) { .type = PVGPU_POOL_STATS };
+    m.u.stats.ncontexts = PVGPU_POOL_MAX_CONTEXTS;
+    n += pvgpu_pool_msg_encode(&m, stream + n, sizeof(stream) - n);
+    while (fed < n) {
+        g_assert_cmpuint(pvgpu_pool_reader_room(&r), >, 0);
+        pvgpu_pool_reader_add(&r, stream + fed++, 1);
+        while (pvgpu_pool_reader_next(&r, &out, &why) == 1) {
+            if (got < 3) {
+                g_assert_cmpint(out.type, ==, PVGPU_POOL_GRANT);
+                g_assert_cmpuint(out.u.grant.seq, ==, got);
+            } else {
+                g_assert_cmpint(out.type, ==, PVGPU_POOL_STATS);
+            }
+            got++;
+        }
+    }
+    g_assert_cmpuint(got, ==, 4);
+    g_assert_cmpuint(r.len, ==, 0);
+    /* garbage is refused, not waited for */
+    pvgpu_pool_reader_add(&r, "\xff\xff\0\0\0\0\0\0", 8);
+    g_assert_cmpint(pvgpu_pool_reader_next(&r, &out, &why), ==, -1);
+    g_assert_nonnull(why);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -214,5 +252,6 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-pool-proto/encode-refuses", test_encode_refuses);
     g_test_add_func("/pvgpu-pool-proto/malformed", test_malformed);
     g_test_add_func("/pvgpu-pool-proto/random", test_random);
+    g_test_add_func("/pvgpu-pool-proto/reader", test_reader);
     return g_test_run();
 }

@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include <assert.h>
 #include <string.h>
 
 #include "hw/display/pvgpu-pool-proto.h"
@@ -332,4 +333,30 @@ long pvgpu_pool_msg_decode(const uint8_t *buf, size_t len, PvgpuPoolMsg *m,
     }
     *why = msg_check(m);
     return *why ? -1 : (long)(PVGPU_POOL_HDR_SIZE + plen);
+}
+
+size_t pvgpu_pool_reader_room(const PvgpuPoolReader *r)
+{
+    return sizeof(r->buf) - r->len;
+}
+
+void pvgpu_pool_reader_add(PvgpuPoolReader *r, const void *data, size_t n)
+{
+    assert(n <= pvgpu_pool_reader_room(r));
+    memcpy(r->buf + r->len, data, n);
+    r->len += n;
+}
+
+int pvgpu_pool_reader_next(PvgpuPoolReader *r, PvgpuPoolMsg *m,
+                           const char **why)
+{
+    long len = pvgpu_pool_msg_decode(r->buf, r->len, m, why);
+
+    if (len <= 0) {
+        /* a message longer than the buffer is malformed: never waits */
+        return len < 0 ? -1 : 0;
+    }
+    memmove(r->buf, r->buf + len, r->len - len);
+    r->len -= len;
+    return 1;
 }

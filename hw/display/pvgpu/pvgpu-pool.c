@@ -35,8 +35,7 @@ struct PvgpuPool {
 
     PvgpuPoolMemberState state;
     char *reason;
-    uint8_t in[PVGPU_POOL_MAX_MSG_SIZE];
-    size_t in_len;
+    PvgpuPoolReader in;
     QEMUTimer *stats_timer;
     QEMUTimer *grant_timer;     /* the grant's time is up */
     PvgpuPoolMsg limits;
@@ -178,38 +177,27 @@ static int pool_can_read(void *opaque)
 {
     PvgpuPool *p = opaque;
 
-    return sizeof(p->in) - p->in_len;
+    return pvgpu_pool_reader_room(&p->in);
 }
 
 static void pool_read(void *opaque, const uint8_t *buf, int size)
 {
     PvgpuPool *p = opaque;
-    size_t off = 0;
+    PvgpuPoolMsg m;
+    const char *why;
+    int ret;
 
-    assert(size <= sizeof(p->in) - p->in_len);
-    memcpy(p->in + p->in_len, buf, size);
-    p->in_len += size;
-    for (;;) {
-        PvgpuPoolMsg m;
-        const char *why;
-        long len = pvgpu_pool_msg_decode(p->in + off, p->in_len - off, &m,
-                                         &why);
-
-        if (len == 0) {
-            break;
-        }
-        if (len < 0) {
+    pvgpu_pool_reader_add(&p->in, buf, size);
+    while ((ret = pvgpu_pool_reader_next(&p->in, &m, &why))) {
+        if (ret < 0) {
             warn_report("pvgpu: %s: malformed message from the GPU pool "
                         "(%s); leaving it", p->name, why);
-            p->in_len = 0;
+            p->in.len = 0;
             qemu_chr_fe_disconnect(p->chr);
             return;
         }
-        off += len;
         pool_message(p, &m);
     }
-    memmove(p->in, p->in + off, p->in_len - off);
-    p->in_len -= off;
 }
 
 static void pool_event(void *opaque, QEMUChrEvent event)
@@ -219,7 +207,7 @@ static void pool_event(void *opaque, QEMUChrEvent event)
 
     switch (event) {
     case CHR_EVENT_OPENED:
-        p->in_len = 0;
+        p->in.len = 0;
         pool_set_state(p, PVGPU_POOL_MEMBER_STATE_JOINING, NULL);
         m.u.hello.version = PVGPU_POOL_PROTO_VERSION;
         m.u.hello.pid = getpid();

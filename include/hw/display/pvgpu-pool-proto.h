@@ -133,6 +133,24 @@ size_t pvgpu_pool_msg_encode(const PvgpuPoolMsg *m, uint8_t *buf,
 long pvgpu_pool_msg_decode(const uint8_t *buf, size_t len, PvgpuPoolMsg *m,
                            const char **why);
 
+/* Bytes received and not yet decoded, on either side of the socket */
+typedef struct PvgpuPoolReader {
+    uint8_t buf[PVGPU_POOL_MAX_MSG_SIZE];
+    size_t len;
+} PvgpuPoolReader;
+
+/* How many more bytes @r takes now (never 0 after a message was taken) */
+size_t pvgpu_pool_reader_room(const PvgpuPoolReader *r);
+/* Append @n <= pvgpu_pool_reader_room() bytes */
+void pvgpu_pool_reader_add(PvgpuPoolReader *r, const void *data, size_t n);
+/*
+ * Take the next whole message into @m: 1, or 0 if there is none yet, or
+ * -1 if what @r holds is malformed (@why says why; the connection is
+ * to be dropped).
+ */
+int pvgpu_pool_reader_next(PvgpuPoolReader *r, PvgpuPoolMsg *m,
+                           const char **why);
+
 const char *pvgpu_pool_msg_name(PvgpuPoolMsgType type);
 
 /* A fixed-size string field: NUL-terminated, printable, not empty? */
