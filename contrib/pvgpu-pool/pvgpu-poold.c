@@ -42,6 +42,7 @@
 #include "qemu/timer.h"
 #include "qemu-version.h"
 #include "system/runstate.h"
+#include "system/system.h"
 #include "contrib/pvgpu-pool/qapi-commands.h"
 #include "contrib/pvgpu-pool/qapi-events-pvgpu-pool.h"
 #include "contrib/pvgpu-pool/qapi-init-commands.h"
@@ -133,8 +134,6 @@ static struct {
 };
 
 static bool exit_requested;
-
-extern QemuOptsList qemu_chardev_opts;
 
 void qemu_system_killed(int signal, pid_t pid)
 {
@@ -517,7 +516,8 @@ static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
         return;
     case PVGPU_POOL_LIMIT_HIT:
         /* the wire's order is QAPI's */
-        QEMU_BUILD_BUG_ON((int)PVGPU_POOL_WIRE__MAX != (int)PVGPU_POOL_LIMIT__MAX);
+        QEMU_BUILD_BUG_ON((int)PVGPU_POOL_WIRE__MAX !=
+                          (int)PVGPU_POOL_LIMIT__MAX);
         qapi_event_send_pvgpu_pool_limit(p->vm->name, m->u.limit_hit.limit,
                                          m->u.limit_hit.value);
         return;
@@ -786,7 +786,7 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
         v->reservation = vm->reservation;
         v->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
         if (p && !p->dead) {
-            typeof(p->stats.u.stats) *st = &p->stats.u.stats;
+            const PvgpuPoolStats *st = &p->stats.u.stats;
             PvgpuPoolContextInfoList **ctail = &v->contexts;
 
             v->connected = true;

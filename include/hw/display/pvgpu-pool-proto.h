@@ -63,6 +63,19 @@ typedef struct PvgpuPoolContextStats {
     uint64_t fence_p99_ns;
 } PvgpuPoolContextStats;
 
+/* What a device reports once a second */
+typedef struct PvgpuPoolStats {
+    uint64_t hostmem;           /* bytes of resources held */
+    uint64_t submissions;       /* scheduled work completed */
+    uint64_t frames;            /* flushes presented */
+    uint64_t fence_p50_ns;      /* of its worst context */
+    uint64_t fence_p99_ns;
+    uint32_t resources;
+    uint32_t queued;
+    uint32_t ncontexts;
+    PvgpuPoolContextStats ctx[PVGPU_POOL_MAX_CONTEXTS];
+} PvgpuPoolStats;
+
 typedef struct PvgpuPoolMsg {
     PvgpuPoolMsgType type;
     union {
@@ -77,17 +90,7 @@ typedef struct PvgpuPoolMsg {
             uint32_t busy;              /* still has work queued */
             uint64_t used_ns;           /* GPU time spent of the grant */
         } ret;
-        struct {
-            uint64_t hostmem;           /* bytes of resources held */
-            uint64_t submissions;       /* scheduled work completed */
-            uint64_t frames;            /* flushes presented */
-            uint64_t fence_p50_ns;      /* over all contexts */
-            uint64_t fence_p99_ns;
-            uint32_t resources;
-            uint32_t queued;
-            uint32_t ncontexts;
-            PvgpuPoolContextStats ctx[PVGPU_POOL_MAX_CONTEXTS];
-        } stats;
+        PvgpuPoolStats stats;
         struct {
             uint32_t limit;             /* PvgpuPoolWireLimit */
             uint64_t value;             /* the limit that refused */
@@ -111,7 +114,7 @@ typedef struct PvgpuPoolMsg {
             uint64_t budget_ns;         /* GRANT: to spend; REVOKE: new total */
         } grant;
         struct {
-            uint32_t share_ppm;         /* of the pool's GPU time, last second */
+            uint32_t share_ppm;         /* of the pool's GPU time, last 1 s */
             uint32_t weight;            /* effective, after reservations */
             uint64_t gpu_ns;            /* charged to the VM by the pool */
         } share;
