@@ -49,6 +49,7 @@
 #include "contrib/pvgpu-pool/qapi-visit-pvgpu-pool.h"
 #include "hw/display/pvgpu-pool-proto.h"
 #include "hw/display/pvgpu-sched.h"
+#include "pool-sched.h"
 
 #define DEFAULT_SOCKET      "/run/pvgpu/pool.sock"
 #define TICK_NS             (100 * SCALE_MS)
@@ -74,12 +75,6 @@ typedef struct PoolVm {
     QTAILQ_ENTRY(PoolVm) next;
 } PoolVm;
 
-typedef enum PeerState {
-    PEER_IDLE,                  /* no demand */
-    PEER_QUEUED,                /* waits for a grant */
-    PEER_GRANTED,               /* holds the GPU */
-} PeerState;
-
 struct PoolPeer {
     QIOChannelSocket *sioc;
     guint watch;
@@ -93,21 +88,14 @@ struct PoolPeer {
     int64_t bucket_ns;          /* message rate: token bucket refill time */
     double tokens;
 
-    PvgpuSchedEntity *entity;
-    PvgpuSchedItem item;
-    PeerState state;
-    uint32_t seq;               /* of the latest grant */
-    uint64_t budget_ns;
-    int64_t grant_ns;           /* when the grant was given */
+    PoolSchedVm sv;             /* its scheduling, while joined */
+    bool joined;
     QEMUTimer *grant_timer;     /* takes back a grant kept too long */
-    uint64_t grants;
-    uint64_t gpu_ns;
 
     PvgpuPoolMsg stats;         /* the latest STATS */
     uint64_t hist_gpu[WINDOW_TICKS + 1];
     uint64_t hist_frames[WINDOW_TICKS + 1];
     double share, fps;
-    uint32_t eff_weight;
 
     QTAILQ_ENTRY(PoolPeer) next;
 };
@@ -115,9 +103,8 @@ struct PoolPeer {
 static struct {
     PvgpuPoolPolicy policy;
     uint64_t quantum_us;
-    PvgpuSched *sched;
+    PoolSched *sched;
     unsigned concurrent;        /* VMs that may hold grants at once */
-    unsigned holders;           /* VMs that hold one */
     QEMUTimer *pump_timer;
     QEMUTimer *tick_timer;
     unsigned ticks;
@@ -182,51 +169,35 @@ static void vm_put(PoolVm *vm)
     }
 }
 
-static uint32_t reserved_except(PoolVm *except)
+/* The connected peer of @vm, if it has joined */
+static PoolPeer *vm_peer(PoolVm *vm)
 {
-    PoolPeer *p;
-    uint32_t sum = 0;
-
-    QTAILQ_FOREACH(p, &pool.peers, next) {
-        if (p->vm && p->vm != except && !p->dead) {
-            sum += p->vm->reservation;
-        }
-    }
-    return sum;
+    return vm && vm->peer && vm->peer->joined && !vm->peer->dead ?
+           vm->peer : NULL;
 }
 
-/*
- * Effective weights: each VM's reservation plus its weighted part of
- * the unreserved rest, in hundredths of a percent.  With every VM busy
- * the shares are these; with some idle, the busy ones split the idle
- * ones' time in the same proportion, so a reservation holds either way.
- */
+/* Reservations of the joined VMs other than @except's */
+static uint32_t reserved_except(PoolVm *except)
+{
+    PoolPeer *p = vm_peer(except);
+
+    return pool_sched_reserved(pool.sched, p ? &p->sv : NULL);
+}
+
+/* Hand the VMs' settings to the scheduler */
 static void pool_reweigh(void)
 {
-    uint32_t reserved = reserved_except(NULL);
-    uint64_t wsum = 0;
-    int64_t now = get_clock();
     PoolPeer *p;
 
     QTAILQ_FOREACH(p, &pool.peers, next) {
-        if (p->entity) {
-            wsum += p->vm->weight;
+        if (p->joined) {
+            p->sv.weight = p->vm->weight;
+            p->sv.cap = p->vm->cap;
+            p->sv.priority = p->vm->priority;
+            p->sv.reservation = p->vm->reservation;
         }
     }
-    QTAILQ_FOREACH(p, &pool.peers, next) {
-        uint64_t eff;
-
-        if (!p->entity) {
-            continue;
-        }
-        eff = p->vm->reservation * 100ull +
-              (100ull - MIN(reserved, 100)) * 100 * p->vm->weight /
-              MAX(wsum, 1);
-        p->eff_weight = MAX(MIN(eff, PVGPU_SCHED_MAX_WEIGHT), 1);
-        pvgpu_sched_entity_set_weight(p->entity, p->eff_weight);
-        pvgpu_sched_entity_set_class(pool.sched, p->entity, p->vm->priority);
-        pvgpu_sched_entity_set_cap(pool.sched, p->entity, p->vm->cap, now);
-    }
+    pool_sched_reweigh(pool.sched, get_clock());
 }
 
 static void state_save(Error **errp)
@@ -372,45 +343,14 @@ static void peer_send_limits(PoolPeer *p)
 static void pump(void);
 static void grant_timer_cb(void *opaque);
 
-static void peer_enqueue(PoolPeer *p)
+static void peer_revoke(PoolSchedVm *sv, void *opaque)
 {
-    int64_t now = get_clock();
-    uint64_t quantum = pool.quantum_us * 1000;
-    PoolPeer *h;
+    PoolPeer *h = container_of(sv, PoolPeer, sv);
+    PvgpuPoolMsg m = { .type = PVGPU_POOL_REVOKE };
 
-    assert(p->state == PEER_IDLE);
-    pvgpu_sched_enqueue(pool.sched, p->entity, &p->item, now);
-    p->state = PEER_QUEUED;
-    if (pool.holders < pool.concurrent ||
-        !pvgpu_sched_turn_short(pool.sched, now)) {
-        return;
-    }
-    /*
-     * A VM that woke from idle waits at most a quantum: a holder of a
-     * longer grant is told to stop after one (pvgpu-sched's short turn)
-     */
-    QTAILQ_FOREACH(h, &pool.peers, next) {
-        PvgpuPoolMsg m = { .type = PVGPU_POOL_REVOKE };
-
-        if (h->state != PEER_GRANTED || h->budget_ns <= quantum) {
-            continue;
-        }
-        h->budget_ns = quantum;
-        m.u.grant.seq = h->seq;
-        m.u.grant.budget_ns = h->budget_ns;
-        peer_send(h, &m);
-    }
-}
-
-/* @p's grant is over, having used @used_ns */
-static void grant_end(PoolPeer *p, uint64_t used_ns)
-{
-    assert(p->state == PEER_GRANTED && pool.holders);
-    pvgpu_sched_complete(pool.sched, &p->item, used_ns, get_clock());
-    p->gpu_ns += used_ns;
-    p->state = PEER_IDLE;
-    pool.holders--;
-    timer_del(p->grant_timer);
+    m.u.grant.seq = sv->seq;
+    m.u.grant.budget_ns = sv->budget_ns;
+    peer_send(h, &m);
 }
 
 static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
@@ -428,20 +368,25 @@ static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
     /* the pool's setting for the name wins over what the device asks */
     reservation = vm && vm->configured ? vm->reservation
                                        : m->u.hello.reservation_pct;
-    others = reserved_except(vm);
-    if (others + reservation > 100) {
+    p->sv = (PoolSchedVm) {
+        .weight = vm ? vm->weight : PVGPU_SCHED_DEFAULT_WEIGHT,
+        .cap = vm ? vm->cap : 0,
+        .priority = vm ? vm->priority : 0,
+        .reservation = reservation,
+    };
+    if (!pool_sched_join(pool.sched, &p->sv, get_clock())) {
+        others = pool_sched_reserved(pool.sched, NULL);
         snprintf(r.u.refuse.reason, sizeof(r.u.refuse.reason),
                  "reservation of %u%% does not fit: %u%% of 100%% is "
                  "reserved", reservation, others);
         goto refuse;
     }
+    p->joined = true;
 
     vm = vm_get(name);
     vm->reservation = reservation;
     vm->peer = p;
     p->vm = vm;
-    p->entity = pvgpu_sched_entity_add(pool.sched, p->pid);
-    pool_reweigh();
     memset(p->hist_gpu, 0, sizeof(p->hist_gpu));
 
     r = (PvgpuPoolMsg) { .type = PVGPU_POOL_WELCOME };
@@ -484,31 +429,29 @@ static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
         peer_hello(p, m);
         return;
     case PVGPU_POOL_DEMAND:
-        if (p->state == PEER_IDLE) {
-            peer_enqueue(p);
-            pump();
-        }
+        pool_sched_demand(pool.sched, &p->sv, get_clock(), peer_revoke, NULL);
+        pump();
         return;
     case PVGPU_POOL_RETURN:
-        if (m->u.ret.seq > p->seq) {
+        if (m->u.ret.seq > p->sv.seq) {
             peer_fail(p, "RETURN of a grant never given");
             return;
         }
-        if (p->state != PEER_GRANTED || m->u.ret.seq != p->seq) {
+        if (p->sv.state != POOL_VM_GRANTED || m->u.ret.seq != p->sv.seq) {
             /*
              * A grant the pool took back after its timeout: not charged
              * again, but a VM still busy waits for its next one
              */
-            if (m->u.ret.busy && p->state == PEER_IDLE) {
-                peer_enqueue(p);
+            if (m->u.ret.busy) {
+                pool_sched_demand(pool.sched, &p->sv, get_clock(),
+                                  peer_revoke, NULL);
                 pump();
             }
             return;
         }
-        grant_end(p, m->u.ret.used_ns);
-        if (m->u.ret.busy) {
-            peer_enqueue(p);
-        }
+        timer_del(p->grant_timer);
+        pool_sched_end(pool.sched, &p->sv, m->u.ret.used_ns, m->u.ret.busy,
+                       get_clock(), peer_revoke, NULL);
         pump();
         return;
     case PVGPU_POOL_STATS:
@@ -575,22 +518,15 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
     return G_SOURCE_CONTINUE;
 }
 
-/* A queued grant request is the peer's own item: nothing to free */
-static void drop_item(PvgpuSchedItem *item, void *opaque)
-{
-}
-
 static void peer_free(PoolPeer *p)
 {
     if (p->watch) {
         g_source_remove(p->watch);
     }
-    if (p->entity) {
-        if (p->state == PEER_GRANTED) {
-            /* charged what it had the GPU for, at most its budget */
-            grant_end(p, MIN(get_clock() - p->grant_ns, p->budget_ns));
-        }
-        pvgpu_sched_entity_remove(pool.sched, p->entity, drop_item, NULL);
+    if (p->joined) {
+        /* a grant held is charged what it used, at most its budget */
+        pool_sched_leave(pool.sched, &p->sv, get_clock());
+        p->joined = false;
     }
     if (p->vm) {
         info_report("VM %s (pid %d) left: %s", p->vm->name, p->pid, p->why);
@@ -654,33 +590,20 @@ static void peer_accept(QIONetListener *listener, QIOChannelSocket *sioc,
 static void pump(void)
 {
     int64_t now = get_clock();
-    PvgpuSchedEntity *ent;
-    PvgpuSchedItem *item;
     PvgpuPoolMsg m = { .type = PVGPU_POOL_GRANT };
+    PoolSchedVm *sv;
     uint64_t wait;
-    PoolPeer *p;
 
-    while (pool.holders < pool.concurrent) {
-        item = pvgpu_sched_next(pool.sched, now, &ent, &wait);
-        if (!item) {
-            if (wait) {
-                timer_mod(pool.pump_timer, now + wait);
-            }
-            return;
-        }
-        p = container_of(item, PoolPeer, item);
-        p->state = PEER_GRANTED;
-        p->budget_ns = pvgpu_sched_turn_left(pool.sched, ent, now);
-        if (!p->budget_ns) {
-            p->budget_ns = pool.quantum_us * 1000;
-        }
-        p->grant_ns = now;
-        p->grants++;
-        pool.holders++;
-        m.u.grant.seq = ++p->seq;
-        m.u.grant.budget_ns = p->budget_ns;
-        timer_mod(p->grant_timer, now + p->budget_ns + GRANT_SLACK_NS);
+    while ((sv = pool_sched_next_grant(pool.sched, now, &wait))) {
+        PoolPeer *p = container_of(sv, PoolPeer, sv);
+
+        m.u.grant.seq = sv->seq;
+        m.u.grant.budget_ns = sv->budget_ns;
+        timer_mod(p->grant_timer, now + sv->budget_ns + GRANT_SLACK_NS);
         peer_send(p, &m);
+    }
+    if (wait) {
+        timer_mod(pool.pump_timer, now + wait);
     }
 }
 
@@ -693,13 +616,14 @@ static void grant_timer_cb(void *opaque)
 {
     PoolPeer *p = opaque;
 
-    if (p->state != PEER_GRANTED) {
+    if (p->sv.state != POOL_VM_GRANTED) {
         return;
     }
     warn_report("VM %s kept its grant of %" PRIu64 " us for %" PRId64
-                " us: taken back", p->vm->name, p->budget_ns / 1000,
-                (get_clock() - p->grant_ns) / 1000);
-    grant_end(p, p->budget_ns);
+                " us: taken back", p->vm->name, p->sv.budget_ns / 1000,
+                (get_clock() - p->sv.grant_ns) / 1000);
+    pool_sched_end(pool.sched, &p->sv, p->sv.budget_ns, false, get_clock(),
+                   peer_revoke, NULL);
     pump();
 }
 
@@ -715,7 +639,7 @@ static void tick_timer_cb(void *opaque)
         if (!p->vm) {
             continue;
         }
-        p->hist_gpu[cur] = p->gpu_ns;
+        p->hist_gpu[cur] = p->sv.gpu_ns;
         p->hist_frames[cur] = p->stats.u.stats.frames;
         total += p->hist_gpu[cur] - p->hist_gpu[old];
     }
@@ -731,8 +655,8 @@ static void tick_timer_cb(void *opaque)
                  p->hist_frames[cur] - p->hist_frames[old] : 0;
         if (pool.ticks % WINDOW_TICKS == 0) {
             m.u.share.share_ppm = p->share * 10000;
-            m.u.share.weight = p->eff_weight;
-            m.u.share.gpu_ns = p->gpu_ns;
+            m.u.share.weight = p->sv.eff_weight;
+            m.u.share.gpu_ns = p->sv.gpu_ns;
             peer_send(p, &m);
         }
     }
@@ -750,8 +674,8 @@ static void policy_apply(void)
         [PVGPU_POOL_POLICY_WEIGHTED] = PVGPU_SCHED_WEIGHTED,
     };
 
-    pvgpu_sched_set_policy(pool.sched, map[pool.policy]);
-    pvgpu_sched_set_quantum(pool.sched, pool.quantum_us * 1000);
+    pool_sched_set_policy(pool.sched, map[pool.policy],
+                          pool.quantum_us * 1000);
 }
 
 static bool check_range(const char *param, uint64_t v, uint64_t min,
@@ -791,11 +715,11 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
 
             v->connected = true;
             v->pid = p->pid;
-            v->effective_weight = p->eff_weight;
-            v->gpu_ns = p->gpu_ns;
+            v->effective_weight = p->sv.eff_weight;
+            v->gpu_ns = p->sv.gpu_ns;
             v->share = p->share;
-            v->grants = p->grants;
-            v->granted = p->state == PEER_GRANTED;
+            v->grants = p->sv.grants;
+            v->granted = p->sv.state == POOL_VM_GRANTED;
             v->queued = st->queued;
             v->fence_p50_us = st->fence_p50_ns / 1000;
             v->fence_p99_us = st->fence_p99_ns / 1000;
@@ -811,7 +735,7 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
                 c->fence_p99_us = st->ctx[i].fence_p99_ns / 1000;
                 QAPI_LIST_APPEND(ctail, c);
             }
-            info->gpu_ns += p->gpu_ns;
+            info->gpu_ns += p->sv.gpu_ns;
         }
         QAPI_LIST_APPEND(tail, v);
     }
@@ -1052,9 +976,7 @@ int main(int argc, char *argv[])
                          0);
     qemu_init_main_loop(&error_fatal);
 
-    pool.sched = pvgpu_sched_new();
-    pvgpu_sched_set_max_inflight(pool.sched, pool.concurrent);
-    pvgpu_sched_set_queue_limit(pool.sched, 1);
+    pool.sched = pool_sched_new(pool.concurrent);
     if (!state_load(&err)) {
         error_report_err(err);
         return EXIT_FAILURE;
