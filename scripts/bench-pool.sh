@@ -21,4 +21,4 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
 PVGPU_BENCH_POOL=1 "$repo/build/tests/qtest/qos-test" --tap \
     -p /x86_64/pvgpu/bench/pool 2>&1 |
-    grep -E '^(# (pool|weight|throughput|longest|light)|ok|not ok)'
+    grep -E '^(# (pool|weight|one VM|throughput|longest|light)|ok|not ok)'
