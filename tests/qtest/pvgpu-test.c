@@ -5118,6 +5118,17 @@ static void pool_wait(bool (*cond)(Pool *p, const char *name), Pool *p,
     }
 }
 
+/* VMs pool-a and pool-b joined to @p, at pool weights 1:3 */
+static void pool_start_pair(Pool *p, PoolVm *a, PoolVm *b)
+{
+    qobject_unref(pool_qmp(p, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-b', 'weight': 300}}"));
+    pool_vm_start(a, p, "pool-a", "");
+    pool_vm_start(b, p, "pool-b", "");
+    pool_wait(pool_vm_connected, p, "pool-a");
+    pool_wait(pool_vm_connected, p, "pool-b");
+}
+
 /*
  * Keep the loads of every busy VM topped up for @usecs and collect the
  * answers; then wait for what is outstanding.  Fails if a VM's answers
@@ -5199,12 +5210,7 @@ static void test_pool_shares(void)
     double sa, sb;
 
     pool_start(&pool);
-    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
-                           "'arguments': {'name': 'pool-b', 'weight': 300}}"));
-    pool_vm_start(&a, &pool, "pool-a", "");
-    pool_vm_start(&b, &pool, "pool-b", "");
-    pool_wait(pool_vm_connected, &pool, "pool-a");
-    pool_wait(pool_vm_connected, &pool, "pool-b");
+    pool_start_pair(&pool, &a, &b);
     g_assert(pool_event_seen(&pool, "PVGPU_POOL_JOIN", "pool-a"));
 
     global_qtest = a.qts;
@@ -5353,12 +5359,7 @@ static void test_pool_faults(void)
         pool_wait(pool_vm_gone, &pool, "ghost-flood");
     }
 
-    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
-                           "'arguments': {'name': 'pool-b', 'weight': 300}}"));
-    pool_vm_start(&a, &pool, "pool-a", "");
-    pool_vm_start(&b, &pool, "pool-b", "");
-    pool_wait(pool_vm_connected, &pool, "pool-a");
-    pool_wait(pool_vm_connected, &pool, "pool-b");
+    pool_start_pair(&pool, &a, &b);
     global_qtest = a.qts;
     bench_load(&a.b, 1, 256, 4, 4);
     global_qtest = b.qts;
