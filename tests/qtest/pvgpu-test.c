@@ -5587,6 +5587,33 @@ static uint64_t pool_done(PoolVm **vms, unsigned n)
     return done;
 }
 
+/*
+ * Submissions per second of @vms while pool_run() keeps them busy for
+ * @usecs; the longest wait for an answer raises @max_gap_us, if given
+ */
+static double pool_rate(PoolVm **vms, unsigned n, gint64 usecs,
+                        gint64 *max_gap_us)
+{
+    PoolRun run = { 0 };
+    uint64_t d0 = pool_done(vms, n);
+    gint64 t0 = g_get_monotonic_time();
+
+    pool_run_full(vms, n, usecs, 0, &run);
+    for (unsigned i = 0; max_gap_us && i < n; i++) {
+        *max_gap_us = MAX(*max_gap_us, run.max_gap_us[i]);
+    }
+    return (pool_done(vms, n) - d0) * 1e6 / (g_get_monotonic_time() - t0);
+}
+
+/* (Re)start @p's daemon and wait until the VMs @names have joined it */
+static void pool_rejoin(Pool *p, const char *const *names, unsigned n)
+{
+    pool_start(p);
+    for (unsigned i = 0; i < n; i++) {
+        pool_wait(pool_vm_connected, p, names[i]);
+    }
+}
+
 /* GPU time per submission of the load of @vm, from its query-pvgpu */
 static double pool_vm_batch_ms(PoolVm *vm, uint32_t ctx)
 {
@@ -5671,22 +5698,10 @@ static void bench_pool(void)
     vm[0].busy = vm[1].busy = false;
     pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
     for (int round = 0; round < 2; round++) {
-        uint64_t d0 = pool_done(all, 3);
-        gint64 t0 = g_get_monotonic_time();
-
-        pool_run(all, 3, 2 * G_USEC_PER_SEC, 0);
-        alone_with += (pool_done(all, 3) - d0) * 1e6 /
-                      (g_get_monotonic_time() - t0);
+        alone_with += pool_rate(all, 3, 2 * G_USEC_PER_SEC, NULL);
         pool_kill(&pool);
-        d0 = pool_done(all, 3);
-        t0 = g_get_monotonic_time();
-        pool_run(all, 3, 2 * G_USEC_PER_SEC, 0);
-        alone_without += (pool_done(all, 3) - d0) * 1e6 /
-                         (g_get_monotonic_time() - t0);
-        pool_start(&pool);
-        for (int i = 0; i < 3; i++) {
-            pool_wait(pool_vm_connected, &pool, names[i]);
-        }
+        alone_without += pool_rate(all, 3, 2 * G_USEC_PER_SEC, NULL);
+        pool_rejoin(&pool, names, 3);
     }
     g_test_message("one VM alone: with the pool %.1f, without %.1f "
                    "submissions/s: cost of the grants %.2f %%",
@@ -5699,47 +5714,21 @@ static void bench_pool(void)
      * without it (the daemon killed), twice over
      */
     for (int round = 0; round < 2; round++) {
-        uint64_t d0 = pool_done(all, 3);
-        gint64 t0 = g_get_monotonic_time();
-
         /* the last second with the pool: the longest wait it causes */
-        pool_run(all, 3, 2 * G_USEC_PER_SEC, 0);
-        run = (PoolRun) { 0 };
-        pool_run_full(all, 3, G_USEC_PER_SEC, 0, &run);
-        for (int i = 0; i < 3; i++) {
-            pooled_gap = MAX(pooled_gap, run.max_gap_us[i]);
-        }
-        with_rate += (pool_done(all, 3) - d0) * 1e6 /
-                     (g_get_monotonic_time() - t0);
+        with_rate += (2 * pool_rate(all, 3, 2 * G_USEC_PER_SEC, NULL) +
+                      pool_rate(all, 3, G_USEC_PER_SEC, &pooled_gap)) / 3;
         pool_kill(&pool);
-        run = (PoolRun) { 0 };
         /* the longest wait for a fence right after the kill */
-        pool_run_full(all, 3, G_USEC_PER_SEC, 0, &run);
-        for (int i = 0; i < 3; i++) {
-            worst_gap = MAX(worst_gap, run.max_gap_us[i]);
-        }
-        d0 = pool_done(all, 3);
-        t0 = g_get_monotonic_time();
-        pool_run(all, 3, 3 * G_USEC_PER_SEC, 0);
-        without_rate += (pool_done(all, 3) - d0) * 1e6 /
-                        (g_get_monotonic_time() - t0);
-        for (unsigned c = 2; c >= 1; c--) {
-            pool.concurrent = c;
-            pool_start(&pool);
-            for (int i = 0; i < 3; i++) {
-                pool_wait(pool_vm_connected, &pool, names[i]);
-            }
-            pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
-            if (c == 1) {
-                break;
-            }
-            d0 = pool_done(all, 3);
-            t0 = g_get_monotonic_time();
-            pool_run(all, 3, 3 * G_USEC_PER_SEC, 0);
-            two_rate += (pool_done(all, 3) - d0) * 1e6 /
-                        (g_get_monotonic_time() - t0);
-            pool_kill(&pool);
-        }
+        pool_rate(all, 3, G_USEC_PER_SEC, &worst_gap);
+        without_rate += pool_rate(all, 3, 3 * G_USEC_PER_SEC, NULL);
+        pool.concurrent = 2;
+        pool_rejoin(&pool, names, 3);
+        pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
+        two_rate += pool_rate(all, 3, 3 * G_USEC_PER_SEC, NULL);
+        pool_kill(&pool);
+        pool.concurrent = 1;
+        pool_rejoin(&pool, names, 3);
+        pool_run(all, 3, G_USEC_PER_SEC / 2, 0);
     }
     g_test_message("throughput, 3 VMs busy: with the pool %.1f, without "
                    "%.1f submissions/s: cost of the pool %.2f %% (goal "
