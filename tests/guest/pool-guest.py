@@ -152,7 +152,8 @@ def main():
                     if g.done is None:
                         raise RuntimeError(f'{g.name}: QEMU exited with '
                                            f'{g.qemu.returncode} before '
-                                           'glmark2 was done')
+                                           'glmark2 was done; its last '
+                                           f'reports: {g.serial.reports[-3:]}')
             now = time.monotonic()
             vms = {v['name']: v for v in pool.cmd('query-pvgpu-pool')['vms']}
             sa = vms[NAMES[0]]['share'] if vms[NAMES[0]]['connected'] else 0
