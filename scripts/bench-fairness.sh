@@ -4,7 +4,21 @@
 # qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, the
 # throughput cost of scheduling, a light victim's fence latency next to a
 # greedy aggressor.  Prints the measured figures; it asserts nothing.
+# Installs and builds what it needs first (scripts/setup.sh,
+# scripts/build.sh --tests; PVGPU_CACHE, default ~/.cache/pvgpu).
+#
+# Usage: scripts/bench-fairness.sh   (no arguments; -h, --help prints this)
 set -eu
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+    echo "$0: unknown argument '$1'; try --help" >&2
+    exit 2
+fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
 "$repo/scripts/build.sh" --tests

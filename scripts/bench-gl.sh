@@ -4,14 +4,32 @@
 # QEMU build, in one run, alternating devices round by round.  pvgpu runs
 # headless (-display none); virtio-gpu-gl needs a GL display, so it gets
 # SDL with GL under Xvfb.  Prints per-scene fps and the ratio
-# pvgpu / virtio-gpu-gl.
+# pvgpu / virtio-gpu-gl.  Installs and builds what it needs first
+# (scripts/setup.sh, scripts/build.sh, scripts/mkguest-gl.sh).
 #
 # Usage: scripts/bench-gl.sh [ROUNDS]      (default 3)
-# PVGPU_BENCH_SCENES overrides the glmark2 scene list.
+#   -h, --help   print this and exit
+# Environment: PVGPU_BENCH_SCENES overrides the glmark2 scene list;
+# PVGPU_CACHE (default ~/.cache/pvgpu) as in scripts/build.sh.
 set -eu
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
 rounds=${1:-3}
+case "$rounds" in
+*[!0-9]*|0*)
+    echo "$0: ROUNDS must be a positive number, not '$rounds'; try --help" >&2
+    exit 2 ;;
+esac
+if [ $# -gt 1 ]; then
+    echo "$0: ROUNDS is the only argument; try --help" >&2
+    exit 2
+fi
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
 "$repo/scripts/build.sh"
 guest=$("$repo/scripts/mkguest-gl.sh")

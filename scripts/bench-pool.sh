@@ -4,17 +4,21 @@
 # run-time weight change), throughput with the pool against without it
 # (the daemon killed), the longest wait for a fence when the daemon is
 # killed, and a light VM's fence p99 next to a greedy one.  Prints; asserts
-# nothing.  See docs/pvgpu-pool.rst.
+# nothing.  See docs/pvgpu-pool.rst.  Builds pvgpu with scripts/build.sh
+# --tests first (PVGPU_CACHE, default ~/.cache/pvgpu).
+#
+# Usage: scripts/bench-pool.sh   (no arguments; -h, --help prints this)
 set -eu
 
-case "${1:-}" in
--h|--help)
-    sed -n '2,7s/^# \{0,1\}//p' "$0"
-    echo "Usage: $0   (builds pvgpu with scripts/build.sh --tests first)"
-    exit 0 ;;
-"") ;;
-*) echo "$0: no arguments; try --help" >&2; exit 2 ;;
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
 esac
+if [ $# -gt 0 ]; then
+    echo "$0: unknown argument '$1'; try --help" >&2
+    exit 2
+fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/build.sh" --tests >&2

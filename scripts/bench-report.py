@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 #
-# Report of scripts/bench-gl.sh: median fps per scene over the rounds, for
-# pvgpu and virtio-gpu-gl, and their ratio.
-#
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+"""Report of scripts/bench-gl.sh: median fps per scene over the rounds, for
+pvgpu and virtio-gpu-gl, and their ratio.  Reads the gl-guest.py --json
+files DIRECTORY/pvgpu-N.json and DIRECTORY/gl-N.json, N = 1 to ROUNDS."""
+
+import argparse
 import json
 import math
 import os
 import statistics
-import sys
 
 
 def load(directory, prefix, rounds):
@@ -31,7 +32,13 @@ def per_scene(runs):
 
 
 def main():
-    directory, rounds = sys.argv[1], int(sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('directory', metavar='DIRECTORY',
+                    help="bench-gl.sh's results")
+    ap.add_argument('rounds', metavar='ROUNDS', type=int,
+                    help='rounds bench-gl.sh ran')
+    args = ap.parse_args()
+    directory, rounds = args.directory, args.rounds
     pv, pv_all = per_scene(load(directory, 'pvgpu', rounds))
     gl, gl_all = per_scene(load(directory, 'gl', rounds))
     ratios = []

@@ -9,12 +9,20 @@
 # ~/.cache/pvgpu) and is reachable as build/ in the repository; re-running
 # this script only rebuilds what changed.
 #
-# --sanitize builds the same QEMU with AddressSanitizer and UBSan in a
-# build directory of its own, reachable as build-san/, for the qtests and
-# the device fuzzer (scripts/fuzz.sh); build/ is left alone.
-#
 # Usage: scripts/build.sh [--tests] [--sanitize]
-#   (--tests also builds the qtest binaries)
+#   --tests      also build the qtest binaries
+#   --sanitize   build the same QEMU with AddressSanitizer and UBSan in a
+#                build directory of its own, reachable as build-san/, for
+#                the qtests and the device fuzzer (scripts/fuzz.sh); build/
+#                is left alone
+#   -h, --help   print this and exit
+#
+# Environment:
+#   PVGPU_CACHE            the cache (default ~/.cache/pvgpu)
+#   PVGPU_QEMU_SRC         a QEMU 10.0.x source tree or release tarball to
+#                          build instead of Debian's source package
+#   PVGPU_CONFIGURE_EXTRA  more arguments for QEMU's configure
+#   CCACHE_DIR, CCACHE_MAXSIZE  ccache's (default $PVGPU_CACHE/ccache, 5G)
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,13 +30,16 @@ CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
 QEMU_DEB_VERSION=1:10.0.13+ds-0+deb13u1
 PATCH="$repo/patches/qemu-10.0.patch"
 
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
 build_tests=no
 sanitize=no
 for arg in "$@"; do
     case "$arg" in
+    -h|--help) usage; exit 0 ;;
     --tests) build_tests=yes ;;
     --sanitize) sanitize=yes ;;
-    *) echo "usage: $0 [--tests] [--sanitize]" >&2; exit 2 ;;
+    *) echo "$0: unknown argument '$arg'; try --help" >&2; exit 2 ;;
     esac
 done
 

@@ -8,7 +8,32 @@
 #  3. two such guests share the GPU through a pool (pvgpu-poold) at weights
 #     1:3: their shares are printed ("# shares: ...") and each one's screen
 #     is saved, pvgpu-demo-pool-pool-a.png and pvgpu-demo-pool-pool-b.png.
+# It installs and builds what it needs first (scripts/setup.sh,
+# scripts/build.sh, scripts/mkguest.sh, scripts/mkguest-gl.sh).
+#
+# Usage: scripts/demo.sh [PNG [GL_PNG [POOL_PREFIX]]]
+#   PNG          the console guest's frame (default pvgpu-demo.png)
+#   GL_PNG       the GL guest's frame (default pvgpu-demo-gl.png)
+#   POOL_PREFIX  the pool guests' frames are POOL_PREFIX-NAME.png (default
+#                pvgpu-demo-pool)
+#   -h, --help   print this and exit
+#
+# Environment: PVGPU_CACHE (default ~/.cache/pvgpu), PVGPU_QEMU_SRC (see
+# scripts/build.sh --help), PVGPU_DEBIAN_MIRROR (scripts/mkguest-gl.sh).
 set -eu
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+for arg in "$@"; do
+    case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    -*) echo "$0: unknown option '$arg'; try --help" >&2; exit 2 ;;
+    esac
+done
+if [ $# -gt 3 ]; then
+    echo "$0: at most three file names; try --help" >&2
+    exit 2
+fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shot=${1:-pvgpu-demo.png}

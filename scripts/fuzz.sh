@@ -6,7 +6,7 @@
 #
 # Usage: scripts/fuzz.sh [COMMANDS] [SEED]
 #   COMMANDS  total (default 1000000); SEED  first seed (default: random),
-#   the next slices use SEED+1, SEED+2, ...
+#   the next slices use SEED+1, SEED+2, ...; -h, --help prints this.
 # Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID (default
 # bad-shader, as in scripts/test.sh, which says why) and
 # PVGPU_FUZZ_TIMEOUT as the fuzzer reads them; PVGPU_FUZZ_NO_BUILD=1 uses
@@ -14,8 +14,26 @@
 # after a failing slice (the verdict stays FAIL).
 #
 # A failing slice's log (sanitizer report, protocol violation or hang, and
-# the fuzzer's last commands) is kept in $PVGPU_CACHE/fuzz-logs/.
+# the fuzzer's last commands) is kept in $PVGPU_CACHE/fuzz-logs/
+# (PVGPU_CACHE: default ~/.cache/pvgpu).
 set -u
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -gt 2 ]; then
+    echo "$0: COMMANDS and SEED are the only arguments; try --help" >&2
+    exit 2
+fi
+for arg in "$@"; do
+    case "$arg" in
+    *[!0-9]*)
+        echo "$0: COMMANDS and SEED are numbers, not '$arg'; try --help" >&2
+        exit 2 ;;
+    esac
+done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}

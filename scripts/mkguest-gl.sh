@@ -26,7 +26,21 @@
 # installed with apt-get if missing.
 #
 # Prints the guest directory.
+#
+# Usage: scripts/mkguest-gl.sh   (no arguments; -h, --help prints this)
+# Environment: PVGPU_CACHE (above), PVGPU_DEBIAN_MIRROR (the Debian
+# mirror debootstrap uses, default http://deb.debian.org/debian).
 set -eu
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+    echo "$0: unknown argument '$1'; try --help" >&2
+    exit 2
+fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}

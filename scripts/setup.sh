@@ -4,8 +4,21 @@
 # the packages the guest test is assembled from, and every tool the scripts
 # call that a minbase system lacks (depmod from kmod, patch, python3,
 # mkfs.ext4).  scripts/check-fresh.sh proves the list in a minbase chroot.
-# Idempotent; needs root (or sudo).
+# Idempotent; needs root (or sudo).  Runs once per version of this script:
+# a stamp in PVGPU_CACHE (default ~/.cache/pvgpu) records it.
+#
+# Usage: scripts/setup.sh   (no arguments; -h, --help prints this)
 set -eu
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+    echo "$0: unknown argument '$1'; try --help" >&2
+    exit 2
+fi
 
 SUDO=
 if [ "$(id -u)" != 0 ]; then

@@ -32,7 +32,7 @@ case "${1:-}" in
 *[!0-9]*) usage >&2; exit 2 ;;
 *) secs=$1 ;;
 esac
-[ "$secs" -gt 0 ] || { usage >&2; exit 2; }
+[ "$secs" -gt 0 ] && [ $# -le 1 ] || { usage >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}

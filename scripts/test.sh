@@ -7,7 +7,27 @@
 #   3. the real guest tests (Debian kernel, stock virtio_gpu driver; Mesa
 #      guests with GL, alone and two sharing a GPU pool).
 # Each suite prints TAP; the last line is "N passed, N failed".
+#
+# Usage: scripts/test.sh   (no arguments; -h, --help prints this)
+#
+# Environment:
+#   PVGPU_CACHE          the cache (default ~/.cache/pvgpu); see also
+#                        scripts/build.sh --help
+#   PVGPU_FUZZ_AVOID     patterns the device fuzzer leaves out (default
+#                        bad-shader; below says why)
+#   PVGPU_FUZZ_SEED      the fuzzer slice's seed (default 11)
+#   PVGPU_FUZZ_SEED_SAN  the seed of its slice under ASan (default 12)
 set -u
+
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+
+case "${1-}" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+    echo "$0: unknown argument '$1'; try --help" >&2
+    exit 2
+fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 #
-# Boot the GL test guest (scripts/mkguest-gl.sh) on a virtio-gpu device and
-# run 3D workloads in it: the guest's PID 1 (tests/guest/init-gl) reports
-# the driver binding, the DRM features and the GL renderer, runs
-# glmark2-es2-drm and kmscube and reports their numbers in "PVGPU:" lines
-# on the serial port.  Prints TAP; --json writes the numbers.
-#
-#   xvfb-run -a -s '-screen 0 1024x768x24' tests/guest/gl-guest.py \
-#       --qemu build/qemu-system-x86_64 --guest "$(scripts/mkguest-gl.sh)" \
-#       --device virtio-gpu-gl-pci,xres=800,yres=600 --display sdl,gl=on
-#
-# QEMU's virtio-gpu-gl needs a GL display (sdl,gl=on under Xvfb here, as
-# there is no /dev/dri for egl-headless).  Every wait has a timeout.
-#
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
+
+r"""Boot the GL test guest (scripts/mkguest-gl.sh) on a virtio-gpu device and
+run 3D workloads in it: the guest's PID 1 (tests/guest/init-gl) reports
+the driver binding, the DRM features and the GL renderer, runs
+glmark2-es2-drm and kmscube and reports their numbers in "PVGPU:" lines
+on the serial port.  Prints TAP; --json writes the numbers.
+
+  xvfb-run -a -s '-screen 0 1024x768x24' tests/guest/gl-guest.py \
+      --qemu build/qemu-system-x86_64 --guest "$(scripts/mkguest-gl.sh)" \
+      --device virtio-gpu-gl-pci,xres=800,yres=600 --display sdl,gl=on
+
+QEMU's virtio-gpu-gl needs a GL display (sdl,gl=on under Xvfb here, as
+there is no /dev/dri for egl-headless).  Every wait has a timeout."""
 
 import argparse
 import json
@@ -117,7 +117,9 @@ DEFAULT_SCENES = ('build:use-vbo=true:duration=3,texture:duration=3,'
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--qemu', required=True)
     ap.add_argument('--guest', required=True,
                     help='directory with vmlinuz, initrd.img, rootfs.ext4 '

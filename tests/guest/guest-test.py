@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 #
-# Boot the pvgpu test guest (scripts/mkguest.sh) headless and check, as an
-# operator would, that the stock virtio_gpu driver drives pvgpu: the
-# driver binds, DRM and fbcon come up, screendump shows the text console,
-# then the guest's demo pattern, and QEMU's VNC server shows the cursor
-# the guest set through DRM's cursor ioctl.  Prints TAP.
-#
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
+
+"""Boot the pvgpu test guest (scripts/mkguest.sh) headless and check, as an
+operator would, that the stock virtio_gpu driver drives pvgpu: the
+driver binds, DRM and fbcon come up, screendump shows the text console,
+then the guest's demo pattern, and QEMU's VNC server shows the cursor
+the guest set through DRM's cursor ioctl.  Prints TAP."""
 
 import argparse
 import os
@@ -99,7 +99,9 @@ def cursor_checks(cur):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--qemu', required=True)
     ap.add_argument('--guest', required=True,
                     help='directory with vmlinuz and initrd.img')

@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 #
-# Two Debian guests with Mesa (scripts/mkguest-gl.sh) share one GPU
-# through a pvgpu pool: pvgpu-poold is started, the guests join it at pool
-# weights 1:3 and both render glmark2's heaviest scene through virgl.
-# While both render, query-pvgpu-pool must report about 25 % / 75 %; once
-# the first guest is done, about 100 % for the other.  Each guest's screen
-# is saved while both render.  Prints TAP.
-#
-#   tests/guest/pool-guest.py --qemu build/qemu-system-x86_64 \
-#       --guest "$(scripts/mkguest-gl.sh)" --screenshot pvgpu-pool
-#
 # Copyright (c) 2026 pvgpu authors
 # SPDX-License-Identifier: GPL-2.0-or-later
+
+r"""Two Debian guests with Mesa (scripts/mkguest-gl.sh) share one GPU
+through a pvgpu pool: pvgpu-poold is started, the guests join it at pool
+weights 1:3 and both render glmark2's heaviest scene through virgl.
+While both render, query-pvgpu-pool must report about 25 % / 75 %; once
+the first guest is done, about 100 % for the other.  Each guest's screen
+is saved while both render.  Prints TAP.
+
+  tests/guest/pool-guest.py --qemu build/qemu-system-x86_64 \
+      --guest "$(scripts/mkguest-gl.sh)" --screenshot pvgpu-pool"""
 
 import argparse
 import os
@@ -100,8 +100,8 @@ class Guest:
 
 def main():
     ap = argparse.ArgumentParser(
-        description='Two GL guests share one GPU through a pvgpu pool at '
-                    'weights 1:3; prints TAP.')
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--qemu', required=True)
     ap.add_argument('--poold',
                     help='pvgpu-poold (default: built beside --qemu)')
