@@ -9,6 +9,9 @@
 # ~/.cache/pvgpu) and is reachable as build/ in the repository; re-running
 # this script only rebuilds what changed.
 #
+# It also builds the man pages of docs/man/ into build/docs/man/ (with
+# rst2man, from python3-docutils), each when its .rst changed.
+#
 # Usage: scripts/build.sh [--tests] [--sanitize]
 #   --tests      also build the qtest binaries
 #   --sanitize   build the same QEMU with AddressSanitizer and UBSan in a
@@ -198,4 +201,31 @@ for fw in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom "$build"/pc-bios/opt
     [ -e "$fw" ] || continue
     [ -e "$datadir/$(basename "$fw")" ] || ln -s "$fw" "$datadir/"
 done
+
+# --- 6. man pages -----------------------------------------------------------
+
+# Only pages whose .rst is newer are made.  A page that cannot be made is
+# left out with a warning, not a failed build: tests/scripts-help.sh
+# checks that every page is there and renders.
+rst2man=$(command -v rst2man || command -v rst2man.py || true)
+mkdir -p "$build/docs/man"
+for rst in "$repo"/docs/man/*.rst; do
+    [ -e "$rst" ] || continue
+    page="$build/docs/man/$(basename "$rst" .rst).1"
+    if [ -f "$page" ] && [ -z "$(find "$rst" -newer "$page")" ]; then
+        continue
+    fi
+    if [ -z "$rst2man" ]; then
+        log "warning: no rst2man (python3-docutils): man pages not built"
+        break
+    fi
+    log "man page $page"
+    if "$rst2man" "$rst" "$page.tmp" >&2; then
+        mv "$page.tmp" "$page"
+    else
+        rm -f "$page.tmp"
+        log "warning: rst2man failed on $rst"
+    fi
+done
+
 log "ready: $link/qemu-system-x86_64"

@@ -3,9 +3,11 @@
 # build dependencies for our minimal configuration, firmware for qtest and
 # the packages the guest test is assembled from, and every tool the scripts
 # call that a minbase system lacks (depmod from kmod, patch, python3,
-# mkfs.ext4).  scripts/check-fresh.sh proves the list in a minbase chroot.
-# Idempotent; needs root (or sudo).  Runs once per version of this script:
-# a stamp in PVGPU_CACHE (default ~/.cache/pvgpu) records it.
+# mkfs.ext4, rst2man from python3-docutils for the man pages, groff for
+# their check in tests/scripts-help.sh).  scripts/check-fresh.sh proves
+# the list in a minbase chroot.  Idempotent; needs root (or sudo).  Runs
+# once per version of this script: a stamp in PVGPU_CACHE (default
+# ~/.cache/pvgpu) records it.
 #
 # Usage: scripts/setup.sh   (no arguments; -h, --help prints this)
 set -eu
@@ -67,5 +69,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
     gcc-multilib libglib2.0-dev libpixman-1-dev zlib1g-dev libpng-dev \
     libsdl2-dev \
     seabios ipxe-qemu debootstrap xvfb xauth \
-    kmod patch python3 e2fsprogs diffutils
+    kmod patch python3 e2fsprogs diffutils python3-docutils groff-base
 echo "$sum" > "$stamp"
