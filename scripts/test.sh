@@ -89,6 +89,7 @@ run_suite unit-settings 300 "$unit/test-pvgpu-settings" --tap
 run_suite unit-deps 300 "$unit/test-pvgpu-deps" --tap
 run_suite unit-pool-proto 300 "$unit/test-pvgpu-pool-proto" --tap
 run_suite unit-pool-sched 300 "$unit/test-pvgpu-pool-sched" --tap
+run_suite scripts-help 120 sh tests/scripts-help.sh
 
 # 2. qtests: every test the qos graph derives for the pvgpu node
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
