@@ -70,4 +70,11 @@ $SUDO apt-get install -y -q --no-install-recommends \
     libsdl2-dev \
     seabios ipxe-qemu debootstrap xvfb xauth \
     kmod patch python3 e2fsprogs diffutils python3-docutils groff-base
+# libvirt 9.0 for tests/guest/libvirt-guest.py, which starts a private
+# libvirtd of its own and uses no system one (where systemd runs, this
+# package's postinst starts one): libvirt-daemon-system rather than the
+# bare daemon because libvirtd refuses to start without the libvirt-qemu
+# user it creates; virsh is in libvirt-clients, unshare in util-linux.
+$SUDO apt-get install -y -q --no-install-recommends \
+    libvirt-daemon-system libvirt-clients util-linux
 echo "$sum" > "$stamp"

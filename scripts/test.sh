@@ -174,6 +174,7 @@ run_suite guest 600 python3 tests/guest/guest-test.py \
 run_suite guest-2d 600 python3 tests/guest/guest-test.py \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
     --device pvgpu-pci,virgl=off
+run_suite guest-libvirt 600 python3 tests/guest/libvirt-guest.py --qemu "$repo/build/qemu-system-x86_64" --guest "$guest"
 
 # 4. a Mesa guest: GL through virgl on pvgpu, headless
 guest_gl=$(scripts/mkguest-gl.sh) || { echo "not ok - mkguest-gl.sh"; failed=$((failed + 1)); }
