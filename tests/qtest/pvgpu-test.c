@@ -1262,6 +1262,103 @@ static void test_clear_readback(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /* 2D commands on a 3D device: uploads and scanouts through the renderer */
+/* Does query-pvgpu say the device can migrate (and if not, why)? */
+static bool query_migratable(char **why)
+{
+    QDict *info = query_pvgpu();
+    bool ok = qdict_get_bool(info, "migratable");
+
+    g_assert(ok == !qdict_haskey(info, "migration-blocker"));
+    if (why) {
+        *why = g_strdup(qdict_get_try_str(info, "migration-blocker"));
+    }
+    qobject_unref(info);
+    return ok;
+}
+
+/* migrate to a file; returns the QMP error's description, or NULL */
+static char *migrate_refused(void)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s/pvgpu-mig-refused-%d",
+                                           g_get_tmp_dir(), getpid());
+    QDict *rsp = qmp("{'execute': 'migrate', 'arguments': {'uri': %s}}",
+                     uri);
+    char *desc = NULL;
+
+    if (qdict_haskey(rsp, "error")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                      "desc"));
+    }
+    qobject_unref(rsp);
+    return desc;
+}
+
+/*
+ * A 3D guest migrates while it has no 3D state: its 2D resources (the
+ * console) are read back from virglrenderer and recreated on the
+ * destination's, and so are its contexts that never ran a command stream
+ * (Linux makes one for fbcon), with their attachments.  While a context
+ * with GL state or a 3D resource exists, migration is refused with a
+ * reason that names them, and query-pvgpu tells.
+ */
+static void test_migrate_3d(void *obj, void *data, QGuestAllocator *alloc)
+{
+    static const float magenta[4] = { 1, 0, 1, 1 };
+    QPvgpu *gpu = obj;
+    const uint32_t W = 40, H = 30;
+    g_autofree char *why = NULL, *refused = NULL;
+    QTestState *src, *dst;
+    QDict *info, *ctx;
+    QList *contexts;
+    uint32_t dw[32];
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    upload_pattern(gpu, 3, W, H);
+    g_assert_cmphex(set_scanout(gpu, 0, 3, 0, 0, W, H), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(flush(gpu, 3, 0, 0, W, H), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_create(gpu, 5, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 5, 3),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert(query_migratable(NULL));
+
+    /* a context that drew holds GL state; so does its render target */
+    g_assert_cmphex(ctx_create(gpu, 2, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 2, 10, 16, 16);
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 2, dw, n, VIRTIO_GPU_FLAG_FENCE, 1), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert(!query_migratable(&why));
+    g_assert(strstr(why, "(1 3D context with GL state: ids 2; "
+                         "1 3D resource)"));
+    refused = migrate_refused();
+    g_assert(refused && strstr(refused, "1 3D context with GL state"));
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 2, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_clear_pointer(&why, g_free);
+    g_assert(!query_migratable(&why));
+    g_assert(strstr(why, "(1 3D resource)"));
+    g_assert_cmphex(unref(gpu, 10), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert(query_migratable(NULL));
+
+    src = migrate_to_new();
+    dst = global_qtest;
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, W * H * 4);
+    g_assert(qdict_get_bool(info, "migratable"));
+    contexts = qdict_get_qlist(info, "contexts");
+    g_assert_cmpuint(qlist_size(contexts), ==, 1);
+    ctx = qobject_to(QDict, qlist_peek(contexts));
+    g_assert_cmpuint(qdict_get_int(ctx, "ctx-id"), ==, 5);
+    g_assert_cmpuint(qdict_get_int(ctx, "resources"), ==, 1);
+    qobject_unref(info);
+    check_screen_pattern(W, H, 0, 0);
+    global_qtest = src;
+    qtest_quit(dst);
+}
+
 static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
@@ -5856,6 +5953,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
+    qos_add_test("3d/migrate", "pvgpu", test_migrate_3d, NULL);
     qos_add_test("3d/scanout-orientation", "pvgpu", test_scanout_orientation,
                  NULL);
     qos_add_test("3d/gl-scanout-fallback", "pvgpu", test_scanout_orientation,

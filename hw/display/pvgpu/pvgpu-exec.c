@@ -28,6 +28,8 @@
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "migration/blocker.h"
+#include "migration/misc.h"
+#include "migration/qemu-file-types.h"
 #include "system/runstate.h"
 #include "qemu/timer.h"
 #include "hw/display/pvgpu.h"
@@ -37,6 +39,7 @@
     OBJECT_CHECK(PvgpuBlobMapping, (obj), TYPE_PVGPU_BLOB_MAPPING)
 
 static void pool_update(PvgpuState *s);
+static void migration_update(PvgpuState *s);
 
 static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
 {
@@ -95,6 +98,7 @@ static void context_free(gpointer data)
     assert(!ctx->entity);
     /* the renderer frees what its streams created when it goes */
     pvgpu_hostmem_release(ctx->s, ctx->pipe_hostmem);
+    ctx->s->contexts_used -= ctx->used;
     g_array_free(ctx->pipe_pending, true);
     g_hash_table_destroy(ctx->resources);
     g_free(ctx);
@@ -838,6 +842,26 @@ static uint32_t capset_get(PvgpuState *s, PvgpuRequest *req)
     return 0;
 }
 
+/* A context of the guest's, recorded with its scheduling entity */
+static PvgpuContext *context_new(PvgpuState *s, uint32_t id,
+                                 uint32_t capset_id)
+{
+    PvgpuContext *ctx = g_new0(PvgpuContext, 1);
+
+    ctx->id = id;
+    ctx->capset_id = capset_id;
+    ctx->resources = g_hash_table_new(NULL, NULL);
+    ctx->pipe_pending = g_array_new(false, false, sizeof(PvgpuPipeResource));
+    ctx->s = s;
+    qemu_mutex_lock(&s->sched_lock);
+    ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
+    qemu_mutex_unlock(&s->sched_lock);
+    ctx->serial = ++s->context_serial;
+    ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
+    g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
+    return ctx;
+}
+
 static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
 {
     const PvgpuCmd *cmd = &req->cmd;
@@ -860,19 +884,8 @@ static uint32_t ctx_create(PvgpuState *s, PvgpuRequest *req)
                               "max-contexts %" PRIu64 " reached",
                               max_contexts);
     }
-    ctx = g_new0(PvgpuContext, 1);
-    ctx->id = cmd->hdr.ctx_id;
-    ctx->capset_id = capset ?: PVGPU_CAPSET_VIRGL;
-    ctx->resources = g_hash_table_new(NULL, NULL);
-    ctx->pipe_pending = g_array_new(false, false, sizeof(PvgpuPipeResource));
-    ctx->s = s;
-    qemu_mutex_lock(&s->sched_lock);
-    ctx->entity = pvgpu_sched_entity_add(s->sched, ctx->id);
-    qemu_mutex_unlock(&s->sched_lock);
-    ctx->serial = ++s->context_serial;
+    ctx = context_new(s, cmd->hdr.ctx_id, capset ?: PVGPU_CAPSET_VIRGL);
     req->serial = ctx->serial;
-    ctx->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
-    g_hash_table_insert(s->contexts, GUINT_TO_POINTER(ctx->id), ctx);
     trace_pvgpu_ctx_create(ctx->id, ctx->capset_id,
                            cmd->u.ctx_create.debug_name);
     op = op_set(req, PVGPU_OP_CTX_CREATE, ctx->id, 0);
@@ -1475,6 +1488,11 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         req->ctx_serial = ctx->serial;
+        if (!ctx->used) {
+            /* from now on it holds GL state virglrenderer cannot save */
+            ctx->used = true;
+            s->contexts_used++;
+        }
         trace_pvgpu_submit_3d(cmd->hdr.ctx_id, cmd->u.submit_3d.size,
                               cmd->hdr.fence_id);
         op = op_set(req, PVGPU_OP_SUBMIT, ctx->id, 0);
@@ -1592,6 +1610,7 @@ void pvgpu_exec_submit(PvgpuState *s, PvgpuRequest *req)
     if (err) {
         pvgpu_request_respond(s, req, err, NULL, 0);
     }
+    migration_update(s);
 }
 
 bool pvgpu_3d_available(PvgpuState *s)
@@ -1840,25 +1859,276 @@ void pvgpu_exec_cursor(PvgpuState *s, const PvgpuCmd *cmd)
 
 
 /*
- * The VM stops (migration, savevm, stop): a 2D guest's requests are all
- * answered now, the frame-rate limit notwithstanding, for a request popped
- * but not answered would be lost with the saved state.  Runs after
- * virtio's own handler, which pops what the guest notified last.  (A 3D
- * guest's device cannot be migrated; its work goes on.)
+ * The VM stops (migration, savevm, stop): a guest's requests are all
+ * answered now, the frame-rate limit and the pool's grant notwithstanding,
+ * for a request popped but not answered would be lost with the saved
+ * state.  Runs after virtio's own handler, which pops what the guest
+ * notified last.  A guest whose contexts ran command streams cannot be
+ * migrated: its work goes on, and is not waited for.
  */
 static void pvgpu_exec_vm_state_change(void *opaque, bool running,
                                        RunState state)
 {
     PvgpuState *s = opaque;
+    PvgpuRenderJob barrier = { .kind = PVGPU_JOB_OP };
 
-    if (running || s->renderer != s->pixman_renderer) {
+    if (running || s->contexts_used) {
         return;
     }
     s->draining = true;
     do {
         pump(s);
-    } while (pvgpu_pixman_complete(s->renderer));
+        /* returns once everything handed over before is done */
+        pvgpu_render_run(s->renderer, &barrier);
+    } while (pvgpu_render_complete(s->renderer));
     s->draining = false;
+}
+
+/* --- migration ----------------------------------------------------------- */
+
+static gint compare_ids(gconstpointer a, gconstpointer b)
+{
+    return GPOINTER_TO_UINT(a) < GPOINTER_TO_UINT(b) ? -1 :
+           GPOINTER_TO_UINT(a) > GPOINTER_TO_UINT(b);
+}
+
+static void context_note_used(PvgpuContext *ctx, void *opaque)
+{
+    GList **ids = opaque;
+
+    if (ctx->used) {
+        *ids = g_list_insert_sorted(*ids, GUINT_TO_POINTER(ctx->id),
+                                    compare_ids);
+    }
+}
+
+/*
+ * Why the guest's state cannot be migrated now, or NULL if it can: state
+ * that only virglrenderer holds and cannot save, the GL state of contexts
+ * that ran command streams, 3D resources and host-memory blobs.  What
+ * else a 3D guest has moves: 2D resources and guest-memory blobs are
+ * read back and recreated on the destination (pvgpu-resource.c), and so
+ * are contexts that never ran a command stream, with their attachments
+ * (Linux creates one for every DRM client, fbcon's among them).
+ */
+char *pvgpu_exec_migration_blocker(PvgpuState *s)
+{
+    g_autoptr(GList) ids = NULL;
+    unsigned n = 0;
+    GString *why;
+
+    if (!s->contexts_used && !s->resources_3d) {
+        return NULL;
+    }
+    why = g_string_new(NULL);
+    g_string_printf(why, "pvgpu %s: virglrenderer cannot save the guest's "
+                    "3D state (", pvgpu_device_id(s));
+    if (s->contexts_used) {
+        contexts_foreach(s, context_note_used, &ids);
+        g_string_append_printf(why, "%u 3D context%s with GL state",
+                               s->contexts_used,
+                               s->contexts_used == 1 ? "" : "s");
+        for (GList *l = ids; l && n < 8; l = l->next, n++) {
+            g_string_append_printf(why, "%s%u", n ? ", " : ": ids ",
+                                   GPOINTER_TO_UINT(l->data));
+        }
+        if (g_list_length(ids) > n) {
+            g_string_append(why, ", ...");
+        }
+    }
+    if (s->resources_3d) {
+        g_string_append_printf(why, "%s%u 3D resource%s",
+                               s->contexts_used ? "; " : "",
+                               s->resources_3d,
+                               s->resources_3d == 1 ? "" : "s");
+    }
+    g_string_append(why, "); it can be migrated again once the guest has "
+                    "closed them");
+    return g_string_free(why, false);
+}
+
+/*
+ * Keep the migration blocker in step with the guest's 3D state (after
+ * every command and reset).  While a migration runs no blocker can be
+ * added: a context that runs a command stream then fails the migration
+ * in pvgpu_exec_pre_save() instead.
+ */
+static void migration_update(PvgpuState *s)
+{
+    uint64_t key = (uint64_t)s->contexts_used << 32 | s->resources_3d;
+    g_autofree char *why = NULL;
+    Error *err = NULL;
+
+    if (key == s->blocker_key) {
+        return;
+    }
+    if (s->migration_blocker) {
+        migrate_del_blocker(&s->migration_blocker);
+    }
+    s->blocker_key = 0;
+    if (!key || migration_is_running()) {
+        return;
+    }
+    why = pvgpu_exec_migration_blocker(s);
+    error_setg(&s->migration_blocker, "%s", why);
+    if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
+        /* only -only-migratable, which pvgpu_exec_set_features() checked */
+        warn_report_err(err);
+        return;
+    }
+    s->blocker_key = key;
+}
+
+int pvgpu_exec_pre_save(PvgpuState *s)
+{
+    g_autofree char *why = pvgpu_exec_migration_blocker(s);
+
+    if (why) {
+        error_report("%s", why);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/*
+ * Stream: the guest's contexts, none of which ran a command stream (the
+ * VM stopped, their CTX_DESTROYs done): per context its id, capset,
+ * scheduling settings and attachments (resource id, count).  Recorded on
+ * load, created on the renderer by pvgpu_exec_post_load().
+ */
+static int pvgpu_contexts_put(QEMUFile *f, void *pv, size_t size,
+                              const VMStateField *field, JSONWriter *vmdesc)
+{
+    PvgpuState *s = pv;
+    GHashTableIter iter, ri;
+    gpointer value, key, count;
+
+    if (s->contexts_used || g_hash_table_size(s->dying)) {
+        error_report("pvgpu: 3D contexts with GL state cannot be migrated");
+        return -EINVAL;
+    }
+    qemu_put_be32(f, g_hash_table_size(s->contexts));
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
+
+        qemu_put_be32(f, ctx->id);
+        qemu_put_be32(f, ctx->capset_id);
+        qemu_put_be32(f, ctx->weight);
+        qemu_put_be32(f, ctx->cap);
+        qemu_put_be32(f, ctx->priority);
+        qemu_put_be32(f, g_hash_table_size(ctx->resources));
+        g_hash_table_iter_init(&ri, ctx->resources);
+        while (g_hash_table_iter_next(&ri, &key, &count)) {
+            qemu_put_be32(f, GPOINTER_TO_UINT(key));
+            qemu_put_be32(f, GPOINTER_TO_UINT(count));
+        }
+    }
+    return 0;
+}
+
+static int pvgpu_contexts_get(QEMUFile *f, void *pv, size_t size,
+                              const VMStateField *field)
+{
+    PvgpuState *s = pv;
+    uint32_t count = qemu_get_be32(f);
+
+    for (uint32_t n = 0; n < count; n++) {
+        uint32_t id = qemu_get_be32(f);
+        uint32_t capset = qemu_get_be32(f);
+        uint32_t weight = qemu_get_be32(f);
+        uint32_t cap = qemu_get_be32(f);
+        uint32_t priority = qemu_get_be32(f);
+        uint32_t nres = qemu_get_be32(f);
+        PvgpuContext *ctx;
+
+        if (!id || context_find(s, id) ||
+            n >= pvgpu_setting_info(PVGPU_SETTING_MAX_CONTEXTS)->max ||
+            (capset != PVGPU_CAPSET_VIRGL && capset != PVGPU_CAPSET_VIRGL2) ||
+            !pvgpu_setting_valid(PVGPU_SETTING_WEIGHT, weight) ||
+            !pvgpu_setting_valid(PVGPU_SETTING_CAP, cap) ||
+            !pvgpu_setting_valid(PVGPU_SETTING_PRIORITY, priority) ||
+            nres > g_hash_table_size(s->resources)) {
+            error_report("pvgpu: invalid context %u in migration stream", id);
+            return -EINVAL;
+        }
+        ctx = context_new(s, id, capset);
+        ctx->weight = weight;
+        ctx->cap = cap;
+        ctx->priority = priority;
+        qemu_mutex_lock(&s->sched_lock);
+        pvgpu_sched_entity_set_weight(ctx->entity, weight);
+        pvgpu_sched_entity_set_cap(s->sched, ctx->entity, cap, get_clock());
+        pvgpu_sched_entity_set_class(s->sched, ctx->entity, priority);
+        qemu_mutex_unlock(&s->sched_lock);
+        for (uint32_t i = 0; i < nres; i++) {
+            uint32_t res_id = qemu_get_be32(f);
+            uint32_t attached = qemu_get_be32(f);
+
+            if (!attached || !pvgpu_resource_find(s, res_id) ||
+                g_hash_table_contains(ctx->resources,
+                                      GUINT_TO_POINTER(res_id))) {
+                error_report("pvgpu: invalid attachment of resource %u to "
+                             "context %u in migration stream", res_id, id);
+                return -EINVAL;
+            }
+            g_hash_table_insert(ctx->resources, GUINT_TO_POINTER(res_id),
+                                GUINT_TO_POINTER(attached));
+            res_attached(s, res_id, 1);
+        }
+    }
+    return qemu_file_get_error(f);
+}
+
+const VMStateInfo pvgpu_vmstate_contexts = {
+    .name = "pvgpu-contexts",
+    .get = pvgpu_contexts_get,
+    .put = pvgpu_contexts_put,
+};
+
+/* Run @op for a context being restored */
+static bool context_restore_op(PvgpuState *s, PvgpuContext *ctx,
+                               PvgpuOpKind kind, uint32_t res_id)
+{
+    PvgpuRenderJob job = {
+        .kind = PVGPU_JOB_OP,
+        .op = { .kind = kind, .ctx_id = ctx->id, .resource_id = res_id },
+    };
+
+    if (kind == PVGPU_OP_CTX_CREATE) {
+        job.op.u.ctx_create.capset_id = ctx->capset_id;
+        job.op.u.ctx_create.name = "pvgpu-migrated";
+        job.op.u.ctx_create.nlen = strlen(job.op.u.ctx_create.name);
+    }
+    return pvgpu_render_run(s->renderer, &job);
+}
+
+int pvgpu_exec_post_load(PvgpuState *s)
+{
+    GHashTableIter iter, ri;
+    gpointer value, key;
+
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        PvgpuContext *ctx = value;
+
+        if (pvgpu_render_is_pixman(s->renderer) ||
+            !context_restore_op(s, ctx, PVGPU_OP_CTX_CREATE, 0)) {
+            error_report("pvgpu: cannot restore 3D context %u on %s",
+                         ctx->id, pvgpu_render_describe(s->renderer));
+            return -EINVAL;
+        }
+        g_hash_table_iter_init(&ri, ctx->resources);
+        while (g_hash_table_iter_next(&ri, &key, NULL)) {
+            if (!context_restore_op(s, ctx, PVGPU_OP_CTX_ATTACH,
+                                    GPOINTER_TO_UINT(key))) {
+                error_report("pvgpu: cannot attach resource %u to 3D "
+                             "context %u", GPOINTER_TO_UINT(key), ctx->id);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
 }
 
 /* @r renders the guest's commands from now on, and pulls its work */
@@ -1963,23 +2233,28 @@ void pvgpu_exec_apply_scheduler(PvgpuState *s)
 
 /*
  * The guest negotiated its features: a 3D guest renders on virglrenderer,
- * whose state cannot be migrated, a 2D guest on pixman.  (Commands a guest
- * sent before negotiating stay with pixman, failing or forgotten, until
- * the next reset.)
+ * a 2D guest on pixman.  (Commands a guest sent before negotiating stay
+ * with pixman, failing or forgotten, until the next reset.)  A 3D guest
+ * cannot be migrated while it has contexts: with -only-migratable it gets
+ * no 3D.
  */
 void pvgpu_exec_set_features(PvgpuState *s, unsigned decode_caps)
 {
-    Error *err = NULL;
+    Error *probe = NULL, *err = NULL;
 
     s->decode_caps = pvgpu_3d_available(s) ? decode_caps
                                  : decode_caps & ~(PVGPU_DECODE_3D |
                                                    PVGPU_DECODE_CONTEXT_INIT);
-    if ((s->decode_caps & PVGPU_DECODE_3D) && !s->migration_blocker) {
-        error_setg(&s->migration_blocker,
-                   "pvgpu: 3D state (virglrenderer) cannot be migrated");
-        if (migrate_add_blocker(&s->migration_blocker, &err) < 0) {
+    if (s->decode_caps & PVGPU_DECODE_3D) {
+        error_setg(&probe, "pvgpu: 3D contexts cannot be migrated");
+        if (migrate_add_blocker(&probe, &err) == -EACCES) {
             warn_reportf_err(err, "pvgpu: 3D disabled for this guest: ");
             s->decode_caps &= ~(PVGPU_DECODE_3D | PVGPU_DECODE_CONTEXT_INIT);
+        } else if (probe) {
+            migrate_del_blocker(&probe);
+        } else {
+            /* a migration runs: nothing can be told yet */
+            error_free(err);
         }
     }
     renderer_activate(s, s->decode_caps & PVGPU_DECODE_3D ?
@@ -2081,9 +2356,11 @@ static void reset(PvgpuState *s, bool unplug)
     g_hash_table_remove_all(s->dying);
     /* nothing is attached to a context any more */
     assert(s->shared_resources == 0);
+    /* the resources go next (pvgpu_resources_reset()): no 3D state is left */
     if (s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);
     }
+    s->blocker_key = 0;
     s->decode_caps = 0;
     if (s->pool) {
         /* nothing left to run: a grant held goes back to the pool */

@@ -133,9 +133,14 @@ static bool create_2d(PvgpuPixman *p, const PvgpuRenderOp *op)
     return true;
 }
 
-/* Guest memory into the box of an image, rows @stride apart from @offset */
+/*
+ * Guest memory (or the op's own) into the box of an image, rows @stride
+ * apart from @offset
+ */
 static bool transfer_write(PixmanResource *pr, const PvgpuRenderOp *op)
 {
+    const struct iovec *iov = op->iov ? op->iov : pr->iov;
+    unsigned niov = op->iov ? op->niov : pr->niov;
     const typeof(op->u.transfer) *t = &op->u.transfer;
     uint32_t width = pixman_image_get_width(pr->image);
     uint32_t height = pixman_image_get_height(pr->image);
@@ -144,19 +149,19 @@ static bool transfer_write(PixmanResource *pr, const PvgpuRenderOp *op)
     uint64_t stride = t->stride ? t->stride : (uint64_t)width * 4;
     size_t row = (size_t)t->box.w * 4;
 
-    if (!pr->iov || t->box.x > width || t->box.w > width - t->box.x ||
+    if (!iov || t->box.x > width || t->box.w > width - t->box.x ||
         t->box.y > height || t->box.h > height - t->box.y) {
         return false;
     }
     if (t->box.x == 0 && t->box.w == width && stride == img_stride &&
         t->offset == (uint64_t)t->box.y * stride) {
         /* whole rows: one contiguous copy */
-        iov_to_buf(pr->iov, pr->niov, t->offset, bits + t->offset,
+        iov_to_buf(iov, niov, t->offset, bits + t->offset,
                    img_stride * t->box.h);
         return true;
     }
     for (uint32_t y = 0; y < t->box.h; y++) {
-        iov_to_buf(pr->iov, pr->niov, t->offset + y * stride,
+        iov_to_buf(iov, niov, t->offset + y * stride,
                    bits + (t->box.y + y) * img_stride + t->box.x * 4, row);
     }
     return true;
@@ -297,22 +302,14 @@ bool pvgpu_render_is_pixman(PvgpuRenderer *r)
     return r->be == &pvgpu_pixman_backend;
 }
 
-bool pvgpu_pixman_run(PvgpuRenderer *r, PvgpuRenderJob *job)
+/* Everything submitted ran already: jobs run as they are submitted */
+static bool pixman_run(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
-    pvgpu_render_job_begin(job);
     execute(pixman_of(r), job);
     return !job->failed;
 }
 
-pixman_image_t *pvgpu_pixman_image(PvgpuRenderer *r, uint32_t id)
-{
-    PixmanResource *pr = g_hash_table_lookup(pixman_of(r)->resources,
-                                             GUINT_TO_POINTER(id));
-
-    return pr ? pr->image : NULL;
-}
-
-unsigned pvgpu_pixman_complete(PvgpuRenderer *r)
+static unsigned pixman_complete(PvgpuRenderer *r)
 {
     PvgpuPixman *p = pixman_of(r);
 
@@ -395,6 +392,8 @@ static bool pixman_broken(PvgpuRenderer *r)
 static const PvgpuRenderBackend pvgpu_pixman_backend = {
     .set_source = pixman_set_source,
     .submit = pixman_submit,
+    .run = pixman_run,
+    .complete = pixman_complete,
     .kick = pixman_kick,
     .reset = pixman_reset,
     .free_later = pixman_free_later,

@@ -68,6 +68,8 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     info->max_contexts = s->max_contexts;
     info->max_queued = s->max_queued;
     info->refusals = s->refusals;
+    info->migration_blocker = pvgpu_exec_migration_blocker(s);
+    info->migratable = !info->migration_blocker;
     if (s->pool) {
         info->pool = pvgpu_pool_info(s->pool);
     }

@@ -20,12 +20,25 @@ void pvgpu_render_job_begin(PvgpuRenderJob *job)
     job->failed = false;
     job->cancelled = false;
     job->retired = false;
+    job->sync = false;
 }
 
 void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job)
 {
     pvgpu_render_job_begin(job);
     r->be->submit(r, job);
+}
+
+bool pvgpu_render_run(PvgpuRenderer *r, PvgpuRenderJob *job)
+{
+    assert(!job->fence && !job->scheduled);
+    pvgpu_render_job_begin(job);
+    return r->be->run(r, job);
+}
+
+unsigned pvgpu_render_complete(PvgpuRenderer *r)
+{
+    return r->be->complete(r);
 }
 
 void pvgpu_render_kick(PvgpuRenderer *r)

@@ -76,7 +76,7 @@ void pvgpu_iov_unmap(PvgpuState *s, struct iovec *iov, unsigned niov,
 
 static void backing_unmap(PvgpuState *s, PvgpuResource *res)
 {
-    pvgpu_iov_unmap(s, res->iov, res->niov, res->is_3d);
+    pvgpu_iov_unmap(s, res->iov, res->niov, res->renderer_writes);
     res->iov = NULL;
     res->niov = 0;
     res->backing_size = 0;
@@ -100,7 +100,7 @@ void pvgpu_backing_free(PvgpuState *s, PvgpuResource *res)
 bool pvgpu_backing_map(PvgpuState *s, PvgpuResource *res)
 {
     /* 3D resources are also written: TRANSFER_FROM_HOST_3D */
-    DMADirection dir = res->is_3d ? DMA_DIRECTION_FROM_DEVICE
+    DMADirection dir = res->renderer_writes ? DMA_DIRECTION_FROM_DEVICE
                                   : DMA_DIRECTION_TO_DEVICE;
     VirtIODevice *vdev = VIRTIO_DEVICE(s);
     g_autoptr(GArray) iov = g_array_new(false, false, sizeof(struct iovec));
@@ -220,7 +220,7 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     PvgpuResource *res = g_new0(PvgpuResource, 1);
 
     res->id = id;
-    res->is_3d = renderer_writes_backing(s);
+    res->renderer_writes = renderer_writes_backing(s);
     res->format = format;
     res->width = width;
     res->height = height;
@@ -230,14 +230,23 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     return res;
 }
 
+/* A 3D resource or host-memory blob: only virglrenderer holds it */
+static bool resource_is_3d(const PvgpuResource *res)
+{
+    return res->blob_mem ? res->blob_mem != PVGPU_BLOB_MEM_GUEST
+                         : !res->format;
+}
+
 void pvgpu_resource_insert(PvgpuState *s, PvgpuResource *res)
 {
     g_hash_table_insert(s->resources, GUINT_TO_POINTER(res->id), res);
+    s->resources_3d += resource_is_3d(res);
 }
 
 void pvgpu_resource_remove(PvgpuState *s, PvgpuResource *res)
 {
     g_hash_table_remove(s->resources, GUINT_TO_POINTER(res->id));
+    s->resources_3d -= resource_is_3d(res);
 }
 
 /*
@@ -248,6 +257,7 @@ void pvgpu_resource_free(PvgpuState *s, PvgpuResource *res)
 {
     pvgpu_backing_free(s, res);
     pvgpu_hostmem_release(s, res->hostmem);
+    g_free(res->migrated);
     g_free(res);
 }
 
@@ -446,7 +456,7 @@ PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
     PvgpuResource *res = blob_new(c->resource_id, c->blob_mem, c->blob_flags,
                                   c->size);
 
-    res->is_3d = renderer_writes_backing(s);
+    res->renderer_writes = renderer_writes_backing(s);
     res->serial = ++s->resource_serial;
     if (c->nr_entries && !backing_take(s, cmd, res, c->nr_entries)) {
         g_free(res);
@@ -578,6 +588,7 @@ void pvgpu_resources_reset(PvgpuState *s)
         pvgpu_scanout_detach_resource(s, res);
         pvgpu_resource_free(s, res);
     }
+    s->resources_3d = 0;
     assert(s->hostmem_used == 0);
 }
 
@@ -592,11 +603,45 @@ void pvgpu_resources_fini(PvgpuState *s)
 
 /*
  * Stream: count, then per resource its creation parameters, backing list,
- * UUID and pixels.  Backings are re-mapped in post_load, once the
- * destination's memory map is in place.  Only a 2D guest's state can
- * move (a 3D guest's device has a migration blocker): its pixels are the
- * pixman renderer's images.
+ * UUID and, for a 2D resource, its pixels (width * height * 4 bytes, top
+ * row first).  Both renderers' 2D resources move, read back from the
+ * guest's renderer while the VM is stopped; nothing else of
+ * virglrenderer's can (pvgpu_exec_pre_save() refuses to save it).  On
+ * load everything is only recorded: the guest's features, and so its
+ * renderer, are known only once the device's state is in
+ * (pvgpu_resources_post_load()).
  */
+
+/* A 2D resource's pixels into @f, read back from the guest's renderer */
+static bool resource_put_pixels(QEMUFile *f, PvgpuState *s,
+                                PvgpuResource *res)
+{
+    PvgpuRenderJob job = {
+        .kind = PVGPU_JOB_READBACK,
+        .nreadbacks = 1,
+        .readbacks[0] = {
+            .scanout_id = -1, .resource_id = res->id,
+            .r = { .width = res->width, .height = res->height },
+        },
+    };
+    PvgpuReadback *rb = &job.readbacks[0];
+    size_t row = (size_t)res->width * 4;
+    bool ok = pvgpu_render_run(s->renderer, &job) && rb->ok;
+
+    if (ok && rb->image) {
+        const uint8_t *bits = (uint8_t *)pixman_image_get_data(rb->image);
+        size_t stride = pixman_image_get_stride(rb->image);
+
+        for (uint32_t y = 0; y < res->height; y++) {
+            qemu_put_buffer(f, bits + y * stride, row);
+        }
+    } else if (ok) {
+        qemu_put_buffer(f, rb->pixels, row * res->height);
+    }
+    pvgpu_render_job_clear(&job);
+    return ok;
+}
+
 static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
                                const VMStateField *field, JSONWriter *vmdesc)
 {
@@ -604,8 +649,8 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
     GHashTableIter iter;
     gpointer value;
 
-    if (!pvgpu_render_is_pixman(s->renderer)) {
-        error_report("pvgpu: the guest's resources are virglrenderer's");
+    if (s->resources_3d) {
+        error_report("pvgpu: 3D resources cannot be migrated");
         return -EINVAL;
     }
     qemu_put_be32(f, g_hash_table_size(s->resources));
@@ -627,19 +672,15 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
         }
         qemu_put_byte(f, res->has_uuid);
         qemu_put_buffer(f, res->uuid, sizeof(res->uuid));
-        if (!res->blob_mem) {
-            pixman_image_t *image = pvgpu_pixman_image(s->renderer, res->id);
-
-            /* the command path answers only once the image exists */
-            assert(image);
-            qemu_put_buffer(f, (uint8_t *)pixman_image_get_data(image),
-                            res->hostmem);
+        if (!res->blob_mem && !resource_put_pixels(f, s, res)) {
+            error_report("pvgpu: cannot read back resource %u", res->id);
+            return -EIO;
         }
     }
     return 0;
 }
 
-/* Have the pixman renderer do @op for a resource being restored */
+/* Have the guest's renderer do @op for a resource being restored */
 static bool resource_restore_op(PvgpuState *s, PvgpuResource *res,
                                 PvgpuOpKind kind)
 {
@@ -650,6 +691,10 @@ static bool resource_restore_op(PvgpuState *s, PvgpuResource *res,
             .iov = res->iov, .niov = res->niov,
         },
     };
+    struct iovec pixels = {
+        .iov_base = res->migrated,
+        .iov_len = (size_t)res->width * res->height * 4,
+    };
 
     if (kind == PVGPU_OP_RESOURCE_CREATE_2D) {
         job.op.u.create.format = res->format;
@@ -659,8 +704,16 @@ static bool resource_restore_op(PvgpuState *s, PvgpuResource *res,
         job.op.u.blob.blob_mem = res->blob_mem;
         job.op.u.blob.blob_flags = res->blob_flags;
         job.op.u.blob.size = res->blob_size;
+    } else if (kind == PVGPU_OP_TRANSFER_WRITE) {
+        /* the migrated pixels, not the guest's backing */
+        job.op.iov = &pixels;
+        job.op.niov = 1;
+        job.op.u.transfer.box = (PvgpuBox) {
+            .w = res->width, .h = res->height, .d = 1,
+        };
+        job.op.u.transfer.stride = res->width * 4;
     }
-    return pvgpu_pixman_run(s->pixman_renderer, &job);
+    return pvgpu_render_run(s->renderer, &job);
 }
 
 static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
@@ -684,7 +737,7 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         if (!id || nr_entries > PVGPU_MAX_BACKING_ENTRIES ||
             pvgpu_resource_find(s, id) ||
             (blob_mem ? blob_mem != PVGPU_BLOB_MEM_GUEST || !nr_entries :
-             !pvgpu_format_bpp(format) || !width || !height ||
+             pvgpu_format_bpp(format) != 4 || !width || !height ||
              width > PVGPU_MAX_DIMENSION || height > PVGPU_MAX_DIMENSION)) {
             error_report("pvgpu: invalid resource %u in migration stream",
                          id);
@@ -695,16 +748,16 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
             res->serial = ++s->resource_serial;
             pvgpu_resource_insert(s, res);
         } else {
-            uint64_t hostmem = (uint64_t)width * height *
-                               pvgpu_format_bpp(format);
+            uint64_t hostmem = (uint64_t)width * height * 4;
 
             if (!pvgpu_hostmem_charge(s, NULL, id, hostmem, &err)) {
                 error_report("pvgpu: cannot restore resource %u: "
-                             "max_hostmem", id);
+                             "max-hostmem", id);
                 return -ENOMEM;
             }
             res = pvgpu_resource_new(s, id, format, width, height, hostmem);
-            if (!resource_restore_op(s, res, PVGPU_OP_RESOURCE_CREATE_2D)) {
+            res->migrated = g_try_malloc(hostmem);
+            if (!res->migrated) {
                 error_report("pvgpu: cannot restore resource %u: out of "
                              "host memory", id);
                 return -ENOMEM;
@@ -718,12 +771,8 @@ static int pvgpu_resources_get(QEMUFile *f, void *pv, size_t size,
         }
         res->has_uuid = qemu_get_byte(f);
         qemu_get_buffer(f, res->uuid, sizeof(res->uuid));
-        if (!blob_mem) {
-            pixman_image_t *image = pvgpu_pixman_image(s->pixman_renderer,
-                                                       id);
-
-            qemu_get_buffer(f, (uint8_t *)pixman_image_get_data(image),
-                            res->hostmem);
+        if (res->migrated) {
+            qemu_get_buffer(f, res->migrated, res->hostmem);
         }
     }
     return qemu_file_get_error(f);
@@ -735,6 +784,21 @@ const VMStateInfo pvgpu_vmstate_resources = {
     .put = pvgpu_resources_put,
 };
 
+/* Recreate @res on the guest's renderer, with its pixels and backing */
+static bool resource_restore(PvgpuState *s, PvgpuResource *res)
+{
+    bool ok;
+
+    if (res->blob_mem) {
+        return resource_restore_op(s, res, PVGPU_OP_RESOURCE_CREATE_BLOB);
+    }
+    ok = resource_restore_op(s, res, PVGPU_OP_RESOURCE_CREATE_2D) &&
+         resource_restore_op(s, res, PVGPU_OP_TRANSFER_WRITE) &&
+         (!res->iov || resource_restore_op(s, res, PVGPU_OP_BACKING_ATTACH));
+    g_free(g_steal_pointer(&res->migrated));
+    return ok;
+}
+
 int pvgpu_resources_post_load(PvgpuState *s)
 {
     GHashTableIter iter;
@@ -744,6 +808,8 @@ int pvgpu_resources_post_load(PvgpuState *s)
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuResource *res = value;
 
+        /* a 3D guest's renderer may write it */
+        res->renderer_writes = renderer_writes_backing(s);
         if (res->entries && !pvgpu_backing_map(s, res)) {
             error_report("pvgpu: backing of resource %u is not guest RAM",
                          res->id);
@@ -754,11 +820,9 @@ int pvgpu_resources_post_load(PvgpuState *s)
                          res->id);
             return -EINVAL;
         }
-        if ((res->blob_mem || res->iov) &&
-            !resource_restore_op(s, res, res->blob_mem ?
-                                         PVGPU_OP_RESOURCE_CREATE_BLOB :
-                                         PVGPU_OP_BACKING_ATTACH)) {
-            error_report("pvgpu: cannot restore resource %u", res->id);
+        if (!resource_restore(s, res)) {
+            error_report("pvgpu: cannot restore resource %u on %s", res->id,
+                         pvgpu_render_describe(s->renderer));
             return -EINVAL;
         }
     }

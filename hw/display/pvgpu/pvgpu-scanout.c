@@ -572,7 +572,7 @@ void pvgpu_scanouts_reset(PvgpuState *s)
 }
 
 /*
- * Present what a migrated 2D resource shows: a readback from the pixman
+ * Present what a migrated 2D resource shows: a readback from the guest's
  * renderer, which holds the migrated pixels, of rectangle @r of @res on
  * scanout @i, or of its cursor
  */
@@ -585,7 +585,7 @@ static void scanout_restore(PvgpuState *s, uint32_t i, PvgpuResource *res,
         .readbacks[0] = { .scanout_id = i, .resource_id = res->id, .r = *r },
     };
 
-    if (pvgpu_pixman_run(s->pixman_renderer, &job) && job.readbacks[0].ok) {
+    if (pvgpu_render_run(s->renderer, &job) && job.readbacks[0].ok) {
         if (cursor) {
             pvgpu_cursor_present(s, i, &job.readbacks[0]);
         } else {

@@ -83,6 +83,7 @@ typedef struct PvgpuVirgl {
     /* start-up handshake */
     QemuSemaphore started;
     QemuSemaphore reset_done;
+    QemuSemaphore run_done;     /* a pvgpu_render_run() job finished */
     char *init_error;
     char *describe;
     PvgpuCapset capsets[PVGPU_MAX_CAPSETS];
@@ -107,10 +108,14 @@ static void job_finish(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     uint64_t now = get_clock();
 
-
     /* the GPU runs jobs one after the other: charge only this one's part */
     job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
     r->gpu_free_ns = now;
+    if (job->sync) {
+        /* the caller waits for it, and may free it once woken */
+        qemu_sem_post(&r->run_done);
+        return;
+    }
     qemu_mutex_lock(&r->lock);
     if (job->scheduled && r->retire) {
         /* the scheduler learns it here, in time for the next pull */
@@ -253,8 +258,9 @@ static int resource_create(uint32_t id, uint32_t target, uint32_t format,
  * context is destroyed before the fence signals (qtest 3d/destroy-busy
  * hung once in dozens of runs; standalone, 2 to 5 of 20 fences followed
  * by a context destroy were lost, with a context's id or 0 alike).  So a
- * context goes only once the GPU has finished what came before.  Bounded,
- * so that a GPU that never finishes cannot stop the thread for good.
+ * context goes only once the GPU has finished what came before; so does
+ * a pvgpu_render_run() job run.  Bounded, so that a GPU that never
+ * finishes cannot stop the thread for good.
  */
 static void fences_drain(PvgpuVirgl *r)
 {
@@ -264,8 +270,8 @@ static void fences_drain(PvgpuVirgl *r)
         int64_t left = deadline - get_clock();
 
         if (left <= 0) {
-            warn_report_once("pvgpu: destroying a 3D context with GPU work "
-                             "still unfinished after 2 s");
+            warn_report_once("pvgpu: GPU work still unfinished after 2 s; "
+                             "going on without it");
             return;
         }
         if (r->poll_fd >= 0) {
@@ -456,11 +462,11 @@ static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
         if (op->kind == PVGPU_OP_TRANSFER_WRITE) {
             ret = virgl_renderer_transfer_write_iov(
                 id, ctx, t->level, t->stride, t->layer_stride,
-                (struct virgl_box *)&box, t->offset, NULL, 0);
+                (struct virgl_box *)&box, t->offset, op->iov, op->niov);
         } else {
             ret = virgl_renderer_transfer_read_iov(
                 id, ctx, t->level, t->stride, t->layer_stride,
-                (struct virgl_box *)&box, t->offset, NULL, 0);
+                (struct virgl_box *)&box, t->offset, op->iov, op->niov);
         }
         break;
     }
@@ -554,6 +560,9 @@ static void run_job(PvgpuVirgl *r, PvgpuRenderJob *job)
         restart(r);
         job_finish(r, job);
         return;
+    }
+    if (job->sync) {
+        fences_drain(r);
     }
     job->start_ns = get_clock();
     if (r->broken) {
@@ -707,11 +716,12 @@ static void *pvgpu_render_thread(void *opaque)
     return NULL;
 }
 
-static void pvgpu_render_bh(void *opaque)
+/* Main loop: hand every finished job to the device; returns how many */
+static unsigned deliver(PvgpuVirgl *r)
 {
-    PvgpuVirgl *r = opaque;
     QSIMPLEQ_HEAD(, PvgpuRenderJob) done = QSIMPLEQ_HEAD_INITIALIZER(done);
     PvgpuRenderJob *job;
+    unsigned n = 0;
 
     qemu_mutex_lock(&r->lock);
     QSIMPLEQ_CONCAT(&done, &r->done);
@@ -719,7 +729,14 @@ static void pvgpu_render_bh(void *opaque)
     while ((job = QSIMPLEQ_FIRST(&done))) {
         QSIMPLEQ_REMOVE_HEAD(&done, next);
         r->done_fn(job, r->opaque);
+        n++;
     }
+    return n;
+}
+
+static void pvgpu_render_bh(void *opaque)
+{
+    deliver(opaque);
 }
 
 /* What pvgpu_virgl_new() set up around the thread */
@@ -733,6 +750,7 @@ static void renderer_destroy(PvgpuVirgl *r)
     }
     qemu_sem_destroy(&r->started);
     qemu_sem_destroy(&r->reset_done);
+    qemu_sem_destroy(&r->run_done);
     qemu_mutex_destroy(&r->lock);
     g_free(r->init_error);
     g_free(r->describe);
@@ -764,6 +782,7 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
     qemu_mutex_init(&r->lock);
     qemu_sem_init(&r->started, 0);
     qemu_sem_init(&r->reset_done, 0);
+    qemu_sem_init(&r->run_done, 0);
     QSIMPLEQ_INIT(&r->todo);
     QSIMPLEQ_INIT(&r->done);
     QSIMPLEQ_INIT(&r->fenced);
@@ -820,6 +839,24 @@ static void virgl_submit(PvgpuRenderer *base, PvgpuRenderJob *job)
     QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
     qemu_mutex_unlock(&r->lock);
     event_notifier_set(&r->wake);
+}
+
+static bool virgl_run(PvgpuRenderer *base, PvgpuRenderJob *job)
+{
+    PvgpuVirgl *r = virgl_of(base);
+
+    job->sync = true;
+    virgl_submit(base, job);
+    qemu_sem_wait(&r->run_done);
+    return !job->failed;
+}
+
+static unsigned virgl_complete(PvgpuRenderer *base)
+{
+    PvgpuVirgl *r = virgl_of(base);
+
+    qemu_bh_cancel(r->bh);
+    return deliver(r);
 }
 
 static void virgl_reset(PvgpuRenderer *base, bool keep_memory)
@@ -920,6 +957,8 @@ static const char *virgl_describe(PvgpuRenderer *base)
 static const PvgpuRenderBackend pvgpu_virgl_backend = {
     .set_source = virgl_set_source,
     .submit = virgl_submit,
+    .run = virgl_run,
+    .complete = virgl_complete,
     .kick = virgl_kick,
     .reset = virgl_reset,
     .free_later = virgl_free_later,

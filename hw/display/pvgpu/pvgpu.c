@@ -705,11 +705,23 @@ static void pvgpu_unrealize(DeviceState *dev)
     virtio_cleanup(vdev);
 }
 
-static int pvgpu_post_load(void *opaque, int version_id)
+static int pvgpu_pre_save(void *opaque)
 {
-    PvgpuState *s = opaque;
+    return pvgpu_exec_pre_save(opaque);
+}
+
+/*
+ * After virtio's own state: the guest's features say which renderer the
+ * resources are recreated on
+ */
+static int pvgpu_post_load(VirtIODevice *vdev)
+{
+    PvgpuState *s = PVGPU(vdev);
     int ret = pvgpu_resources_post_load(s);
 
+    if (!ret) {
+        ret = pvgpu_exec_post_load(s);
+    }
     if (ret) {
         return ret;
     }
@@ -762,6 +774,29 @@ static const VMStateDescription vmstate_pvgpu_scanout = {
     },
 };
 
+static bool contexts_needed(void *opaque)
+{
+    PvgpuState *s = opaque;
+
+    return g_hash_table_size(s->contexts) != 0;
+}
+
+/* a 3D guest's contexts without GL state (pvgpu-exec.c) */
+static const VMStateDescription vmstate_pvgpu_contexts = {
+    .name = "pvgpu-device/contexts",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = contexts_needed,
+    .fields = (const VMStateField[]) {
+        {
+            .name = "contexts",
+            .info = &pvgpu_vmstate_contexts,
+            .flags = VMS_SINGLE,
+        },
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vmstate_pvgpu_device = {
     .name = "pvgpu-device",
     /*
@@ -770,7 +805,11 @@ static const VMStateDescription vmstate_pvgpu_device = {
      */
     .version_id = 1,
     .minimum_version_id = 1,
-    .post_load = pvgpu_post_load,
+    .pre_save = pvgpu_pre_save,
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_pvgpu_contexts,
+        NULL
+    },
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32_EQUAL(max_outputs, PvgpuState,
                              "max_outputs differs between source and "
@@ -871,6 +910,7 @@ static void pvgpu_class_init(ObjectClass *klass, void *data)
     vdc->reset = pvgpu_reset;
     vdc->queue_reset = pvgpu_queue_reset;
     vdc->vmsd = &vmstate_pvgpu_device;
+    vdc->post_load = pvgpu_post_load;
 }
 
 static const TypeInfo pvgpu_info = {

@@ -57,6 +57,11 @@ typedef struct PvgpuContext {
     uint32_t cap;
     uint32_t priority;
     uint64_t errors;            /* commands the renderer refused */
+    /*
+     * It ran a command stream: it holds GL state virglrenderer cannot
+     * save, and so the guest cannot be migrated while it exists
+     */
+    bool used;
     /* tells this context from a later one with the same id */
     uint64_t serial;
     /*
@@ -163,6 +168,16 @@ void pvgpu_exec_cursor(PvgpuState *s, const PvgpuCmd *cmd);
 PvgpuContext *pvgpu_context_find(PvgpuState *s, uint32_t ctx_id);
 void pvgpu_exec_apply_scheduler(PvgpuState *s);
 void pvgpu_exec_resume(PvgpuState *s);
+/*
+ * Why the device cannot be migrated now (its 3D state), or NULL: g_free
+ * it.  pvgpu_exec_pre_save() refuses to save then.
+ */
+char *pvgpu_exec_migration_blocker(PvgpuState *s);
+int pvgpu_exec_pre_save(PvgpuState *s);
+/* The contexts that can migrate (none ran a command stream) */
+extern const VMStateInfo pvgpu_vmstate_contexts;
+/* Create the loaded contexts on the renderer, after the resources */
+int pvgpu_exec_post_load(PvgpuState *s);
 
 
 /* What the GPU pool client (pvgpu-pool.c) calls back */

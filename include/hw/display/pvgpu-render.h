@@ -110,8 +110,12 @@ typedef enum PvgpuOpKind {
     PVGPU_OP_RESOURCE_UNREF,    /* .u.unref */
     PVGPU_OP_BACKING_ATTACH,    /* guest memory in .iov */
     PVGPU_OP_BACKING_DETACH,
-    PVGPU_OP_TRANSFER_WRITE,    /* guest memory to resource, .u.transfer */
-    PVGPU_OP_TRANSFER_READ,     /* resource to guest memory */
+    /*
+     * .u.transfer between the resource and its attached guest memory, or
+     * the memory in .iov if given (restoring and saving migrated state)
+     */
+    PVGPU_OP_TRANSFER_WRITE,    /* memory to resource */
+    PVGPU_OP_TRANSFER_READ,     /* resource to memory */
     PVGPU_OP_SUBMIT,            /* .u.submit in .ctx_id */
     PVGPU_OP_MAP,               /* results in the job's .map_* */
     PVGPU_OP_UNMAP,
@@ -160,7 +164,7 @@ typedef struct PvgpuRenderOp {
             uint32_t ndw;
         } submit;
     } u;
-    /* BACKING_ATTACH, RESOURCE_CREATE_BLOB: guest memory, the caller's */
+    /* BACKING_ATTACH, RESOURCE_CREATE_BLOB, TRANSFER_*: memory, the caller's */
     struct iovec *iov;
     unsigned niov;
 } PvgpuRenderOp;
@@ -195,6 +199,7 @@ typedef struct PvgpuRenderJob {
     uint64_t start_ns;      /* renderer-internal */
 
     uint32_t fence_seq;     /* renderer-internal */
+    bool sync;              /* renderer-internal: pvgpu_render_run() */
     QSIMPLEQ_ENTRY(PvgpuRenderJob) next;
 } PvgpuRenderJob;
 
@@ -219,6 +224,8 @@ typedef struct PvgpuRenderBackend {
     void (*set_source)(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
                        PvgpuRenderRetireFn *retire, void *opaque);
     void (*submit)(PvgpuRenderer *r, PvgpuRenderJob *job);
+    bool (*run)(PvgpuRenderer *r, PvgpuRenderJob *job);
+    unsigned (*complete)(PvgpuRenderer *r);
     void (*kick)(PvgpuRenderer *r);
     void (*reset)(PvgpuRenderer *r, bool keep_memory);
     void (*free_later)(PvgpuRenderer *r, unsigned holds);
@@ -257,20 +264,21 @@ PvgpuRenderer *pvgpu_pixman_new(const PvgpuRenderOpts *opts,
 bool pvgpu_render_is_pixman(PvgpuRenderer *r);
 /* pixman's format of PVGPU_FORMAT_* @format; 0 if it has none */
 pixman_format_code_t pvgpu_pixman_format(uint32_t format);
+/* Queue @job; jobs run in submission order. */
+void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
 /*
- * Run @job now, with no completion (restoring migrated state): false if
- * it failed.  Readbacks hold image references: pvgpu_render_job_clear().
+ * Run @job now and wait for it, with no completion: false if it failed.
+ * It runs once every job submitted before it is done, fences included.
+ * For the VM stopped (saving and restoring state, draining): on a
+ * renderer thread it waits for the GPU.  Readbacks hold pixels or image
+ * references: pvgpu_render_job_clear().  Not for .fence or scheduled jobs.
  */
-bool pvgpu_pixman_run(PvgpuRenderer *r, PvgpuRenderJob *job);
-/* The image of 2D resource @id, the renderer's (migration), or NULL */
-pixman_image_t *pvgpu_pixman_image(PvgpuRenderer *r, uint32_t id);
+bool pvgpu_render_run(PvgpuRenderer *r, PvgpuRenderJob *job);
 /*
  * Hand back every finished job now instead of from the bottom half (the
  * VM stops: nothing popped may stay unanswered).  Returns how many.
  */
-unsigned pvgpu_pixman_complete(PvgpuRenderer *r);
-/* Queue @job; jobs run in submission order. */
-void pvgpu_render_submit(PvgpuRenderer *r, PvgpuRenderJob *job);
+unsigned pvgpu_render_complete(PvgpuRenderer *r);
 /* Have the render thread look at its source's work again. */
 void pvgpu_render_kick(PvgpuRenderer *r);
 /*

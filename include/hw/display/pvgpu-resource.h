@@ -1,13 +1,14 @@
 /*
  * pvgpu resources (pvgpu-resource.c)
  *
- * Owns the resource table (PvgpuState.resources, resource_serial) and the
- * host-memory accounting (hostmem_used): what exists, its size, its guest
- * backing (mapped once, only guest RAM) and UUID, the checks commands on
- * resources share, the commands no renderer takes part in, and migration
- * of a 2D guest's resources.  The pixels are the renderer's
- * (pvgpu-render.h); the command path (pvgpu-exec.h) records and frees
- * resources through this API only.
+ * Owns the resource table (PvgpuState.resources, resource_serial,
+ * resources_3d) and the host-memory accounting (hostmem_used): what
+ * exists, its size, its guest backing (mapped once, only guest RAM) and
+ * UUID, the checks commands on resources share, the commands no renderer
+ * takes part in, and migration of 2D resources and guest-memory blobs (a
+ * 3D guest's too).  The pixels are the renderer's (pvgpu-render.h); the
+ * command path (pvgpu-exec.h) records and frees resources through this
+ * API only.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -27,7 +28,9 @@ struct PvgpuRequest;
 typedef struct PvgpuResource {
     uint32_t id;
     /* the renderer may write its guest backing (a 3D guest's) */
-    bool is_3d;
+    bool renderer_writes;
+    /* a 2D resource's pixels, loaded and not yet restored (migration) */
+    uint8_t *migrated;
     /* tells this resource from a later one with the same id */
     uint64_t serial;
     uint32_t format;
@@ -127,6 +130,10 @@ void pvgpu_resources_reset(PvgpuState *s);
 void pvgpu_resources_fini(PvgpuState *s);
 PvgpuResource *pvgpu_resource_find(PvgpuState *s, uint32_t id);
 extern const VMStateInfo pvgpu_vmstate_resources;
+/*
+ * Recreate the loaded resources on the guest's renderer; once the guest's
+ * features, and so its renderer, are known (VirtioDeviceClass.post_load)
+ */
 int pvgpu_resources_post_load(PvgpuState *s);
 
 

@@ -83,11 +83,17 @@ struct PvgpuState {
     GHashTable *contexts;       /* ctx_id -> PvgpuContext */
     GHashTable *dying;          /* &serial -> PvgpuContext (CTX_DESTROY) */
     uint64_t context_serial;    /* the last context's serial */
+    unsigned contexts_used;     /* of them, those with GL state (.used) */
     unsigned shared_resources;  /* attached to more than one context */
     QTAILQ_HEAD(, PvgpuRequest) inflight;   /* requests the renderer holds */
     /* requests in arrival order, not yet scheduled or dispatched */
     QTAILQ_HEAD(, PvgpuRequest) held;
+    /*
+     * Added while the guest has 3D state (pvgpu-exec.c); blocker_key: the
+     * context and 3D resource counts it was added for
+     */
     Error *migration_blocker;
+    uint64_t blocker_key;
     /* the host-visible memory region (BAR 4), when hostmem is set */
     MemoryRegion hostmem_bar;
     QEMUBH *pump_bh;            /* dispatch what may go now */
@@ -145,6 +151,8 @@ struct PvgpuState {
     uint32_t events_read;
 
     GHashTable *resources;      /* id -> PvgpuResource */
+    /* of them, 3D resources and host-memory blobs: they cannot migrate */
+    unsigned resources_3d;
     uint64_t resource_serial;
     uint64_t hostmem_used;
     PvgpuScanout scanouts[PVGPU_MAX_SCANOUTS];
