@@ -3042,6 +3042,75 @@ static QDict *context_info(QDict *info, uint32_t ctx)
     return NULL;
 }
 
+/*
+ * The run-time settings are also properties that qom-set changes after
+ * realize, through QMP's checks; the old spellings max_outputs and
+ * max_hostmem are aliases; every pvgpu command takes the id or the QOM
+ * path of the PCI device or of its pvgpu device.
+ */
+static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
+{
+    static const char *const ids[] = {
+        "pvgpu0", "/machine/peripheral/pvgpu0",
+        "/machine/peripheral/pvgpu0/virtio-backend",
+    };
+    QDict *info, *rsp;
+
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'max-fps', 'value': 30}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'sched-policy', 'value': 'weighted'}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'sched-inflight', 'value': 4}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0/virtio-backend',"
+                         " 'property': 'max_hostmem', 'value': 16777216}}"));
+    /* out of range: refused with the range, nothing changed */
+    qmp_fails("property 'max-fps' expects a value from 0 to 1000, not 5000",
+              "{'execute': 'qom-set', 'arguments': "
+              "{'path': '/machine/peripheral/pvgpu0', "
+              "'property': 'max-fps', 'value': 5000}}");
+    qmp_fails("property 'max-hostmem' expects at least 1 MiB",
+              "{'execute': 'qom-set', 'arguments': "
+              "{'path': '/machine/peripheral/pvgpu0', "
+              "'property': 'max-hostmem', 'value': 4096}}");
+    /* what cannot change while the guest runs stays refused */
+    qmp_fails("after it was realized", "{'execute': 'qom-set', 'arguments': "
+              "{'path': '/machine/peripheral/pvgpu0', 'property': 'xres', "
+              "'value': 640}}");
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 30);
+    g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "weighted");
+    g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 4);
+    g_assert_cmpuint(qdict_get_int(info, "max-hostmem"), ==, 16 * 1024 * 1024);
+    qobject_unref(info);
+    rsp = qmp_ok("{'execute': 'qom-get', 'arguments': "
+                 "{'path': '/machine/peripheral/pvgpu0', "
+                 "'property': 'max-hostmem'}}");
+    g_assert_cmpuint(qdict_get_int(rsp, "return"), ==, 16 * 1024 * 1024);
+    qobject_unref(rsp);
+
+    for (unsigned i = 0; i < ARRAY_SIZE(ids); i++) {
+        qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', "
+                             "'arguments': {'id': %s, 'max-fps': %u}}",
+                             ids[i], 40 + i));
+        qobject_unref(qmp_ok("{'execute': 'pvgpu-set-limits', "
+                             "'arguments': {'id': %s, 'max-queued': %u}}",
+                             ids[i], 10 + i));
+        info = query_pvgpu();
+        g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 40 + i);
+        g_assert_cmpuint(qdict_get_int(info, "max-queued"), ==, 10 + i);
+        qobject_unref(info);
+    }
+    qmp_fails("'id'", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': '/machine/peripheral', 'max-fps': 1}}");
+    qmp_fails("'inflight'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'inflight': 17}}");
+}
+
 static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
@@ -4656,9 +4725,12 @@ static void test_bad_properties(void)
     } cases[] = {
         { "max-queued=0", "property 'max-queued' expects a value from 1 to "
                           "4096, not 0" },
-        { "max_outputs=17", "property 'max_outputs' expects a value from 1 "
+        { "max-outputs=17", "property 'max-outputs' expects a value from 1 "
                             "to 16, not 17" },
-        { "max_hostmem=4096", "property 'max_hostmem' expects at least "
+        /* the old spellings are aliases */
+        { "max_outputs=17", "property 'max-outputs' expects a value from 1 "
+                            "to 16, not 17" },
+        { "max_hostmem=4096", "property 'max-hostmem' expects at least "
                               "1 MiB, not 4096" },
         { "sched-quantum-us=5", "property 'sched-quantum-us' expects a value "
                                 "from 100 to 1000000, not 5" },
@@ -5998,6 +6070,7 @@ static void register_pvgpu_test(void)
         qos_add_test("soak/load", "pvgpu", soak_load, NULL);
     }
     qos_add_test("qmp/scheduler", "pvgpu", test_qmp_scheduler, &fresh1);
+    qos_add_test("qmp/qom-set", "pvgpu", test_qom_set, NULL);
     qos_add_test("qmp/quotas", "pvgpu", test_quotas, &fresh2);
     qos_add_test("qmp/fps-limit", "pvgpu", test_fps_limit, NULL);
     if (g_str_equal(qtest_get_arch(), "x86_64")) {

@@ -93,6 +93,7 @@ static void pvgpu_pci_instance_init(Object *obj)
 
     virtio_instance_init_common(obj, &dev->vdev, sizeof(dev->vdev),
                                 TYPE_PVGPU);
+    pvgpu_add_property_aliases(obj, OBJECT(&dev->vdev));
 }
 
 static const VirtioPCIDeviceTypeInfo pvgpu_pci_info = {

@@ -61,6 +61,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     info->policy = s->sched_policy;
     info->quantum_us = s->quantum_us;
     info->max_fps = s->max_fps;
+    info->inflight = s->max_inflight;
     info->resources = g_hash_table_size(s->resources);
     info->max_resources = s->max_resources;
     info->hostmem_used = s->hostmem_used;
@@ -105,7 +106,7 @@ static int pvgpu_find_cb(Object *obj, void *opaque)
 {
     PvgpuFind *f = opaque;
     PvgpuState *s = (PvgpuState *)object_dynamic_cast(obj, TYPE_PVGPU);
-    g_autofree char *path = NULL;
+    g_autofree char *path = NULL, *proxy_path = NULL;
 
     if (!s || !DEVICE(s)->realized) {
         return 0;
@@ -114,8 +115,12 @@ static int pvgpu_find_cb(Object *obj, void *opaque)
         QAPI_LIST_APPEND(f->tail, pvgpu_info_get(s));
         return 0;
     }
+    /* the id, or the QOM path of the PCI device or of its pvgpu device */
     path = object_get_canonical_path(obj);
-    if (!strcmp(pvgpu_device_id(s), f->id) || !strcmp(path, f->id)) {
+    proxy_path = object_get_canonical_path(
+        OBJECT(qdev_get_parent_bus(DEVICE(s))->parent));
+    if (!strcmp(pvgpu_device_id(s), f->id) || !strcmp(path, f->id) ||
+        !strcmp(proxy_path, f->id)) {
         f->found = s;
         return 1;
     }
@@ -147,13 +152,15 @@ PvgpuInfoList *qmp_query_pvgpu(Error **errp)
 void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              PvgpuSchedulerPolicy policy, bool has_quantum_us,
                              uint32_t quantum_us, bool has_max_fps,
-                             uint32_t max_fps, Error **errp)
+                             uint32_t max_fps, bool has_inflight,
+                             uint32_t inflight, Error **errp)
 {
     PvgpuState *s = pvgpu_find(id, errp);
 
     if (s) {
         pvgpu_set_scheduler(s, has_policy, policy, has_quantum_us, quantum_us,
-                            has_max_fps, max_fps, errp);
+                            has_max_fps, max_fps, has_inflight, inflight,
+                            errp);
     }
 }
 

@@ -16,7 +16,7 @@
 
 static const PvgpuSettingInfo settings[PVGPU_SETTING__MAX] = {
     [PVGPU_SETTING_MAX_OUTPUTS] = {
-        NULL, "max_outputs", 1, PVGPU_MAX_SCANOUTS },
+        NULL, "max-outputs", 1, PVGPU_MAX_SCANOUTS },
     [PVGPU_SETTING_XRES] = { NULL, "xres", 16, PVGPU_MAX_DIMENSION },
     [PVGPU_SETTING_YRES] = { NULL, "yres", 16, PVGPU_MAX_DIMENSION },
     [PVGPU_SETTING_QUANTUM_US] = {
@@ -24,14 +24,14 @@ static const PvgpuSettingInfo settings[PVGPU_SETTING__MAX] = {
         PVGPU_SCHED_MIN_QUANTUM_NS / 1000, PVGPU_SCHED_MAX_QUANTUM_NS / 1000 },
     [PVGPU_SETTING_MAX_FPS] = { "max-fps", "max-fps", 0, 1000 },
     [PVGPU_SETTING_MAX_HOSTMEM] = {
-        "max-hostmem", "max_hostmem", 1 * MIB, UINT64_MAX, true },
+        "max-hostmem", "max-hostmem", 1 * MIB, UINT64_MAX, true },
     [PVGPU_SETTING_MAX_CONTEXTS] = {
         "max-contexts", "max-contexts", 1, UINT32_MAX },
     [PVGPU_SETTING_MAX_RESOURCES] = {
         "max-resources", "max-resources", 1, UINT32_MAX },
     [PVGPU_SETTING_MAX_QUEUED] = { "max-queued", "max-queued", 1, 4096 },
     [PVGPU_SETTING_SCHED_INFLIGHT] = {
-        NULL, "sched-inflight", 1, 16 },
+        "inflight", "sched-inflight", 1, 16 },
     [PVGPU_SETTING_WEIGHT] = { "weight", NULL, 1, PVGPU_SCHED_MAX_WEIGHT },
     [PVGPU_SETTING_CAP] = { "cap", NULL, 0, 100 },
     [PVGPU_SETTING_PRIORITY] = {

@@ -22,6 +22,7 @@
 #include "hw/qdev-properties-system.h"
 #include "system/system.h"
 #include "hw/core/qdev-prop-internal.h"
+#include "qapi/visitor.h"
 #include "qapi/qapi-events-pvgpu.h"
 #include "qemu/timer.h"
 #include "hw/virtio/virtio.h"
@@ -162,14 +163,21 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
                          uint32_t quantum_us, bool has_max_fps,
-                         uint32_t max_fps, Error **errp)
+                         uint32_t max_fps, bool has_inflight,
+                         uint32_t inflight, Error **errp)
 {
     if ((has_quantum_us &&
          !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, quantum_us, false,
                               errp)) ||
         (has_max_fps &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, max_fps, false, errp))) {
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, max_fps, false, errp)) ||
+        (has_inflight &&
+         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, inflight, false,
+                              errp))) {
         return false;
+    }
+    if (has_inflight) {
+        s->max_inflight = inflight;
     }
     if (has_policy) {
         s->sched_policy = policy;
@@ -836,61 +844,239 @@ static const VMStateDescription vmstate_pvgpu = {
     },
 };
 
+/*
+ * Properties that can also be changed at run time (qom-set), through the
+ * same checks and code as QMP's pvgpu-set-scheduler and pvgpu-set-limits.
+ * Before realize a value is only stored; realize checks it.
+ */
+static PvgpuSetting runtime_setting(const char *name)
+{
+    for (PvgpuSetting w = 0; w < PVGPU_SETTING__MAX; w++) {
+        const char *prop = pvgpu_setting_info(w)->prop;
+
+        if (prop && !strcmp(prop, name)) {
+            return w;
+        }
+    }
+    g_assert_not_reached();
+}
+
+static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
+                          Error **errp)
+{
+    if (!pvgpu_setting_check(which, value, true, errp)) {
+        return false;
+    }
+    switch (which) {
+    case PVGPU_SETTING_QUANTUM_US:
+        return pvgpu_set_scheduler(s, false, 0, true, value, false, 0, false,
+                                   0, errp);
+    case PVGPU_SETTING_MAX_FPS:
+        return pvgpu_set_scheduler(s, false, 0, false, 0, true, value, false,
+                                   0, errp);
+    case PVGPU_SETTING_SCHED_INFLIGHT:
+        return pvgpu_set_scheduler(s, false, 0, false, 0, false, 0, true,
+                                   value, errp);
+    case PVGPU_SETTING_MAX_HOSTMEM:
+        return pvgpu_set_limits(s, true, value, false, 0, false, 0, false, 0,
+                                errp);
+    case PVGPU_SETTING_MAX_CONTEXTS:
+        return pvgpu_set_limits(s, false, 0, true, value, false, 0, false, 0,
+                                errp);
+    case PVGPU_SETTING_MAX_RESOURCES:
+        return pvgpu_set_limits(s, false, 0, false, 0, true, value, false, 0,
+                                errp);
+    case PVGPU_SETTING_MAX_QUEUED:
+        return pvgpu_set_limits(s, false, 0, false, 0, false, 0, true, value,
+                                errp);
+    default:
+        g_assert_not_reached();
+    }
+}
+
+static void runtime_get(Object *obj, Visitor *v, const char *name,
+                        void *opaque, Error **errp)
+{
+    const Property *prop = opaque;
+    void *field = object_field_prop_ptr(obj, prop);
+
+    if (pvgpu_setting_info(runtime_setting(prop->name))->is_size) {
+        visit_type_size(v, name, field, errp);
+    } else {
+        visit_type_uint32(v, name, field, errp);
+    }
+}
+
+static void runtime_set(Object *obj, Visitor *v, const char *name,
+                        void *opaque, Error **errp)
+{
+    const Property *prop = opaque;
+    PvgpuSetting which = runtime_setting(prop->name);
+    bool is_size = pvgpu_setting_info(which)->is_size;
+    uint64_t value;
+    uint32_t v32;
+
+    if (is_size ? !visit_type_size(v, name, &value, errp)
+                : !visit_type_uint32(v, name, &v32, errp)) {
+        return;
+    }
+    if (!is_size) {
+        value = v32;
+    }
+    if (DEVICE(obj)->realized) {
+        runtime_apply(PVGPU(obj), which, value, errp);
+    } else if (is_size) {
+        *(uint64_t *)object_field_prop_ptr(obj, prop) = value;
+    } else {
+        *(uint32_t *)object_field_prop_ptr(obj, prop) = value;
+    }
+}
+
+static const PropertyInfo pvgpu_prop_runtime_uint32 = {
+    .type = "uint32",
+    .realized_set_allowed = true,
+    .get = runtime_get,
+    .set = runtime_set,
+    .set_default_value = qdev_propinfo_set_default_value_uint,
+};
+
+static const PropertyInfo pvgpu_prop_runtime_size = {
+    .type = "size",
+    .realized_set_allowed = true,
+    .get = runtime_get,
+    .set = runtime_set,
+    .set_default_value = qdev_propinfo_set_default_value_uint,
+};
+
+static void sched_policy_set(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    int policy;
+
+    if (!DEVICE(obj)->realized) {
+        qdev_propinfo_set_enum(obj, v, name, opaque, errp);
+    } else if (visit_type_enum(v, name, &policy, &PvgpuSchedulerPolicy_lookup,
+                               errp)) {
+        pvgpu_set_scheduler(PVGPU(obj), true, policy, false, 0, false, 0,
+                            false, 0, errp);
+    }
+}
+
 static const PropertyInfo pvgpu_prop_sched_policy = {
     .type = "PvgpuSchedulerPolicy",
     .description = "best-effort/equal-share/weighted",
     .enum_table = &PvgpuSchedulerPolicy_lookup,
+    .realized_set_allowed = true,
     .get = qdev_propinfo_get_enum,
-    .set = qdev_propinfo_set_enum,
+    .set = sched_policy_set,
     .set_default_value = qdev_propinfo_set_default_value_enum,
 };
 
+#define DEFINE_PROP_RUNTIME_UINT32(name, field, defval)                  \
+    DEFINE_PROP_UNSIGNED(name, PvgpuState, field, defval,               \
+                         pvgpu_prop_runtime_uint32, uint32_t)
+#define DEFINE_PROP_RUNTIME_SIZE(name, field, defval)                    \
+    DEFINE_PROP_UNSIGNED(name, PvgpuState, field, defval,               \
+                         pvgpu_prop_runtime_size, uint64_t)
+
 static const Property pvgpu_properties[] = {
-    DEFINE_PROP_UINT32("max_outputs", PvgpuState, max_outputs, 1),
+    DEFINE_PROP_UINT32("max-outputs", PvgpuState, max_outputs, 1),
     DEFINE_PROP_UINT32("xres", PvgpuState, xres, 1280),
     DEFINE_PROP_UINT32("yres", PvgpuState, yres, 800),
     DEFINE_PROP_BOOL("edid", PvgpuState, edid, true),
-    DEFINE_PROP_SIZE("max_hostmem", PvgpuState, max_hostmem, 256 * MiB),
-    /* VIRTIO_GPU_F_RESOURCE_BLOB */
+    DEFINE_PROP_RUNTIME_SIZE("max-hostmem", max_hostmem, 256 * MiB),
     DEFINE_PROP_BOOL("blob", PvgpuState, blob, true),
-    /* host-visible memory for MAP_BLOB: a 64-bit BAR; 0 = none */
     DEFINE_PROP_SIZE("hostmem", PvgpuState, hostmem, 0),
-    /* 3D through virglrenderer: auto falls back to 2D if it cannot start */
     DEFINE_PROP_ON_OFF_AUTO("virgl", PvgpuState, virgl, ON_OFF_AUTO_AUTO),
-    /* render on this DRM render node instead of EGL surfaceless */
     DEFINE_PROP_STRING("render-node", PvgpuState, render_node),
     DEFINE_PROP_BOOL("gles", PvgpuState, gles, false),
-    /*
-     * Hand 3D scanouts to the GL display as dmabufs (needs a display that
-     * imports them: egl-headless, gtk or spice with GL, and a renderer on
-     * a GPU); otherwise, and whenever the export fails, they are read back.
-     */
     DEFINE_PROP_BOOL("gl-scanout", PvgpuState, gl_scanout, false),
-    /* GPU-time sharing and limits; all can be changed later over QMP */
     DEFINE_PROP_SIGNED("sched-policy", PvgpuState, sched_policy,
                        PVGPU_SCHEDULER_POLICY_BEST_EFFORT,
                        pvgpu_prop_sched_policy, PvgpuSchedulerPolicy),
-    DEFINE_PROP_UINT32("sched-quantum-us", PvgpuState, quantum_us,
-                       PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000),
-    DEFINE_PROP_UINT32("max-fps", PvgpuState, max_fps, 0),
-    DEFINE_PROP_UINT32("max-contexts", PvgpuState, max_contexts, 64),
-    DEFINE_PROP_UINT32("max-resources", PvgpuState, max_resources, 4096),
-    DEFINE_PROP_UINT32("max-queued", PvgpuState, max_queued, 64),
-    /*
-     * Submissions on the GPU at once.  1 measures each one's GPU time
-     * exactly and lets a newly arrived context in soonest; more keeps a
-     * GPU busy across the main loop's reaction time.
-     */
-    DEFINE_PROP_UINT32("sched-inflight", PvgpuState, max_inflight, 1),
-    /*
-     * Join the GPU pool (pvgpu-poold) behind this socket chardev, as
-     * pool-name (default: QEMU's -name), asking for pool-reservation
-     * percent of the GPU (the pool's own setting for the name wins)
-     */
+    DEFINE_PROP_RUNTIME_UINT32("sched-quantum-us", quantum_us,
+                               PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000),
+    DEFINE_PROP_RUNTIME_UINT32("max-fps", max_fps, 0),
+    DEFINE_PROP_RUNTIME_UINT32("max-contexts", max_contexts, 64),
+    DEFINE_PROP_RUNTIME_UINT32("max-resources", max_resources, 4096),
+    DEFINE_PROP_RUNTIME_UINT32("max-queued", max_queued, 64),
+    DEFINE_PROP_RUNTIME_UINT32("sched-inflight", max_inflight, 1),
     DEFINE_PROP_CHR("pool", PvgpuState, pool_chr),
     DEFINE_PROP_STRING("pool-name", PvgpuState, pool_name),
     DEFINE_PROP_UINT32("pool-reservation", PvgpuState, pool_reservation, 0),
 };
+
+/* What -device pvgpu-pci,help says of each property */
+static const struct {
+    const char *name;
+    const char *description;
+} pvgpu_property_descriptions[] = {
+    { "max-outputs", "number of scanouts (displays), 1 to 16; each is a "
+      "QEMU console" },
+    { "xres", "width in pixels of the mode the first scanout offers (display "
+      "info, EDID), 16 to 16384" },
+    { "yres", "height in pixels of that mode, 16 to 16384" },
+    { "edid", "offer EDID (VIRTIO_GPU_F_EDID)" },
+    { "max-hostmem", "host memory all of the guest's resources may use; "
+      "beyond it the guest gets ERR_OUT_OF_MEMORY (also at run time: "
+      "qom-set, pvgpu-set-limits)" },
+    { "blob", "offer blob resources (VIRTIO_GPU_F_RESOURCE_BLOB)" },
+    { "hostmem", "size of the host-visible memory BAR for MAP_BLOB, a power "
+      "of two of at least 64K; 0: none" },
+    { "virgl", "3D through virglrenderer: on, off, or auto (2D if "
+      "virglrenderer cannot start)" },
+    { "render-node", "DRM render node to render on (default: EGL "
+      "surfaceless: any GPU, or Mesa's software rasterizer)" },
+    { "gles", "render with OpenGL ES instead of desktop OpenGL on the host" },
+    { "gl-scanout", "hand 3D scanouts to a GL display as dmabufs (egl-"
+      "headless, gtk or spice with GL) instead of reading them back" },
+    { "sched-policy", "how the guest's 3D contexts share GPU time: "
+      "best-effort, equal-share or weighted (also at run time: qom-set, "
+      "pvgpu-set-scheduler)" },
+    { "sched-quantum-us", "GPU time a context may use per turn, in "
+      "microseconds, 100 to 1000000 (also at run time)" },
+    { "max-fps", "frame-rate limit of each scanout, 0 (none) to 1000 (also "
+      "at run time)" },
+    { "max-contexts", "3D contexts the guest may have (also at run time)" },
+    { "max-resources", "resources the guest may have (also at run time)" },
+    { "max-queued", "submissions one context may have waiting, 1 to 4096 "
+      "(also at run time)" },
+    { "sched-inflight", "submissions on the GPU at once, 1 to 16: 1 measures "
+      "each one's GPU time exactly (also at run time)" },
+    { "pool", "socket chardev of the GPU pool (pvgpu-poold) to join" },
+    { "pool-name", "this VM's name in the pool (default: QEMU's -name)" },
+    { "pool-reservation", "percent of the GPU the VM asks the pool to "
+      "reserve for it (the pool's own setting for the name wins)" },
+};
+
+/* Old spellings, kept as aliases (libvirt passes max_outputs) */
+static const struct {
+    const char *alias;
+    const char *name;
+} pvgpu_property_aliases[] = {
+    { "max_outputs", "max-outputs" },
+    { "max_hostmem", "max-hostmem" },
+};
+
+/* Add the old spellings to @obj: the device, or its PCI proxy @target's */
+void pvgpu_add_property_aliases(Object *obj, Object *target)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(pvgpu_property_aliases); i++) {
+        g_autofree char *desc = g_strdup_printf(
+            "old spelling of %s", pvgpu_property_aliases[i].name);
+
+        object_property_add_alias(obj, pvgpu_property_aliases[i].alias,
+                                  target, pvgpu_property_aliases[i].name);
+        object_property_set_description(obj,
+                                        pvgpu_property_aliases[i].alias,
+                                        desc);
+    }
+}
+
+static void pvgpu_instance_init(Object *obj)
+{
+    pvgpu_add_property_aliases(obj, obj);
+}
 
 static void pvgpu_class_init(ObjectClass *klass, void *data)
 {
@@ -898,6 +1084,13 @@ static void pvgpu_class_init(ObjectClass *klass, void *data)
     VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
 
     device_class_set_props(dc, pvgpu_properties);
+    QEMU_BUILD_BUG_ON(ARRAY_SIZE(pvgpu_property_descriptions) !=
+                      ARRAY_SIZE(pvgpu_properties));
+    for (unsigned i = 0; i < ARRAY_SIZE(pvgpu_property_descriptions); i++) {
+        object_class_property_set_description(
+            klass, pvgpu_property_descriptions[i].name,
+            pvgpu_property_descriptions[i].description);
+    }
     dc->vmsd = &vmstate_pvgpu;
     set_bit(DEVICE_CATEGORY_DISPLAY, dc->categories);
 
@@ -917,6 +1110,7 @@ static const TypeInfo pvgpu_info = {
     .name = TYPE_PVGPU,
     .parent = TYPE_VIRTIO_DEVICE,
     .instance_size = sizeof(PvgpuState),
+    .instance_init = pvgpu_instance_init,
     .class_init = pvgpu_class_init,
 };
 

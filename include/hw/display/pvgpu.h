@@ -168,7 +168,8 @@ void pvgpu_3d_unavailable(PvgpuState *s, const char *reason);
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
                          uint32_t quantum_us, bool has_max_fps,
-                         uint32_t max_fps, Error **errp);
+                         uint32_t max_fps, bool has_inflight,
+                         uint32_t inflight, Error **errp);
 bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                        uint32_t weight, bool has_cap, uint32_t cap,
                        bool has_priority, uint32_t priority, Error **errp);
@@ -194,5 +195,10 @@ void pvgpu_request_free(PvgpuRequest *req);
 
 /* pvgpu.c */
 void pvgpu_notify_config_event(PvgpuState *s, uint32_t event);
+/*
+ * Add the old spellings of properties (max_outputs, max_hostmem) to @obj
+ * as aliases of @target's: the device's own, or its PCI proxy's
+ */
+void pvgpu_add_property_aliases(Object *obj, Object *target);
 
 #endif /* HW_DISPLAY_PVGPU_H */
