@@ -43,19 +43,23 @@ class QMP:
         json.loads(self.f.readline())           # greeting
         self.cmd('qmp_capabilities')
 
-    def cmd(self, _command, **args):
-        self.f.write(json.dumps({'execute': _command, 'arguments': args}) +
-                     '\n')
+    def raw(self, msg):
+        """Send QMP message @msg; return the reply, return or error."""
+        self.f.write(json.dumps(msg) + '\n')
         self.f.flush()
         while True:
             line = self.f.readline()
             if not line:
                 raise EOFError('QMP connection closed')
             rsp = json.loads(line)
-            if 'return' in rsp:
-                return rsp['return']
-            if 'error' in rsp:
-                raise RuntimeError(f"{_command}: {rsp['error']['desc']}")
+            if 'return' in rsp or 'error' in rsp:
+                return rsp
+
+    def cmd(self, _command, **args):
+        rsp = self.raw({'execute': _command, 'arguments': args})
+        if 'error' in rsp:
+            raise RuntimeError(f"{_command}: {rsp['error']['desc']}")
+        return rsp['return']
 
 
 class Serial:

@@ -2964,8 +2964,8 @@ static void test_hotplug(void)
         QDict *data = qdict_get_qdict(rsp, "data");
 
         g_assert_cmpstr(qdict_get_str(data, "id"), ==, "hot3");
-        g_assert(g_str_has_prefix(qdict_get_str(data, "path"),
-                                  "/machine/peripheral/hot3/"));
+        g_assert_cmpstr(qdict_get_str(data, "path"), ==,
+                        "/machine/peripheral/hot3");
         g_assert(strstr(qdict_get_str(data, "reason"),
                         "virglrenderer is in use"));
     }
@@ -3170,7 +3170,7 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     info = query_pvgpu();
     ctx = context_info(info, 4);
     g_assert_nonnull(ctx);
-    g_assert_cmpuint(qdict_get_int(ctx, "capset"), ==, 2);
+    g_assert_cmpstr(qdict_get_str(ctx, "capset"), ==, "virgl2");
     g_assert_cmpuint(qdict_get_int(ctx, "weight"), ==, 400);
     g_assert_cmpuint(qdict_get_int(ctx, "cap"), ==, 50);
     g_assert_cmpuint(qdict_get_int(ctx, "priority"), ==, 2);
@@ -3196,7 +3196,9 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
 
         g_assert_cmpstr(qdict_get_str(d, "id"), ==, "pvgpu0");
         g_assert_cmpuint(qdict_get_int(d, "ctx-id"), ==, 4);
-        g_assert_cmpstr(qdict_get_str(d, "command"), ==, "SUBMIT_3D");
+        g_assert_cmpstr(qdict_get_str(d, "path"), ==,
+                        "/machine/peripheral/pvgpu0");
+        g_assert_cmpstr(qdict_get_str(d, "command"), ==, "submit-3d");
         qobject_unref(ev);
     }
     info = query_pvgpu();
@@ -3219,6 +3221,7 @@ static void expect_quota_event(const char *quota, bool has_ctx, uint32_t ctx,
 
     g_assert_cmpstr(qdict_get_str(d, "quota"), ==, quota);
     g_assert_cmpstr(qdict_get_str(d, "id"), ==, "pvgpu0");
+    g_assert_cmpstr(qdict_get_str(d, "path"), ==, "/machine/peripheral/pvgpu0");
     g_assert_cmpint(qdict_haskey(d, "ctx-id"), ==, has_ctx);
     if (has_ctx) {
         g_assert_cmpuint(qdict_get_int(d, "ctx-id"), ==, ctx);

@@ -1748,8 +1748,7 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
             if (ctx) {
                 ctx->errors++;
             }
-            pvgpu_context_error(s, cmd->hdr.ctx_id,
-                                pvgpu_cmd_name(cmd->hdr.type));
+            pvgpu_context_error(s, cmd->hdr.ctx_id, cmd->hdr.type);
         }
         job_failed(s, req);
     }
@@ -1914,15 +1913,17 @@ static void context_note_used(PvgpuContext *ctx, void *opaque)
 char *pvgpu_exec_migration_blocker(PvgpuState *s)
 {
     g_autoptr(GList) ids = NULL;
+    g_autofree char *label = NULL;
     unsigned n = 0;
     GString *why;
 
     if (!s->contexts_used && !s->resources_3d) {
         return NULL;
     }
+    label = pvgpu_device_label(s);
     why = g_string_new(NULL);
     g_string_printf(why, "pvgpu %s: virglrenderer cannot save the guest's "
-                    "3D state (", pvgpu_device_id(s));
+                    "3D state (", label);
     if (s->contexts_used) {
         contexts_foreach(s, context_note_used, &ids);
         g_string_append_printf(why, "%u 3D context%s with GL state",

@@ -26,7 +26,8 @@ static PvgpuContextInfo *pvgpu_context_info(PvgpuState *s,
     }
     qemu_mutex_unlock(&s->sched_lock);
     info->ctx_id = ctx->id;
-    info->capset = ctx->capset_id;
+    info->capset = ctx->capset_id == PVGPU_CAPSET_VIRGL2 ?
+                   PVGPU_CONTEXT_CAPSET_VIRGL2 : PVGPU_CONTEXT_CAPSET_VIRGL;
     info->weight = ctx->weight;
     info->cap = ctx->cap;
     info->priority = ctx->priority;
@@ -55,7 +56,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     PvgpuContextInfoList **ctail = &info->contexts;
 
     info->id = g_strdup(pvgpu_device_id(s));
-    info->qom_path = object_get_canonical_path(OBJECT(s));
+    info->qom_path = pvgpu_device_path(s);
     info->virgl = s->virgl_renderer != NULL;
     info->virgl_unavailable = g_strdup(s->virgl_unavailable);
     info->policy = s->sched_policy;
@@ -119,7 +120,7 @@ static int pvgpu_find_cb(Object *obj, void *opaque)
     path = object_get_canonical_path(obj);
     proxy_path = object_get_canonical_path(
         OBJECT(qdev_get_parent_bus(DEVICE(s))->parent));
-    if (!strcmp(pvgpu_device_id(s), f->id) || !strcmp(path, f->id) ||
+    if (!g_strcmp0(pvgpu_device_id(s), f->id) || !strcmp(path, f->id) ||
         !strcmp(proxy_path, f->id)) {
         f->found = s;
         return 1;

@@ -23,6 +23,7 @@
 #include "system/system.h"
 #include "hw/core/qdev-prop-internal.h"
 #include "qapi/visitor.h"
+#include "qapi/util.h"
 #include "qapi/qapi-events-pvgpu.h"
 #include "qemu/timer.h"
 #include "hw/virtio/virtio.h"
@@ -36,12 +37,28 @@
 #define PVGPU_CONFIG_SIZE 16
 
 /* The id the user gave the pvgpu-pci device, "" if none. */
-const char *pvgpu_device_id(PvgpuState *s)
+/* The pvgpu-pci device: what the user created, named and addresses */
+static Object *pvgpu_proxy(PvgpuState *s)
 {
     BusState *bus = qdev_get_parent_bus(DEVICE(s));
-    DeviceState *proxy = bus ? bus->parent : NULL;
 
-    return proxy && proxy->id ? proxy->id : "";
+    return bus ? OBJECT(bus->parent) : OBJECT(s);
+}
+
+const char *pvgpu_device_id(PvgpuState *s)
+{
+    return DEVICE(pvgpu_proxy(s))->id;
+}
+
+char *pvgpu_device_path(PvgpuState *s)
+{
+    return object_get_canonical_path(pvgpu_proxy(s));
+}
+
+char *pvgpu_device_label(PvgpuState *s)
+{
+    return pvgpu_device_id(s) ? g_strdup(pvgpu_device_id(s))
+                              : pvgpu_device_path(s);
 }
 
 /*
@@ -97,6 +114,7 @@ void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
         [PVGPU_QUOTA_RESOURCES] = PVGPU_SETTING_MAX_RESOURCES,
         [PVGPU_QUOTA_QUEUED] = PVGPU_SETTING_MAX_QUEUED,
     };
+    g_autofree char *path = NULL;
     uint32_t suppressed;
 
     if (s->pool && pvgpu_pool_bound(s->pool, setting[quota]) == limit) {
@@ -106,25 +124,37 @@ void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
     s->refusals++;
     trace_pvgpu_quota_refused(PvgpuQuota_str(quota), ctx_id, limit);
     if (event_allowed(s, quota, &suppressed)) {
-        qapi_event_send_pvgpu_quota_exceeded(pvgpu_device_id(s), quota,
+        path = pvgpu_device_path(s);
+        qapi_event_send_pvgpu_quota_exceeded(pvgpu_device_id(s), path, quota,
                                              has_ctx, ctx_id, limit,
                                              suppressed);
     }
 }
 
-void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command)
+/* virtio-gpu command @type as QAPI's PvgpuGpuCommand: its name, dashed */
+static PvgpuGpuCommand gpu_command(uint32_t type)
 {
+    g_autofree char *name = g_ascii_strdown(pvgpu_cmd_name(type), -1);
+
+    g_strdelimit(name, "_", '-');
+    return qapi_enum_parse(&PvgpuGpuCommand_lookup, name, -1, &error_abort);
+}
+
+void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, uint32_t type)
+{
+    g_autofree char *path = NULL;
     uint32_t suppressed;
 
     if (event_allowed(s, PVGPU_QUOTA__MAX, &suppressed)) {
-        qapi_event_send_pvgpu_context_error(pvgpu_device_id(s), ctx_id,
-                                            command, suppressed);
+        path = pvgpu_device_path(s);
+        qapi_event_send_pvgpu_context_error(pvgpu_device_id(s), path, ctx_id,
+                                            gpu_command(type), suppressed);
     }
 }
 
 void pvgpu_3d_unavailable(PvgpuState *s, const char *reason)
 {
-    g_autofree char *path = object_get_canonical_path(OBJECT(s));
+    g_autofree char *path = pvgpu_device_path(s);
 
     g_free(s->virgl_unavailable);
     s->virgl_unavailable = g_strdup(reason);

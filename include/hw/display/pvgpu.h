@@ -159,10 +159,16 @@ struct PvgpuState {
 };
 
 /* pvgpu.c: answering requests, limits, events */
+/* The id of the pvgpu-pci device, or NULL */
 const char *pvgpu_device_id(PvgpuState *s);
+/* The QOM path of the pvgpu-pci device: g_free it */
+char *pvgpu_device_path(PvgpuState *s);
+/* For messages: the id, or the QOM path if none; g_free it */
+char *pvgpu_device_label(PvgpuState *s);
 void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
                          uint32_t ctx_id, uint64_t limit);
-void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, const char *command);
+/* The renderer refused command @type (PVGPU_CMD_*) of context @ctx_id */
+void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, uint32_t type);
 /* The device runs without 3D because of @reason: recorded and announced */
 void pvgpu_3d_unavailable(PvgpuState *s, const char *reason);
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
