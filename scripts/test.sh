@@ -120,6 +120,7 @@ fi
 # every QMP example of the QAPI schemas, against QEMU and pvgpu-poold
 run_suite qapi-examples 120 python3 tests/qapi-examples.py \
     --qemu "$repo/build/qemu-system-x86_64"
+run_suite metrics 180 python3 tests/metrics-test.py --qemu "$repo/build/qemu-system-x86_64"
 
 # 2b. the same qtests, the fuzzer among them, under ASan and UBSan: any
 # sanitizer report aborts QEMU and fails its test, leaks are checked when
