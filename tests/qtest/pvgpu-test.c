@@ -3184,6 +3184,21 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(ctx, "errors"), ==, 0);
     qobject_unref(info);
 
+    /* the same for people: HMP info pvgpu */
+    {
+        g_autofree char *hmp = qtest_hmp(global_qtest, "info pvgpu");
+
+        if (!strstr(hmp, "pvgpu pvgpu0 (/machine/peripheral/pvgpu0): 3D "
+                         "(virglrenderer), not migratable") ||
+            !strstr(hmp, "scheduling: weighted, quantum 5000 us, max-fps "
+                         "120, inflight 1") ||
+            !g_regex_match_simple("\\n +4 virgl2 +400 +50 +2 +[0-9.]+ +5 +0 "
+                                  "+0 +[0-9.]+ +[0-9.]+ +1 +0\\r?\\n", hmp, 0,
+                                  0)) {
+            g_error("unexpected info pvgpu:\n%s", hmp);
+        }
+    }
+
     /* a renderer error: counted and reported */
     dw[0] = cpu_to_le32(VIRGL_CMD(0xfe, 0, 2));
     dw[1] = dw[2] = 0;

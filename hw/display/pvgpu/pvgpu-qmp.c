@@ -12,6 +12,10 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-pvgpu.h"
 #include "qemu/units.h"
+#include "qemu/cutils.h"
+#include "qemu/module.h"
+#include "monitor/monitor.h"
+#include "qapi/type-helpers.h"
 #include "hw/display/pvgpu.h"
 
 static PvgpuContextInfo *pvgpu_context_info(PvgpuState *s,
@@ -192,3 +196,92 @@ void qmp_pvgpu_set_limits(const char *id, bool has_max_hostmem,
                      max_contexts, has_max_resources, max_resources,
                      has_max_queued, max_queued, errp);
 }
+
+/* --- HMP: info pvgpu ------------------------------------------------------ */
+
+static void hmp_device(GString *buf, const PvgpuInfo *d)
+{
+    g_autofree char *used = size_to_str(d->hostmem_used);
+    g_autofree char *limit = size_to_str(d->max_hostmem);
+
+    g_string_append_printf(buf, "pvgpu %s (%s): %s, %s\n",
+                           d->id ?: "(no id)", d->qom_path,
+                           d->virgl ? "3D (virglrenderer)" : "2D",
+                           d->migratable ? "migratable" : "not migratable");
+    if (d->virgl_unavailable) {
+        g_string_append_printf(buf, "  no 3D: %s\n", d->virgl_unavailable);
+    }
+    if (d->migration_blocker) {
+        g_string_append_printf(buf, "  %s\n", d->migration_blocker);
+    }
+    g_string_append_printf(buf, "  scheduling: %s, quantum %u us, max-fps "
+                           "%u, inflight %u\n",
+                           PvgpuSchedulerPolicy_str(d->policy),
+                           d->quantum_us, d->max_fps, d->inflight);
+    g_string_append_printf(buf, "  memory %s of %s, resources %u of %u, "
+                           "contexts %zu of %u, max-queued %u, refusals %"
+                           PRIu64 "\n", used, limit, d->resources,
+                           d->max_resources, QAPI_LIST_LENGTH(d->contexts),
+                           d->max_contexts, d->max_queued, d->refusals);
+    for (const PvgpuScanoutInfoList *l = d->scanouts; l; l = l->next) {
+        if (l->value->enabled) {
+            g_string_append_printf(buf, "  scanout %u: resource %u, %ux%u%s\n",
+                                   l->value->scanout_id,
+                                   l->value->resource_id, l->value->width,
+                                   l->value->height,
+                                   l->value->dmabuf ? ", dmabuf" : "");
+        }
+    }
+    if (d->pool) {
+        g_string_append_printf(buf, "  pool %s as %s: %s%s%s, share %.1f %%, "
+                               "weight %.2f, %s\n", d->pool->chardev,
+                               d->pool->name,
+                               PvgpuPoolMemberState_str(d->pool->state),
+                               d->pool->reason ? ": " : "",
+                               d->pool->reason ?: "", d->pool->share,
+                               d->pool->weight / 100.0,
+                               d->pool->granted ? "granted" : "not granted");
+    }
+    if (!d->contexts) {
+        return;
+    }
+    g_string_append(buf, "   ctx capset weight cap prio  gpu-time-s "
+                    "submissions queued inflight  p50-ms  p99-ms res "
+                    "errors\n");
+    for (const PvgpuContextInfoList *l = d->contexts; l; l = l->next) {
+        const PvgpuContextInfo *c = l->value;
+
+        g_string_append_printf(buf, "  %4u %-6s %6u %3u %4u %11.3f %11"
+                               PRIu64 " %6u %8u %7.2f %7.2f %3u %6" PRIu64
+                               "\n", c->ctx_id,
+                               PvgpuContextCapset_str(c->capset), c->weight,
+                               c->cap, c->priority, c->gpu_time_ns / 1e9,
+                               c->submissions, c->queued, c->inflight,
+                               c->fence_latency_p50_ns / 1e6,
+                               c->fence_latency_p99_ns / 1e6, c->resources,
+                               c->errors);
+    }
+}
+
+/* query-pvgpu, for people */
+static HumanReadableText *pvgpu_hmp_info(Error **errp)
+{
+    g_autoptr(GString) buf = g_string_new("");
+    PvgpuInfoList *list = qmp_query_pvgpu(errp);
+
+    if (!list) {
+        g_string_append(buf, "no pvgpu device\n");
+    }
+    for (PvgpuInfoList *l = list; l; l = l->next) {
+        hmp_device(buf, l->value);
+    }
+    qapi_free_PvgpuInfoList(list);
+    return human_readable_text_from_str(buf);
+}
+
+static void pvgpu_hmp_register(void)
+{
+    monitor_register_hmp_info_hrt("pvgpu", pvgpu_hmp_info);
+}
+
+type_init(pvgpu_hmp_register)
