@@ -22,6 +22,7 @@ import tempfile
 import time
 
 from harness import QMP, Serial, Tap
+from metrics_check import check_scrape, run_exporter
 
 NAMES = ('pool-a', 'pool-b')
 
@@ -30,6 +31,8 @@ class Guest:
     def __init__(self, args, tmp, name, pool_sock, seconds):
         self.name = name
         self.qmp_path = os.path.join(tmp, f'{name}.qmp')
+        # a second QMP socket, for scripts/pvgpu-metrics
+        self.metrics_qmp = os.path.join(tmp, f'{name}.metrics.qmp')
         ser_path = os.path.join(tmp, f'{name}.serial')
         self.log_path = os.path.join(tmp, f'{name}.log')
         guest = os.path.abspath(args.guest)
@@ -53,6 +56,7 @@ class Guest:
                            'wait=on',
                '-serial', 'chardev:ser',
                '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
+               '-qmp', f'unix:{self.metrics_qmp},server=on,wait=off',
                '-no-reboot'] + args.qemu_arg
         print('# ' + shlex.join(cmd), flush=True)
         self.err = open(os.path.join(tmp, f'{name}.stderr'), 'wb')
@@ -143,6 +147,7 @@ def main():
 
         # both render; sample the pool's shares every half second
         both, alone, shot = [], [], False
+        metrics = None      # what check_scrape() found while both rendered
         while time.monotonic() < deadline and b.done is None:
             for g in guests:
                 g.poll()
@@ -179,6 +184,15 @@ def main():
                               all(n in cli.stdout for n in NAMES),
                               'scripts/pvgpu-pool shows both VMs',
                               cli.stderr.strip())
+                if len(both) == 6:
+                    argv = ['--pool', pool_qmp_path]
+                    for g in guests:
+                        argv += ['--vm', f'{g.name}={g.metrics_qmp}']
+                    r = run_exporter(*argv)
+                    metrics = check_scrape(r.stdout, NAMES)
+                    if r.returncode != 0 or r.stderr:
+                        metrics.append(f'exit {r.returncode}: '
+                                       f'{r.stderr.strip()}')
                 if args.screenshot and not shot and len(both) > 4:
                     for g in guests:
                         path = os.path.abspath(f'{args.screenshot}-{g.name}'
@@ -192,6 +206,9 @@ def main():
                 alone.append(sb)
             time.sleep(0.5)
 
+        tap.check(metrics == [], 'scripts/pvgpu-metrics while both '
+                  'render: per-context metrics of both VMs, promtool passes',
+                  'no scrape' if metrics is None else '; '.join(metrics[:5]))
         for g in guests:
             tap.check(g.report('virgl-3d') == 'virgl-3d enabled' and
                       'virgl' in (g.report('glmark2-renderer') or ''),
