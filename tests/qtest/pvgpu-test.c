@@ -5569,6 +5569,37 @@ static void test_pool_faults(void)
     g_assert_cmpint(poold_run_sync(args), !=, 0);
     g_assert(pool_vm_connected(&pool, "pool-a"));
 
+    /*
+     * the daemon hung (stopped, its sockets open): both hear nothing from
+     * it, leave it after PVGPU_POOL_SILENCE_MS and render on their own;
+     * once it runs again they rejoin
+     */
+    done_a = a.b.loads[0]->completed;
+    done_b = b.b.loads[0]->completed;
+    kill(pool.pid, SIGSTOP);
+    pool_run(both, 2, 8 * G_USEC_PER_SEC, 7 * G_USEC_PER_SEC);
+    g_assert_cmpuint(a.b.loads[0]->completed, >, done_a + 10);
+    g_assert_cmpuint(b.b.loads[0]->completed, >, done_b + 10);
+    m = pool_member(&a);
+    g_assert_cmpstr(qdict_get_str(m, "state"), !=, "member");
+    qobject_unref(m);
+    kill(pool.pid, SIGCONT);
+    {
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        bool joined = false;
+
+        while (!joined) {
+            g_assert(g_get_monotonic_time() < deadline);
+            pool_run(both, 2, G_USEC_PER_SEC / 5, 7 * G_USEC_PER_SEC);
+            joined = true;
+            for (unsigned i = 0; i < 2; i++) {
+                m = pool_member(both[i]);
+                joined &= g_str_equal(qdict_get_str(m, "state"), "member");
+                qobject_unref(m);
+            }
+        }
+    }
+
     /* the daemon killed: both render on, on their own */
     done_a = a.b.loads[0]->completed;
     done_b = b.b.loads[0]->completed;

@@ -9,8 +9,11 @@
  * itself, so its time is its GPU time, whatever part of it a renderer
  * does where (llvmpipe renders a frame when it is read back, not when it
  * is submitted).  The grant goes back (RETURN) when its time is up and
- * nothing runs, or when the device has nothing left to run.  Everything
- * but pvgpu_pool_may_run() runs in the main loop.
+ * nothing runs, or when the device has nothing left to run.  A pool that
+ * stops talking (PVGPU_POOL_SILENCE_MS) is left as a closed one is: a
+ * hung daemon must not stall its members, nor fill their sockets until
+ * the main loop blocks in a write.  Everything but pvgpu_pool_may_run()
+ * runs in the main loop.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -45,6 +48,7 @@ struct PvgpuPool {
     uint32_t seq;
     int64_t start_ns;           /* when the grant came */
     uint64_t grants;
+    int64_t heard_ms;           /* when the pool last sent anything */
 
     /* the gate, read by the render thread */
     QemuMutex lock;
@@ -187,6 +191,7 @@ static void pool_read(void *opaque, const uint8_t *buf, int size)
     const char *why;
     int ret;
 
+    p->heard_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     pvgpu_pool_reader_add(&p->in, buf, size);
     while ((ret = pvgpu_pool_reader_next(&p->in, &m, &why))) {
         if (ret < 0) {
@@ -232,17 +237,27 @@ static void pool_event(void *opaque, QEMUChrEvent event)
     }
 }
 
+/* Once a second while a member: statistics, and is the pool alive? */
 static void pool_stats_timer(void *opaque)
 {
     PvgpuPool *p = opaque;
     PvgpuPoolMsg m = { .type = PVGPU_POOL_STATS };
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
     if (p->state != PVGPU_POOL_MEMBER_STATE_MEMBER) {
         return;
     }
+    if (now - p->heard_ms > PVGPU_POOL_SILENCE_MS) {
+        warn_report("pvgpu: %s: its GPU pool has not answered for %" PRId64
+                    " ms; leaving it, scheduling on its own", p->name,
+                    now - p->heard_ms);
+        /* CHR_EVENT_CLOSED opens the gate; the chardev reconnects */
+        qemu_chr_fe_disconnect(p->chr);
+        return;
+    }
     p->ops->stats(p->opaque, &m);
     pool_send(p, &m);
-    timer_mod(p->stats_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
+    timer_mod(p->stats_timer, now + 1000);
 }
 
 PvgpuPool *pvgpu_pool_new(CharBackend *chr, const char *name,

@@ -32,6 +32,13 @@
 #define PVGPU_POOL_MAX_MSG_SIZE     (PVGPU_POOL_HDR_SIZE + 64 + \
                                      PVGPU_POOL_MAX_CONTEXTS * 24)
 
+/*
+ * A member that has heard nothing from its pool for this long (the pool
+ * sends SHARE every second) takes it for hung, disconnects and schedules
+ * on its own until it can join again.
+ */
+#define PVGPU_POOL_SILENCE_MS   5000
+
 typedef enum PvgpuPoolMsgType {
     /* device -> pool */
     PVGPU_POOL_HELLO = 1,       /* join: who I am */
@@ -45,7 +52,11 @@ typedef enum PvgpuPoolMsgType {
     PVGPU_POOL_LIMITS,          /* the pool's bounds on my own limits */
     PVGPU_POOL_GRANT,           /* you may use this much GPU time now */
     PVGPU_POOL_REVOKE,          /* shorten your grant */
-    PVGPU_POOL_SHARE,           /* once a second: your share */
+    /*
+     * once a second: your share; also the pool's heartbeat, a member that
+     * hears nothing for PVGPU_POOL_SILENCE_MS leaves it
+     */
+    PVGPU_POOL_SHARE,
 } PvgpuPoolMsgType;
 
 /* What a LIMIT_HIT names (the order of QAPI's PvgpuPoolLimit) */
