@@ -64,7 +64,7 @@ uint32_t pool_sched_reserved(const PoolSched *ps, const PoolSchedVm *except)
 
     for (const PoolSchedVm *vm = ps->vms; vm; vm = vm->next) {
         if (vm != except) {
-            sum += vm->reservation;
+            sum += vm->set.reservation;
         }
     }
     return sum;
@@ -82,22 +82,22 @@ void pool_sched_reweigh(PoolSched *ps, uint64_t now_ns)
     uint64_t wsum = 0;
 
     for (PoolSchedVm *vm = ps->vms; vm; vm = vm->next) {
-        wsum += vm->weight;
+        wsum += vm->set.weight;
     }
     for (PoolSchedVm *vm = ps->vms; vm; vm = vm->next) {
-        uint64_t eff = vm->reservation * 100ull +
-                       (100ull - reserved) * 100 * vm->weight / MAX(wsum, 1);
+        uint64_t eff = vm->set.reservation * 100ull +
+                       (100ull - reserved) * 100 * vm->set.weight / MAX(wsum, 1);
 
         vm->eff_weight = MAX(MIN(eff, PVGPU_SCHED_MAX_WEIGHT), 1);
         pvgpu_sched_entity_set_weight(vm->entity, vm->eff_weight);
-        pvgpu_sched_entity_set_class(ps->sched, vm->entity, vm->priority);
-        pvgpu_sched_entity_set_cap(ps->sched, vm->entity, vm->cap, now_ns);
+        pvgpu_sched_entity_set_class(ps->sched, vm->entity, vm->set.priority);
+        pvgpu_sched_entity_set_cap(ps->sched, vm->entity, vm->set.cap, now_ns);
     }
 }
 
 bool pool_sched_join(PoolSched *ps, PoolSchedVm *vm, uint64_t now_ns)
 {
-    if (pool_sched_reserved(ps, NULL) + vm->reservation > 100) {
+    if (pool_sched_reserved(ps, NULL) + vm->set.reservation > 100) {
         return false;
     }
     vm->entity = pvgpu_sched_entity_add(ps->sched, 0);

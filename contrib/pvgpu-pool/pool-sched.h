@@ -27,12 +27,20 @@ typedef enum PoolVmState {
     POOL_VM_GRANTED,            /* holds the GPU */
 } PoolVmState;
 
-typedef struct PoolSchedVm {
-    /* settings: the caller's, applied by pool_sched_join()/_reweigh() */
+/* What the pool's administrator sets for a VM */
+typedef struct PoolVmSettings {
     uint32_t weight;            /* 1 .. PVGPU_SCHED_MAX_WEIGHT */
     uint32_t cap;               /* percent, 0: none */
     uint32_t priority;          /* class */
     uint32_t reservation;       /* percent */
+} PoolVmSettings;
+
+#define POOL_VM_DEFAULT_SETTINGS \
+    ((PoolVmSettings) { .weight = PVGPU_SCHED_DEFAULT_WEIGHT })
+
+typedef struct PoolSchedVm {
+    /* the caller's, applied by pool_sched_join()/_reweigh() */
+    PoolVmSettings set;
 
     /* read-only for the caller */
     PoolVmState state;

@@ -68,7 +68,7 @@ typedef struct PoolPeer PoolPeer;
 /* The settings kept for a VM name, and its connection if it has one */
 typedef struct PoolVm {
     char *name;
-    uint32_t weight, cap, priority, reservation;
+    PoolVmSettings set;
     PvgpuPoolLimits limits;
     bool configured;            /* set through QMP: in the state file */
     PoolPeer *peer;
@@ -153,7 +153,7 @@ static PoolVm *vm_get(const char *name)
     if (!vm) {
         vm = g_new0(PoolVm, 1);
         vm->name = g_strdup(name);
-        vm->weight = PVGPU_SCHED_DEFAULT_WEIGHT;
+        vm->set = POOL_VM_DEFAULT_SETTINGS;
         QTAILQ_INSERT_TAIL(&pool.vms, vm, next);
     }
     return vm;
@@ -191,19 +191,27 @@ static void pool_reweigh(void)
 
     QTAILQ_FOREACH(p, &pool.peers, next) {
         if (p->joined) {
-            p->sv.weight = p->vm->weight;
-            p->sv.cap = p->vm->cap;
-            p->sv.priority = p->vm->priority;
-            p->sv.reservation = p->vm->reservation;
+            p->sv.set = p->vm->set;
         }
     }
     pool_sched_reweigh(pool.sched, get_clock());
 }
 
+/* A VM's settings as QAPI has them: what QMP shows and the state keeps */
+static void settings_to_qapi(const PoolVm *vm, PvgpuPoolVmSettings *q)
+{
+    q->name = g_strdup(vm->name);
+    q->weight = vm->set.weight;
+    q->cap = vm->set.cap;
+    q->priority = vm->set.priority;
+    q->reservation = vm->set.reservation;
+    q->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
+}
+
 static void state_save(Error **errp)
 {
     g_autoptr(PvgpuPoolConfig) cfg = g_new0(PvgpuPoolConfig, 1);
-    PvgpuPoolVmConfigList **tail = &cfg->vms;
+    PvgpuPoolVmSettingsList **tail = &cfg->vms;
     g_autoptr(GString) json = NULL;
     QObject *obj = NULL;
     Visitor *v;
@@ -216,18 +224,13 @@ static void state_save(Error **errp)
     cfg->policy = pool.policy;
     cfg->quantum_us = pool.quantum_us;
     QTAILQ_FOREACH(vm, &pool.vms, next) {
-        PvgpuPoolVmConfig *c;
+        PvgpuPoolVmSettings *c;
 
         if (!vm->configured) {
             continue;
         }
-        c = g_new0(PvgpuPoolVmConfig, 1);
-        c->name = g_strdup(vm->name);
-        c->weight = vm->weight;
-        c->cap = vm->cap;
-        c->priority = vm->priority;
-        c->reservation = vm->reservation;
-        c->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
+        c = g_new0(PvgpuPoolVmSettings, 1);
+        settings_to_qapi(vm, c);
         QAPI_LIST_APPEND(tail, c);
     }
     v = qobject_output_visitor_new(&obj);
@@ -277,15 +280,15 @@ static bool state_load(Error **errp)
     }
     pool.policy = cfg->policy;
     pool.quantum_us = cfg->quantum_us;
-    for (PvgpuPoolVmConfigList *l = cfg->vms; l; l = l->next) {
-        PvgpuPoolVmConfig *c = l->value;
+    for (PvgpuPoolVmSettingsList *l = cfg->vms; l; l = l->next) {
+        PvgpuPoolVmSettings *c = l->value;
         PoolVm *vm = vm_get(c->name);
 
         vm->configured = true;
-        vm->weight = c->weight;
-        vm->cap = c->cap;
-        vm->priority = c->priority;
-        vm->reservation = c->reservation;
+        vm->set = (PoolVmSettings) {
+            .weight = c->weight, .cap = c->cap, .priority = c->priority,
+            .reservation = c->reservation,
+        };
         vm->limits = *c->limits;
     }
     return true;
@@ -366,14 +369,12 @@ static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
         goto refuse;
     }
     /* the pool's setting for the name wins over what the device asks */
-    reservation = vm && vm->configured ? vm->reservation
+    reservation = vm && vm->configured ? vm->set.reservation
                                        : m->u.hello.reservation_pct;
     p->sv = (PoolSchedVm) {
-        .weight = vm ? vm->weight : PVGPU_SCHED_DEFAULT_WEIGHT,
-        .cap = vm ? vm->cap : 0,
-        .priority = vm ? vm->priority : 0,
-        .reservation = reservation,
+        .set = vm ? vm->set : POOL_VM_DEFAULT_SETTINGS,
     };
+    p->sv.set.reservation = reservation;
     if (!pool_sched_join(pool.sched, &p->sv, get_clock())) {
         others = pool_sched_reserved(pool.sched, NULL);
         snprintf(r.u.refuse.reason, sizeof(r.u.refuse.reason),
@@ -384,7 +385,7 @@ static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
     p->joined = true;
 
     vm = vm_get(name);
-    vm->reservation = reservation;
+    vm->set.reservation = reservation;
     vm->peer = p;
     p->vm = vm;
     memset(p->hist_gpu, 0, sizeof(p->hist_gpu));
@@ -703,12 +704,7 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
         PvgpuPoolVmInfo *v = g_new0(PvgpuPoolVmInfo, 1);
         PoolPeer *p = vm->peer;
 
-        v->name = g_strdup(vm->name);
-        v->weight = vm->weight;
-        v->cap = vm->cap;
-        v->priority = vm->priority;
-        v->reservation = vm->reservation;
-        v->limits = g_memdup2(&vm->limits, sizeof(vm->limits));
+        settings_to_qapi(vm, qapi_PvgpuPoolVmInfo_base(v));
         if (p && !p->dead) {
             const PvgpuPoolStats *st = &p->stats.u.stats;
             PvgpuPoolContextInfoList **ctail = &v->contexts;
@@ -780,10 +776,11 @@ void qmp_pvgpu_pool_set_vm(const char *name,
     }
     vm = vm_get(name);
     vm->configured = true;
-    vm->weight = has_weight ? weight : vm->weight;
-    vm->cap = has_cap ? cap : vm->cap;
-    vm->priority = has_priority ? priority : vm->priority;
-    vm->reservation = has_reservation ? reservation : vm->reservation;
+    vm->set.weight = has_weight ? weight : vm->set.weight;
+    vm->set.cap = has_cap ? cap : vm->set.cap;
+    vm->set.priority = has_priority ? priority : vm->set.priority;
+    vm->set.reservation = has_reservation ? reservation
+                                          : vm->set.reservation;
     if (has_max_hostmem) {
         vm->limits.max_hostmem = max_hostmem;
     }

@@ -57,8 +57,8 @@ static SimVm *sim_add(Sim *s, uint32_t weight, uint32_t reservation,
 {
     SimVm *vm = g_new0(SimVm, 1);
 
-    vm->sv.weight = weight;
-    vm->sv.reservation = reservation;
+    vm->sv.set.weight = weight;
+    vm->sv.set.reservation = reservation;
     vm->job_ns = job_ns;
     vm->busy = busy;
     g_assert(pool_sched_join(s->ps, &vm->sv, s->now));
@@ -170,7 +170,7 @@ static void test_weights(void)
     g_assert_cmpfloat(fabs(share(&s, b) - 75), <, 1);
     g_assert_cmpuint(a->sv.eff_weight, ==, 2500);
     /* a run-time change: 3:3 */
-    a->sv.weight = 300;
+    a->sv.set.weight = 300;
     pool_sched_reweigh(s.ps, s.now);
     sim_measure(&s);
     sim_run(&s, s.now + 5 * SEC);
@@ -219,8 +219,8 @@ static void test_admission(void)
 
     sim_init(&s, 1);
     a = sim_add(&s, 100, 70, 1 * MS, true);
-    b->sv.weight = 100;
-    b->sv.reservation = 40;
+    b->sv.set.weight = 100;
+    b->sv.set.reservation = 40;
     g_assert(!pool_sched_join(s.ps, &b->sv, s.now));
     g_assert_cmpuint(pool_sched_reserved(s.ps, NULL), ==, 70);
     g_assert_cmpuint(pool_sched_reserved(s.ps, &a->sv), ==, 0);
