@@ -41,7 +41,7 @@ struct PvgpuPool {
     PvgpuPoolReader in;
     QEMUTimer *stats_timer;
     QEMUTimer *grant_timer;     /* the grant's time is up */
-    PvgpuPoolMsg limits;
+    PvgpuPoolBounds limits;     /* the latest LIMITS */
     double share;
     uint32_t weight;
     bool demanded;              /* the pool knows we want a grant */
@@ -131,7 +131,7 @@ static void pool_message(PvgpuPool *p, const PvgpuPoolMsg *m)
                        m->u.refuse.reason);
         return;
     case PVGPU_POOL_LIMITS:
-        p->limits = *m;
+        p->limits = m->u.limits;
         p->ops->limits_changed(p->opaque);
         return;
     case PVGPU_POOL_GRANT: {
@@ -272,7 +272,6 @@ PvgpuPool *pvgpu_pool_new(CharBackend *chr, const char *name,
     p->ops = ops;
     p->opaque = opaque;
     p->state = PVGPU_POOL_MEMBER_STATE_DISCONNECTED;
-    p->limits.type = PVGPU_POOL_LIMITS;
     qemu_mutex_init(&p->lock);
     p->stats_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pool_stats_timer, p);
     p->grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pool_grant_timer, p);
@@ -339,13 +338,13 @@ uint64_t pvgpu_pool_bound(PvgpuPool *p, PvgpuSetting which)
 {
     switch (which) {
     case PVGPU_SETTING_MAX_HOSTMEM:
-        return p->limits.u.limits.max_hostmem;
+        return p->limits.max_hostmem;
     case PVGPU_SETTING_MAX_CONTEXTS:
-        return p->limits.u.limits.max_contexts;
+        return p->limits.max_contexts;
     case PVGPU_SETTING_MAX_RESOURCES:
-        return p->limits.u.limits.max_resources;
+        return p->limits.max_resources;
     case PVGPU_SETTING_MAX_FPS:
-        return p->limits.u.limits.max_fps;
+        return p->limits.max_fps;
     default:
         return 0;
     }
@@ -389,9 +388,9 @@ PvgpuPoolMember *pvgpu_pool_info(PvgpuPool *p)
     m->granted = p->granted;
     m->grants = p->grants;
     qemu_mutex_unlock(&p->lock);
-    m->max_hostmem = p->limits.u.limits.max_hostmem;
-    m->max_contexts = p->limits.u.limits.max_contexts;
-    m->max_resources = p->limits.u.limits.max_resources;
-    m->max_fps = p->limits.u.limits.max_fps;
+    m->max_hostmem = p->limits.max_hostmem;
+    m->max_contexts = p->limits.max_contexts;
+    m->max_resources = p->limits.max_resources;
+    m->max_fps = p->limits.max_fps;
     return m;
 }

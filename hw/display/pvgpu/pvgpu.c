@@ -80,29 +80,33 @@ static bool event_allowed(PvgpuState *s, unsigned kind, uint32_t *suppressed)
     return true;
 }
 
-uint64_t pvgpu_limit(PvgpuState *s, PvgpuSetting which)
+/* The device's own limit for @which, its pool's bound aside */
+static uint64_t own_limit(PvgpuState *s, PvgpuSetting which)
 {
-    uint64_t own, bound = s->pool ? pvgpu_pool_bound(s->pool, which) : 0;
-
     switch (which) {
     case PVGPU_SETTING_MAX_HOSTMEM:
-        own = s->max_hostmem;
-        break;
+        return s->max_hostmem;
     case PVGPU_SETTING_MAX_CONTEXTS:
-        own = s->max_contexts;
-        break;
+        return s->max_contexts;
     case PVGPU_SETTING_MAX_RESOURCES:
-        own = s->max_resources;
-        break;
+        return s->max_resources;
+    case PVGPU_SETTING_MAX_QUEUED:
+        return s->max_queued;
     case PVGPU_SETTING_MAX_FPS:
-        /* 0 is unlimited */
-        own = s->max_fps ?: UINT64_MAX;
-        bound = bound ?: UINT64_MAX;
-        return MIN(own, bound) == UINT64_MAX ? 0 : MIN(own, bound);
+        /* 0 is none */
+        return s->max_fps ?: UINT64_MAX;
     default:
         g_assert_not_reached();
     }
-    return bound && bound < own ? bound : own;
+}
+
+uint64_t pvgpu_limit(PvgpuState *s, PvgpuSetting which)
+{
+    uint64_t own = own_limit(s, which);
+    uint64_t bound = s->pool ? pvgpu_pool_bound(s->pool, which) : 0;
+    uint64_t limit = bound && bound < own ? bound : own;
+
+    return which == PVGPU_SETTING_MAX_FPS && limit == UINT64_MAX ? 0 : limit;
 }
 
 void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
@@ -117,7 +121,7 @@ void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
     g_autofree char *path = NULL;
     uint32_t suppressed;
 
-    if (s->pool && pvgpu_pool_bound(s->pool, setting[quota]) == limit) {
+    if (s->pool && limit < own_limit(s, setting[quota])) {
         /* the pool's bound refused it: the pool shows who hit what */
         pvgpu_pool_limit_hit(s->pool, setting[quota], limit);
     }

@@ -87,6 +87,14 @@ typedef struct PvgpuPoolStats {
     PvgpuPoolContextStats ctx[PVGPU_POOL_MAX_CONTEXTS];
 } PvgpuPoolStats;
 
+/* LIMITS: the pool's bounds on a VM's own limits; 0: the pool sets none */
+typedef struct PvgpuPoolBounds {
+    uint64_t max_hostmem;
+    uint32_t max_contexts;
+    uint32_t max_resources;
+    uint32_t max_fps;
+} PvgpuPoolBounds;
+
 typedef struct PvgpuPoolMsg {
     PvgpuPoolMsgType type;
     union {
@@ -113,13 +121,7 @@ typedef struct PvgpuPoolMsg {
         struct {
             char reason[PVGPU_POOL_REASON_LEN];
         } refuse;
-        struct {
-            /* 0: the pool sets none */
-            uint64_t max_hostmem;
-            uint32_t max_contexts;
-            uint32_t max_resources;
-            uint32_t max_fps;
-        } limits;
+        PvgpuPoolBounds limits;
         struct {
             uint32_t seq;
             uint64_t budget_ns;         /* GRANT: to spend; REVOKE: new total */
