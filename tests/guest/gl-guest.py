@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, QemuExited, Serial, Tap, check_power_off
+from harness import (QMP, QemuExited, Serial, Tap, check_power_off,
+                     gl_guest_cmd)
 
 
 def kv(text):
@@ -183,20 +184,9 @@ def main():
               f'pvgpu.glmark2={args.scenes}',
               f'pvgpu.kmscube={args.kmscube_frames}',
               f'pvgpu.timeout={int(args.workload_timeout)}']
-    cmd = [args.qemu, '-M', 'q35', '-accel', 'tcg', '-m', args.memory,
-           '-smp', str(args.smp),
-           '-nodefaults', '-no-user-config', '-display', args.display,
-           '-kernel', os.path.join(guest, 'vmlinuz'),
-           '-initrd', os.path.join(guest, 'initrd.img'),
-           '-append', ' '.join(append),
-           '-drive', f"file={os.path.join(guest, 'rootfs.ext4')},"
-                     'format=raw,if=none,id=rootfs,readonly=on',
-           '-device', 'virtio-blk-pci,drive=rootfs',
-           '-device', device,
-           '-chardev', f'socket,id=ser,path={ser_path},server=on,wait=on',
-           '-serial', 'chardev:ser',
-           '-qmp', f'unix:{qmp_path},server=on,wait=off',
-           '-no-reboot'] + args.qemu_arg
+    cmd = gl_guest_cmd(args.qemu, guest, append, device, ser_path,
+                       [qmp_path], memory=args.memory, smp=args.smp,
+                       display=args.display, extra=args.qemu_arg)
     print('# ' + shlex.join(cmd), flush=True)
     errf = open(err_path, 'wb')
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=errf)

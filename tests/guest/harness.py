@@ -8,6 +8,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -16,6 +17,31 @@ import time
 
 class QemuExited(Exception):
     pass
+
+
+def gl_guest_cmd(qemu, guest, append, device, ser_path, qmp_paths,
+                 memory='1G', smp=1, display='none', extra=()):
+    """The QEMU command line of a Mesa guest (scripts/mkguest-gl.sh):
+    its kernel booted directly with @append, its root filesystem
+    read-only on virtio-blk, @device, the serial port on the Unix socket
+    @ser_path (QEMU waits for the test to connect) and a QMP server on
+    each of @qmp_paths; then @extra."""
+    guest = os.path.abspath(guest)
+    cmd = [qemu, '-M', 'q35', '-accel', 'tcg', '-m', memory,
+           '-smp', str(smp), '-nodefaults', '-no-user-config',
+           '-display', display,
+           '-kernel', os.path.join(guest, 'vmlinuz'),
+           '-initrd', os.path.join(guest, 'initrd.img'),
+           '-append', ' '.join(append),
+           '-drive', f"file={os.path.join(guest, 'rootfs.ext4')},"
+                     'format=raw,if=none,id=rootfs,readonly=on',
+           '-device', 'virtio-blk-pci,drive=rootfs',
+           '-device', device,
+           '-chardev', f'socket,id=ser,path={ser_path},server=on,wait=on',
+           '-serial', 'chardev:ser']
+    for path in qmp_paths:
+        cmd += ['-qmp', f'unix:{path},server=on,wait=off']
+    return cmd + ['-no-reboot'] + list(extra)
 
 
 def connect(path, qemu, timeout=60):

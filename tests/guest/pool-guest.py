@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, Serial, Tap
+from harness import QMP, Serial, Tap, gl_guest_cmd
 from metrics_check import check_scrape, run_exporter
 
 NAMES = ('pool-a', 'pool-b')
@@ -35,29 +35,17 @@ class Guest:
         self.metrics_qmp = os.path.join(tmp, f'{name}.metrics.qmp')
         ser_path = os.path.join(tmp, f'{name}.serial')
         self.log_path = os.path.join(tmp, f'{name}.log')
-        guest = os.path.abspath(args.guest)
         append = ['console=ttyS0', 'loglevel=4', 'panic=-1',
                   'drm.edid_firmware=edid/800x600.bin',
                   f'pvgpu.glmark2={args.scene}:duration={seconds}',
                   'pvgpu.kmscube=0', f'pvgpu.timeout={seconds + 120}']
-        cmd = [args.qemu, '-name', name, '-M', 'q35', '-accel', 'tcg',
-               '-m', '1G', '-nodefaults', '-no-user-config',
-               '-display', 'none',
-               '-kernel', os.path.join(guest, 'vmlinuz'),
-               '-initrd', os.path.join(guest, 'initrd.img'),
-               '-append', ' '.join(append),
-               '-drive', f"file={os.path.join(guest, 'rootfs.ext4')},"
-                         'format=raw,if=none,id=rootfs,readonly=on',
-               '-device', 'virtio-blk-pci,drive=rootfs',
-               '-chardev', f'socket,id=pool0,path={pool_sock},'
-                           'reconnect-ms=500',
-               '-device', 'pvgpu-pci,id=gpu0,xres=800,yres=600,pool=pool0',
-               '-chardev', f'socket,id=ser,path={ser_path},server=on,'
-                           'wait=on',
-               '-serial', 'chardev:ser',
-               '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
-               '-qmp', f'unix:{self.metrics_qmp},server=on,wait=off',
-               '-no-reboot'] + args.qemu_arg
+        cmd = gl_guest_cmd(
+            args.qemu, args.guest, append,
+            'pvgpu-pci,id=gpu0,xres=800,yres=600,pool=pool0', ser_path,
+            [self.qmp_path, self.metrics_qmp],
+            extra=['-name', name, '-chardev',
+                   f'socket,id=pool0,path={pool_sock},reconnect-ms=500'] +
+            args.qemu_arg)
         print('# ' + shlex.join(cmd), flush=True)
         self.err = open(os.path.join(tmp, f'{name}.stderr'), 'wb')
         self.qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
