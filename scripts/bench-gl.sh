@@ -13,11 +13,8 @@
 # PVGPU_CACHE (default ~/.cache/pvgpu) as in scripts/build.sh.
 set -eu
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
-
-case "${1-}" in
--h|--help) usage; exit 0 ;;
-esac
+. "$(dirname "$0")/args.sh"
+want_help "${1-}"
 rounds=${1:-3}
 case "$rounds" in
 *[!0-9]*|0*)

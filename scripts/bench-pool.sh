@@ -10,15 +10,8 @@
 # Usage: scripts/bench-pool.sh   (no arguments; -h, --help prints this)
 set -eu
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
-
-case "${1-}" in
--h|--help) usage; exit 0 ;;
-esac
-if [ $# -gt 0 ]; then
-    echo "$0: unknown argument '$1'; try --help" >&2
-    exit 2
-fi
+. "$(dirname "$0")/args.sh"
+no_args "$@"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/build.sh" --tests >&2

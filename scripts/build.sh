@@ -33,7 +33,7 @@ CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
 QEMU_DEB_VERSION=1:10.0.13+ds-0+deb13u1
 PATCH="$repo/patches/qemu-10.0.patch"
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+. "$(dirname "$0")/args.sh"
 
 build_tests=no
 sanitize=no

@@ -22,7 +22,7 @@
 # scripts/build.sh --help), PVGPU_DEBIAN_MIRROR (scripts/mkguest-gl.sh).
 set -eu
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
+. "$(dirname "$0")/args.sh"
 
 for arg in "$@"; do
     case "$arg" in

@@ -18,11 +18,8 @@
 # (PVGPU_CACHE: default ~/.cache/pvgpu).
 set -u
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
-
-case "${1-}" in
--h|--help) usage; exit 0 ;;
-esac
+. "$(dirname "$0")/args.sh"
+want_help "${1-}"
 if [ $# -gt 2 ]; then
     echo "$0: COMMANDS and SEED are the only arguments; try --help" >&2
     exit 2

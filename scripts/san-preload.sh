@@ -10,15 +10,8 @@
 # Usage: scripts/san-preload.sh   (no arguments; -h, --help prints this)
 set -eu
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
-
-case "${1-}" in
--h|--help) usage; exit 0 ;;
-esac
-if [ $# -gt 0 ]; then
-    echo "$0: unknown argument '$1'; try --help" >&2
-    exit 2
-fi
+. "$(dirname "$0")/args.sh"
+no_args "$@"
 preload=$(gcc -print-file-name=libasan.so)
 for lib in /usr/lib/*/dri/swrast_dri.so /usr/lib/*/libgallium-*.so; do
     [ -e "$lib" ] && preload="$preload:$lib"

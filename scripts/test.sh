@@ -19,15 +19,8 @@
 #   PVGPU_FUZZ_SEED_SAN  the seed of its slice under ASan (default 12)
 set -u
 
-usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
-
-case "${1-}" in
--h|--help) usage; exit 0 ;;
-esac
-if [ $# -gt 0 ]; then
-    echo "$0: unknown argument '$1'; try --help" >&2
-    exit 2
-fi
+. "$(dirname "$0")/args.sh"
+no_args "$@"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
