@@ -500,8 +500,12 @@ static PvgpuRenderJob *pvgpu_exec_pull(void *opaque)
     bool poke = false;
 
     qemu_mutex_lock(&s->sched_lock);
-    /* in a pool, scheduled work runs while the device holds a grant */
-    if (!s->sched_paused && (!s->pool || pvgpu_pool_may_run(s->pool))) {
+    /*
+     * in a pool, scheduled work runs while the device holds a grant, or
+     * while the VM stops
+     */
+    if (!s->sched_paused && (!s->pool || qatomic_read(&s->draining) ||
+                             pvgpu_pool_may_run(s->pool))) {
         item = pvgpu_sched_next(s->sched, now, &ent, &wait);
     }
     if (item) {
@@ -1857,6 +1861,9 @@ void pvgpu_exec_cursor(PvgpuState *s, const PvgpuCmd *cmd)
 }
 
 
+/* How long stopping the VM waits for the guest's requests at most */
+#define DRAIN_MAX_NS (5 * NANOSECONDS_PER_SECOND)
+
 /*
  * The VM stops (migration, savevm, stop): a guest's requests are all
  * answered now, the frame-rate limit and the pool's grant notwithstanding,
@@ -1870,17 +1877,35 @@ static void pvgpu_exec_vm_state_change(void *opaque, bool running,
 {
     PvgpuState *s = opaque;
     PvgpuRenderJob barrier = { .kind = PVGPU_JOB_OP };
+    int64_t deadline = get_clock() + DRAIN_MAX_NS;
+    bool busy;
 
     if (running || s->contexts_used) {
         return;
     }
-    s->draining = true;
-    do {
+    qatomic_set(&s->draining, true);
+    for (;;) {
         pump(s);
         /* returns once everything handed over before is done */
         pvgpu_render_run(s->renderer, &barrier);
-    } while (pvgpu_render_complete(s->renderer));
-    s->draining = false;
+        if (pvgpu_render_complete(s->renderer)) {
+            continue;
+        }
+        /* a context's transfers are pulled by the render thread */
+        qemu_mutex_lock(&s->sched_lock);
+        busy = s->sched_queued || s->sched_running;
+        qemu_mutex_unlock(&s->sched_lock);
+        if (!busy) {
+            break;
+        }
+        if (get_clock() > deadline) {
+            warn_report("pvgpu: requests still unanswered as the VM stops");
+            break;
+        }
+        pvgpu_render_kick(s->renderer);
+        g_usleep(100);
+    }
+    qatomic_set(&s->draining, false);
 }
 
 /* --- migration ----------------------------------------------------------- */
