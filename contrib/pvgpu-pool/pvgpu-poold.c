@@ -344,6 +344,7 @@ static void peer_send_limits(PoolPeer *p)
 }
 
 static void pump(void);
+static void peer_free(PoolPeer *p);
 static void grant_timer_cb(void *opaque);
 
 static void peer_revoke(PoolSchedVm *sv, void *opaque)
@@ -363,6 +364,25 @@ static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
     PoolVm *vm = vm_find(name);
     uint32_t reservation, others;
 
+    if (vm && vm->peer &&
+        (vm->peer->dead || (p->pid && vm->peer->pid == p->pid))) {
+        /*
+         * The same QEMU again (it left a pool that did not answer, say),
+         * before this end of its old connection was seen: that one goes
+         * now, or the VM would be refused for its own name
+         */
+        PoolPeer *old = vm->peer;
+
+        if (!old->dead) {
+            old->why = g_strdup("replaced by a new connection of its QEMU");
+            old->dead = true;
+        }
+        QTAILQ_REMOVE(&pool.peers, old, next);
+        peer_free(old);
+        pool_reweigh();
+        pump();
+        vm = vm_find(name);
+    }
     if (vm && vm->peer) {
         snprintf(r.u.refuse.reason, sizeof(r.u.refuse.reason),
                  "a VM named %s is already in the pool", name);

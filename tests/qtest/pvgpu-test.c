@@ -5526,6 +5526,38 @@ static void test_pool_faults(void)
         pool_wait(pool_vm_gone, &pool, "ghost-holder");
     }
 
+    /*
+     * the same process again under its name before the pool saw its old
+     * connection end (a QEMU that left a pool that did not answer, and
+     * came back at once): the new connection replaces the old one, where
+     * the VM was refused for its own name before
+     */
+    {
+        struct timeval tv = { .tv_sec = 10 };
+        int old = pool_ghost(&pool, "ghost-again");
+        int again = pool_ghost(&pool, "ghost-again");
+        uint8_t msg[8];
+        ssize_t n;
+        char byte;
+
+        g_assert_cmpint(setsockopt(old, SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                   sizeof(tv)), ==, 0);
+        g_assert_cmpint(setsockopt(again, SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                   sizeof(tv)), ==, 0);
+        /* the old connection is closed: what it got, then its end (0) */
+        while ((n = read(old, &byte, 1)) > 0) {
+            continue;
+        }
+        g_assert_cmpint(n, ==, 0);
+        /* the new one is welcomed (16), not refused (17) */
+        g_assert_cmpint(read(again, msg, sizeof(msg)), ==, sizeof(msg));
+        g_assert_cmpuint(msg[0], ==, 16);
+        g_assert(pool_vm_connected(&pool, "ghost-again"));
+        close(old);
+        close(again);
+        pool_wait(pool_vm_gone, &pool, "ghost-again");
+    }
+
     /* a peer that floods the pool with messages is disconnected */
     {
         int flood = pool_ghost(&pool, "ghost-flood");
