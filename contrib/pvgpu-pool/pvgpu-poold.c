@@ -82,6 +82,7 @@ struct PoolPeer {
     PoolVm *vm;                 /* NULL until admitted */
     bool dead;
     bool refused;               /* not admitted: kept, ignored, until it goes */
+    char *refusal;              /* the last reason it was refused for */
     char *why;                  /* why it is being dropped */
 
     PvgpuPoolReader in;
@@ -421,12 +422,18 @@ static void peer_hello(PoolPeer *p, const PvgpuPoolMsg *m)
 
 refuse:
     peer_send(p, &r);
-    warn_report("VM %s (pid %d) refused: %s", name, p->pid,
-                r.u.refuse.reason);
-    qapi_event_send_pvgpu_pool_leave(name, r.u.refuse.reason);
+    if (g_strcmp0(p->refusal, r.u.refuse.reason)) {
+        /* said once, not at each of the device's retries */
+        warn_report("VM %s (pid %d) refused: %s", name, p->pid,
+                    r.u.refuse.reason);
+        qapi_event_send_pvgpu_pool_leave(name, r.u.refuse.reason);
+        g_free(p->refusal);
+        p->refusal = g_strdup(r.u.refuse.reason);
+    }
     /*
      * Kept connected (a dropped device would reconnect and be refused
-     * again every second), but it has no name and gets nothing
+     * again every second), but it has no name and gets nothing; it may
+     * say HELLO again (a device does every PVGPU_POOL_RETRY_MS)
      */
     p->refused = true;
 }
@@ -434,8 +441,13 @@ refuse:
 static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
 {
     if (p->refused) {
-        peer_fail(p, "%s after it was refused", pvgpu_pool_msg_name(m->type));
-        return;
+        if (m->type != PVGPU_POOL_HELLO) {
+            peer_fail(p, "%s after it was refused",
+                      pvgpu_pool_msg_name(m->type));
+            return;
+        }
+        /* it asks again: capacity may have been freed meanwhile */
+        p->refused = false;
     }
     if (!p->vm && m->type != PVGPU_POOL_HELLO) {
         peer_fail(p, "%s before HELLO", pvgpu_pool_msg_name(m->type));
@@ -560,6 +572,7 @@ static void peer_free(PoolPeer *p)
     qio_channel_close(QIO_CHANNEL(p->sioc), NULL);
     object_unref(OBJECT(p->sioc));
     timer_free(p->grant_timer);
+    g_free(p->refusal);
     g_free(p->why);
     g_free(p);
 }

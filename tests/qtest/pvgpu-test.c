@@ -5689,7 +5689,7 @@ static void test_pool_admission(void)
     QTestState *saved = global_qtest;
     Pool pool = { 0 };
     PoolVm a = { 0 }, b = { 0 };
-    QDict *m;
+    QDict *m, *vm;
 
     pool_start(&pool);
     qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
@@ -5719,6 +5719,25 @@ static void test_pool_admission(void)
     qobject_unref(pool_qmp(&pool, "{'execute': 'query-pvgpu-pool'}"));
     g_assert(pool_event_seen(&pool, "PVGPU_POOL_LEAVE", "pool-b"));
     g_assert(!pool_vm_connected(&pool, "pool-b"));
+
+    /* a refused VM asks again: once its reservation fits, it joins */
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
+                           "'arguments': {'name': 'pool-a', "
+                           "'reservation': 30}}"));
+    {
+        gint64 deadline = g_get_monotonic_time() + 15 * G_USEC_PER_SEC;
+
+        while (!pool_vm_connected(&pool, "pool-b")) {
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(100 * 1000);
+        }
+    }
+    m = pool_member(&b);
+    g_assert_cmpstr(qdict_get_str(m, "state"), ==, "member");
+    qobject_unref(m);
+    vm = pool_vm_info(&pool, "pool-b");
+    g_assert_cmpuint(qdict_get_int(vm, "reservation"), ==, 50);
+    qobject_unref(vm);
 
     /* pool-a: max-contexts 1 from the pool, under its own 64 */
     m = pool_member(&a);

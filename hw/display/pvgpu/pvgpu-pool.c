@@ -41,6 +41,7 @@ struct PvgpuPool {
     PvgpuPoolReader in;
     QEMUTimer *stats_timer;
     QEMUTimer *grant_timer;     /* the grant's time is up */
+    QEMUTimer *retry_timer;     /* refused: ask again */
     PvgpuPoolBounds limits;     /* the latest LIMITS */
     double share;
     uint32_t weight;
@@ -117,7 +118,8 @@ static void pool_message(PvgpuPool *p, const PvgpuPoolMsg *m)
     trace_pvgpu_pool_recv(pvgpu_pool_msg_name(m->type));
     switch (m->type) {
     case PVGPU_POOL_WELCOME:
-        if (p->state == PVGPU_POOL_MEMBER_STATE_JOINING) {
+        if (p->state == PVGPU_POOL_MEMBER_STATE_JOINING ||
+            p->state == PVGPU_POOL_MEMBER_STATE_REFUSED) {
             info_report("pvgpu: %s joined its GPU pool", p->name);
             pool_set_state(p, PVGPU_POOL_MEMBER_STATE_MEMBER, NULL);
             timer_mod(p->stats_timer,
@@ -125,10 +127,16 @@ static void pool_message(PvgpuPool *p, const PvgpuPoolMsg *m)
         }
         return;
     case PVGPU_POOL_REFUSE:
-        warn_report("pvgpu: the GPU pool refused %s: %s", p->name,
-                    m->u.refuse.reason);
+        if (p->state != PVGPU_POOL_MEMBER_STATE_REFUSED ||
+            g_strcmp0(p->reason, m->u.refuse.reason)) {
+            warn_report("pvgpu: the GPU pool refused %s: %s; asking again "
+                        "every %d s", p->name, m->u.refuse.reason,
+                        PVGPU_POOL_RETRY_MS / 1000);
+        }
         pool_set_state(p, PVGPU_POOL_MEMBER_STATE_REFUSED,
                        m->u.refuse.reason);
+        timer_mod(p->retry_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                                  PVGPU_POOL_RETRY_MS);
         return;
     case PVGPU_POOL_LIMITS:
         p->limits = m->u.limits;
@@ -205,20 +213,38 @@ static void pool_read(void *opaque, const uint8_t *buf, int size)
     }
 }
 
+/* Ask to join: who we are, what we want reserved */
+static void pool_hello(PvgpuPool *p)
+{
+    PvgpuPoolMsg m = { .type = PVGPU_POOL_HELLO };
+
+    m.u.hello.version = PVGPU_POOL_PROTO_VERSION;
+    m.u.hello.pid = getpid();
+    m.u.hello.reservation_pct = p->reservation;
+    pstrcpy(m.u.hello.name, sizeof(m.u.hello.name), p->name);
+    pool_send(p, &m);
+}
+
+/* Refused: ask again (the state stays refused, with its reason, until
+ * the pool answers) */
+static void pool_retry_timer(void *opaque)
+{
+    PvgpuPool *p = opaque;
+
+    if (p->state == PVGPU_POOL_MEMBER_STATE_REFUSED) {
+        pool_hello(p);
+    }
+}
+
 static void pool_event(void *opaque, QEMUChrEvent event)
 {
     PvgpuPool *p = opaque;
-    PvgpuPoolMsg m = { .type = PVGPU_POOL_HELLO };
 
     switch (event) {
     case CHR_EVENT_OPENED:
         p->in.len = 0;
         pool_set_state(p, PVGPU_POOL_MEMBER_STATE_JOINING, NULL);
-        m.u.hello.version = PVGPU_POOL_PROTO_VERSION;
-        m.u.hello.pid = getpid();
-        m.u.hello.reservation_pct = p->reservation;
-        pstrcpy(m.u.hello.name, sizeof(m.u.hello.name), p->name);
-        pool_send(p, &m);
+        pool_hello(p);
         break;
     case CHR_EVENT_CLOSED:
         if (p->state == PVGPU_POOL_MEMBER_STATE_MEMBER) {
@@ -229,6 +255,7 @@ static void pool_event(void *opaque, QEMUChrEvent event)
             pool_set_state(p, PVGPU_POOL_MEMBER_STATE_DISCONNECTED, NULL);
         }
         timer_del(p->stats_timer);
+        timer_del(p->retry_timer);
         memset(&p->limits, 0, sizeof(p->limits));
         p->ops->limits_changed(p->opaque);
         break;
@@ -275,6 +302,7 @@ PvgpuPool *pvgpu_pool_new(CharBackend *chr, const char *name,
     qemu_mutex_init(&p->lock);
     p->stats_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pool_stats_timer, p);
     p->grant_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pool_grant_timer, p);
+    p->retry_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pool_retry_timer, p);
     qemu_chr_fe_set_handlers(chr, pool_can_read, pool_read, pool_event, NULL,
                              p, NULL, true);
     return p;
@@ -286,6 +314,7 @@ void pvgpu_pool_free(PvgpuPool *p)
                              true);
     timer_free(p->stats_timer);
     timer_free(p->grant_timer);
+    timer_free(p->retry_timer);
     qemu_mutex_destroy(&p->lock);
     g_free(p->reason);
     g_free(p->name);

@@ -38,6 +38,8 @@
  * on its own until it can join again.
  */
 #define PVGPU_POOL_SILENCE_MS   5000
+/* A refused device asks again this often (capacity may have been freed) */
+#define PVGPU_POOL_RETRY_MS     5000
 
 typedef enum PvgpuPoolMsgType {
     /* device -> pool */
@@ -48,7 +50,8 @@ typedef enum PvgpuPoolMsgType {
     PVGPU_POOL_LIMIT_HIT,       /* I refused a guest for a pool limit */
     /* pool -> device */
     PVGPU_POOL_WELCOME = 16,    /* joined */
-    PVGPU_POOL_REFUSE,          /* not admitted, and why */
+    /* not admitted, and why; the device may say HELLO again later */
+    PVGPU_POOL_REFUSE,
     PVGPU_POOL_LIMITS,          /* the pool's bounds on my own limits */
     PVGPU_POOL_GRANT,           /* you may use this much GPU time now */
     PVGPU_POOL_REVOKE,          /* shorten your grant */
