@@ -365,6 +365,16 @@ def main():
                                  first_line(r.stderr or r.stdout))
             so = [s for i in info for s in i['scanouts']
                   if i['id'] == 'ua-gpu0' and s['scanout-id'] == 0]
+            # what is saved: a 3D guest (Linux negotiates virgl and makes
+            # a context for fbcon) without GL state, which can migrate
+            dev = [i for i in info if i['id'] == 'ua-gpu0']
+            tap.check(dev and dev[0]['virgl'] and dev[0]['contexts'] and
+                      dev[0]['migratable'],
+                      f'query-pvgpu {when}: 3D, with a context without GL '
+                      'state, migratable',
+                      str({k: dev[0].get(k) for k in
+                           ('virgl', 'contexts', 'migratable',
+                            'migration-blocker')} if dev else info))
             return tap.check(so and so[0]['enabled'] and
                              (so[0]['width'], so[0]['height']) ==
                              (WIDTH, HEIGHT),
