@@ -2382,6 +2382,7 @@ static void reset(PvgpuState *s, bool unplug)
     g_hash_table_remove_all(s->dying);
     /* nothing is attached to a context any more */
     assert(s->shared_resources == 0);
+    assert(s->contexts_used == 0);
     /* the resources go next (pvgpu_resources_reset()): no 3D state is left */
     if (s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);

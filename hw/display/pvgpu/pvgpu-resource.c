@@ -585,10 +585,11 @@ void pvgpu_resources_reset(PvgpuState *s)
         PvgpuResource *res = value;
 
         g_hash_table_iter_remove(&iter);
+        s->resources_3d -= resource_is_3d(res);
         pvgpu_scanout_detach_resource(s, res);
         pvgpu_resource_free(s, res);
     }
-    s->resources_3d = 0;
+    assert(s->resources_3d == 0);
     assert(s->hostmem_used == 0);
 }
 
