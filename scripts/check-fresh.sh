@@ -26,8 +26,8 @@
 #   logs/STAMP/   one run: debootstrap.log, demo.log, test.log, summary and
 #                 the demo's PNGs
 #
-# /proc, /sys, /dev, /dev/pts and /dev/shm are bind-mounted into the
-# chroot.  On exit, on failure and on Ctrl-C every process left in the
+# The chroot is bind-mounted onto itself (its / is a mount point, as on a
+# machine) and /proc, /sys, /dev, /dev/pts and /dev/shm into it.  On exit, on failure and on Ctrl-C every process left in the
 # chroot is stopped and everything mounted under it (also what a nested
 # debootstrap left behind) is unmounted; nothing under it is removed while
 # anything is still mounted there.
@@ -212,6 +212,11 @@ if [ "$rc" != 0 ]; then
 fi
 log "debootstrap done in $(($(date +%s) - t0))s"
 
+# the chroot's / a mount point of its own, as a machine's root is: a test
+# may make it private in a mount namespace (unshare --propagation private,
+# tests/guest/libvirt-guest.py), which fails on a plain directory
+mount --bind "$root" "$root"
+mount --make-private "$root"
 bind /proc
 bind /sys
 bind /dev
