@@ -27,10 +27,11 @@
 #                 the demo's PNGs
 #
 # The chroot is bind-mounted onto itself (its / is a mount point, as on a
-# machine) and /proc, /sys, /dev, /dev/pts and /dev/shm into it.  On exit, on failure and on Ctrl-C every process left in the
-# chroot is stopped and everything mounted under it (also what a nested
-# debootstrap left behind) is unmounted; nothing under it is removed while
-# anything is still mounted there.
+# machine) and /proc, /sys, /dev, /dev/pts and /dev/shm into it.  On
+# exit, on failure and on Ctrl-C every process left in the chroot is
+# stopped and everything mounted under it (also what a nested debootstrap
+# left behind) is unmounted; nothing under it is removed while anything
+# is still mounted there.
 #
 # Needs root, debootstrap, git, findmnt, flock and the network.
 # Exit status: 0 if both commands succeeded, 1 if not, 2 for a usage error.
