@@ -1359,6 +1359,82 @@ static void test_migrate_3d(void *obj, void *data, QGuestAllocator *alloc)
     qtest_quit(dst);
 }
 
+/* query-migrate's status */
+static char *migrate_status(void)
+{
+    QDict *rsp = qmp("{'execute': 'query-migrate'}");
+    char *status = g_strdup(qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                              "status"));
+
+    qobject_unref(rsp);
+    return status;
+}
+
+/*
+ * A context that runs its first command stream while a migration is under
+ * way (no blocker can be added then) makes that migration fail when the
+ * VM stops; the source runs on, and the blocker is there afterwards.
+ */
+static void test_migrate_3d_racing(void *obj, void *data,
+                                   QGuestAllocator *alloc)
+{
+    static const float magenta[4] = { 1, 0, 1, 1 };
+    g_autofree char *uri = g_strdup_printf("file:%s/pvgpu-mig-race-%d",
+                                           g_get_tmp_dir(), getpid());
+    QPvgpu *gpu = obj;
+    g_autofree char *why = NULL;
+    uint32_t dw[32];
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    /* slow enough that the migration is still copying RAM below */
+    qtest_qmp_assert_success(global_qtest,
+                             "{'execute': 'migrate-set-parameters', "
+                             "'arguments': {'max-bandwidth': 4096}}");
+    qtest_qmp_assert_success(global_qtest, "{'execute': 'migrate', "
+                             "'arguments': {'uri': %s}}", uri);
+    for (;;) {
+        g_autofree char *status = migrate_status();
+
+        if (!strcmp(status, "active")) {
+            break;
+        }
+        g_assert(strcmp(status, "failed") && strcmp(status, "completed"));
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmphex(ctx_create(gpu, 3, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 3, 30, 16, 16);
+    n = clear_stream(dw, 30, magenta);
+    g_assert_cmphex(submit_3d(gpu, 3, dw, n, VIRTIO_GPU_FLAG_FENCE, 1), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    /* let it finish: the VM stops, the device refuses to be saved */
+    qtest_qmp_assert_success(global_qtest,
+                             "{'execute': 'migrate-set-parameters', "
+                             "'arguments': {'max-bandwidth': 4294967296, "
+                             "'downtime-limit': 60000}}");
+    for (;;) {
+        g_autofree char *status = migrate_status();
+
+        g_assert(strcmp(status, "completed"));
+        if (!strcmp(status, "failed")) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    unlink(uri + strlen("file:"));
+    /* the source runs on, its guest served, and now says why */
+    qtest_qmp_assert_success(global_qtest, "{'execute': 'cont'}");
+    g_assert_cmphex(submit_3d(gpu, 3, dw, n, VIRTIO_GPU_FLAG_FENCE, 2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert(!query_migratable(&why));
+    g_assert(strstr(why, "1 3D context with GL state: ids 3"));
+    g_clear_pointer(&why, g_free);
+    why = migrate_refused();
+    g_assert(why && strstr(why, "1 3D context with GL state"));
+    /* a QEMU that has tried to migrate is no one else's to reuse */
+    qos_invalidate_command_line();
+}
+
 static void test_2d_on_virgl(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
@@ -6126,6 +6202,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
     qos_add_test("3d/migrate", "pvgpu", test_migrate_3d, NULL);
+    qos_add_test("3d/migrate-racing", "pvgpu", test_migrate_3d_racing, NULL);
     qos_add_test("3d/scanout-orientation", "pvgpu", test_scanout_orientation,
                  NULL);
     qos_add_test("3d/gl-scanout-fallback", "pvgpu", test_scanout_orientation,
