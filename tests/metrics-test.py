@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'guest'))
-from harness import QMP, Tap  # noqa: E402
+from harness import QMP, Tap, poold_beside  # noqa: E402
 
 from metrics_check import (EXPORTER, REPO, check_scrape,  # noqa: E402
                            find_promtool, parse, promtool_check,
@@ -212,8 +212,7 @@ def main():
                     help='promtool (default: from PATH, else '
                          '$PVGPU_CACHE/bin/promtool)')
     args = ap.parse_args()
-    poold = args.poold or os.path.join(os.path.dirname(args.qemu), 'contrib',
-                                       'pvgpu-pool', 'pvgpu-poold')
+    poold = args.poold or poold_beside(args.qemu)
     promtool = args.promtool or find_promtool()
     print(f'# promtool: {promtool or "not found"}', flush=True)
     tap = Tap()

@@ -29,7 +29,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'guest'))
-from harness import QMP, Tap  # noqa: E402
+from harness import QMP, Tap, poold_beside  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMAS = {'qemu': 'qapi/pvgpu.json', 'poold': 'qapi/pvgpu-pool.json'}
@@ -133,8 +133,7 @@ def main():
     ap.add_argument('--poold',
                     help='pvgpu-poold (default: built beside --qemu)')
     args = ap.parse_args()
-    poold = args.poold or os.path.join(os.path.dirname(args.qemu), 'contrib',
-                                       'pvgpu-pool', 'pvgpu-poold')
+    poold = args.poold or poold_beside(args.qemu)
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix='pvgpu-qapi-')
     procs = []

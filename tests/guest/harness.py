@@ -19,6 +19,12 @@ class QemuExited(Exception):
     pass
 
 
+def poold_beside(qemu):
+    """pvgpu-poold as scripts/build.sh builds it, beside QEMU @qemu"""
+    return os.path.join(os.path.dirname(qemu), 'contrib', 'pvgpu-pool',
+                        'pvgpu-poold')
+
+
 def gl_guest_cmd(qemu, guest, append, device, ser_path, qmp_paths,
                  memory='1G', smp=1, display='none', extra=()):
     """The QEMU command line of a Mesa guest (scripts/mkguest-gl.sh):

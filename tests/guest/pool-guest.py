@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from harness import QMP, Serial, Tap, gl_guest_cmd
+from harness import QMP, Serial, Tap, gl_guest_cmd, poold_beside
 from metrics_check import check_scrape, run_exporter
 
 NAMES = ('pool-a', 'pool-b')
@@ -111,8 +111,7 @@ def main():
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='extra QEMU argument for both guests (repeatable)')
     args = ap.parse_args()
-    poold = args.poold or os.path.join(os.path.dirname(args.qemu), 'contrib',
-                                       'pvgpu-pool', 'pvgpu-poold')
+    poold = args.poold or poold_beside(args.qemu)
     deadline = time.monotonic() + args.timeout
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix='pvgpu-pool-guest-')
