@@ -142,6 +142,7 @@ overlay() {
 }
 overlay hw/display/pvgpu
 overlay contrib/pvgpu-pool
+overlay contrib/pvgpu-render
 for f in "$repo"/include/hw/display/pvgpu*.h "$repo"/qapi/pvgpu*.json \
          "$repo"/tests/qtest/pvgpu*.c "$repo"/tests/qtest/libqos/pvgpu*.[ch]; do
     [ -e "$f" ] && overlay "${f#"$repo"/}"
@@ -185,7 +186,7 @@ ln -sfn "$build" "$link"
 
 # --- 5. build ---------------------------------------------------------------
 
-targets="qemu-system-x86_64 contrib/pvgpu-pool/pvgpu-poold"
+targets="qemu-system-x86_64 contrib/pvgpu-pool/pvgpu-poold contrib/pvgpu-render/pvgpu-render"
 [ "$build_tests" = yes ] && targets="$targets tests/qtest/qos-test"
 log "building $targets"
 ninja -C "$build" $targets >&2

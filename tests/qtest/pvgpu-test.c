@@ -930,8 +930,16 @@ static QTestState *migrate_to_new(void)
     QTestState *src = global_qtest, *dst;
     QDict *rsp;
 
-    dst = qtest_initf("-M pc -device pvgpu-pci,addr=04.0,id=pvgpu0 "
-                      "-incoming defer");
+    /* as libqos/pvgpu.c set up the source */
+    if (getenv("PVGPU_QTEST_RENDER_PROCESS")) {
+        dst = qtest_initf("-M pc -object memory-backend-memfd,id=pvgpu-ram,"
+                          "size=128M,share=on -machine memory-backend="
+                          "pvgpu-ram -device pvgpu-pci,addr=04.0,id=pvgpu0,"
+                          "render-process=auto -incoming defer");
+    } else {
+        dst = qtest_initf("-M pc -device pvgpu-pci,addr=04.0,id=pvgpu0 "
+                          "-incoming defer");
+    }
     rsp = qtest_qmp(src, "{'execute': 'migrate', 'arguments': {'uri': %s}}",
                     uri);
     g_assert(qdict_haskey(rsp, "return"));

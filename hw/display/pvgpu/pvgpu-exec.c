@@ -1623,15 +1623,24 @@ bool pvgpu_3d_available(PvgpuState *s)
 }
 
 /*
- * After a reset the renderer may have failed to start again: the device
- * goes on without 3D, and says so (query-pvgpu, PVGPU_3D_UNAVAILABLE).
+ * After a reset the renderer may have failed to start again, or its
+ * render process died: the device goes on without 3D, and says so
+ * (query-pvgpu, PVGPU_3D_UNAVAILABLE); a process started again by a reset
+ * brings 3D back.
  */
 static void renderer_check(PvgpuState *s)
 {
-    if (s->virgl_renderer && pvgpu_render_broken(s->virgl_renderer) &&
-        !s->virgl_unavailable) {
-        pvgpu_3d_unavailable(s, "virglrenderer failed to restart after a "
-                             "device reset");
+    g_autofree char *why = NULL;
+
+    if (!s->virgl_renderer) {
+        return;
+    }
+    why = pvgpu_render_broken_why(s->virgl_renderer);
+    if (why && g_strcmp0(why, s->virgl_unavailable)) {
+        pvgpu_3d_unavailable(s, why);
+    } else if (!why && s->virgl_unavailable) {
+        trace_pvgpu_3d_available();
+        g_clear_pointer(&s->virgl_unavailable, g_free);
     }
 }
 
@@ -1718,7 +1727,8 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
         s->sched_running--;
     }
     qemu_mutex_unlock(&s->sched_lock);
-    if (job->kind == PVGPU_JOB_RESTART) {
+    if (job->kind == PVGPU_JOB_RESTART ||
+        (job->failed && s->renderer == s->virgl_renderer)) {
         renderer_check(s);
     }
     if (job->op.kind == PVGPU_OP_MAP && !job->cancelled) {
@@ -2196,9 +2206,24 @@ bool pvgpu_exec_init(PvgpuState *s, Error **errp)
     };
     Error *err = NULL;
 
+    if (s->virgl != ON_OFF_AUTO_OFF && s->render_process == ON_OFF_AUTO_ON &&
+        (s->hostmem || !pvgpu_remote_possible(s->render_helper, &err))) {
+        if (!err) {
+            error_setg(&err, "host-visible blobs (hostmem) need "
+                       "virglrenderer in QEMU's process");
+        }
+        error_propagate_prepend(errp, err, "pvgpu: render-process=on: ");
+        return false;
+    }
     if (s->virgl != ON_OFF_AUTO_OFF) {
-        s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s,
-                                            &err);
+        bool process = s->render_process == ON_OFF_AUTO_ON ||
+                       (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
+                        pvgpu_remote_possible(s->render_helper, NULL));
+
+        s->virgl_renderer = process ?
+            pvgpu_remote_new(&opts, s->render_helper, pvgpu_exec_job_done, s,
+                             &err) :
+            pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s, &err);
         if (!s->virgl_renderer && s->virgl == ON_OFF_AUTO_ON) {
             error_propagate(errp, err);
             return false;
@@ -2340,7 +2365,9 @@ static void reset(PvgpuState *s, bool unplug)
     s->sched_paused = true;
     qemu_mutex_unlock(&s->sched_lock);
     /* cancels and hands back every job in flight, synchronously */
-    if (s->virgl_used) {
+    if (s->virgl_used ||
+        (s->virgl_renderer && pvgpu_render_broken(s->virgl_renderer))) {
+        /* a render process that died starts again here */
         pvgpu_render_reset(s->virgl_renderer, unplug || s->releasing);
         renderer_check(s);
         s->virgl_used = false;

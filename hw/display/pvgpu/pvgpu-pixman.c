@@ -384,9 +384,9 @@ static const char *pixman_describe(PvgpuRenderer *r)
     return "pixman (2D)";
 }
 
-static bool pixman_broken(PvgpuRenderer *r)
+static char *pixman_broken(PvgpuRenderer *r)
 {
-    return false;
+    return NULL;
 }
 
 static const PvgpuRenderBackend pvgpu_pixman_backend = {

@@ -80,7 +80,19 @@ const char *pvgpu_render_describe(PvgpuRenderer *r)
 
 bool pvgpu_render_broken(PvgpuRenderer *r)
 {
+    g_autofree char *why = r->be->broken(r);
+
+    return why != NULL;
+}
+
+char *pvgpu_render_broken_why(PvgpuRenderer *r)
+{
     return r->be->broken(r);
+}
+
+bool pvgpu_render_process(PvgpuRenderer *r, int *pid, unsigned *restarts)
+{
+    return r->be->process && r->be->process(r, pid, restarts);
 }
 
 void pvgpu_render_job_clear(PvgpuRenderJob *job)

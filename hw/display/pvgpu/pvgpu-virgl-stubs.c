@@ -16,3 +16,17 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
     error_setg(errp, "QEMU was built without virglrenderer");
     return NULL;
 }
+
+PvgpuRenderer *pvgpu_remote_new(const PvgpuRenderOpts *opts,
+                                const char *helper, PvgpuRenderDoneFn *done,
+                                void *opaque, Error **errp)
+{
+    error_setg(errp, "QEMU was built without virglrenderer");
+    return NULL;
+}
+
+bool pvgpu_remote_possible(const char *helper, Error **errp)
+{
+    error_setg(errp, "QEMU was built without virglrenderer");
+    return false;
+}

@@ -944,9 +944,11 @@ static unsigned virgl_capsets(PvgpuRenderer *base,
     return r->ncapsets;
 }
 
-static bool virgl_broken(PvgpuRenderer *base)
+static char *virgl_broken(PvgpuRenderer *base)
 {
-    return qatomic_read(&virgl_of(base)->broken);
+    return qatomic_read(&virgl_of(base)->broken) ?
+           g_strdup("virglrenderer failed to restart after a device reset") :
+           NULL;
 }
 
 static const char *virgl_describe(PvgpuRenderer *base)

@@ -1024,6 +1024,9 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_ON_OFF_AUTO("virgl", PvgpuState, virgl, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_STRING("render-node", PvgpuState, render_node),
     DEFINE_PROP_BOOL("gles", PvgpuState, gles, false),
+    DEFINE_PROP_ON_OFF_AUTO("render-process", PvgpuState, render_process,
+                            ON_OFF_AUTO_AUTO),
+    DEFINE_PROP_STRING("render-helper", PvgpuState, render_helper),
     DEFINE_PROP_BOOL("gl-scanout", PvgpuState, gl_scanout, false),
     DEFINE_PROP_SIGNED("sched-policy", PvgpuState, sched_policy,
                        PVGPU_SCHEDULER_POLICY_BEST_EFFORT,
@@ -1062,6 +1065,12 @@ static const struct {
     { "render-node", "DRM render node to render on (default: EGL "
       "surfaceless: any GPU, or Mesa's software rasterizer)" },
     { "gles", "render with OpenGL ES instead of desktop OpenGL on the host" },
+    { "render-process", "run virglrenderer in a process of its own "
+      "(pvgpu-render), so that a crash in the host's GL stack does not end "
+      "the VM: on, off, or auto (on when the guest's RAM is a shared memory "
+      "backend, hostmem is 0 and the helper is there)" },
+    { "render-helper", "the render process's program (default: "
+      "pvgpu-render beside QEMU or in QEMU's helper directory)" },
     { "gl-scanout", "hand 3D scanouts to a GL display as dmabufs (egl-"
       "headless, gtk or spice with GL) instead of reading them back" },
     { "sched-policy", "how the guest's 3D contexts share GPU time: "

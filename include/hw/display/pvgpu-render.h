@@ -232,7 +232,9 @@ typedef struct PvgpuRenderBackend {
     void (*unhold)(PvgpuRenderer *r);
     unsigned (*capsets)(PvgpuRenderer *r, const PvgpuCapset **capsets);
     const char *(*describe)(PvgpuRenderer *r);
-    bool (*broken)(PvgpuRenderer *r);
+    char *(*broken)(PvgpuRenderer *r);
+    /* renderers in a process of their own; NULL for the others */
+    bool (*process)(PvgpuRenderer *r, int *pid, unsigned *restarts);
 } PvgpuRenderBackend;
 
 /* What every backend's renderer starts with */
@@ -252,6 +254,18 @@ void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
 PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
                                PvgpuRenderDoneFn *done, void *opaque,
                                Error **errp);
+
+/*
+ * virglrenderer in a render process (pvgpu-remote.c): start @helper (NULL:
+ * contrib/pvgpu-render's pvgpu-render beside QEMU or where it is
+ * installed) and wait for it to be ready.  Any number of them may exist.
+ * pvgpu_remote_possible() tells whether the guest's RAM can be shared
+ * with one and the helper is there.
+ */
+PvgpuRenderer *pvgpu_remote_new(const PvgpuRenderOpts *opts,
+                                const char *helper, PvgpuRenderDoneFn *done,
+                                void *opaque, Error **errp);
+bool pvgpu_remote_possible(const char *helper, Error **errp);
 
 /*
  * pixman: 2D resources (RESOURCE_CREATE_2D images, guest-memory blobs),
@@ -301,11 +315,19 @@ void pvgpu_render_unhold(PvgpuRenderer *r);
 unsigned pvgpu_render_capsets(PvgpuRenderer *r, const PvgpuCapset **capsets);
 const char *pvgpu_render_describe(PvgpuRenderer *r);
 /*
- * virglrenderer could not be initialised again after a reset: every job
- * fails from then on.  Known once pvgpu_render_reset() returned or a
- * PVGPU_JOB_RESTART job came back.
+ * The renderer cannot render (every job fails): virglrenderer could not be
+ * initialised again after a reset, or its render process died.  Known
+ * once pvgpu_render_reset() returned, a PVGPU_JOB_RESTART job or a
+ * failed job came back.  pvgpu_render_broken_why() says why (NULL: it is
+ * not broken), to be freed.
  */
 bool pvgpu_render_broken(PvgpuRenderer *r);
+char *pvgpu_render_broken_why(PvgpuRenderer *r);
+/*
+ * A renderer in a process of its own: its pid (0 while there is none)
+ * and how many times it was started again after it died.
+ */
+bool pvgpu_render_process(PvgpuRenderer *r, int *pid, unsigned *restarts);
 
 /* A backend starts @job (submitted or pulled): no results yet */
 void pvgpu_render_job_begin(PvgpuRenderJob *job);

@@ -68,6 +68,8 @@ struct PvgpuState {
     OnOffAuto virgl;
     char *render_node;
     bool gles;
+    OnOffAuto render_process;   /* virglrenderer in pvgpu-render */
+    char *render_helper;        /* that program; NULL: where it is built */
     bool gl_scanout;
     unsigned gl_blocked;        /* the GL display is busy with a frame */
 

@@ -170,6 +170,19 @@ static void pvgpu_register_nodes(void)
         .extra_device_opts = "addr=04.0,id=pvgpu0",
     };
 
+    /*
+     * PVGPU_QTEST_RENDER_PROCESS=1: the tests' device renders in a render
+     * process (pvgpu-render), with the guest's RAM (the pc machine's 128M)
+     * a shared memfd it maps; except with hostmem, which needs the
+     * renderer in QEMU (auto)
+     */
+    if (getenv("PVGPU_QTEST_RENDER_PROCESS")) {
+        opts.before_cmd_line = "-object memory-backend-memfd,id=pvgpu-ram,"
+                               "size=128M,share=on "
+                               "-machine memory-backend=pvgpu-ram";
+        opts.extra_device_opts = "addr=04.0,id=pvgpu0,render-process=auto";
+    }
+
     add_qpci_address(&opts, &addr);
     qos_node_create_driver("pvgpu-pci", qpvgpu_pci_create);
     qos_node_consumes("pvgpu-pci", "pci-bus", &opts);

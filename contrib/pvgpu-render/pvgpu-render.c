@@ -1,0 +1,561 @@
+/*
+ * pvgpu-render: virglrenderer in a process of its own, for one pvgpu
+ * device (render-process=on).  QEMU starts it with a Unix socket as its
+ * standard input and speaks the protocol of pvgpu-render-proto.h.
+ *
+ * The renderer is pvgpu-virgl.c, the same backend QEMU runs in-process:
+ * this program only turns messages into its jobs and its completions
+ * into messages.  Guest memory comes as file descriptors of guest RAM,
+ * mapped shared, as a vhost-user back end maps it.  When QEMU goes (the
+ * socket closes), so does the helper.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "hw/display/pvgpu-render-proto.h"
+
+#define SOCK 0
+
+typedef struct Region {
+    uint8_t *base;
+    uint64_t size;
+} Region;
+
+typedef struct HelperJob {
+    PvgpuRenderJob job;
+    uint64_t tag;
+    struct iovec *iov;
+    uint8_t *data;
+    /* a TRANSFER_READ's inline memory, sent back with the DONE */
+    uint8_t *read_buf;
+    uint64_t read_len;
+} HelperJob;
+
+static PvgpuRenderer *renderer;
+static GArray *regions;         /* of Region, by id */
+/*
+ * resource id -> the iovec array of its backing or guest blob, which
+ * virglrenderer keeps using until the backing is detached
+ */
+static GHashTable *backings;
+static bool quit;
+
+static void die(const char *what)
+{
+    error_report("pvgpu-render: %s", what);
+    exit(1);
+}
+
+static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
+                     int nparts, const int *fds)
+{
+    struct iovec iov[8];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
+    } u;
+    struct msghdr msg = { .msg_iov = iov };
+    int n = 0;
+
+    assert(nparts < (int)ARRAY_SIZE(iov) && hdr->nfds <= PVGPU_RP_MAX_FDS);
+    iov[n++] = (struct iovec) { (void *)hdr, sizeof(*hdr) };
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].iov_len) {
+            iov[n++] = parts[i];
+        }
+    }
+    msg.msg_iovlen = n;
+    if (hdr->nfds) {
+        struct cmsghdr *cmsg;
+
+        memset(&u, 0, sizeof(u));
+        msg.msg_control = u.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * hdr->nfds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * hdr->nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * hdr->nfds);
+    }
+    while (msg.msg_iovlen) {
+        ssize_t ret = sendmsg(SOCK, &msg, MSG_NOSIGNAL);
+
+        if (ret < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* QEMU is gone */
+            exit(0);
+        }
+        /* the fds went with the first bytes */
+        msg.msg_control = NULL;
+        msg.msg_controllen = 0;
+        while (msg.msg_iovlen && ret >= (ssize_t)msg.msg_iov->iov_len) {
+            ret -= msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if (msg.msg_iovlen) {
+            msg.msg_iov->iov_base = (uint8_t *)msg.msg_iov->iov_base + ret;
+            msg.msg_iov->iov_len -= ret;
+        }
+    }
+}
+
+/* Read exactly @len bytes; false at the end of the stream */
+static bool read_all(void *buf, size_t len)
+{
+    while (len) {
+        ssize_t ret = read(SOCK, buf, len);
+
+        if (ret < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ret <= 0) {
+            return false;
+        }
+        buf = (uint8_t *)buf + ret;
+        len -= ret;
+    }
+    return true;
+}
+
+static void send_hello(bool ok, const char *text)
+{
+    PvgpuRpHello hello = {
+        .version = PVGPU_RP_VERSION,
+        .op_size = sizeof(PvgpuRenderOp),
+        .ok = ok,
+        .text_len = strlen(text),
+    };
+    PvgpuRpHdr hdr = { .type = PVGPU_RP_HELLO };
+    struct iovec parts[2 + PVGPU_MAX_CAPSETS];
+    int n = 0;
+
+    parts[n++] = (struct iovec) { &hello, sizeof(hello) };
+    if (ok) {
+        const PvgpuCapset *caps;
+
+        hello.ncapsets = pvgpu_render_capsets(renderer, &caps);
+        for (unsigned i = 0; i < hello.ncapsets; i++) {
+            hello.capsets[i].id = caps[i].id;
+            hello.capsets[i].max_version = caps[i].max_version;
+            hello.capsets[i].max_size = caps[i].max_size;
+            parts[n++] = (struct iovec) { caps[i].data, caps[i].max_size };
+        }
+    }
+    parts[n++] = (struct iovec) { (void *)text, hello.text_len };
+    for (int i = 0; i < n; i++) {
+        hdr.len += parts[i].iov_len;
+    }
+    send_all(&hdr, parts, n, NULL);
+}
+
+/* What virglrenderer holds of a job's guest memory after it ran */
+static void backing_update(HelperJob *hj)
+{
+    PvgpuRenderJob *job = &hj->job;
+    gpointer id = GUINT_TO_POINTER(job->op.resource_id);
+
+    if (job->kind == PVGPU_JOB_RESTART) {
+        g_hash_table_remove_all(backings);
+        return;
+    }
+    if (job->kind != PVGPU_JOB_OP || job->failed || job->cancelled) {
+        return;
+    }
+    switch (job->op.kind) {
+    case PVGPU_OP_BACKING_ATTACH:
+    case PVGPU_OP_RESOURCE_CREATE_BLOB:
+        if (job->op.niov) {
+            g_hash_table_insert(backings, id, g_steal_pointer(&hj->iov));
+        }
+        break;
+    case PVGPU_OP_BACKING_DETACH:
+    case PVGPU_OP_RESOURCE_UNREF:
+        g_hash_table_remove(backings, id);
+        break;
+    default:
+        break;
+    }
+}
+
+static void job_done(PvgpuRenderJob *job, void *opaque)
+{
+    HelperJob *hj = container_of(job, HelperJob, job);
+    PvgpuRpDone done = {
+        .tag = hj->tag,
+        .gpu_ns = job->gpu_ns,
+        .failed = job->failed,
+        .cancelled = job->cancelled,
+        .nreadbacks = job->nreadbacks,
+    };
+    PvgpuRpReadbackDone rbd[PVGPU_MAX_SCANOUTS] = {};
+    PvgpuRpHdr hdr = { .type = PVGPU_RP_DONE };
+    struct iovec parts[3 + PVGPU_MAX_SCANOUTS];
+    int fds[PVGPU_MAX_SCANOUTS];
+    int n = 0;
+
+    parts[n++] = (struct iovec) { &done, sizeof(done) };
+    parts[n++] = (struct iovec) { rbd, sizeof(rbd[0]) * job->nreadbacks };
+    for (unsigned i = 0; i < job->nreadbacks; i++) {
+        PvgpuReadback *rb = &job->readbacks[i];
+
+        rbd[i].ok = rb->ok && !job->failed && !job->cancelled;
+        if (!rbd[i].ok) {
+            continue;
+        }
+        rbd[i].format = rb->format;
+        if (rb->dmabuf.fd >= 0) {
+            rbd[i].dmabuf = 1;
+            rbd[i].width = rb->dmabuf.width;
+            rbd[i].height = rb->dmabuf.height;
+            rbd[i].stride = rb->dmabuf.stride;
+            rbd[i].fourcc = rb->dmabuf.fourcc;
+            rbd[i].y0_top = rb->dmabuf.y0_top;
+            fds[hdr.nfds++] = rb->dmabuf.fd;
+        } else {
+            parts[n++] = (struct iovec) {
+                rb->pixels, (size_t)rb->r.width * rb->r.height * 4
+            };
+        }
+    }
+    if (hj->read_buf && !job->failed && !job->cancelled) {
+        parts[n++] = (struct iovec) { hj->read_buf, hj->read_len };
+    }
+    for (int i = 0; i < n; i++) {
+        hdr.len += parts[i].iov_len;
+    }
+    send_all(&hdr, parts, n, fds);
+    backing_update(hj);
+    pvgpu_render_job_clear(job);
+    g_free(hj->iov);
+    g_free(hj->data);
+    g_free(hj->read_buf);
+    g_free(hj);
+}
+
+static void recv_region(const uint8_t *body, uint64_t len, int fd)
+{
+    PvgpuRpRegion rr;
+    Region reg = {};
+
+    if (len != sizeof(rr) || fd < 0) {
+        die("malformed REGION");
+    }
+    memcpy(&rr, body, sizeof(rr));
+    reg.base = mmap(NULL, rr.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                    rr.fd_offset);
+    if (reg.base == MAP_FAILED) {
+        /* jobs in that region fail */
+        error_report("pvgpu-render: cannot map guest RAM (%" PRIu64
+                     " bytes): %s", rr.size, strerror(errno));
+        reg.base = NULL;
+    } else {
+        reg.size = rr.size;
+    }
+    close(fd);
+    if (rr.id >= regions->len) {
+        g_array_set_size(regions, rr.id + 1);
+    }
+    g_array_index(regions, Region, rr.id) = reg;
+}
+
+/* The guest memory of @hj from @segs; false if a segment is not mapped */
+static bool job_memory(HelperJob *hj, const PvgpuRpSeg *segs, uint32_t nsegs,
+                       const uint8_t **inline_data, uint64_t *inline_left)
+{
+    PvgpuRenderOp *op = &hj->job.op;
+    bool read = op->kind == PVGPU_OP_TRANSFER_READ;
+    uint64_t read_off = 0;
+
+    hj->iov = g_new0(struct iovec, nsegs);
+    op->iov = hj->iov;
+    op->niov = nsegs;
+    for (uint32_t i = 0; i < nsegs; i++) {
+        const PvgpuRpSeg *seg = &segs[i];
+
+        if (seg->region == PVGPU_RP_INLINE) {
+            if (read) {
+                hj->read_len += seg->len;
+                continue;
+            }
+            if (seg->len > *inline_left) {
+                die("malformed JOB: inline memory");
+            }
+            hj->iov[i] = (struct iovec) { (void *)*inline_data, seg->len };
+            *inline_data += seg->len;
+            *inline_left -= seg->len;
+            continue;
+        }
+        if (seg->region >= regions->len) {
+            return false;
+        }
+        {
+            Region *reg = &g_array_index(regions, Region, seg->region);
+
+            if (!reg->base || seg->offset > reg->size ||
+                seg->len > reg->size - seg->offset) {
+                return false;
+            }
+            hj->iov[i] = (struct iovec) { reg->base + seg->offset, seg->len };
+        }
+    }
+    if (hj->read_len) {
+        if (hj->read_len > PVGPU_RP_MAX_LEN) {
+            return false;
+        }
+        hj->read_buf = g_try_malloc0(hj->read_len);
+        if (!hj->read_buf) {
+            return false;
+        }
+        for (uint32_t i = 0; i < nsegs; i++) {
+            if (segs[i].region == PVGPU_RP_INLINE) {
+                hj->iov[i] = (struct iovec) {
+                    hj->read_buf + read_off, segs[i].len
+                };
+                read_off += segs[i].len;
+            }
+        }
+    }
+    return true;
+}
+
+static void recv_job(uint8_t *body, uint64_t len)
+{
+    PvgpuRpJob rj;
+    HelperJob *hj;
+    PvgpuRenderJob *job;
+    const PvgpuRpReadback *rbs;
+    const PvgpuRpSeg *segs;
+    const uint8_t *data;
+    uint64_t want, data_left;
+    bool ok;
+
+    if (len < sizeof(rj)) {
+        die("malformed JOB");
+    }
+    memcpy(&rj, body, sizeof(rj));
+    want = sizeof(rj) + (uint64_t)rj.nreadbacks * sizeof(*rbs) +
+           (uint64_t)rj.nsegs * sizeof(*segs) + rj.data_len;
+    if (rj.nreadbacks > PVGPU_MAX_SCANOUTS || rj.nsegs > PVGPU_RP_MAX_SEGS ||
+        want != len) {
+        die("malformed JOB");
+    }
+    rbs = (const void *)(body + sizeof(rj));
+    segs = (const void *)(rbs + rj.nreadbacks);
+    data = (const uint8_t *)(segs + rj.nsegs);
+    data_left = rj.data_len;
+
+    hj = g_new0(HelperJob, 1);
+    job = &hj->job;
+    hj->tag = rj.tag;
+    /* the message's body is the job's until it is done */
+    hj->data = body;
+    job->kind = rj.kind;
+    job->fence = rj.flags & PVGPU_RP_FENCE;
+    job->op = rj.op;
+    job->op.iov = NULL;
+    job->op.niov = 0;
+    job->nreadbacks = rj.nreadbacks;
+    for (uint32_t i = 0; i < rj.nreadbacks; i++) {
+        job->readbacks[i] = (PvgpuReadback) {
+            .scanout_id = rbs[i].scanout_id,
+            .resource_id = rbs[i].resource_id,
+            .r = rbs[i].r,
+            .want_dmabuf = rbs[i].want_dmabuf,
+            .dmabuf.fd = -1,
+        };
+    }
+    switch (job->op.kind) {
+    case PVGPU_OP_CTX_CREATE:
+        if (job->op.u.ctx_create.nlen > data_left) {
+            die("malformed JOB: name");
+        }
+        job->op.u.ctx_create.name = (const char *)data;
+        break;
+    case PVGPU_OP_SUBMIT:
+        if ((uint64_t)job->op.u.submit.ndw * 4 > data_left) {
+            die("malformed JOB: command buffer");
+        }
+        job->op.u.submit.dwords = (const uint32_t *)data;
+        break;
+    default:
+        break;
+    }
+    ok = job_memory(hj, segs, rj.nsegs, &data, &data_left);
+    if (job->kind != PVGPU_JOB_OP && job->kind != PVGPU_JOB_READBACK &&
+        job->kind != PVGPU_JOB_RESTART) {
+        die("malformed JOB: kind");
+    }
+    if (!ok || job->op.kind == PVGPU_OP_MAP ||
+        job->op.kind == PVGPU_OP_UNMAP) {
+        /* guest memory this process cannot reach; no mappings here */
+        pvgpu_render_job_begin(job);
+        job->failed = true;
+        job_done(job, NULL);
+        return;
+    }
+    if (rj.flags & PVGPU_RP_SYNC) {
+        job->failed = !pvgpu_render_run(renderer, job);
+        job_done(job, NULL);
+        return;
+    }
+    pvgpu_render_submit(renderer, job);
+}
+
+static void recv_reset(const uint8_t *body, uint64_t len)
+{
+    PvgpuRpReset rr;
+    PvgpuRpHdr hdr = { .type = PVGPU_RP_RESET_DONE };
+
+    if (len != sizeof(rr)) {
+        die("malformed RESET");
+    }
+    memcpy(&rr, body, sizeof(rr));
+    /* every job not done comes back, cancelled, before this returns */
+    pvgpu_render_reset(renderer, rr.keep_memory);
+    if (!rr.keep_memory) {
+        /* every resource is gone */
+        g_hash_table_remove_all(backings);
+    }
+    send_all(&hdr, NULL, 0, NULL);
+}
+
+static void readable(void *opaque)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
+    } u;
+    PvgpuRpHdr hdr;
+    struct iovec iov = { &hdr, sizeof(hdr) };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cmsg;
+    int fd = -1, nfds = 0;
+    uint8_t *body;
+    ssize_t ret;
+
+    do {
+        ret = recvmsg(SOCK, &msg, MSG_CMSG_CLOEXEC);
+    } while (ret < 0 && errno == EINTR);
+    if (ret <= 0) {
+        quit = true;
+        return;
+    }
+    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+            int n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (int i = 0; i < n; i++) {
+                int f;
+
+                memcpy(&f, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+                if (fd < 0) {
+                    fd = f;
+                } else {
+                    close(f);
+                }
+                nfds++;
+            }
+        }
+    }
+    if (ret < (ssize_t)sizeof(hdr) &&
+        !read_all((uint8_t *)&hdr + ret, sizeof(hdr) - ret)) {
+        quit = true;
+        return;
+    }
+    if (hdr.len > PVGPU_RP_MAX_LEN || hdr.nfds != nfds) {
+        die("malformed message header");
+    }
+    body = g_malloc(hdr.len + 1);
+    if (!read_all(body, hdr.len)) {
+        quit = true;
+        g_free(body);
+        return;
+    }
+    switch (hdr.type) {
+    case PVGPU_RP_REGION:
+        recv_region(body, hdr.len, fd);
+        g_free(body);
+        return;
+    case PVGPU_RP_JOB:
+        recv_job(body, hdr.len);
+        break;
+    case PVGPU_RP_RESET:
+        recv_reset(body, hdr.len);
+        g_free(body);
+        break;
+    default:
+        die("unknown message");
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+static void usage(const char *name)
+{
+    printf("Usage: %s [--render-node PATH] [--gles]\n"
+           "\n"
+           "virglrenderer for one pvgpu device, in a process of its own.\n"
+           "QEMU starts it (pvgpu-pci property render-process) with a Unix\n"
+           "socket as its standard input; it is not run by hand.\n"
+           "\n"
+           "  --render-node PATH  render on this DRM render node\n"
+           "                      (default: EGL surfaceless)\n"
+           "  --gles              OpenGL ES instead of desktop OpenGL\n",
+           name);
+}
+
+int main(int argc, char **argv)
+{
+    PvgpuRenderOpts opts = {};
+    Error *err = NULL;
+    struct stat st;
+
+    error_init(argv[0]);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--render-node") && i + 1 < argc) {
+            opts.render_node = argv[++i];
+        } else if (!strcmp(argv[i], "--gles")) {
+            opts.gles = true;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(argv[0]);
+            return 0;
+        } else {
+            usage(argv[0]);
+            return 2;
+        }
+    }
+    if (fstat(SOCK, &st) || !S_ISSOCK(st.st_mode)) {
+        error_report("pvgpu-render: standard input is not QEMU's socket; "
+                     "QEMU starts this program (render-process=on)");
+        return 2;
+    }
+    qemu_init_main_loop(&error_fatal);
+    regions = g_array_new(false, true, sizeof(Region));
+    backings = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    renderer = pvgpu_virgl_new(&opts, job_done, NULL, &err);
+    if (!renderer) {
+        send_hello(false, error_get_pretty(err));
+        return 1;
+    }
+    send_hello(true, pvgpu_render_describe(renderer));
+    qemu_set_fd_handler(SOCK, readable, NULL, NULL);
+    while (!quit) {
+        main_loop_wait(false);
+    }
+    qemu_set_fd_handler(SOCK, NULL, NULL, NULL);
+    pvgpu_render_free(renderer);
+    return 0;
+}

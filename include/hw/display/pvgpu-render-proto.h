@@ -1,0 +1,144 @@
+/*
+ * pvgpu render process: the messages between QEMU and pvgpu-render
+ *
+ * With render-process=on, virglrenderer runs in a process of its own,
+ * contrib/pvgpu-render, so that a crash in the host's GL stack (which a
+ * guest's command stream can reach) takes down that process and not the
+ * VM.  QEMU's side is the backend in pvgpu-remote.c.  They talk over a
+ * Unix stream socket, the helper's standard input:
+ *
+ *   helper -> QEMU  HELLO once started: capsets and a description, or
+ *                   why virglrenderer could not start
+ *   QEMU -> helper  REGION: a block of guest RAM (its file descriptor),
+ *                   before the first job that points into it
+ *   QEMU -> helper  JOB: a renderer job (pvgpu-render.h); guest memory
+ *                   as (region, offset, length) segments
+ *   helper -> QEMU  DONE: a job's results, readback pixels, dmabufs
+ *   QEMU -> helper  RESET; helper -> QEMU RESET_DONE once every job sent
+ *                   before it was answered
+ *
+ * Each message is a PvgpuRpHdr and @len bytes; the @nfds descriptors go
+ * with its first byte (SCM_RIGHTS).  Both ends come from one build (as a
+ * module does), so a job's operation travels as the PvgpuRenderOp struct
+ * itself, its pointers replaced on the other side; HELLO checks the
+ * build.  The helper trusts QEMU; QEMU checks everything the helper says.
+ *
+ * Copyright (c) 2026 pvgpu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_DISPLAY_PVGPU_RENDER_PROTO_H
+#define HW_DISPLAY_PVGPU_RENDER_PROTO_H
+
+#include "hw/display/pvgpu-render.h"
+
+#define PVGPU_RP_VERSION 1
+/* no message is larger: a command buffer, or a readback of 16384^2 */
+#define PVGPU_RP_MAX_LEN (1024 * 1024 * 1024)
+#define PVGPU_RP_MAX_FDS PVGPU_MAX_SCANOUTS
+#define PVGPU_RP_MAX_SEGS 16384
+
+typedef enum PvgpuRpType {
+    PVGPU_RP_HELLO = 1,
+    PVGPU_RP_REGION,
+    PVGPU_RP_JOB,
+    PVGPU_RP_DONE,
+    PVGPU_RP_RESET,
+    PVGPU_RP_RESET_DONE,
+} PvgpuRpType;
+
+typedef struct PvgpuRpHdr {
+    uint32_t type;              /* PvgpuRpType */
+    uint32_t nfds;
+    uint64_t len;
+} PvgpuRpHdr;
+
+/* HELLO: then each capset's data (max_size bytes), then @text */
+typedef struct PvgpuRpHello {
+    uint32_t version;           /* PVGPU_RP_VERSION */
+    uint32_t op_size;           /* sizeof(PvgpuRenderOp), the build check */
+    uint32_t ok;                /* 0: @text says why virglrenderer failed */
+    uint32_t ncapsets;
+    struct {
+        uint32_t id;
+        uint32_t max_version;
+        uint32_t max_size;
+        uint32_t pad;
+    } capsets[PVGPU_MAX_CAPSETS];
+    uint32_t text_len;          /* the renderer's description, or error */
+    uint32_t pad;
+} PvgpuRpHello;
+
+/* REGION, with its fd: guest RAM the helper maps shared */
+typedef struct PvgpuRpRegion {
+    uint32_t id;
+    uint32_t pad;
+    uint64_t size;
+    uint64_t fd_offset;
+} PvgpuRpRegion;
+
+/* Guest memory of a job: @len bytes at @offset of region @region */
+#define PVGPU_RP_INLINE UINT32_MAX  /* bytes in the message (or the DONE) */
+typedef struct PvgpuRpSeg {
+    uint32_t region;
+    uint32_t pad;
+    uint64_t offset;
+    uint64_t len;
+} PvgpuRpSeg;
+
+typedef struct PvgpuRpReadback {
+    int32_t scanout_id;
+    uint32_t resource_id;
+    PvgpuRect r;
+    uint32_t want_dmabuf;
+} PvgpuRpReadback;
+
+#define PVGPU_RP_FENCE 1        /* job.fence */
+#define PVGPU_RP_SYNC 2         /* pvgpu_render_run() */
+
+/*
+ * JOB: then @nreadbacks PvgpuRpReadback, @nsegs PvgpuRpSeg (op.iov), and
+ * @data_len bytes: the context's name (CTX_CREATE) or command buffer
+ * (SUBMIT), then the bytes of inline segments of a TRANSFER_WRITE
+ */
+typedef struct PvgpuRpJob {
+    uint64_t tag;
+    uint32_t kind;              /* PVGPU_JOB_OP, _READBACK or _RESTART */
+    uint32_t flags;
+    PvgpuRenderOp op;           /* its pointers mean nothing here */
+    uint32_t nreadbacks;
+    uint32_t nsegs;
+    uint64_t data_len;
+} PvgpuRpJob;
+
+typedef struct PvgpuRpReadbackDone {
+    uint32_t ok;
+    uint32_t format;
+    uint32_t dmabuf;            /* an fd came for it (in readback order) */
+    uint32_t width;
+    uint32_t height;
+    uint32_t stride;
+    uint32_t fourcc;
+    uint32_t y0_top;
+} PvgpuRpReadbackDone;
+
+/*
+ * DONE: then @nreadbacks PvgpuRpReadbackDone, then the pixels of each ok
+ * readback without a dmabuf (width * height * 4 bytes of its rectangle),
+ * then, for a TRANSFER_READ, the bytes of its inline segments
+ */
+typedef struct PvgpuRpDone {
+    uint64_t tag;
+    uint64_t gpu_ns;
+    uint32_t failed;
+    uint32_t cancelled;
+    uint32_t nreadbacks;
+    uint32_t pad;
+} PvgpuRpDone;
+
+typedef struct PvgpuRpReset {
+    uint32_t keep_memory;
+    uint32_t pad;
+} PvgpuRpReset;
+
+#endif /* HW_DISPLAY_PVGPU_RENDER_PROTO_H */
