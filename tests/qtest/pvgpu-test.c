@@ -4865,6 +4865,111 @@ static void test_bad_properties(void)
     }
 }
 
+/* --- the render process (render-process=on) ---------------------------- */
+
+/* The device's render process: its pid, and how often it was restarted */
+static int64_t render_pid(unsigned *restarts)
+{
+    QDict *info = query_pvgpu();
+    QDict *rp = qdict_get_qdict(info, "render-process");
+    int64_t pid;
+
+    g_assert(rp);
+    pid = qdict_get_int(rp, "pid");
+    if (restarts) {
+        *restarts = qdict_get_int(rp, "restarts");
+    }
+    qobject_unref(info);
+    return pid;
+}
+
+/*
+ * A crash of the render process, as a guest's command stream can cause
+ * in virglrenderer or the host's GL driver, costs the guest its 3D work
+ * and not QEMU: what was in flight and what comes later is answered with
+ * errors (fences too), 2D and info commands still work, the loss is
+ * reported, and a device reset starts a new process with which the
+ * guest renders again.
+ */
+static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float magenta[4] = { 1, 0, 1, 1 }, green[4] = { 0, 1, 0, 1 };
+    uint32_t dw[32];
+    uint64_t backing;
+    unsigned restarts;
+    int64_t pid, pid2;
+    QDict *info, *ev;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    pid = render_pid(&restarts);
+    g_assert_cmpint(pid, >, 0);
+    g_assert_cmpuint(restarts, ==, 0);
+    /* guest memory, commands and readbacks all cross the process boundary */
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 10, 64, 48);
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0xff00ff);
+
+    /* the renderer crashes */
+    g_assert_cmpint(kill(pid, SIGSEGV), ==, 0);
+    n = clear_stream(dw, 10, green);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 8), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    ev = qtest_qmp_eventwait_ref(gpu->qts, "PVGPU_3D_UNAVAILABLE");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    "killed by signal 11"));
+    qobject_unref(ev);
+    info = query_pvgpu();
+    g_assert_false(qdict_get_bool(info, "virgl"));
+    g_assert(strstr(qdict_get_str(info, "virgl-unavailable"),
+                    "comes back when the guest resets the device"));
+    qobject_unref(info);
+    g_assert_cmpint(render_pid(NULL), ==, 0);
+    /* reaped: no zombie left behind */
+    g_assert_cmpint(kill(pid, 0), ==, -1);
+    /* 3D fails, the rest works */
+    g_assert_cmphex(ctx_create(gpu, 2, VIRTIO_GPU_CAPSET_VIRGL2), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 20, FMT_XRGB, 16, 16), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    {
+        struct virtio_gpu_ctrl_hdr req;
+        struct virtio_gpu_resp_display_info resp;
+
+        hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+        qpvgpu_ctrl(gpu, &req, sizeof(req), &resp, sizeof(resp));
+        g_assert_cmphex(le32_to_cpu(resp.hdr.type), ==,
+                        VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    }
+
+    /* a device reset, as a guest's driver reload or reboot: a new process */
+    qpvgpu_cleanup(gpu);
+    qvirtio_reset(gpu->vdev);
+    pid2 = render_pid(&restarts);
+    g_assert_cmpint(pid2, >, 0);
+    g_assert_cmpint(pid2, !=, pid);
+    g_assert_cmpuint(restarts, ==, 1);
+    info = query_pvgpu();
+    g_assert_true(qdict_get_bool(info, "virgl"));
+    g_assert_false(qdict_haskey(info, "virgl-unavailable"));
+    qobject_unref(info);
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 10, 64, 48);
+    n = clear_stream(dw, 10, green);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 9), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0x00ff00);
+}
+
 /* --- ordering (docs/pvgpu-scheduler.rst, "Ordering") ------------------ */
 
 /* The index in @b of the next request answered (waits up to 30 s) */
@@ -6166,6 +6271,14 @@ static void register_pvgpu_test(void)
         .edge.before_cmd_line = "-global pvgpu-device.gl-scanout=on",
     };
     QOSGraphTestOptions vnc = { .before = before_vnc };
+    /* PVGPU_QTEST_RENDER_PROCESS: libqos/pvgpu.c sets the memory up */
+    QOSGraphTestOptions render_process = {
+        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
+            "-global pvgpu-device.render-process=on" :
+            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
+            "-machine memory-backend=pvgpu-ram "
+            "-global pvgpu-device.render-process=on",
+    };
     QOSGraphTestOptions vnc_2d = {
         .before = before_vnc,
         .edge.before_cmd_line = "-global pvgpu-device.virgl=off",
@@ -6206,6 +6319,8 @@ static void register_pvgpu_test(void)
     qos_add_test("ui-resize", "pvgpu", test_ui_resize, &vnc);
     qos_add_test("migrate", "pvgpu", test_migrate, NULL);
     qos_add_test("stop-answers", "pvgpu", test_stop_answers, NULL);
+    qos_add_test("3d/render-process", "pvgpu", test_render_process,
+                 &render_process);
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);

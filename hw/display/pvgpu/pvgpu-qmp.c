@@ -61,8 +61,18 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
 
     info->id = g_strdup(pvgpu_device_id(s));
     info->qom_path = pvgpu_device_path(s);
-    info->virgl = s->virgl_renderer != NULL;
+    info->virgl = pvgpu_3d_available(s);
     info->virgl_unavailable = g_strdup(s->virgl_unavailable);
+    if (s->virgl_renderer) {
+        int pid;
+        unsigned restarts;
+
+        if (pvgpu_render_process(s->virgl_renderer, &pid, &restarts)) {
+            info->render_process = g_new0(PvgpuRenderProcess, 1);
+            info->render_process->pid = pid;
+            info->render_process->restarts = restarts;
+        }
+    }
     info->policy = s->sched_policy;
     info->quantum_us = s->quantum_us;
     info->max_fps = s->max_fps;
@@ -210,6 +220,12 @@ static void hmp_device(GString *buf, const PvgpuInfo *d)
                            d->migratable ? "migratable" : "not migratable");
     if (d->virgl_unavailable) {
         g_string_append_printf(buf, "  no 3D: %s\n", d->virgl_unavailable);
+    }
+    if (d->render_process) {
+        g_string_append_printf(buf, "  render process: pid %" PRId64
+                               ", restarted %u times\n",
+                               d->render_process->pid,
+                               d->render_process->restarts);
     }
     if (d->migration_blocker) {
         g_string_append_printf(buf, "  %s\n", d->migration_blocker);
