@@ -3,7 +3,8 @@
 # installs what it needs, builds incrementally, then runs
 #   1. unit tests of the QEMU-independent code (tests/unit, ASan+UBSan),
 #   2. the qtests through the libqos pvgpu driver (the device fuzzer among
-#      them), then all of them again under ASan+UBSan,
+#      them), again with virglrenderer in a render process, then all of
+#      them again under ASan+UBSan,
 #   3. the real guest tests (Debian kernel, stock virtio_gpu driver; Mesa
 #      guests with GL, alone and two sharing a GPU pool).
 # Each suite prints TAP; the last line is "N passed, N failed".
@@ -13,8 +14,9 @@
 # Environment:
 #   PVGPU_CACHE          the cache (default ~/.cache/pvgpu); see also
 #                        scripts/build.sh --help
-#   PVGPU_FUZZ_AVOID     patterns the device fuzzer leaves out (default
-#                        bad-shader; below says why)
+#   PVGPU_FUZZ_AVOID     patterns the device fuzzer leaves out with the
+#                        renderer in QEMU (default bad-shader; below says
+#                        why); on a render process it avoids nothing
 #   PVGPU_FUZZ_SEED      the fuzzer slice's seed (default 11)
 #   PVGPU_FUZZ_SEED_SAN  the seed of its slice under ASan (default 12)
 set -u
@@ -110,6 +112,14 @@ else
     # shellcheck disable=SC2086
     run_suite qtest 1200 "$qos" --tap $paths
 fi
+# the same qos tests with virglrenderer in a render process
+# (render-process=on, guest RAM a shared memfd; libqos/pvgpu.c), the fuzzer
+# among them avoiding nothing: virglrenderer's own crashes end the render
+# process, not QEMU, and the fuzzer checks that QEMU answers on
+paths_rp=$("$qos" -l 2>/dev/null | grep -E '/pvgpu-pci/' | sed 's/^/-p /')
+# shellcheck disable=SC2086
+run_suite qtest-process 1200 env PVGPU_QTEST_RENDER_PROCESS=1 \
+    PVGPU_FUZZ_AVOID= "$qos" --tap ${paths_rp:--p /none}
 # every QMP example of the QAPI schemas, against QEMU and pvgpu-poold
 run_suite qapi-examples 120 python3 tests/qapi-examples.py \
     --qemu "$repo/build/qemu-system-x86_64"
@@ -157,6 +167,17 @@ if scripts/build.sh --sanitize --tests; then
         ASAN_OPTIONS="$san" \
         LSAN_OPTIONS="suppressions=$repo/tests/qtest/lsan-pvgpu.supp:print_suppressions=0" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1" \
+        PVGPU_FUZZ_SEED="${PVGPU_FUZZ_SEED_SAN-12}" \
+        PVGPU_FUZZ_COMMANDS=15000 PVGPU_FUZZ_SECONDS=90 \
+        "$qos_san" --tap -p "${fuzz_san:-/none}"
+    # and on a render process, avoiding nothing (both processes are
+    # sanitized: the helper is built with QEMU)
+    run_suite qtest-asan-fuzz-process 600 env \
+        QTEST_QEMU_BINARY="env LD_PRELOAD=$preload $repo/build-san/qemu-system-x86_64" \
+        ASAN_OPTIONS="$san" \
+        LSAN_OPTIONS="suppressions=$repo/tests/qtest/lsan-pvgpu.supp:print_suppressions=0" \
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1" \
+        PVGPU_QTEST_RENDER_PROCESS=1 PVGPU_FUZZ_AVOID= \
         PVGPU_FUZZ_SEED="${PVGPU_FUZZ_SEED_SAN-12}" \
         PVGPU_FUZZ_COMMANDS=15000 PVGPU_FUZZ_SECONDS=90 \
         "$qos_san" --tap -p "${fuzz_san:-/none}"

@@ -2679,6 +2679,22 @@ static uint16_t desc_alloc(FQueue *q)
     g_assert_not_reached();
 }
 
+/*
+ * Write guest memory in pieces: QEMU's qtest server looks for the end of
+ * a line from the start of what it has buffered each time more arrives,
+ * so one long b64write costs it the square of its length (and most of a
+ * sanitizer build's time, whose strchr() measures the whole buffer).
+ */
+#define WRITE_PIECE (16 * KiB)
+static void bufwrite(QTestState *qts, uint64_t addr, const void *data,
+                     size_t len)
+{
+    for (size_t off = 0; off < len; off += WRITE_PIECE) {
+        qtest_bufwrite(qts, addr + off, (const uint8_t *)data + off,
+                       MIN(WRITE_PIECE, len - off));
+    }
+}
+
 /* publish everything staged: one write of the buffers, then the rings */
 static void send_staged(Fuzz *f)
 {
@@ -2723,7 +2739,7 @@ static void send_staged(Fuzz *f)
     memcpy(f->chunk, f->stage_out, f->stage_out_len);
     memset(f->chunk + f->stage_out_len, 0, out_len - f->stage_out_len);
     memcpy(f->chunk + out_len, f->stage_in, f->stage_in_len);
-    qtest_bufwrite(f->qts, base, f->chunk, total);
+    bufwrite(f->qts, base, f->chunk, total);
 
     for (unsigned i = 0; i < f->nstaged; i++) {
         Staged *s = &f->staged[i];
@@ -3688,7 +3704,7 @@ static void fuzz_setup(Fuzz *f, QPvgpu *gpu, QGuestAllocator *alloc)
         for (size_t i = 0; i < POOL_SIZE; i += 8) {
             stq_le_p(fill + i, rnd64(f));
         }
-        qtest_bufwrite(f->qts, f->pool, fill, POOL_SIZE);
+        bufwrite(f->qts, f->pool, fill, POOL_SIZE);
     }
     /*
      * A render process (PVGPU_QTEST_RENDER_PROCESS) cannot map host blobs
