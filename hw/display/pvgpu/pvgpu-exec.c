@@ -430,6 +430,17 @@ static void resource_free(PvgpuState *s, PvgpuResource *res)
         if (req->map_res == res) {
             req->map_res = NULL;
         }
+        /*
+         * A request not done yet still points at the guest memory (an
+         * ATTACH_BACKING waiting behind a create the renderer refused, or
+         * that create itself): it stays mapped until the request goes, as
+         * a DETACH_BACKING's does
+         */
+        if (res->iov && req->job.op.iov == res->iov && !req->iov) {
+            req->iov = g_steal_pointer(&res->iov);
+            req->niov = res->niov;
+            res->niov = 0;
+        }
     }
     pvgpu_resource_free(s, res);
 }
