@@ -4,7 +4,8 @@
 #  1. the guest's stock virtio_gpu driver brings up DRM and fbcon, then
 #     draws a test pattern; the frame is saved as pvgpu-demo.png;
 #  2. a Debian guest with Mesa renders glmark2 and kmscube through virgl on
-#     pvgpu (GL_RENDERER "virgl ..."); its last frame is pvgpu-demo-gl.png;
+#     pvgpu (GL_RENDERER "virgl ..."), virglrenderer in a render process of
+#     its own (render-process=on); its last frame is pvgpu-demo-gl.png;
 #  3. two such guests share the GPU through a pool (pvgpu-poold) at weights
 #     1:3: their shares are printed ("# shares: ...") and each one's screen
 #     is saved, pvgpu-demo-pool-pool-a.png and pvgpu-demo-pool-pool-b.png.
@@ -48,7 +49,7 @@ python3 "$repo/tests/guest/guest-test.py" \
 guest_gl=$("$repo/scripts/mkguest-gl.sh")
 python3 "$repo/tests/guest/gl-guest.py" \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
-    --device pvgpu-pci,xres=800,yres=600 --display none \
+    --device pvgpu-pci,xres=800,yres=600 --display none --render-process \
     --screenshot "$shot_gl"
 python3 "$repo/tests/guest/pool-guest.py" \
     --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \

@@ -200,6 +200,12 @@ if [ -n "${guest_gl:-}" ]; then
     run_suite guest-gl 1500 python3 tests/guest/gl-guest.py \
         --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
         --device pvgpu-pci,xres=800,yres=600,hostmem=256M --display none
+    # the same guest on a render process, which is crashed (SIGSEGV) in
+    # the middle of glmark2: QEMU and the guest must run on
+    run_suite guest-gl-process 900 python3 tests/guest/gl-guest.py \
+        --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl" \
+        --device pvgpu-pci,xres=800,yres=600 --display none \
+        --render-process --crash-renderer 2 --kmscube-frames 0
     # 5. two Mesa guests sharing the GPU through a pool (pvgpu-poold)
     run_suite guest-pool 900 python3 tests/guest/pool-guest.py \
         --qemu "$repo/build/qemu-system-x86_64" --guest "$guest_gl"

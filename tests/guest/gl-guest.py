@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,13 @@ def main():
                          "scanouts ('no surface')")
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='extra QEMU argument (repeatable)')
+    ap.add_argument('--render-process', action='store_true',
+                    help='guest RAM a shared memfd and render-process=on: '
+                         'virglrenderer runs in pvgpu-render; checks it')
+    ap.add_argument('--crash-renderer', type=float, metavar='SECONDS',
+                    help='with --render-process: crash the render process '
+                         '(SIGSEGV) this long into glmark2, then check that '
+                         'QEMU and the guest run on, the loss reported')
     args = ap.parse_args()
 
     start = time.monotonic()
@@ -168,6 +176,10 @@ def main():
     device = args.device
     if not re.search(r'(^|,)id=', device):
         device += ',id=gpu0'
+    if args.crash_renderer is not None and not args.render_process:
+        ap.error('--crash-renderer needs --render-process')
+    if args.render_process:
+        device += ',render-process=on'
     gpu_id = re.search(r'(?:^|,)id=([^,]+)', device).group(1)
     nscenes = 0 if args.scenes == 'none' else len(args.scenes.split(','))
     if args.scenes != 'none' and (' ' in args.scenes or not args.scenes):
@@ -186,7 +198,8 @@ def main():
               f'pvgpu.timeout={int(args.workload_timeout)}']
     cmd = gl_guest_cmd(args.qemu, guest, append, device, ser_path,
                        [qmp_path], memory=args.memory, smp=args.smp,
-                       display=args.display, extra=args.qemu_arg)
+                       display=args.display, extra=args.qemu_arg,
+                       shared_ram=args.render_process)
     print('# ' + shlex.join(cmd), flush=True)
     errf = open(err_path, 'wb')
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=errf)
@@ -245,6 +258,35 @@ def main():
             tap.check(pb == 'ok',
                       'a persistently mapped GL buffer round-trips through '
                       'the GPU (host blob, MAP_BLOB)', f'persistent-buffer {pb}')
+
+        rp_pid = 0
+        if args.render_process:
+            info = qmp.cmd('query-pvgpu')[0] if qmp else {}
+            rp_pid = info.get('render-process', {}).get('pid', 0)
+            tap.check(rp_pid > 0 and info.get('virgl') is True,
+                      'virglrenderer runs in a render process',
+                      f"query-pvgpu render-process "
+                      f"{info.get('render-process')}, virgl "
+                      f"{info.get('virgl')}")
+
+        if nscenes and args.crash_renderer is not None:
+            if serial.wait_for('glmark2-start', left(60)) and rp_pid:
+                time.sleep(min(args.crash_renderer, left(60)))
+                os.kill(rp_pid, signal.SIGSEGV)
+                print(f'# sent SIGSEGV to the render process {rp_pid}',
+                      flush=True)
+            r = serial.wait_for('glmark2-done',
+                                left(args.workload_timeout + 60))
+            g = parse(serial.reports)['glmark2']
+            tap.check(r is not None and qemu.poll() is None,
+                      'QEMU and the guest ran on after the render process '
+                      'crashed', f"glmark2 rc {g['rc']}" if r
+                      else 'no glmark2-done report')
+            info = qmp.cmd('query-pvgpu')[0] if qmp else {}
+            why = info.get('virgl-unavailable', '')
+            tap.check(info.get('virgl') is False and 'signal 11' in why,
+                      'query-pvgpu reports 3D lost and why', why)
+            nscenes = 0
 
         if nscenes:
             if args.screenshot and qmp:

@@ -26,14 +26,20 @@ def poold_beside(qemu):
 
 
 def gl_guest_cmd(qemu, guest, append, device, ser_path, qmp_paths,
-                 memory='1G', smp=1, display='none', extra=()):
+                 memory='1G', smp=1, display='none', extra=(),
+                 shared_ram=False):
     """The QEMU command line of a Mesa guest (scripts/mkguest-gl.sh):
     its kernel booted directly with @append, its root filesystem
     read-only on virtio-blk, @device, the serial port on the Unix socket
     @ser_path (QEMU waits for the test to connect) and a QMP server on
-    each of @qmp_paths; then @extra."""
+    each of @qmp_paths; then @extra.  @shared_ram: the guest's RAM is a
+    shared memfd, which a render process (render-process=on) maps."""
     guest = os.path.abspath(guest)
-    cmd = [qemu, '-M', 'q35', '-accel', 'tcg', '-m', memory,
+    ram = []
+    if shared_ram:
+        ram = ['-object', f'memory-backend-memfd,id=ram,size={memory},'
+                          'share=on', '-machine', 'memory-backend=ram']
+    cmd = [qemu, '-M', 'q35', '-accel', 'tcg', '-m', memory] + ram + [
            '-smp', str(smp), '-nodefaults', '-no-user-config',
            '-display', display,
            '-kernel', os.path.join(guest, 'vmlinuz'),

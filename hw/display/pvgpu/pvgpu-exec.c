@@ -422,6 +422,35 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
  * Free resource @res, gone from the table: MAP_BLOBs still with the
  * renderer find it gone (several, after MAP, UNMAP, MAP in one notify).
  */
+/*
+ * A request the renderer has not finished (an ATTACH_BACKING waiting
+ * behind a create the renderer refused) may still point at @res's guest
+ * memory: it takes the memory over, unmapped when it goes, as a
+ * DETACH_BACKING's is.
+ */
+static void backing_hand_over(PvgpuState *s, PvgpuResource *res)
+{
+    PvgpuRequest *req, *taker = NULL;
+
+    QTAILQ_FOREACH(req, &s->held, next) {
+        if (req->job.op.iov == res->iov && !req->iov) {
+            taker = req;
+        }
+    }
+    qemu_mutex_lock(&s->sched_lock);
+    QTAILQ_FOREACH(req, &s->inflight, next) {
+        if (req->job.op.iov == res->iov && !req->iov) {
+            taker = req;
+        }
+    }
+    qemu_mutex_unlock(&s->sched_lock);
+    if (taker) {
+        taker->iov = g_steal_pointer(&res->iov);
+        taker->niov = res->niov;
+        res->niov = 0;
+    }
+}
+
 static void resource_free(PvgpuState *s, PvgpuResource *res)
 {
     PvgpuRequest *req;
@@ -430,17 +459,9 @@ static void resource_free(PvgpuState *s, PvgpuResource *res)
         if (req->map_res == res) {
             req->map_res = NULL;
         }
-        /*
-         * A request not done yet still points at the guest memory (an
-         * ATTACH_BACKING waiting behind a create the renderer refused, or
-         * that create itself): it stays mapped until the request goes, as
-         * a DETACH_BACKING's does
-         */
-        if (res->iov && req->job.op.iov == res->iov && !req->iov) {
-            req->iov = g_steal_pointer(&res->iov);
-            req->niov = res->niov;
-            res->niov = 0;
-        }
+    }
+    if (res->iov) {
+        backing_hand_over(s, res);
     }
     pvgpu_resource_free(s, res);
 }
