@@ -7,8 +7,13 @@
 # Usage: scripts/fuzz.sh [COMMANDS] [SEED]
 #   COMMANDS  total (default 1000000); SEED  first seed (default: random),
 #   the next slices use SEED+1, SEED+2, ...; -h, --help prints this.
-# Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID (default
-# bad-shader, as in scripts/test.sh, which says why) and
+# The device renders in a render process (render-process=on), whose own
+# crashes inside virglrenderer are contained: they are counted ("render
+# process deaths"), not failures, and nothing is avoided.
+# PVGPU_FUZZ_IN_PROCESS=1 fuzzes virglrenderer in QEMU's process instead,
+# where such a crash is QEMU's: PVGPU_FUZZ_AVOID then defaults to
+# bad-shader, as in scripts/test.sh, which says why.
+# Environment: PVGPU_FUZZ_SLICE (default 250000), PVGPU_FUZZ_AVOID and
 # PVGPU_FUZZ_TIMEOUT as the fuzzer reads them; PVGPU_FUZZ_NO_BUILD=1 uses
 # build-san/ as it is; PVGPU_FUZZ_KEEP_GOING=1 goes on with the next seed
 # after a failing slice (the verdict stays FAIL).
@@ -38,7 +43,15 @@ export PVGPU_CACHE="$CACHE"
 total=${1:-1000000}
 seed=${2:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 slice=${PVGPU_FUZZ_SLICE:-250000}
-export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-bad-shader}"
+if [ "${PVGPU_FUZZ_IN_PROCESS:-0}" = 1 ]; then
+    export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-bad-shader}"
+    unset PVGPU_QTEST_RENDER_PROCESS
+    where="virglrenderer in QEMU"
+else
+    export PVGPU_FUZZ_AVOID="${PVGPU_FUZZ_AVOID-}"
+    export PVGPU_QTEST_RENDER_PROCESS=1
+    where="on a render process"
+fi
 
 if [ "${PVGPU_FUZZ_NO_BUILD:-0}" != 1 ]; then
     "$repo/scripts/build.sh" --sanitize --tests || exit 1
@@ -65,6 +78,7 @@ done_cmds=0
 resets=0
 qresets=0
 sresets=0
+deaths=0
 qmp=0
 secs=0
 seeds=""
@@ -96,6 +110,7 @@ while [ "$done_cmds" -lt "$total" ]; do
     qresets=$((qresets + $(get queue_resets)))
     sresets=$((sresets + $(get system_resets)))
     qmp=$((qmp + $(get qmp)))
+    deaths=$((deaths + $(grep -ac 'pvgpu: the render process .* was killed' "$log")))
     secs=$(awk "BEGIN { print $secs + $(get seconds) }")
     seeds="$seeds $seed"
     rm -f "$log"
@@ -105,8 +120,9 @@ wall=$(($(date +%s) - start))
 rate=0
 [ "$wall" -gt 0 ] && rate=$((done_cmds / wall))
 echo "pvgpu-fuzz: seeds:$seeds"
-echo "pvgpu-fuzz: $done_cmds commands, $resets device resets, $qresets queue" \
-     "resets, $sresets system resets, $qmp QMP calls in ${wall} s wall" \
-     "(${secs} s fuzzing), $rate commands/s under ASan+UBSan"
+echo "pvgpu-fuzz: $done_cmds commands ($where), $resets device resets," \
+     "$qresets queue resets, $sresets system resets, $qmp QMP calls," \
+     "$deaths render process deaths in ${wall} s wall (${secs} s" \
+     "fuzzing), $rate commands/s under ASan+UBSan"
 echo "pvgpu-fuzz: $verdict ($failures failing slices)"
 [ "$verdict" = PASS ]

@@ -7,13 +7,15 @@
  * this program only turns messages into its jobs and its completions
  * into messages.  Guest memory comes as file descriptors of guest RAM,
  * mapped shared, as a vhost-user back end maps it.  When QEMU goes (the
- * socket closes), so does the helper.
+ * socket closes, or the thread that started it ends), so does the helper,
+ * at once: a draw still running on the GPU must not keep it alive.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
@@ -44,7 +46,16 @@ static GArray *regions;         /* of Region, by id */
  * virglrenderer keeps using until the backing is detached
  */
 static GHashTable *backings;
-static bool quit;
+
+/*
+ * QEMU closed its end: nothing this process holds matters any more, and
+ * the render thread may be in a draw that does not end.  The kernel frees
+ * the GPU's memory.
+ */
+static void G_NORETURN gone(void)
+{
+    _exit(0);
+}
 
 static void die(const char *what)
 {
@@ -90,8 +101,7 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
             if (errno == EINTR) {
                 continue;
             }
-            /* QEMU is gone */
-            exit(0);
+            gone();
         }
         /* the fds went with the first bytes */
         msg.msg_control = NULL;
@@ -449,8 +459,7 @@ static void readable(void *opaque)
         ret = recvmsg(SOCK, &msg, MSG_CMSG_CLOEXEC);
     } while (ret < 0 && errno == EINTR);
     if (ret <= 0) {
-        quit = true;
-        return;
+        gone();
     }
     for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
         if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
@@ -471,17 +480,14 @@ static void readable(void *opaque)
     }
     if (ret < (ssize_t)sizeof(hdr) &&
         !read_all((uint8_t *)&hdr + ret, sizeof(hdr) - ret)) {
-        quit = true;
-        return;
+        gone();
     }
     if (hdr.len > PVGPU_RP_MAX_LEN || hdr.nfds != nfds) {
         die("malformed message header");
     }
     body = g_malloc(hdr.len + 1);
     if (!read_all(body, hdr.len)) {
-        quit = true;
-        g_free(body);
-        return;
+        gone();
     }
     switch (hdr.type) {
     case PVGPU_RP_REGION:
@@ -537,6 +543,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* QEMU killed, or its thread that started us gone: so are we */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) {
+        return 0;
+    }
     if (fstat(SOCK, &st) || !S_ISSOCK(st.st_mode)) {
         error_report("pvgpu-render: standard input is not QEMU's socket; "
                      "QEMU starts this program (render-process=on)");
@@ -552,10 +563,7 @@ int main(int argc, char **argv)
     }
     send_hello(true, pvgpu_render_describe(renderer));
     qemu_set_fd_handler(SOCK, readable, NULL, NULL);
-    while (!quit) {
+    for (;;) {
         main_loop_wait(false);
     }
-    qemu_set_fd_handler(SOCK, NULL, NULL, NULL);
-    pvgpu_render_free(renderer);
-    return 0;
 }

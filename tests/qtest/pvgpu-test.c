@@ -4840,7 +4840,25 @@ static void test_bad_properties(void)
                             "not 0" },
         { "sched-inflight=17", "property 'sched-inflight' expects a value "
                                "from 1 to 16, not 17" },
+        { "render-timeout=3601", "property 'render-timeout' expects a "
+                                 "value from 0 to 3600, not 3601" },
     };
+#define SHARED_RAM "-object memory-backend-memfd,id=m,size=128M,share=on " \
+                   "-machine memory-backend=m "
+    static const struct {
+        const char *args, *expect;
+    } rp_cases[] = {
+        { "-device pvgpu-pci,render-process=on",
+          "pvgpu: render-process=on: the guest's RAM is not shareable with "
+          "a render process" },
+        { SHARED_RAM "-device pvgpu-pci,render-process=on,blob=on,"
+          "hostmem=1M", "pvgpu: render-process=on: host-visible blobs "
+          "(hostmem) need virglrenderer in QEMU's process" },
+        { SHARED_RAM "-device pvgpu-pci,render-process=on,"
+          "render-helper=/nonexistent",
+          "render-helper /nonexistent: No such file or directory" },
+    };
+#undef SHARED_RAM
     const char *qemu = getenv("QTEST_QEMU_BINARY");
 
     g_assert(qemu);
@@ -4861,6 +4879,25 @@ static void test_bad_properties(void)
         if (!strstr(err, cases[i].expect)) {
             g_error("%s: expected '%s' in: %s", cases[i].prop,
                     cases[i].expect, err);
+        }
+    }
+    /* a render process that cannot work is refused, saying why */
+    for (unsigned i = 0; i < ARRAY_SIZE(rp_cases); i++) {
+        g_autofree char *cmd = g_strdup_printf(
+            "%s -M pc -display none -nodefaults %s", qemu, rp_cases[i].args);
+        g_auto(GStrv) argv = NULL;
+        g_autofree char *err = NULL;
+        g_autoptr(GError) gerr = NULL;
+        int status;
+
+        g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+        g_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH |
+                              G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                              &err, &status, &gerr));
+        g_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        if (!strstr(err, rp_cases[i].expect)) {
+            g_error("%s: expected '%s' in: %s", rp_cases[i].args,
+                    rp_cases[i].expect, err);
         }
     }
 }
@@ -4968,6 +5005,42 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 9), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
     check_rt(gpu, 1, 10, backing, 64, 48, 0x00ff00);
+}
+
+/*
+ * A render process that stops finishing work (a draw that never ends, a
+ * stuck driver; here: stopped) is taken for hung after render-timeout (1 s
+ * here) and killed: the guest's waiting command is answered, with an
+ * error, instead of never.
+ */
+static void test_render_process_hang(void *obj, void *data,
+                                     QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float magenta[4] = { 1, 0, 1, 1 };
+    uint32_t dw[32];
+    int64_t pid, t0;
+    QDict *ev;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    pid = render_pid(NULL);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 10, 64, 48);
+    g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
+    t0 = g_get_monotonic_time();
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    /* not before the timeout, and not long after it */
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=, 900 * 1000);
+    ev = qtest_qmp_eventwait_ref(gpu->qts, "PVGPU_3D_UNAVAILABLE");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    "finished no job in 1 s (render-timeout), so it was "
+                    "killed by signal 9"));
+    qobject_unref(ev);
+    g_assert_cmpint(kill(pid, 0), ==, -1);
 }
 
 /* --- ordering (docs/pvgpu-scheduler.rst, "Ordering") ------------------ */
@@ -6279,6 +6352,15 @@ static void register_pvgpu_test(void)
             "-machine memory-backend=pvgpu-ram "
             "-global pvgpu-device.render-process=on",
     };
+    QOSGraphTestOptions render_process_hang = {
+        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
+            "-global pvgpu-device.render-process=on "
+            "-global pvgpu-device.render-timeout=1" :
+            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
+            "-machine memory-backend=pvgpu-ram "
+            "-global pvgpu-device.render-process=on "
+            "-global pvgpu-device.render-timeout=1",
+    };
     QOSGraphTestOptions vnc_2d = {
         .before = before_vnc,
         .edge.before_cmd_line = "-global pvgpu-device.virgl=off",
@@ -6321,6 +6403,8 @@ static void register_pvgpu_test(void)
     qos_add_test("stop-answers", "pvgpu", test_stop_answers, NULL);
     qos_add_test("3d/render-process", "pvgpu", test_render_process,
                  &render_process);
+    qos_add_test("3d/render-process-hang", "pvgpu", test_render_process_hang,
+                 &render_process_hang);
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);

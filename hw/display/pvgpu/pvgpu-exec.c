@@ -423,10 +423,10 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
  * renderer find it gone (several, after MAP, UNMAP, MAP in one notify).
  */
 /*
- * A request the renderer has not finished (an ATTACH_BACKING waiting
- * behind a create the renderer refused) may still point at @res's guest
- * memory: it takes the memory over, unmapped when it goes, as a
- * DETACH_BACKING's is.
+ * A create the renderer refused is undone, but a request the renderer has
+ * not finished (an ATTACH_BACKING waiting behind the create) may still
+ * point at @res's guest memory: it takes the memory over, unmapped when
+ * it goes, as a DETACH_BACKING's is.  Not under sched_lock.
  */
 static void backing_hand_over(PvgpuState *s, PvgpuResource *res)
 {
@@ -459,9 +459,6 @@ static void resource_free(PvgpuState *s, PvgpuResource *res)
         if (req->map_res == res) {
             req->map_res = NULL;
         }
-    }
-    if (res->iov) {
-        backing_hand_over(s, res);
     }
     pvgpu_resource_free(s, res);
 }
@@ -1699,6 +1696,9 @@ static void job_failed(PvgpuState *s, PvgpuRequest *req)
             pvgpu_scanout_detach_resource(s, res);
             contexts_forget_resource(s, res->id);
             pvgpu_resource_remove(s, res);
+            if (res->iov) {
+                backing_hand_over(s, res);
+            }
             resource_free(s, res);
         }
         if (req->pipe_claimed) {
@@ -2233,6 +2233,7 @@ bool pvgpu_exec_init(PvgpuState *s, Error **errp)
     PvgpuRenderOpts opts = {
         .render_node = s->render_node,
         .gles = s->gles,
+        .hang_ns = (int64_t)s->render_timeout * NANOSECONDS_PER_SECOND,
         /* the transport's: its registers are what DMA could reach */
         .guard = &transport->mem_reentrancy_guard,
     };

@@ -74,6 +74,7 @@ typedef struct PvgpuRemote {
     char *helper;
     char *render_node;
     bool gles;
+    int64_t hang_ns;
 
     /* under lock */
     QSIMPLEQ_HEAD(, PvgpuRenderJob) todo;
@@ -96,6 +97,7 @@ typedef struct PvgpuRemote {
     GByteArray *in;
     GQueue in_fds;              /* received, not claimed by a message yet */
     PvgpuRenderJob *resetting;  /* a reset waiting for RESET_DONE */
+    int64_t progress_ns;        /* when the process last finished something */
 
     /* fixed once started */
     char *describe;
@@ -547,6 +549,12 @@ static bool translate(PvgpuRemote *r, const struct iovec *iov, PvgpuRpSeg *seg)
     return true;
 }
 
+/* The process owes QEMU an answer */
+static bool busy(PvgpuRemote *r)
+{
+    return g_hash_table_size(r->sent) || r->resetting;
+}
+
 /* TRANSFER_* with memory of their own carry it in the messages */
 static bool op_inline(const PvgpuRenderOp *op)
 {
@@ -624,6 +632,10 @@ static bool send_job(PvgpuRemote *r, PvgpuRenderJob *job)
     }
     msg_end(buf);
     out_queue(r, buf, -1);
+    if (!busy(r)) {
+        /* the hang timer runs from the first job of a busy spell */
+        r->progress_ns = get_clock();
+    }
     g_hash_table_insert(r->sent, (gpointer)(uintptr_t)rj.tag, job);
     return true;
 }
@@ -641,6 +653,9 @@ static void dispatch(PvgpuRemote *r, PvgpuRenderJob *job)
             g_byte_array_append(buf, (uint8_t *)&rr, sizeof(rr));
             msg_end(buf);
             out_queue(r, buf, -1);
+            if (!busy(r)) {
+                r->progress_ns = get_clock();
+            }
             r->resetting = job;
         } else {
             reset_finished(r, job);
@@ -749,6 +764,7 @@ static bool recv_done(PvgpuRemote *r, const PvgpuRpHdr *hdr,
 static bool recv_msg(PvgpuRemote *r, const PvgpuRpHdr *hdr,
                      const uint8_t *body)
 {
+    r->progress_ns = get_clock();
     switch (hdr->type) {
     case PVGPU_RP_DONE:
         return recv_done(r, hdr, body);
@@ -860,15 +876,29 @@ static void *pvgpu_remote_thread(void *opaque)
         PvgpuRenderJob *job;
         bool quit;
 
+        int64_t timeout = -1;
+
         if (!g_queue_is_empty(&r->out)) {
             pfd[1].events |= G_IO_OUT;
         }
-        qemu_poll_ns(pfd, r->sock >= 0 ? 2 : 1, -1);
+        if (r->sock >= 0 && r->hang_ns && busy(r)) {
+            timeout = MAX(r->progress_ns + r->hang_ns - get_clock(), 0);
+        }
+        qemu_poll_ns(pfd, r->sock >= 0 ? 2 : 1, timeout);
         event_notifier_test_and_clear(&r->wake);
 
         if (r->sock >= 0 && (pfd[1].revents & (G_IO_IN | G_IO_HUP |
                                                 G_IO_ERR))) {
             read_in(r);
+        }
+        if (r->sock >= 0 && r->hang_ns && busy(r) &&
+            get_clock() - r->progress_ns >= r->hang_ns) {
+            /* a GPU hang: a draw that does not end, or a stuck driver */
+            g_autofree char *what = g_strdup_printf(
+                "finished no job in %" PRId64 " s (render-timeout)",
+                (int64_t)(r->hang_ns / NANOSECONDS_PER_SECOND));
+
+            lost(r, what);
         }
         qemu_mutex_lock(&r->lock);
         QSIMPLEQ_CONCAT(&batch, &r->todo);
@@ -978,6 +1008,7 @@ PvgpuRenderer *pvgpu_remote_new(const PvgpuRenderOpts *opts,
     r->helper = helper ? g_strdup(helper) : helper_default();
     r->render_node = g_strdup(opts->render_node);
     r->gles = opts->gles;
+    r->hang_ns = opts->hang_ns;
     r->done_fn = done;
     r->opaque = opaque;
     r->sock = -1;

@@ -671,6 +671,8 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
         !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, s->max_queued, true,
                              errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, s->max_inflight,
+                             true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_RENDER_TIMEOUT, s->render_timeout,
                              true, errp)) {
         return;
     }
@@ -1027,6 +1029,7 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_ON_OFF_AUTO("render-process", PvgpuState, render_process,
                             ON_OFF_AUTO_AUTO),
     DEFINE_PROP_STRING("render-helper", PvgpuState, render_helper),
+    DEFINE_PROP_UINT32("render-timeout", PvgpuState, render_timeout, 10),
     DEFINE_PROP_BOOL("gl-scanout", PvgpuState, gl_scanout, false),
     DEFINE_PROP_SIGNED("sched-policy", PvgpuState, sched_policy,
                        PVGPU_SCHEDULER_POLICY_BEST_EFFORT,
@@ -1071,6 +1074,9 @@ static const struct {
       "backend, hostmem is 0 and the helper is there)" },
     { "render-helper", "the render process's program (default: "
       "pvgpu-render beside QEMU or in QEMU's helper directory)" },
+    { "render-timeout", "seconds a render process may go without finishing "
+      "any job before it is taken for hung and killed, 0 (never) to 3600; "
+      "the guest's next reset starts another" },
     { "gl-scanout", "hand 3D scanouts to a GL display as dmabufs (egl-"
       "headless, gtk or spice with GL) instead of reading them back" },
     { "sched-policy", "how the guest's 3D contexts share GPU time: "

@@ -40,6 +40,11 @@ typedef struct PvgpuRenderOpts {
     /* OpenGL ES instead of desktop OpenGL on the host */
     bool gles;
     /*
+     * A render process that finishes no job for this long while it has
+     * some is hung, and killed (ns; 0: never)
+     */
+    int64_t hang_ns;
+    /*
      * The device's re-entrancy guard: completions answer the guest, and a
      * guest may have placed its rings in the device's own BARs (the class
      * of CVE-2024-3446)

@@ -30,6 +30,7 @@ typedef enum PvgpuSetting {
     PVGPU_SETTING_MAX_RESOURCES,
     PVGPU_SETTING_MAX_QUEUED,
     PVGPU_SETTING_SCHED_INFLIGHT,
+    PVGPU_SETTING_RENDER_TIMEOUT,
     /* per context: QMP pvgpu-set-context */
     PVGPU_SETTING_WEIGHT,
     PVGPU_SETTING_CAP,

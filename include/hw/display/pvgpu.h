@@ -70,6 +70,7 @@ struct PvgpuState {
     bool gles;
     OnOffAuto render_process;   /* virglrenderer in pvgpu-render */
     char *render_helper;        /* that program; NULL: where it is built */
+    uint32_t render_timeout;    /* seconds; 0: a render process never hangs */
     bool gl_scanout;
     unsigned gl_blocked;        /* the GL display is busy with a frame */
 
