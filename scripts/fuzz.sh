@@ -113,6 +113,9 @@ while [ "$done_cmds" -lt "$total" ]; do
     deaths=$((deaths + $(grep -ac 'pvgpu: the render process .* was killed' "$log")))
     secs=$(awk "BEGIN { print $secs + $(get seconds) }")
     seeds="$seeds $seed"
+    echo "pvgpu-fuzz: seed $seed passed: $(get commands) commands," \
+         "$(grep -ac 'pvgpu: the render process .* was killed' "$log")" \
+         "render process deaths, $done_cmds in all" >&2
     rm -f "$log"
     seed=$((seed + 1))
 done

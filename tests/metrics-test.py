@@ -122,10 +122,15 @@ print(json.dumps(rsp))
 '''
 
 
-def start_qemu(args, tmp, name, device, pool_sock=None):
+def start_qemu(args, tmp, name, device, pool_sock=None, shared_ram=False):
     qmp = os.path.join(tmp, f'{name}.qmp')
     cmd = [args.qemu, '-M', 'q35', '-accel', 'tcg', '-S', '-nodefaults',
            '-display', 'none', '-name', name]
+    if shared_ram:
+        # a render process (render-process=auto) maps the guest's RAM
+        cmd += ['-m', '256M', '-object',
+                'memory-backend-memfd,id=ram,size=256M,share=on',
+                '-machine', 'memory-backend=ram']
     if pool_sock:
         cmd += ['-chardev', f'socket,id=pool0,path={pool_sock},'
                             'reconnect-ms=500']
@@ -248,7 +253,8 @@ def main():
         pool.cmd('pvgpu-pool-set-vm', name='vm-b',
                  **{'max-hostmem': 64 << 20})
         in_pool = 'pvgpu-pci,id=gpu0,pool=pool0'
-        qa, qmp_a = start_qemu(args, tmp, 'vm-a', in_pool, sock)
+        qa, qmp_a = start_qemu(args, tmp, 'vm-a', in_pool, sock,
+                               shared_ram=True)
         qb, qmp_b = start_qemu(args, tmp, 'vm-b', in_pool, sock)
         qc, qmp_c = start_qemu(args, tmp, 'vm-c',
                                'pvgpu-pci,id=gpu0,virgl=off')
@@ -322,6 +328,12 @@ def main():
         check(series(fams, 'pvgpu_device_virgl', vm='vm-c') == [0] and
               series(fams, 'pvgpu_device_contexts', vm='vm-c') == [0],
               'vm-c: a 2D device without contexts')
+        check(series(fams, 'pvgpu_device_render_process_up',
+                     vm='vm-a') == [1] and
+              series(fams, 'pvgpu_device_render_process_restarts_total',
+                     vm='vm-a') == [0] and
+              not series(fams, 'pvgpu_device_render_process_up', vm='vm-b'),
+              "vm-a's render process is up; vm-b renders in QEMU")
         families = set(fams)
 
         # sources that do not answer, one with a name to escape
