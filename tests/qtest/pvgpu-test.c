@@ -5008,6 +5008,43 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * virglrenderer serves one device per process: in QEMU's, one 3D device
+ * at a time (3d/hotplug); with render processes, as many as one likes.
+ * Two of them each get a process, and a hot-plugged third too.
+ */
+static void test_render_process_two(void)
+{
+    QTestState *qts = qtest_init(
+        "-M pc -object memory-backend-memfd,id=m,size=128M,share=on "
+        "-machine memory-backend=m "
+        "-device pvgpu-pci,id=a,render-process=on "
+        "-device pvgpu-pci,id=b,render-process=on");
+    QDict *rsp;
+    QList *list;
+    QListEntry *e;
+    GHashTable *pids = g_hash_table_new(NULL, NULL);
+
+    qtest_qmp_device_add(qts, "pvgpu-pci", "c",
+                         "{'addr': '0x7', 'render-process': 'on'}");
+    rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
+    list = qdict_get_qlist(rsp, "return");
+    g_assert_cmpuint(qlist_size(list), ==, 3);
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *dev = qobject_to(QDict, qlist_entry_obj(e));
+        int64_t pid = qdict_get_int(qdict_get_qdict(dev, "render-process"),
+                                    "pid");
+
+        g_assert_true(qdict_get_bool(dev, "virgl"));
+        g_assert_cmpint(pid, >, 0);
+        g_hash_table_add(pids, GINT_TO_POINTER(pid));
+    }
+    g_assert_cmpuint(g_hash_table_size(pids), ==, 3);
+    g_hash_table_destroy(pids);
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/*
  * A render process that stops finishing work (a draw that never ends, a
  * stuck driver; here: stopped) is taken for hung after render-timeout (1 s
  * here) and killed: the guest's waiting command is answered, with an
@@ -6460,6 +6497,8 @@ static void register_pvgpu_test(void)
     if (g_str_equal(qtest_get_arch(), "x86_64")) {
         qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
         qtest_add_func("pvgpu/bad-properties", test_bad_properties);
+        qtest_add_func("pvgpu/3d/render-process-two",
+                       test_render_process_two);
         qtest_add_func("pvgpu/pool/shares", test_pool_shares);
         qtest_add_func("pvgpu/pool/faults", test_pool_faults);
         qtest_add_func("pvgpu/pool/admission", test_pool_admission);

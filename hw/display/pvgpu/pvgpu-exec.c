@@ -2249,14 +2249,23 @@ bool pvgpu_exec_init(PvgpuState *s, Error **errp)
         return false;
     }
     if (s->virgl != ON_OFF_AUTO_OFF) {
+        Error *why_not = NULL;
         bool process = s->render_process == ON_OFF_AUTO_ON ||
                        (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
-                        pvgpu_remote_possible(s->render_helper, NULL));
+                        pvgpu_remote_possible(s->render_helper, &why_not));
 
         s->virgl_renderer = process ?
             pvgpu_remote_new(&opts, s->render_helper, pvgpu_exec_job_done, s,
                              &err) :
             pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s, &err);
+        if (s->virgl_renderer && why_not) {
+            /* what the user may not know: say it once, at start */
+            warn_reportf_err(why_not, "pvgpu: virglrenderer runs in QEMU's "
+                             "process, where a guest that crashes it "
+                             "crashes QEMU; for a render process, ");
+        } else {
+            error_free(why_not);
+        }
         if (!s->virgl_renderer && s->virgl == ON_OFF_AUTO_ON) {
             error_propagate(errp, err);
             return false;

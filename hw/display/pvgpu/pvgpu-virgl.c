@@ -769,7 +769,8 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
         error_setg(errp, "virglrenderer is in use in this process (it "
                    "serves one 3D device at a time: another pvgpu device, "
                    "or an unplugged one whose blob mappings the guest "
-                   "still holds)");
+                   "still holds; each device with a render process has "
+                   "its own)");
         return NULL;
     }
     r = g_new0(PvgpuVirgl, 1);
