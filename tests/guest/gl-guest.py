@@ -284,7 +284,8 @@ def main():
                       else 'no glmark2-done report')
             info = qmp.cmd('query-pvgpu')[0] if qmp else {}
             why = info.get('virgl-unavailable', '')
-            tap.check(info.get('virgl') is False and 'signal 11' in why,
+            tap.check(info.get('virgl') is False and
+                      'was killed by signal' in why,
                       'query-pvgpu reports 3D lost and why', why)
             nscenes = 0
 

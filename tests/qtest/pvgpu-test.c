@@ -4958,8 +4958,9 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 8), !=,
                     VIRTIO_GPU_RESP_OK_NODATA);
     ev = qtest_qmp_eventwait_ref(gpu->qts, "PVGPU_3D_UNAVAILABLE");
+    /* (a sanitizer build's helper aborts on a SEGV, signal 6) */
     g_assert(strstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
-                    "killed by signal 11"));
+                    "was killed by signal "));
     qobject_unref(ev);
     info = query_pvgpu();
     g_assert_false(qdict_get_bool(info, "virgl"));
