@@ -528,6 +528,7 @@ int main(int argc, char **argv)
     PvgpuRenderOpts opts = {};
     Error *err = NULL;
     struct stat st;
+    sigset_t all;
 
     error_init(argv[0]);
     for (int i = 1; i < argc; i++) {
@@ -543,6 +544,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* a QEMU thread that started us had its signals blocked */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     /* QEMU killed, or its thread that started us gone: so are we */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) {

@@ -154,9 +154,10 @@ static char *exit_status(int status)
 static char *reap(GPid pid, int64_t ns)
 {
     int64_t deadline = get_clock() + ns;
-    int status;
+    int status = 0;
+    pid_t ret;
 
-    while (waitpid(pid, &status, WNOHANG) == 0) {
+    while ((ret = waitpid(pid, &status, WNOHANG)) == 0) {
         if (get_clock() >= deadline) {
             kill(pid, SIGKILL);
             if (waitpid(pid, &status, 0) < 0) {
@@ -165,6 +166,10 @@ static char *reap(GPid pid, int64_t ns)
             break;
         }
         g_usleep(1000);
+    }
+    if (ret < 0) {
+        return g_strdup_printf("could not be waited for (%s)",
+                               strerror(errno));
     }
     return exit_status(status);
 }
@@ -316,7 +321,7 @@ static bool spawn(PvgpuRemote *r, Error **errp)
     return true;
 }
 
-/* --- the thread ------------------------------------------------------------ */
+/* --- the thread ---------------------------------------------------------- */
 
 /* Hand @job back: to a pvgpu_render_run() caller, or to the main loop */
 static void finish(PvgpuRemote *r, PvgpuRenderJob *job)
@@ -514,7 +519,8 @@ static bool translate(PvgpuRemote *r, const struct iovec *iov, PvgpuRpSeg *seg)
     Region reg;
     int fd;
 
-    if (!rb || (fd = qemu_ram_get_fd(rb)) < 0 || !qemu_ram_is_shared(rb) ||
+    fd = rb ? qemu_ram_get_fd(rb) : -1;
+    if (fd < 0 || !qemu_ram_is_shared(rb) ||
         offset > qemu_ram_get_used_length(rb) ||
         iov->iov_len > qemu_ram_get_used_length(rb) - offset) {
         return false;
