@@ -2,9 +2,10 @@
 # Benchmark pvgpu against QEMU's own virtio-gpu-gl-pci: the same GL guest
 # workload (glmark2-es2-drm scenes, kmscube) on both devices, from the same
 # QEMU build, in one run, alternating devices round by round.  pvgpu runs
-# headless (-display none); virtio-gpu-gl needs a GL display, so it gets
-# SDL with GL under Xvfb.  Prints per-scene fps and the ratio
-# pvgpu / virtio-gpu-gl.  Installs and builds what it needs first
+# headless (-display none), with virglrenderer in QEMU's process and in a
+# render process (render-process=on); virtio-gpu-gl needs a GL display, so
+# it gets SDL with GL under Xvfb.  Prints per-scene fps and the ratios
+# pvgpu / virtio-gpu-gl and render process / in QEMU.  Installs and builds what it needs first
 # (scripts/setup.sh, scripts/build.sh, scripts/mkguest-gl.sh).
 #
 # Usage: scripts/bench-gl.sh [ROUNDS]      (default 3)
@@ -35,10 +36,12 @@ trap 'rm -rf "$out"' EXIT
 
 scenes=${PVGPU_BENCH_SCENES:-build:use-vbo=true:duration=5,texture:duration=5,shading:duration=5,conditionals:duration=5,jellyfish:duration=5}
 run() {
-    # $1 name, $2 device, $3 display, then any wrapper command
-    name=$1 dev=$2 disp=$3
-    shift 3
-    "$@" python3 "$repo/tests/guest/gl-guest.py" \
+    # $1 name, $2 device, $3 display, $4 gl-guest.py flag or "", then any
+    # wrapper command
+    name=$1 dev=$2 disp=$3 flag=$4
+    shift 4
+    # shellcheck disable=SC2086
+    "$@" python3 "$repo/tests/guest/gl-guest.py" $flag \
         --qemu "$repo/build/qemu-system-x86_64" --guest "$guest" \
         --device "$dev,xres=800,yres=600" --display "$disp" \
         --scenes "$scenes" --kmscube-frames 300 \
@@ -49,9 +52,11 @@ run() {
 i=1
 while [ "$i" -le "$rounds" ]; do
     echo "round $i/$rounds: pvgpu-pci (-display none)"
-    run "pvgpu-$i" pvgpu-pci none
+    run "pvgpu-$i" pvgpu-pci none ""
+    echo "round $i/$rounds: pvgpu-pci, render process (-display none)"
+    run "process-$i" pvgpu-pci none --render-process
     echo "round $i/$rounds: virtio-gpu-gl-pci (-display sdl,gl=on, Xvfb)"
-    run "gl-$i" virtio-gpu-gl-pci sdl,gl=on \
+    run "gl-$i" virtio-gpu-gl-pci sdl,gl=on "" \
         xvfb-run -a -s '-screen 0 1024x768x24'
     i=$((i + 1))
 done

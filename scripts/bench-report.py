@@ -4,8 +4,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 """Report of scripts/bench-gl.sh: median fps per scene over the rounds, for
-pvgpu and virtio-gpu-gl, and their ratio.  Reads the gl-guest.py --json
-files DIRECTORY/pvgpu-N.json and DIRECTORY/gl-N.json, N = 1 to ROUNDS."""
+pvgpu, pvgpu with a render process and virtio-gpu-gl, and the ratios
+pvgpu / virtio-gpu-gl and render process / pvgpu.  Reads the gl-guest.py
+--json files DIRECTORY/pvgpu-N.json, DIRECTORY/process-N.json and
+DIRECTORY/gl-N.json, N = 1 to ROUNDS."""
 
 import argparse
 import json
@@ -40,18 +42,27 @@ def main():
     args = ap.parse_args()
     directory, rounds = args.directory, args.rounds
     pv, pv_all = per_scene(load(directory, 'pvgpu', rounds))
+    pr, pr_all = per_scene(load(directory, 'process', rounds))
     gl, gl_all = per_scene(load(directory, 'gl', rounds))
-    ratios = []
+    ratios, pratios = [], []
     print(f'{"scene":<14} {"pvgpu fps":>10} {"virtio-gpu-gl fps":>18} '
-          f'{"ratio":>7}   (median of {rounds} rounds; all rounds)')
+          f'{"ratio":>7} {"process fps":>12} {"/ pvgpu":>8}   (median of '
+          f'{rounds} rounds; all rounds)')
     for scene in pv:
         ratio = pv[scene] / gl[scene] if gl.get(scene) else float('nan')
+        pratio = pr[scene] / pv[scene] if pr.get(scene) else float('nan')
         ratios.append(ratio)
+        pratios.append(pratio)
         print(f'{scene:<14} {pv[scene]:>10.1f} {gl.get(scene, 0):>18.1f} '
-              f'{ratio:>7.2f}   pvgpu {pv_all[scene]} gl {gl_all.get(scene)}')
+              f'{ratio:>7.2f} {pr.get(scene, 0):>12.1f} {pratio:>8.2f}   '
+              f'pvgpu {pv_all[scene]} process {pr_all.get(scene)} '
+              f'gl {gl_all.get(scene)}')
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f'{"overall":<14} {"":>10} {"":>18} {geo:>7.2f}   (geometric mean)')
-    print(f'lowest scene ratio {min(ratios):.2f}')
+    pgeo = math.exp(sum(math.log(r) for r in pratios) / len(pratios))
+    print(f'{"overall":<14} {"":>10} {"":>18} {geo:>7.2f} {"":>12} '
+          f'{pgeo:>8.2f}   (geometric means)')
+    print(f'lowest scene ratio {min(ratios):.2f}; render process / in QEMU '
+          f'lowest {min(pratios):.2f}')
 
 
 if __name__ == '__main__':
