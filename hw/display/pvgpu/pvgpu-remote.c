@@ -8,9 +8,8 @@
  * and not QEMU.  The guest's RAM must be shareable (a memfd or shared file
  * backend): the helper maps it, as a vhost-user back end does.
  *
- * Like pvgpu-virgl.c, one thread of QEMU's talks to the renderer: the
- * main loop hands it jobs through "todo" and gets them back through
- * "done" and a bottom half.  The thread sends jobs, reads completions and
+ * Like pvgpu-virgl.c, one thread of QEMU's talks to the renderer, through
+ * the job lists of pvgpu-render-queue.h.  The thread sends jobs, reads completions and
  * pulls scheduled work when a completion came, so dispatch stays off the
  * main loop.  Its socket never blocks: it always reads what the helper
  * writes, so neither side can wait on the other's full socket.
@@ -29,13 +28,11 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
-#include "qemu/event_notifier.h"
 #include "qemu/iov.h"
 #include "qemu/log.h"
 #include "qemu/units.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
-#include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "exec/cpu-common.h"
 #include "exec/ramblock.h"
@@ -43,6 +40,7 @@
 #include "exec/memory.h"
 #include "qemu/sockets.h"
 #include "hw/display/pvgpu-render-proto.h"
+#include "hw/display/pvgpu-render-queue.h"
 #include "trace.h"
 
 #define HELPER_NAME "pvgpu-render"
@@ -65,24 +63,14 @@ typedef struct Region {
 
 typedef struct PvgpuRemote {
     PvgpuRenderer parent;
+    PvgpuRenderQueue q;
     QemuThread thread;
-    QemuMutex lock;
-    EventNotifier wake;
-    QEMUBH *bh;
-    PvgpuRenderDoneFn *done_fn;
-    void *opaque;
     char *helper;
     char *render_node;
     bool gles;
     int64_t hang_ns;
 
-    /* under lock */
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) todo;
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) done;
-    bool quit;
-    PvgpuRenderPullFn *pull;
-    PvgpuRenderRetireFn *retire;
-    void *source;
+    /* under q.lock */
     char *broken;               /* why there is no process to render on */
     int pid;
     unsigned restarts;
@@ -103,10 +91,6 @@ typedef struct PvgpuRemote {
     char *describe;
     PvgpuCapset capsets[PVGPU_MAX_CAPSETS];
     unsigned ncapsets;
-
-    QemuSemaphore reset_done;
-    QemuSemaphore run_done;
-    unsigned holds;
 } PvgpuRemote;
 
 static const PvgpuRenderBackend pvgpu_remote_backend;
@@ -314,30 +298,18 @@ static bool spawn(PvgpuRemote *r, Error **errp)
     qemu_socket_set_nonblock(sv[0]);
     r->sock = sv[0];
     r->child = pid;
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     r->pid = pid;
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
     trace_pvgpu_remote_start(pid);
     return true;
 }
 
 /* --- the thread ---------------------------------------------------------- */
 
-/* Hand @job back: to a pvgpu_render_run() caller, or to the main loop */
 static void finish(PvgpuRemote *r, PvgpuRenderJob *job)
 {
-    if (job->sync) {
-        qemu_sem_post(&r->run_done);
-        return;
-    }
-    qemu_mutex_lock(&r->lock);
-    if (job->scheduled && r->retire) {
-        r->retire(job, r->source);
-        job->retired = true;
-    }
-    QSIMPLEQ_INSERT_TAIL(&r->done, job, next);
-    qemu_mutex_unlock(&r->lock);
-    qemu_bh_schedule(r->bh);
+    pvgpu_queue_finish(&r->q, job);
 }
 
 static gint tag_cmp(gconstpointer a, gconstpointer b)
@@ -368,22 +340,22 @@ static void restart(PvgpuRemote *r)
 {
     Error *err = NULL;
 
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     r->pid = 0;
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
     if (!spawn(r, &err)) {
-        qemu_mutex_lock(&r->lock);
+        qemu_mutex_lock(&r->q.lock);
         g_free(r->broken);
         r->broken = g_strdup_printf("the render process could not be "
                                     "restarted: %s", error_get_pretty(err));
-        qemu_mutex_unlock(&r->lock);
+        qemu_mutex_unlock(&r->q.lock);
         error_report_err(err);
         return;
     }
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     g_clear_pointer(&r->broken, g_free);
     r->restarts++;
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
 }
 
 static void reset_finished(PvgpuRemote *r, PvgpuRenderJob *reset)
@@ -392,7 +364,7 @@ static void reset_finished(PvgpuRemote *r, PvgpuRenderJob *reset)
     if (reset->kind == PVGPU_JOB_RESET && r->sock < 0) {
         restart(r);
     }
-    qemu_sem_post(&r->reset_done);
+    qemu_sem_post(&r->q.reset_done);
 }
 
 /*
@@ -411,7 +383,7 @@ static void lost(PvgpuRemote *r, const char *what)
     close(r->sock);
     r->sock = -1;
     how = reap(r->child, EXIT_TIMEOUT_NS);
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     g_free(r->broken);
     r->broken = g_strdup_printf("the render process (pid %d) %s%s%s; 3D "
                                 "comes back when the guest resets the "
@@ -420,7 +392,7 @@ static void lost(PvgpuRemote *r, const char *what)
                                 how);
     r->pid = 0;
     error_report("pvgpu: %s", r->broken);
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
     trace_pvgpu_remote_lost(r->child, how);
 
     while ((m = g_queue_pop_head(&r->out))) {
@@ -854,17 +826,8 @@ static bool read_in(PvgpuRemote *r)
 
 static PvgpuRenderJob *pull(PvgpuRemote *r)
 {
-    PvgpuRenderJob *job = NULL;
-
-    qemu_mutex_lock(&r->lock);
-    if (r->pull && QSIMPLEQ_EMPTY(&r->todo) && !r->quit && !r->resetting) {
-        job = r->pull(r->source);
-    }
-    qemu_mutex_unlock(&r->lock);
-    if (job) {
-        pvgpu_render_job_begin(job);
-    }
-    return job;
+    /* nothing new goes out before a reset is confirmed */
+    return r->resetting ? NULL : pvgpu_queue_pull(&r->q);
 }
 
 static void *pvgpu_remote_thread(void *opaque)
@@ -874,11 +837,10 @@ static void *pvgpu_remote_thread(void *opaque)
     rcu_register_thread();
     for (;;) {
         GPollFD pfd[2] = {
-            { .fd = event_notifier_get_fd(&r->wake), .events = G_IO_IN },
+            { .fd = event_notifier_get_fd(&r->q.wake), .events = G_IO_IN },
             { .fd = r->sock, .events = G_IO_IN },
         };
-        QSIMPLEQ_HEAD(, PvgpuRenderJob) batch =
-            QSIMPLEQ_HEAD_INITIALIZER(batch);
+        PvgpuJobList batch = QSIMPLEQ_HEAD_INITIALIZER(batch);
         PvgpuRenderJob *job;
         bool quit;
 
@@ -891,7 +853,7 @@ static void *pvgpu_remote_thread(void *opaque)
             timeout = MAX(r->progress_ns + r->hang_ns - get_clock(), 0);
         }
         qemu_poll_ns(pfd, r->sock >= 0 ? 2 : 1, timeout);
-        event_notifier_test_and_clear(&r->wake);
+        event_notifier_test_and_clear(&r->q.wake);
 
         if (r->sock >= 0 && (pfd[1].revents & (G_IO_IN | G_IO_HUP |
                                                 G_IO_ERR))) {
@@ -906,10 +868,7 @@ static void *pvgpu_remote_thread(void *opaque)
 
             lost(r, what);
         }
-        qemu_mutex_lock(&r->lock);
-        QSIMPLEQ_CONCAT(&batch, &r->todo);
-        quit = r->quit;
-        qemu_mutex_unlock(&r->lock);
+        quit = pvgpu_queue_take(&r->q, &batch);
         while ((job = QSIMPLEQ_FIRST(&batch))) {
             QSIMPLEQ_REMOVE_HEAD(&batch, next);
             dispatch(r, job);
@@ -938,28 +897,6 @@ static void *pvgpu_remote_thread(void *opaque)
 }
 
 /* --- the main loop's side ------------------------------------------------ */
-
-static unsigned deliver(PvgpuRemote *r)
-{
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) done = QSIMPLEQ_HEAD_INITIALIZER(done);
-    PvgpuRenderJob *job;
-    unsigned n = 0;
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_CONCAT(&done, &r->done);
-    qemu_mutex_unlock(&r->lock);
-    while ((job = QSIMPLEQ_FIRST(&done))) {
-        QSIMPLEQ_REMOVE_HEAD(&done, next);
-        r->done_fn(job, r->opaque);
-        n++;
-    }
-    return n;
-}
-
-static void pvgpu_remote_bh(void *opaque)
-{
-    deliver(opaque);
-}
 
 bool pvgpu_remote_possible(const char *helper, Error **errp)
 {
@@ -991,9 +928,6 @@ static void renderer_destroy(PvgpuRemote *r)
     for (unsigned i = 0; i < r->ncapsets; i++) {
         g_free(r->capsets[i].data);
     }
-    qemu_sem_destroy(&r->reset_done);
-    qemu_sem_destroy(&r->run_done);
-    qemu_mutex_destroy(&r->lock);
     g_hash_table_destroy(r->sent);
     g_array_free(r->regions, true);
     g_byte_array_unref(r->in);
@@ -1015,14 +949,7 @@ PvgpuRenderer *pvgpu_remote_new(const PvgpuRenderOpts *opts,
     r->render_node = g_strdup(opts->render_node);
     r->gles = opts->gles;
     r->hang_ns = opts->hang_ns;
-    r->done_fn = done;
-    r->opaque = opaque;
     r->sock = -1;
-    qemu_mutex_init(&r->lock);
-    qemu_sem_init(&r->reset_done, 0);
-    qemu_sem_init(&r->run_done, 0);
-    QSIMPLEQ_INIT(&r->todo);
-    QSIMPLEQ_INIT(&r->done);
     g_queue_init(&r->out);
     g_queue_init(&r->in_fds);
     r->sent = g_hash_table_new(NULL, NULL);
@@ -1033,16 +960,13 @@ PvgpuRenderer *pvgpu_remote_new(const PvgpuRenderOpts *opts,
                    CONFIG_QEMU_HELPERDIR " (property render-helper)");
         goto fail;
     }
+    if (!pvgpu_queue_init(&r->q, done, opaque, opts->guard, errp)) {
+        goto fail;
+    }
     if (!spawn(r, errp)) {
+        pvgpu_queue_destroy(&r->q);
         goto fail;
     }
-    if (event_notifier_init(&r->wake, false) < 0) {
-        error_setg(errp, "pvgpu: cannot create the render thread's notifier");
-        close(r->sock);
-        g_free(reap(r->child, EXIT_TIMEOUT_NS));
-        goto fail;
-    }
-    r->bh = qemu_bh_new_guarded(pvgpu_remote_bh, r, opts->guard);
     qemu_thread_create(&r->thread, "pvgpu-remote", pvgpu_remote_thread, r,
                        QEMU_THREAD_JOINABLE);
     trace_pvgpu_virgl_init(r->describe);
@@ -1055,86 +979,41 @@ fail:
 
 static void remote_kick(PvgpuRenderer *base)
 {
-    event_notifier_set(&remote_of(base)->wake);
+    pvgpu_queue_kick(&remote_of(base)->q);
 }
 
 static void remote_set_source(PvgpuRenderer *base, PvgpuRenderPullFn *pull,
                               PvgpuRenderRetireFn *retire, void *opaque)
 {
-    PvgpuRemote *r = remote_of(base);
-
-    qemu_mutex_lock(&r->lock);
-    r->pull = pull;
-    r->retire = retire;
-    r->source = opaque;
-    qemu_mutex_unlock(&r->lock);
+    pvgpu_queue_set_source(&remote_of(base)->q, pull, retire, opaque);
 }
 
 static void remote_submit(PvgpuRenderer *base, PvgpuRenderJob *job)
 {
-    PvgpuRemote *r = remote_of(base);
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
+    pvgpu_queue_submit(&remote_of(base)->q, job);
 }
 
 static bool remote_run(PvgpuRenderer *base, PvgpuRenderJob *job)
 {
-    PvgpuRemote *r = remote_of(base);
-
-    job->sync = true;
-    remote_submit(base, job);
-    qemu_sem_wait(&r->run_done);
-    return !job->failed;
+    return pvgpu_queue_run(&remote_of(base)->q, job);
 }
 
 static unsigned remote_complete(PvgpuRenderer *base)
 {
-    PvgpuRemote *r = remote_of(base);
-
-    qemu_bh_cancel(r->bh);
-    return deliver(r);
+    return pvgpu_queue_complete(&remote_of(base)->q);
 }
 
 static void remote_reset(PvgpuRenderer *base, bool keep_memory)
 {
-    PvgpuRemote *r = remote_of(base);
-    PvgpuRenderJob reset = {
-        .kind = keep_memory ? PVGPU_JOB_CANCEL : PVGPU_JOB_RESET,
-    };
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) dropped =
-        QSIMPLEQ_HEAD_INITIALIZER(dropped);
-    PvgpuRenderJob *job;
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_CONCAT(&dropped, &r->todo);
-    QSIMPLEQ_INSERT_TAIL(&r->todo, &reset, next);
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
-    qemu_sem_wait(&r->reset_done);
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_CONCAT(&dropped, &r->done);
-    qemu_mutex_unlock(&r->lock);
-    while ((job = QSIMPLEQ_FIRST(&dropped))) {
-        QSIMPLEQ_REMOVE_HEAD(&dropped, next);
-        job->cancelled = true;
-        r->done_fn(job, r->opaque);
-    }
+    pvgpu_queue_reset(&remote_of(base)->q, keep_memory);
 }
 
 static void remote_free(PvgpuRemote *r)
 {
-    remote_reset(&r->parent, true);
-    qemu_mutex_lock(&r->lock);
-    r->quit = true;
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
+    pvgpu_queue_reset(&r->q, true);
+    pvgpu_queue_stop(&r->q);
     qemu_thread_join(&r->thread);
-    qemu_bh_delete(r->bh);
-    event_notifier_cleanup(&r->wake);
+    pvgpu_queue_destroy(&r->q);
     renderer_destroy(r);
 }
 
@@ -1142,22 +1021,18 @@ static void remote_free_later(PvgpuRenderer *base, unsigned holds)
 {
     PvgpuRemote *r = remote_of(base);
 
-    if (!holds) {
+    if (holds) {
+        pvgpu_queue_hold(&r->q, holds);
+    } else {
         remote_free(r);
-        return;
     }
-    remote_reset(base, true);
-    r->holds = holds;
-    qemu_bh_delete(r->bh);
-    r->bh = qemu_bh_new_guarded(pvgpu_remote_bh, r, NULL);
 }
 
 static void remote_unhold(PvgpuRenderer *base)
 {
     PvgpuRemote *r = remote_of(base);
 
-    assert(r->holds);
-    if (!--r->holds) {
+    if (pvgpu_queue_unhold(&r->q)) {
         remote_free(r);
     }
 }
@@ -1176,9 +1051,9 @@ static char *remote_broken(PvgpuRenderer *base)
     PvgpuRemote *r = remote_of(base);
     char *why;
 
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     why = g_strdup(r->broken);
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
     return why;
 }
 
@@ -1191,10 +1066,10 @@ static bool remote_process(PvgpuRenderer *base, int *pid, unsigned *restarts)
 {
     PvgpuRemote *r = remote_of(base);
 
-    qemu_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->q.lock);
     *pid = r->pid;
     *restarts = r->restarts;
-    qemu_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->q.lock);
     return true;
 }
 

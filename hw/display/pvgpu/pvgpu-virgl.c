@@ -2,11 +2,9 @@
  * pvgpu renderer backend: virglrenderer on a thread of its own
  *
  * The only file that calls virglrenderer.  Every call happens on the
- * render thread; the main loop talks to it through two job lists under
- * one mutex: "todo" (main loop -> thread, woken through an event notifier)
- * and "done" (thread -> main loop, drained by a bottom half).  Scheduled
- * work does not pass through "todo": the thread pulls it from its source
- * (virgl_set_source()) whenever "todo" is empty, right after a
+ * render thread; the main loop talks to it through the job lists of
+ * pvgpu-render-queue.h.  Scheduled work does not pass through "todo": the
+ * thread pulls it from its source whenever "todo" is empty, right after a
  * fence signalled, and tells the source when it finished.
  *
  * Fences: virglrenderer runs with THREAD_SYNC, so its own sync thread
@@ -39,32 +37,18 @@
 #include <virglrenderer.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
-#include "qemu/event_notifier.h"
 #include "qemu/main-loop.h"
-#include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "standard-headers/linux/virtio_gpu.h"
-#include "hw/display/pvgpu-render.h"
+#include "hw/display/pvgpu-render-queue.h"
 #include "trace.h"
 
 typedef struct PvgpuVirgl {
     PvgpuRenderer parent;
+    PvgpuRenderQueue q;
     QemuThread thread;
-    QemuMutex lock;
-    EventNotifier wake;
-    QEMUBH *bh;
-    PvgpuRenderDoneFn *done_fn;
-    void *opaque;
     PvgpuRenderOpts opts;
     int drm_fd;
-
-    /* under lock */
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) todo;
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) done;
-    bool quit;
-    PvgpuRenderPullFn *pull;
-    PvgpuRenderRetireFn *retire;
-    void *source;
 
     /* render thread only */
     int flags;                  /* of virgl_renderer_init() */
@@ -77,13 +61,8 @@ typedef struct PvgpuVirgl {
     /* context id -> GArray of the blob ids its streams created, unclaimed */
     GHashTable *pipe_ids;
 
-    /* virgl_free_later(): regions still to be released */
-    unsigned holds;
-
     /* start-up handshake */
     QemuSemaphore started;
-    QemuSemaphore reset_done;
-    QemuSemaphore run_done;     /* a pvgpu_render_run() job finished */
     char *init_error;
     char *describe;
     PvgpuCapset capsets[PVGPU_MAX_CAPSETS];
@@ -111,20 +90,7 @@ static void job_finish(PvgpuVirgl *r, PvgpuRenderJob *job)
     /* the GPU runs jobs one after the other: charge only this one's part */
     job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
     r->gpu_free_ns = now;
-    if (job->sync) {
-        /* the caller waits for it, and may free it once woken */
-        qemu_sem_post(&r->run_done);
-        return;
-    }
-    qemu_mutex_lock(&r->lock);
-    if (job->scheduled && r->retire) {
-        /* the scheduler learns it here, in time for the next pull */
-        r->retire(job, r->source);
-        job->retired = true;
-    }
-    QSIMPLEQ_INSERT_TAIL(&r->done, job, next);
-    qemu_mutex_unlock(&r->lock);
-    qemu_bh_schedule(r->bh);
+    pvgpu_queue_finish(&r->q, job);
 }
 
 static void pvgpu_virgl_write_fence(void *cookie, uint32_t fence)
@@ -553,7 +519,7 @@ static void run_job(PvgpuVirgl *r, PvgpuRenderJob *job)
             f->cancelled = true;
             job_finish(r, f);
         }
-        qemu_sem_post(&r->reset_done);
+        qemu_sem_post(&r->q.reset_done);
         return;
     }
     if (job->kind == PVGPU_JOB_RESTART) {
@@ -639,16 +605,10 @@ static bool render_init(PvgpuVirgl *r)
 /* Render thread: scheduled work to run now, if nothing submitted waits */
 static PvgpuRenderJob *pull(PvgpuVirgl *r)
 {
-    PvgpuRenderJob *job = NULL;
+    PvgpuRenderJob *job = pvgpu_queue_pull(&r->q);
 
-    qemu_mutex_lock(&r->lock);
-    if (r->pull && QSIMPLEQ_EMPTY(&r->todo) && !r->quit) {
-        job = r->pull(r->source);
-    }
-    qemu_mutex_unlock(&r->lock);
     if (job) {
         trace_pvgpu_virgl_pull(op_name(job->op.kind), job->op.ctx_id);
-        pvgpu_render_job_begin(job);
     }
     return job;
 }
@@ -666,11 +626,10 @@ static void *pvgpu_render_thread(void *opaque)
 
     for (;;) {
         GPollFD pfd[2] = {
-            { .fd = event_notifier_get_fd(&r->wake), .events = G_IO_IN },
+            { .fd = event_notifier_get_fd(&r->q.wake), .events = G_IO_IN },
             { .fd = r->poll_fd, .events = G_IO_IN },
         };
-        QSIMPLEQ_HEAD(, PvgpuRenderJob) batch =
-            QSIMPLEQ_HEAD_INITIALIZER(batch);
+        PvgpuJobList batch = QSIMPLEQ_HEAD_INITIALIZER(batch);
         PvgpuRenderJob *job;
         uint32_t before;
         bool quit;
@@ -682,12 +641,8 @@ static void *pvgpu_render_thread(void *opaque)
         } else {
             qemu_poll_ns(pfd, 1, (int64_t)backoff_us * SCALE_US);
         }
-        event_notifier_test_and_clear(&r->wake);
-
-        qemu_mutex_lock(&r->lock);
-        QSIMPLEQ_CONCAT(&batch, &r->todo);
-        quit = r->quit;
-        qemu_mutex_unlock(&r->lock);
+        event_notifier_test_and_clear(&r->q.wake);
+        quit = pvgpu_queue_take(&r->q, &batch);
 
         while ((job = QSIMPLEQ_FIRST(&batch))) {
             QSIMPLEQ_REMOVE_HEAD(&batch, next);
@@ -716,29 +671,6 @@ static void *pvgpu_render_thread(void *opaque)
     return NULL;
 }
 
-/* Main loop: hand every finished job to the device; returns how many */
-static unsigned deliver(PvgpuVirgl *r)
-{
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) done = QSIMPLEQ_HEAD_INITIALIZER(done);
-    PvgpuRenderJob *job;
-    unsigned n = 0;
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_CONCAT(&done, &r->done);
-    qemu_mutex_unlock(&r->lock);
-    while ((job = QSIMPLEQ_FIRST(&done))) {
-        QSIMPLEQ_REMOVE_HEAD(&done, next);
-        r->done_fn(job, r->opaque);
-        n++;
-    }
-    return n;
-}
-
-static void pvgpu_render_bh(void *opaque)
-{
-    deliver(opaque);
-}
-
 /* What pvgpu_virgl_new() set up around the thread */
 static void renderer_destroy(PvgpuVirgl *r)
 {
@@ -749,9 +681,6 @@ static void renderer_destroy(PvgpuVirgl *r)
         g_free(r->capsets[i].data);
     }
     qemu_sem_destroy(&r->started);
-    qemu_sem_destroy(&r->reset_done);
-    qemu_sem_destroy(&r->run_done);
-    qemu_mutex_destroy(&r->lock);
     g_free(r->init_error);
     g_free(r->describe);
     g_free((char *)r->opts.render_node);
@@ -778,22 +707,14 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
     r->opts.render_node = g_strdup(opts->render_node);
     r->opts.gles = opts->gles;
     r->drm_fd = -1;
-    r->done_fn = done;
-    r->opaque = opaque;
-    qemu_mutex_init(&r->lock);
     qemu_sem_init(&r->started, 0);
-    qemu_sem_init(&r->reset_done, 0);
-    qemu_sem_init(&r->run_done, 0);
-    QSIMPLEQ_INIT(&r->todo);
-    QSIMPLEQ_INIT(&r->done);
     QSIMPLEQ_INIT(&r->fenced);
     r->pipe_ids = g_hash_table_new_full(NULL, NULL, NULL,
                                         (GDestroyNotify)g_array_unref);
-    if (event_notifier_init(&r->wake, false) < 0) {
-        error_setg(errp, "pvgpu: cannot create the render thread's notifier");
-        goto fail;
+    if (!pvgpu_queue_init(&r->q, done, opaque, opts->guard, errp)) {
+        renderer_destroy(r);
+        return NULL;
     }
-    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, opts->guard);
 
     /* virglrenderer's own init runs on the thread that will use it */
     qemu_thread_create(&r->thread, "pvgpu-render", pvgpu_render_thread, r,
@@ -802,106 +723,54 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
     if (r->init_error) {
         error_setg(errp, "pvgpu: %s", r->init_error);
         qemu_thread_join(&r->thread);
-        qemu_bh_delete(r->bh);
-        event_notifier_cleanup(&r->wake);
-        goto fail;
+        pvgpu_queue_destroy(&r->q);
+        renderer_destroy(r);
+        return NULL;
     }
     pvgpu_virgl_in_use = true;
     trace_pvgpu_virgl_init(r->describe);
     return &r->parent;
-
-fail:
-    renderer_destroy(r);
-    return NULL;
 }
 
 static void virgl_kick(PvgpuRenderer *base)
 {
-    event_notifier_set(&virgl_of(base)->wake);
+    pvgpu_queue_kick(&virgl_of(base)->q);
 }
 
 static void virgl_set_source(PvgpuRenderer *base, PvgpuRenderPullFn *pull,
                              PvgpuRenderRetireFn *retire, void *opaque)
 {
-    PvgpuVirgl *r = virgl_of(base);
-
-    qemu_mutex_lock(&r->lock);
-    r->pull = pull;
-    r->retire = retire;
-    r->source = opaque;
-    qemu_mutex_unlock(&r->lock);
+    pvgpu_queue_set_source(&virgl_of(base)->q, pull, retire, opaque);
 }
 
 static void virgl_submit(PvgpuRenderer *base, PvgpuRenderJob *job)
 {
-    PvgpuVirgl *r = virgl_of(base);
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_INSERT_TAIL(&r->todo, job, next);
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
+    pvgpu_queue_submit(&virgl_of(base)->q, job);
 }
 
 static bool virgl_run(PvgpuRenderer *base, PvgpuRenderJob *job)
 {
-    PvgpuVirgl *r = virgl_of(base);
-
-    job->sync = true;
-    virgl_submit(base, job);
-    qemu_sem_wait(&r->run_done);
-    return !job->failed;
+    return pvgpu_queue_run(&virgl_of(base)->q, job);
 }
 
 static unsigned virgl_complete(PvgpuRenderer *base)
 {
-    PvgpuVirgl *r = virgl_of(base);
-
-    qemu_bh_cancel(r->bh);
-    return deliver(r);
+    return pvgpu_queue_complete(&virgl_of(base)->q);
 }
 
 static void virgl_reset(PvgpuRenderer *base, bool keep_memory)
 {
-    PvgpuVirgl *r = virgl_of(base);
-    PvgpuRenderJob reset = {
-        .kind = keep_memory ? PVGPU_JOB_CANCEL : PVGPU_JOB_RESET,
-    };
-    QSIMPLEQ_HEAD(, PvgpuRenderJob) dropped =
-        QSIMPLEQ_HEAD_INITIALIZER(dropped);
-    PvgpuRenderJob *job;
-
-    qemu_mutex_lock(&r->lock);
-    /* queued work never runs; it goes back with whatever is done */
-    QSIMPLEQ_CONCAT(&dropped, &r->todo);
-    QSIMPLEQ_INSERT_TAIL(&r->todo, &reset, next);
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
-    /* bounded by the batch of jobs the thread has already taken */
-    qemu_sem_wait(&r->reset_done);
-
-    qemu_mutex_lock(&r->lock);
-    QSIMPLEQ_CONCAT(&dropped, &r->done);
-    qemu_mutex_unlock(&r->lock);
-    while ((job = QSIMPLEQ_FIRST(&dropped))) {
-        QSIMPLEQ_REMOVE_HEAD(&dropped, next);
-        job->cancelled = true;
-        r->done_fn(job, r->opaque);
-    }
+    pvgpu_queue_reset(&virgl_of(base)->q, keep_memory);
 }
 
 /* Reset, stop the thread and free.  virglrenderer cannot be restarted. */
 static void virgl_free(PvgpuVirgl *r)
 {
     /* the thread's exit destroys everything anyway */
-    virgl_reset(&r->parent, true);
-    qemu_mutex_lock(&r->lock);
-    r->quit = true;
-    qemu_mutex_unlock(&r->lock);
-    event_notifier_set(&r->wake);
+    pvgpu_queue_reset(&r->q, true);
+    pvgpu_queue_stop(&r->q);
     qemu_thread_join(&r->thread);
-
-    qemu_bh_delete(r->bh);
-    event_notifier_cleanup(&r->wake);
+    pvgpu_queue_destroy(&r->q);
     renderer_destroy(r);
     /*
      * The thread cleaned virglrenderer up: the next device may initialise
@@ -914,24 +783,18 @@ static void virgl_free_later(PvgpuRenderer *base, unsigned holds)
 {
     PvgpuVirgl *r = virgl_of(base);
 
-    if (!holds) {
+    if (holds) {
+        pvgpu_queue_hold(&r->q, holds);
+    } else {
         virgl_free(r);
-        return;
     }
-    /* no job may complete for the device that is going */
-    virgl_reset(base, true);
-    r->holds = holds;
-    /* the device's re-entrancy guard goes with it */
-    qemu_bh_delete(r->bh);
-    r->bh = qemu_bh_new_guarded(pvgpu_render_bh, r, NULL);
 }
 
 static void virgl_unhold(PvgpuRenderer *base)
 {
     PvgpuVirgl *r = virgl_of(base);
 
-    assert(r->holds);
-    if (!--r->holds) {
+    if (pvgpu_queue_unhold(&r->q)) {
         virgl_free(r);
     }
 }
