@@ -4883,6 +4883,185 @@ static void test_bad_properties(void)
     }
 }
 
+/* --- the render process (render-process=on) ---------------------------- */
+
+/* The device's render process: its pid, and how often it was restarted */
+static int64_t render_pid(unsigned *restarts)
+{
+    QDict *info = query_pvgpu();
+    QDict *rp = qdict_get_qdict(info, "render-process");
+    int64_t pid;
+
+    g_assert(rp);
+    pid = qdict_get_int(rp, "pid");
+    if (restarts) {
+        *restarts = qdict_get_int(rp, "restarts");
+    }
+    qobject_unref(info);
+    return pid;
+}
+
+/*
+ * A crash of the render process, as a guest's command stream can cause
+ * in virglrenderer or the host's GL driver, costs the guest its 3D work
+ * and not QEMU: what was in flight and what comes later is answered with
+ * errors (fences too), 2D and info commands still work, the loss is
+ * reported, and a device reset starts a new process with which the
+ * guest renders again.
+ */
+static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float magenta[4] = { 1, 0, 1, 1 }, green[4] = { 0, 1, 0, 1 };
+    uint32_t dw[32];
+    uint64_t backing;
+    unsigned restarts;
+    int64_t pid, pid2;
+    QDict *info, *ev;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    pid = render_pid(&restarts);
+    g_assert_cmpint(pid, >, 0);
+    g_assert_cmpuint(restarts, ==, 0);
+    /* guest memory, commands and readbacks all cross the process boundary */
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 10, 64, 48);
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0xff00ff);
+
+    /* the renderer crashes */
+    g_assert_cmpint(kill(pid, SIGSEGV), ==, 0);
+    n = clear_stream(dw, 10, green);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 8), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    ev = qtest_qmp_eventwait_ref(gpu->qts, "PVGPU_3D_UNAVAILABLE");
+    /* (a sanitizer build's helper aborts on a SEGV, signal 6) */
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    "was killed by signal "));
+    qobject_unref(ev);
+    info = query_pvgpu();
+    g_assert_false(qdict_get_bool(info, "virgl"));
+    g_assert(strstr(qdict_get_str(info, "virgl-unavailable"),
+                    "comes back when the guest resets the device"));
+    qobject_unref(info);
+    g_assert_cmpint(render_pid(NULL), ==, 0);
+    /* reaped: no zombie left behind */
+    g_assert_cmpint(kill(pid, 0), ==, -1);
+    /* 3D fails, the rest works */
+    g_assert_cmphex(ctx_create(gpu, 2, VIRTIO_GPU_CAPSET_VIRGL2), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(create_2d(gpu, 20, FMT_XRGB, 16, 16), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    {
+        struct virtio_gpu_ctrl_hdr req;
+        struct virtio_gpu_resp_display_info resp;
+
+        hdr_init(&req, VIRTIO_GPU_CMD_GET_DISPLAY_INFO);
+        qpvgpu_ctrl(gpu, &req, sizeof(req), &resp, sizeof(resp));
+        g_assert_cmphex(le32_to_cpu(resp.hdr.type), ==,
+                        VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+    }
+
+    /* a device reset, as a guest's driver reload or reboot: a new process */
+    qpvgpu_cleanup(gpu);
+    qvirtio_reset(gpu->vdev);
+    pid2 = render_pid(&restarts);
+    g_assert_cmpint(pid2, >, 0);
+    g_assert_cmpint(pid2, !=, pid);
+    g_assert_cmpuint(restarts, ==, 1);
+    info = query_pvgpu();
+    g_assert_true(qdict_get_bool(info, "virgl"));
+    g_assert_false(qdict_haskey(info, "virgl-unavailable"));
+    qobject_unref(info);
+    qvirtio_set_acknowledge(gpu->vdev);
+    qvirtio_set_driver(gpu->vdev);
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, 1, 10, 64, 48);
+    n = clear_stream(dw, 10, green);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 9), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, 1, 10, backing, 64, 48, 0x00ff00);
+}
+
+/*
+ * virglrenderer serves one device per process: in QEMU's, one 3D device
+ * at a time (3d/hotplug); with render processes, as many as one likes.
+ * Two of them each get a process, and a hot-plugged third too.
+ */
+static void test_render_process_two(void)
+{
+    QTestState *qts = qtest_init(
+        "-M pc -object memory-backend-memfd,id=m,size=128M,share=on "
+        "-machine memory-backend=m "
+        "-device pvgpu-pci,id=a,render-process=on "
+        "-device pvgpu-pci,id=b,render-process=on");
+    QDict *rsp;
+    QList *list;
+    QListEntry *e;
+    GHashTable *pids = g_hash_table_new(NULL, NULL);
+
+    qtest_qmp_device_add(qts, "pvgpu-pci", "c",
+                         "{'addr': '0x7', 'render-process': 'on'}");
+    rsp = qtest_qmp(qts, "{'execute': 'query-pvgpu'}");
+    list = qdict_get_qlist(rsp, "return");
+    g_assert_cmpuint(qlist_size(list), ==, 3);
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *dev = qobject_to(QDict, qlist_entry_obj(e));
+        int64_t pid = qdict_get_int(qdict_get_qdict(dev, "render-process"),
+                                    "pid");
+
+        g_assert_true(qdict_get_bool(dev, "virgl"));
+        g_assert_cmpint(pid, >, 0);
+        g_hash_table_add(pids, GINT_TO_POINTER(pid));
+    }
+    g_assert_cmpuint(g_hash_table_size(pids), ==, 3);
+    g_hash_table_destroy(pids);
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/*
+ * A render process that stops finishing work (a draw that never ends, a
+ * stuck driver; here: stopped) is taken for hung after render-timeout (1 s
+ * here) and killed: the guest's waiting command is answered, with an
+ * error, instead of never.
+ */
+static void test_render_process_hang(void *obj, void *data,
+                                     QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float magenta[4] = { 1, 0, 1, 1 };
+    uint32_t dw[32];
+    int64_t pid, t0;
+    QDict *ev;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    pid = render_pid(NULL);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 10, 64, 48);
+    g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
+    t0 = g_get_monotonic_time();
+    n = clear_stream(dw, 10, magenta);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), !=,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    /* not before the timeout, and not long after it */
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=, 900 * 1000);
+    ev = qtest_qmp_eventwait_ref(gpu->qts, "PVGPU_3D_UNAVAILABLE");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    "finished no job in 1 s (render-timeout), so it was "
+                    "killed by signal 9"));
+    qobject_unref(ev);
+    g_assert_cmpint(kill(pid, 0), ==, -1);
+}
+
 /* --- ordering (docs/pvgpu-scheduler.rst, "Ordering") ------------------ */
 
 /* The index in @b of the next request answered (waits up to 30 s) */
