@@ -2254,10 +2254,19 @@ bool pvgpu_exec_init(PvgpuState *s, Error **errp)
                        (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
                         pvgpu_remote_possible(s->render_helper, &why_not));
 
-        s->virgl_renderer = process ?
-            pvgpu_remote_new(&opts, s->render_helper, pvgpu_exec_job_done, s,
-                             &err) :
-            pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s, &err);
+        if (process) {
+            s->virgl_renderer = pvgpu_remote_new(&opts, s->render_helper,
+                                                 pvgpu_exec_job_done, s,
+                                                 &err);
+            if (!s->virgl_renderer && s->render_process == ON_OFF_AUTO_AUTO) {
+                /* e.g. -sandbox spawn=deny, as libvirt starts QEMU */
+                why_not = g_steal_pointer(&err);
+            }
+        }
+        if (!s->virgl_renderer && !err) {
+            s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s,
+                                                &err);
+        }
         if (s->virgl_renderer && why_not) {
             /* what the user may not know: say it once, at start */
             warn_reportf_err(why_not, "pvgpu: virglrenderer runs in QEMU's "
