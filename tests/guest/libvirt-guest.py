@@ -68,6 +68,10 @@ DOMAIN = '''\
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>512</memory>
+  <memoryBacking>
+    <source type='memfd'/>
+    <access mode='shared'/>
+  </memoryBacking>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
@@ -375,6 +379,11 @@ def main():
                       str({k: dev[0].get(k) for k in
                            ('virgl', 'contexts', 'migratable',
                             'migration-blocker')} if dev else info))
+            # the domain's memfd memory gives it a render process
+            rp = dev[0].get('render-process', {}) if dev else {}
+            tap.check(rp.get('pid', 0) > 0,
+                      f'query-pvgpu {when}: virglrenderer in a render '
+                      'process', str(rp))
             return tap.check(so and so[0]['enabled'] and
                              (so[0]['width'], so[0]['height']) ==
                              (WIDTH, HEIGHT),
