@@ -46,6 +46,12 @@ static GArray *regions;         /* of Region, by id */
  * virglrenderer keeps using until the backing is detached
  */
 static GHashTable *backings;
+/*
+ * PVGPU_RENDER_CORRUPT=SEED, for tests: now and then a DONE says
+ * something wrong, as a compromised render process could; QEMU has to
+ * notice and kill it, and never trust what it says
+ */
+static GRand *corrupt;
 
 /*
  * QEMU closed its end: nothing this process holds matters any more, and
@@ -64,7 +70,7 @@ static void die(const char *what)
 }
 
 static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
-                     int nparts, const int *fds)
+                     int nparts, const int *fds, unsigned nfds)
 {
     struct iovec iov[8];
     union {
@@ -74,7 +80,7 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
     struct msghdr msg = { .msg_iov = iov };
     int n = 0;
 
-    assert(nparts < (int)ARRAY_SIZE(iov) && hdr->nfds <= PVGPU_RP_MAX_FDS);
+    assert(nparts < (int)ARRAY_SIZE(iov) && nfds <= PVGPU_RP_MAX_FDS);
     iov[n++] = (struct iovec) { (void *)hdr, sizeof(*hdr) };
     for (int i = 0; i < nparts; i++) {
         if (parts[i].iov_len) {
@@ -82,17 +88,17 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
         }
     }
     msg.msg_iovlen = n;
-    if (hdr->nfds) {
+    if (nfds) {
         struct cmsghdr *cmsg;
 
         memset(&u, 0, sizeof(u));
         msg.msg_control = u.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * hdr->nfds);
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         cmsg = CMSG_FIRSTHDR(&msg);
         cmsg->cmsg_level = SOL_SOCKET;
         cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * hdr->nfds);
-        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * hdr->nfds);
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
     }
     while (msg.msg_iovlen) {
         ssize_t ret = sendmsg(SOCK, &msg, MSG_NOSIGNAL);
@@ -164,7 +170,7 @@ static void send_hello(bool ok, const char *text)
     for (int i = 0; i < n; i++) {
         hdr.len += parts[i].iov_len;
     }
-    send_all(&hdr, parts, n, NULL);
+    send_all(&hdr, parts, n, NULL, 0);
 }
 
 /* What virglrenderer holds of a job's guest memory after it ran */
@@ -196,6 +202,38 @@ static void backing_update(HelperJob *hj)
     }
 }
 
+static void corrupt_done(PvgpuRpHdr *hdr, PvgpuRpDone *done,
+                         PvgpuRpReadbackDone *rbd)
+{
+    if (!corrupt || g_rand_int_range(corrupt, 0, 8)) {
+        return;
+    }
+    switch (g_rand_int_range(corrupt, 0, 7)) {
+    case 0:
+        hdr->len += g_rand_int_range(corrupt, -64, 64);
+        break;
+    case 1:
+        hdr->type = g_rand_int(corrupt);
+        break;
+    case 2:
+        done->tag ^= 1ull << g_rand_int_range(corrupt, 0, 64);
+        break;
+    case 3:
+        done->nreadbacks += g_rand_int_range(corrupt, 1, 100);
+        break;
+    case 4:
+        /* a dmabuf without its file descriptor */
+        rbd[0].ok = rbd[0].dmabuf = 1;
+        break;
+    case 5:
+        hdr->nfds += 1;
+        break;
+    default:
+        done->cancelled = !done->cancelled;
+        break;
+    }
+}
+
 static void job_done(PvgpuRenderJob *job, void *opaque)
 {
     HelperJob *hj = container_of(job, HelperJob, job);
@@ -210,6 +248,7 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
     PvgpuRpHdr hdr = { .type = PVGPU_RP_DONE };
     struct iovec parts[3 + PVGPU_MAX_SCANOUTS];
     int fds[PVGPU_MAX_SCANOUTS];
+    unsigned nfds;
     int n = 0;
 
     parts[n++] = (struct iovec) { &done, sizeof(done) };
@@ -242,7 +281,9 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
     for (int i = 0; i < n; i++) {
         hdr.len += parts[i].iov_len;
     }
-    send_all(&hdr, parts, n, fds);
+    nfds = hdr.nfds;
+    corrupt_done(&hdr, &done, rbd);
+    send_all(&hdr, parts, n, fds, nfds);
     backing_update(hj);
     pvgpu_render_job_clear(job);
     g_free(hj->iov);
@@ -435,7 +476,7 @@ static void recv_reset(const uint8_t *body, uint64_t len)
         /* every resource is gone */
         g_hash_table_remove_all(backings);
     }
-    send_all(&hdr, NULL, 0, NULL);
+    send_all(&hdr, NULL, 0, NULL, 0);
 }
 
 static void readable(void *opaque)
@@ -556,6 +597,9 @@ int main(int argc, char **argv)
         error_report("pvgpu-render: standard input is not QEMU's socket; "
                      "QEMU starts this program (render-process=on)");
         return 2;
+    }
+    if (getenv("PVGPU_RENDER_CORRUPT")) {
+        corrupt = g_rand_new_with_seed(atoi(getenv("PVGPU_RENDER_CORRUPT")));
     }
     qemu_init_main_loop(&error_fatal);
     regions = g_array_new(false, true, sizeof(Region));

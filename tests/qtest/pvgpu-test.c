@@ -5026,6 +5026,61 @@ static void test_render_process_two(void)
     qtest_quit(qts);
 }
 
+/* QEMU's render processes say wrong things now and then (pvgpu-render.c) */
+static void *before_corrupt(GString *cmd_line, void *arg)
+{
+    g_setenv("PVGPU_RENDER_CORRUPT", "1", true);
+    return arg;
+}
+
+/*
+ * The render process is the less trusted side: it runs what the guest
+ * sends through the host's GL stack.  One that answers with wrong tags,
+ * lengths, types, readbacks or file descriptors (PVGPU_RENDER_CORRUPT) is
+ * killed, QEMU reads nothing it did not check (this runs under ASan in
+ * scripts/test.sh), and the guest's next reset brings a new one.
+ */
+static void test_render_process_corrupt(void *obj, void *data,
+                                        QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float green[4] = { 0, 1, 0, 1 };
+    uint32_t dw[32];
+    unsigned restarts = 0;
+    size_t n = clear_stream(dw, 10, green);
+
+    /* only this test's QEMU, which has started, corrupts */
+    g_unsetenv("PVGPU_RENDER_CORRUPT");
+    for (int round = 0; round < 30 && restarts < 3; round++) {
+        struct virtio_gpu_mem_entry e = {
+            .addr = cpu_to_le64(guest_alloc(alloc, 64 * 48 * 4)),
+            .length = cpu_to_le32(64 * 48 * 4),
+        };
+
+        pvgpu_setup_3d(gpu, alloc);
+        /* any of these may fail once the process is gone */
+        ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2);
+        create_rt(gpu, 10, 64, 48);
+        attach_entries(gpu, 10, 1, &e, 1);
+        ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 10);
+        set_scanout(gpu, 0, 10, 0, 0, 64, 48);
+        for (int i = 0; i < 20; i++) {
+            submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, i + 1);
+            transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D, 1, 10, 64,
+                        48);
+            flush(gpu, 10, 0, 0, 64, 48);
+        }
+        render_pid(&restarts);
+        qpvgpu_cleanup(gpu);
+        qvirtio_reset(gpu->vdev);
+        qvirtio_set_acknowledge(gpu->vdev);
+        qvirtio_set_driver(gpu->vdev);
+    }
+    /* it lied, was caught, and QEMU is fine */
+    g_assert_cmpuint(restarts, >=, 1);
+    g_assert_cmpint(render_pid(NULL), >, 0);
+}
+
 /*
  * A render process that stops finishing work (a draw that never ends, a
  * stuck driver; here: stopped) is taken for hung after render-timeout (1 s
@@ -6371,6 +6426,16 @@ static void register_pvgpu_test(void)
             "-machine memory-backend=pvgpu-ram "
             "-global pvgpu-device.render-process=on",
     };
+    QOSGraphTestOptions render_process_corrupt = {
+        .before = before_corrupt,
+        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
+            "-global pvgpu-device.render-process=on "
+            "-global pvgpu-device.render-timeout=1" :
+            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
+            "-machine memory-backend=pvgpu-ram "
+            "-global pvgpu-device.render-process=on "
+            "-global pvgpu-device.render-timeout=1",
+    };
     QOSGraphTestOptions render_process_hang = {
         .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
             "-global pvgpu-device.render-process=on "
@@ -6424,6 +6489,8 @@ static void register_pvgpu_test(void)
                  &render_process);
     qos_add_test("3d/render-process-hang", "pvgpu", test_render_process_hang,
                  &render_process_hang);
+    qos_add_test("3d/render-process-corrupt", "pvgpu",
+                 test_render_process_corrupt, &render_process_corrupt);
     qos_add_test("3d/capsets", "pvgpu", test_capsets, NULL);
     qos_add_test("3d/clear-readback", "pvgpu", test_clear_readback, NULL);
     qos_add_test("3d/2d-on-virgl", "pvgpu", test_2d_on_virgl, NULL);
