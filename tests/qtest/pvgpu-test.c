@@ -4992,7 +4992,8 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
 /*
  * virglrenderer serves one device per process: in QEMU's, one 3D device
  * at a time (3d/hotplug); with render processes, as many as one likes.
- * Two of them each get a process, and a hot-plugged third too.
+ * Two of them each get a process, and a hot-plugged third too, whose
+ * process goes when it is unplugged.
  */
 static void test_render_process_two(void)
 {
@@ -5005,6 +5006,7 @@ static void test_render_process_two(void)
     QList *list;
     QListEntry *e;
     GHashTable *pids = g_hash_table_new(NULL, NULL);
+    int64_t pid_c = 0;
 
     qtest_qmp_device_add(qts, "pvgpu-pci", "c",
                          "{'addr': '0x7', 'render-process': 'on'}");
@@ -5019,10 +5021,16 @@ static void test_render_process_two(void)
         g_assert_true(qdict_get_bool(dev, "virgl"));
         g_assert_cmpint(pid, >, 0);
         g_hash_table_add(pids, GINT_TO_POINTER(pid));
+        if (!strcmp(qdict_get_str(dev, "id"), "c")) {
+            pid_c = pid;
+        }
     }
     g_assert_cmpuint(g_hash_table_size(pids), ==, 3);
     g_hash_table_destroy(pids);
     qobject_unref(rsp);
+    qpci_unplug_acpi_device_test(qts, "c", 0x7);
+    g_assert_cmpint(pid_c, >, 0);
+    g_assert_cmpint(kill(pid_c, 0), ==, -1);
     qtest_quit(qts);
 }
 

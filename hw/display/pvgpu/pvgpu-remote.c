@@ -367,6 +367,23 @@ static void reset_finished(PvgpuRemote *r, PvgpuRenderJob *reset)
     qemu_sem_post(&r->q.reset_done);
 }
 
+/* What was on its way to or from a helper that is gone */
+static void forget_streams(PvgpuRemote *r)
+{
+    OutMsg *m;
+    int fd;
+
+    while ((m = g_queue_pop_head(&r->out))) {
+        g_byte_array_unref(m->buf);
+        g_free(m);
+    }
+    g_byte_array_set_size(r->in, 0);
+    while ((fd = GPOINTER_TO_INT(g_queue_pop_head(&r->in_fds)) - 1) >= 0) {
+        close(fd);
+    }
+    g_array_set_size(r->regions, 0);
+}
+
 /*
  * The helper is gone (or talks nonsense: then it goes): jobs in flight
  * fail, and so does every later one until a reset starts another.
@@ -374,8 +391,6 @@ static void reset_finished(PvgpuRemote *r, PvgpuRenderJob *reset)
 static void lost(PvgpuRemote *r, const char *what)
 {
     g_autofree char *how = NULL;
-    OutMsg *m;
-    int fd;
 
     if (what) {
         kill(r->child, SIGKILL);
@@ -394,16 +409,7 @@ static void lost(PvgpuRemote *r, const char *what)
     error_report("pvgpu: %s", r->broken);
     qemu_mutex_unlock(&r->q.lock);
     trace_pvgpu_remote_lost(r->child, how);
-
-    while ((m = g_queue_pop_head(&r->out))) {
-        g_byte_array_unref(m->buf);
-        g_free(m);
-    }
-    g_byte_array_set_size(r->in, 0);
-    while ((fd = GPOINTER_TO_INT(g_queue_pop_head(&r->in_fds)) - 1) >= 0) {
-        close(fd);
-    }
-    g_array_set_size(r->regions, 0);
+    forget_streams(r);
     if (r->resetting) {
         reset_finished(r, g_steal_pointer(&r->resetting));
     } else {
@@ -925,6 +931,7 @@ bool pvgpu_remote_possible(const char *helper, Error **errp)
 
 static void renderer_destroy(PvgpuRemote *r)
 {
+    forget_streams(r);
     for (unsigned i = 0; i < r->ncapsets; i++) {
         g_free(r->capsets[i].data);
     }
