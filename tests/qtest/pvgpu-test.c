@@ -1161,6 +1161,27 @@ static void check_rt(QPvgpu *gpu, uint32_t ctx, uint32_t res, uint64_t backing,
     }
 }
 
+/*
+ * Context @ctx (created here) clears a new 64x48 render target @res to
+ * @rgba with fence @fence; read back, every pixel is @expect.
+ */
+static void clear_checked(QPvgpu *gpu, uint32_t ctx, uint32_t res,
+                          const float rgba[4], uint32_t expect,
+                          uint64_t fence)
+{
+    uint32_t dw[32];
+    uint64_t backing;
+    size_t n;
+
+    g_assert_cmphex(ctx_create(gpu, ctx, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    backing = make_rt(gpu, ctx, res, 64, 48);
+    n = clear_stream(dw, res, rgba);
+    g_assert_cmphex(submit_3d(gpu, ctx, dw, n, VIRTIO_GPU_FLAG_FENCE, fence),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    check_rt(gpu, ctx, res, backing, 64, 48, expect);
+}
+
 static void test_capsets(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
@@ -4914,7 +4935,6 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
     QPvgpu *gpu = obj;
     static const float magenta[4] = { 1, 0, 1, 1 }, green[4] = { 0, 1, 0, 1 };
     uint32_t dw[32];
-    uint64_t backing;
     unsigned restarts;
     int64_t pid, pid2;
     QDict *info, *ev;
@@ -4925,13 +4945,7 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpint(pid, >, 0);
     g_assert_cmpuint(restarts, ==, 0);
     /* guest memory, commands and readbacks all cross the process boundary */
-    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    backing = make_rt(gpu, 1, 10, 64, 48);
-    n = clear_stream(dw, 10, magenta);
-    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 7), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    check_rt(gpu, 1, 10, backing, 64, 48, 0xff00ff);
+    clear_checked(gpu, 1, 10, magenta, 0xff00ff, 7);
 
     /* the renderer crashes */
     g_assert_cmpint(kill(pid, SIGSEGV), ==, 0);
@@ -4980,13 +4994,7 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
     qvirtio_set_acknowledge(gpu->vdev);
     qvirtio_set_driver(gpu->vdev);
     pvgpu_setup_3d(gpu, alloc);
-    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    backing = make_rt(gpu, 1, 10, 64, 48);
-    n = clear_stream(dw, 10, green);
-    g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE, 9), ==,
-                    VIRTIO_GPU_RESP_OK_NODATA);
-    check_rt(gpu, 1, 10, backing, 64, 48, 0x00ff00);
+    clear_checked(gpu, 1, 10, green, 0x00ff00, 9);
 }
 
 /*
