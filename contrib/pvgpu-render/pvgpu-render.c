@@ -41,6 +41,7 @@ typedef struct HelperJob {
 
 static PvgpuRenderer *renderer;
 static GArray *regions;         /* of Region, by id */
+static GArray *rbufs;           /* of Region: readback buffers, by id */
 /*
  * resource id -> the iovec array of its backing or guest blob, which
  * virglrenderer keeps using until the backing is detached
@@ -208,7 +209,7 @@ static void corrupt_done(PvgpuRpHdr *hdr, PvgpuRpDone *done,
     if (!corrupt || g_rand_int_range(corrupt, 0, 8)) {
         return;
     }
-    switch (g_rand_int_range(corrupt, 0, 7)) {
+    switch (g_rand_int_range(corrupt, 0, 8)) {
     case 0:
         hdr->len += g_rand_int_range(corrupt, -64, 64);
         break;
@@ -227,6 +228,10 @@ static void corrupt_done(PvgpuRpHdr *hdr, PvgpuRpDone *done,
         break;
     case 5:
         hdr->nfds += 1;
+        break;
+    case 6:
+        /* pixels in a shared buffer it was not given */
+        rbd[0].ok = rbd[0].in_buf = 1;
         break;
     default:
         done->cancelled = !done->cancelled;
@@ -269,6 +274,8 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
             rbd[i].fourcc = rb->dmabuf.fourcc;
             rbd[i].y0_top = rb->dmabuf.y0_top;
             fds[hdr.nfds++] = rb->dmabuf.fd;
+        } else if (rb->dest) {
+            rbd[i].in_buf = 1;
         } else {
             parts[n++] = (struct iovec) {
                 rb->pixels, (size_t)rb->r.width * rb->r.height * 4
@@ -292,30 +299,56 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
     g_free(hj);
 }
 
+/* Map @size bytes of @fd at @offset as @id of @table, replacing it */
+static void map_shared(GArray *table, uint32_t id, int fd, uint64_t size,
+                       uint64_t offset)
+{
+    Region reg = {};
+
+    reg.base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                    offset);
+    if (reg.base == MAP_FAILED) {
+        /* what would use it fails, or goes through the socket */
+        error_report("pvgpu-render: cannot map %" PRIu64 " bytes of "
+                     "shared memory: %s", size, strerror(errno));
+        reg.base = NULL;
+    } else {
+        reg.size = size;
+    }
+    close(fd);
+    if (id >= table->len) {
+        g_array_set_size(table, id + 1);
+    }
+    if (g_array_index(table, Region, id).base) {
+        munmap(g_array_index(table, Region, id).base,
+               g_array_index(table, Region, id).size);
+    }
+    g_array_index(table, Region, id) = reg;
+}
+
 static void recv_region(const uint8_t *body, uint64_t len, int fd)
 {
     PvgpuRpRegion rr;
-    Region reg = {};
 
     if (len != sizeof(rr) || fd < 0) {
         die("malformed REGION");
     }
     memcpy(&rr, body, sizeof(rr));
-    reg.base = mmap(NULL, rr.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                    rr.fd_offset);
-    if (reg.base == MAP_FAILED) {
-        /* jobs in that region fail */
-        error_report("pvgpu-render: cannot map guest RAM (%" PRIu64
-                     " bytes): %s", rr.size, strerror(errno));
-        reg.base = NULL;
-    } else {
-        reg.size = rr.size;
+    map_shared(regions, rr.id, fd, rr.size, rr.fd_offset);
+}
+
+static void recv_readback_buf(const uint8_t *body, uint64_t len, int fd)
+{
+    PvgpuRpReadbackBuf rb;
+
+    if (len != sizeof(rb) || fd < 0) {
+        die("malformed READBACK_BUF");
     }
-    close(fd);
-    if (rr.id >= regions->len) {
-        g_array_set_size(regions, rr.id + 1);
+    memcpy(&rb, body, sizeof(rb));
+    if (rb.id >= PVGPU_RP_MAX_RBUFS) {
+        die("malformed READBACK_BUF");
     }
-    g_array_index(regions, Region, rr.id) = reg;
+    map_shared(rbufs, rb.id, fd, rb.size, 0);
 }
 
 /* The guest memory of @hj from @segs; false if a segment is not mapped */
@@ -423,6 +456,14 @@ static void recv_job(uint8_t *body, uint64_t len)
             .want_dmabuf = rbs[i].want_dmabuf,
             .dmabuf.fd = -1,
         };
+        if (rbs[i].buf < rbufs->len) {
+            Region *b = &g_array_index(rbufs, Region, rbs[i].buf);
+
+            if (b->base &&
+                (uint64_t)rbs[i].r.width * rbs[i].r.height * 4 <= b->size) {
+                job->readbacks[i].dest = b->base;
+            }
+        }
     }
     switch (job->op.kind) {
     case PVGPU_OP_CTX_CREATE:
@@ -535,6 +576,10 @@ static void readable(void *opaque)
         recv_region(body, hdr.len, fd);
         g_free(body);
         return;
+    case PVGPU_RP_READBACK_BUF:
+        recv_readback_buf(body, hdr.len, fd);
+        g_free(body);
+        return;
     case PVGPU_RP_JOB:
         recv_job(body, hdr.len);
         break;
@@ -603,6 +648,7 @@ int main(int argc, char **argv)
     }
     qemu_init_main_loop(&error_fatal);
     regions = g_array_new(false, true, sizeof(Region));
+    rbufs = g_array_new(false, true, sizeof(Region));
     backings = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     renderer = pvgpu_virgl_new(&opts, job_done, NULL, &err);
     if (!renderer) {

@@ -30,6 +30,7 @@
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/log.h"
+#include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
@@ -53,6 +54,21 @@ typedef struct OutMsg {
     size_t pos;
     int fd;                     /* sent with the first byte; not ours */
 } OutMsg;
+
+/*
+ * Shared memory the helper puts readback pixels in (instead of sending
+ * them through the socket, which cost two more copies of every frame)
+ */
+#define NR_RBUFS 4
+#define RBUF_MAX (64 * MiB)
+typedef struct RbBuf {
+    uint8_t *map;               /* NULL: none yet */
+    size_t size;
+    int fd;
+    bool sent;                  /* the helper has it */
+    uint64_t tag;               /* the job whose readback fills it; 0: free */
+    unsigned index;             /* which of its readbacks */
+} RbBuf;
 
 typedef struct Region {
     RAMBlock *rb;
@@ -85,6 +101,7 @@ typedef struct PvgpuRemote {
     GByteArray *in;
     GQueue in_fds;              /* received, not claimed by a message yet */
     PvgpuRenderJob *resetting;  /* a reset waiting for RESET_DONE */
+    RbBuf rbufs[NR_RBUFS];
     int64_t progress_ns;        /* when the process last finished something */
 
     /* fixed once started */
@@ -312,6 +329,16 @@ static void finish(PvgpuRemote *r, PvgpuRenderJob *job)
     pvgpu_queue_finish(&r->q, job);
 }
 
+/* Readback buffers that job @tag filled are free again */
+static void rbuf_release(PvgpuRemote *r, uint64_t tag)
+{
+    for (unsigned i = 0; i < NR_RBUFS; i++) {
+        if (r->rbufs[i].tag == tag) {
+            r->rbufs[i].tag = 0;
+        }
+    }
+}
+
 static gint tag_cmp(gconstpointer a, gconstpointer b)
 {
     uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
@@ -328,6 +355,7 @@ static void drop_sent(PvgpuRemote *r, bool cancelled)
     for (GList *l = tags; l; l = l->next) {
         PvgpuRenderJob *job = g_hash_table_lookup(r->sent, l->data);
 
+        rbuf_release(r, (uintptr_t)l->data);
         job->failed = !cancelled;
         job->cancelled = cancelled;
         finish(r, job);
@@ -382,6 +410,10 @@ static void forget_streams(PvgpuRemote *r)
         close(fd);
     }
     g_array_set_size(r->regions, 0);
+    for (unsigned i = 0; i < NR_RBUFS; i++) {
+        r->rbufs[i].sent = false;
+        r->rbufs[i].tag = 0;
+    }
 }
 
 /*
@@ -546,6 +578,55 @@ static bool op_inline(const PvgpuRenderOp *op)
            op->kind == PVGPU_OP_TRANSFER_READ;
 }
 
+/*
+ * A shared buffer for readback @index of job @tag, @need bytes: its id,
+ * sent to the helper if new; PVGPU_RP_INLINE if none is free (the pixels
+ * then come through the socket)
+ */
+static uint32_t rbuf_take(PvgpuRemote *r, uint64_t tag, unsigned index,
+                          size_t need)
+{
+    RbBuf *b = NULL;
+
+    for (unsigned i = 0; i < NR_RBUFS && !b; i++) {
+        if (!r->rbufs[i].tag && r->rbufs[i].size >= need) {
+            b = &r->rbufs[i];
+        }
+    }
+    for (unsigned i = 0; i < NR_RBUFS && !b && need <= RBUF_MAX; i++) {
+        if (!r->rbufs[i].tag) {
+            /* too small or none yet: (re)made at the size asked */
+            b = &r->rbufs[i];
+            if (b->map) {
+                qemu_memfd_free(b->map, b->size, b->fd);
+            }
+            b->size = ROUND_UP(need, MiB);
+            b->map = qemu_memfd_alloc("pvgpu-readback", b->size, 0, &b->fd,
+                                      NULL);
+            b->sent = false;
+            if (!b->map) {
+                b->size = 0;
+                return PVGPU_RP_INLINE;
+            }
+        }
+    }
+    if (!b) {
+        return PVGPU_RP_INLINE;
+    }
+    if (!b->sent) {
+        PvgpuRpReadbackBuf rb = { .id = b - r->rbufs, .size = b->size };
+        GByteArray *buf = msg_new(PVGPU_RP_READBACK_BUF, 1);
+
+        g_byte_array_append(buf, (uint8_t *)&rb, sizeof(rb));
+        msg_end(buf);
+        out_queue(r, buf, b->fd);
+        b->sent = true;
+    }
+    b->tag = tag;
+    b->index = index;
+    return b - r->rbufs;
+}
+
 /* Send @job; false if its guest memory is not the helper's to reach */
 static bool send_job(PvgpuRemote *r, PvgpuRenderJob *job)
 {
@@ -597,6 +678,8 @@ static bool send_job(PvgpuRemote *r, PvgpuRenderJob *job)
         PvgpuRpReadback rrb = {
             .scanout_id = rb->scanout_id, .resource_id = rb->resource_id,
             .r = rb->r, .want_dmabuf = rb->want_dmabuf,
+            .buf = rbuf_take(r, rj.tag, i,
+                             (size_t)rb->r.width * rb->r.height * 4),
         };
 
         g_byte_array_append(buf, (uint8_t *)&rrb, sizeof(rrb));
@@ -664,6 +747,16 @@ static void dispatch(PvgpuRemote *r, PvgpuRenderJob *job)
     }
 }
 
+static RbBuf *rbuf_of(PvgpuRemote *r, uint64_t tag, unsigned index)
+{
+    for (unsigned i = 0; i < NR_RBUFS; i++) {
+        if (r->rbufs[i].tag == tag && r->rbufs[i].index == index) {
+            return &r->rbufs[i];
+        }
+    }
+    return NULL;
+}
+
 /* A DONE: check it against the job it answers, which it completes */
 static bool recv_done(PvgpuRemote *r, const PvgpuRpHdr *hdr,
                       const uint8_t *body)
@@ -693,6 +786,10 @@ static bool recv_done(PvgpuRemote *r, const PvgpuRpHdr *hdr,
     for (unsigned i = 0; i < d.nreadbacks; i++) {
         if (rbd[i].ok && rbd[i].dmabuf) {
             nfds++;
+        } else if (rbd[i].ok && rbd[i].in_buf) {
+            if (!rbuf_of(r, d.tag, i)) {
+                return false;
+            }
         } else if (rbd[i].ok) {
             pixels += (uint64_t)job->readbacks[i].r.width *
                       job->readbacks[i].r.height * 4;
@@ -733,11 +830,18 @@ static bool recv_done(PvgpuRemote *r, const PvgpuRpHdr *hdr,
         }
         rb->pixels = g_try_malloc(size);
         rb->ok = rb->pixels != NULL;
+        if (rbd[i].in_buf) {
+            if (rb->pixels) {
+                memcpy(rb->pixels, rbuf_of(r, d.tag, i)->map, size);
+            }
+            continue;
+        }
         if (rb->pixels) {
             memcpy(rb->pixels, data, size);
         }
         data += size;
     }
+    rbuf_release(r, d.tag);
     if (inline_len) {
         iov_from_buf(job->op.iov, job->op.niov, 0, data, inline_len);
     }
@@ -932,6 +1036,12 @@ bool pvgpu_remote_possible(const char *helper, Error **errp)
 static void renderer_destroy(PvgpuRemote *r)
 {
     forget_streams(r);
+    for (unsigned i = 0; i < NR_RBUFS; i++) {
+        if (r->rbufs[i].map) {
+            qemu_memfd_free(r->rbufs[i].map, r->rbufs[i].size,
+                            r->rbufs[i].fd);
+        }
+    }
     for (unsigned i = 0; i < r->ncapsets; i++) {
         g_free(r->capsets[i].data);
     }

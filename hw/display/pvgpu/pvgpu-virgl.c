@@ -162,7 +162,7 @@ static void readback(PvgpuReadback *rb)
         .x = rb->r.x, .y = rb->r.y, .w = rb->r.width, .h = rb->r.height,
         .d = 1,
     };
-    struct iovec iov;
+    struct iovec iov = { .iov_base = rb->dest, .iov_len = size };
 
     rb->ok = false;
     rb->dmabuf.fd = -1;
@@ -176,9 +176,12 @@ static void readback(PvgpuReadback *rb)
         rb->ok = true;
         return;
     }
-    rb->pixels = g_try_malloc(size);
-    if (!rb->pixels) {
-        return;
+    if (!rb->dest) {
+        rb->pixels = g_try_malloc(size);
+        if (!rb->pixels) {
+            return;
+        }
+        iov.iov_base = rb->pixels;
     }
     /*
      * Transfers work in the guest's coordinates: for a resource without
@@ -186,7 +189,6 @@ static void readback(PvgpuReadback *rb)
      * so the pixels arrive top row first either way.  (Checked against
      * virtio-gpu-gl's GL display with glmark2's jellyfish and ideas.)
      */
-    iov = (struct iovec) { .iov_base = rb->pixels, .iov_len = size };
     if (virgl_renderer_transfer_read_iov(rb->resource_id, 0, 0,
                                         rb->r.width * 4, 0,
                                         (struct virgl_box *)&box, 0,

@@ -11,6 +11,8 @@
  *                   why virglrenderer could not start
  *   QEMU -> helper  REGION: a block of guest RAM (its file descriptor),
  *                   before the first job that points into it
+ *   QEMU -> helper  READBACK_BUF: shared memory (its file descriptor) a
+ *                   job's readback may put its pixels in
  *   QEMU -> helper  JOB: a renderer job (pvgpu-render.h); guest memory
  *                   as (region, offset, length) segments
  *   helper -> QEMU  DONE: a job's results, readback pixels, dmabufs
@@ -32,11 +34,12 @@
 
 #include "hw/display/pvgpu-render.h"
 
-#define PVGPU_RP_VERSION 1
+#define PVGPU_RP_VERSION 2
 /* no message is larger: a command buffer, or a readback of 16384^2 */
 #define PVGPU_RP_MAX_LEN (1024 * 1024 * 1024)
 #define PVGPU_RP_MAX_FDS PVGPU_MAX_SCANOUTS
 #define PVGPU_RP_MAX_SEGS 16384
+#define PVGPU_RP_MAX_RBUFS 8
 
 typedef enum PvgpuRpType {
     PVGPU_RP_HELLO = 1,
@@ -45,6 +48,7 @@ typedef enum PvgpuRpType {
     PVGPU_RP_DONE,
     PVGPU_RP_RESET,
     PVGPU_RP_RESET_DONE,
+    PVGPU_RP_READBACK_BUF,
 } PvgpuRpType;
 
 typedef struct PvgpuRpHdr {
@@ -77,6 +81,13 @@ typedef struct PvgpuRpRegion {
     uint64_t fd_offset;
 } PvgpuRpRegion;
 
+/* READBACK_BUF, with its fd: buffer @id (replacing one of that id) */
+typedef struct PvgpuRpReadbackBuf {
+    uint32_t id;
+    uint32_t pad;
+    uint64_t size;
+} PvgpuRpReadbackBuf;
+
 /* Guest memory of a job: @len bytes at @offset of region @region */
 #define PVGPU_RP_INLINE UINT32_MAX  /* bytes in the message (or the DONE) */
 typedef struct PvgpuRpSeg {
@@ -91,6 +102,7 @@ typedef struct PvgpuRpReadback {
     uint32_t resource_id;
     PvgpuRect r;
     uint32_t want_dmabuf;
+    uint32_t buf;               /* READBACK_BUF id, or PVGPU_RP_INLINE */
 } PvgpuRpReadback;
 
 #define PVGPU_RP_FENCE 1        /* job.fence */
@@ -120,12 +132,14 @@ typedef struct PvgpuRpReadbackDone {
     uint32_t stride;
     uint32_t fourcc;
     uint32_t y0_top;
+    uint32_t in_buf;            /* the pixels are in its READBACK_BUF */
+    uint32_t pad;
 } PvgpuRpReadbackDone;
 
 /*
  * DONE: then @nreadbacks PvgpuRpReadbackDone, then the pixels of each ok
- * readback without a dmabuf (width * height * 4 bytes of its rectangle),
- * then, for a TRANSFER_READ, the bytes of its inline segments
+ * readback without a dmabuf or buffer (width * height * 4 bytes of its
+ * rectangle), then, for a TRANSFER_READ, the bytes of its inline segments
  */
 typedef struct PvgpuRpDone {
     uint64_t tag;

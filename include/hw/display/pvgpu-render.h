@@ -68,6 +68,12 @@ typedef struct PvgpuReadback {
     PvgpuRect r;
     /* export the whole resource as a dmabuf instead, if the renderer can */
     bool want_dmabuf;
+    /*
+     * where to write the pixels instead of a buffer of the renderer's own
+     * (.pixels then stays NULL): r.width * r.height * 4 bytes of memory
+     * the render process shares with QEMU
+     */
+    uint8_t *dest;
     /* filled by the renderer */
     uint32_t format;        /* PVGPU_FORMAT_* of the resource */
     uint8_t *pixels;        /* r.width * r.height * 4 bytes, top row first */
