@@ -9,10 +9,11 @@
  * backend): the helper maps it, as a vhost-user back end does.
  *
  * Like pvgpu-virgl.c, one thread of QEMU's talks to the renderer, through
- * the job lists of pvgpu-render-queue.h.  The thread sends jobs, reads completions and
- * pulls scheduled work when a completion came, so dispatch stays off the
- * main loop.  Its socket never blocks: it always reads what the helper
- * writes, so neither side can wait on the other's full socket.
+ * the job lists of pvgpu-render-queue.h.  The thread sends jobs, reads
+ * completions and pulls scheduled work when a completion came, so
+ * dispatch stays off the main loop.  Its socket never blocks: it always
+ * reads what the helper writes, so neither side can wait on the other's
+ * full socket.  Readback pixels come through shared memory buffers.
  *
  * When the process dies, every job in flight and every later one fails
  * (the guest gets error responses, its fences are answered), the device
