@@ -419,10 +419,6 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
 }
 
 /*
- * Free resource @res, gone from the table: MAP_BLOBs still with the
- * renderer find it gone (several, after MAP, UNMAP, MAP in one notify).
- */
-/*
  * A create the renderer refused is undone, but a request the renderer has
  * not finished (an ATTACH_BACKING waiting behind the create) may still
  * point at @res's guest memory: it takes the memory over, unmapped when
@@ -451,6 +447,10 @@ static void backing_hand_over(PvgpuState *s, PvgpuResource *res)
     }
 }
 
+/*
+ * Free resource @res, gone from the table: MAP_BLOBs still with the
+ * renderer find it gone (several, after MAP, UNMAP, MAP in one notify).
+ */
 static void resource_free(PvgpuState *s, PvgpuResource *res)
 {
     PvgpuRequest *req;
@@ -2227,6 +2227,54 @@ static void pvgpu_exec_shutdown(Notifier *n, void *data)
     reset(s, true);
 }
 
+/*
+ * Start virglrenderer for the device: in a render process when
+ * render-process is on, or auto and the process can map the guest's RAM,
+ * else in QEMU's process.  False, with @errp set, if none started.
+ */
+static bool virgl_start(PvgpuState *s, const PvgpuRenderOpts *opts,
+                        Error **errp)
+{
+    Error *why_not = NULL;
+
+    if (s->render_process == ON_OFF_AUTO_ON) {
+        if (s->hostmem) {
+            error_setg(errp, "pvgpu: render-process=on: host-visible blobs "
+                       "(hostmem) need virglrenderer in QEMU's process");
+            return false;
+        }
+        if (!pvgpu_remote_possible(s->render_helper, errp)) {
+            error_prepend(errp, "pvgpu: render-process=on: ");
+            return false;
+        }
+    }
+    if (s->render_process == ON_OFF_AUTO_ON ||
+        (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
+         pvgpu_remote_possible(s->render_helper, &why_not))) {
+        s->virgl_renderer = pvgpu_remote_new(opts, s->render_helper,
+                                             pvgpu_exec_job_done, s,
+                                             s->render_process ==
+                                             ON_OFF_AUTO_ON ? errp : &why_not);
+        if (s->virgl_renderer) {
+            return true;
+        }
+        if (s->render_process == ON_OFF_AUTO_ON) {
+            return false;
+        }
+        /* e.g. -sandbox spawn=deny, as libvirt starts QEMU */
+    }
+    s->virgl_renderer = pvgpu_virgl_new(opts, pvgpu_exec_job_done, s, errp);
+    if (s->virgl_renderer && why_not) {
+        /* what the user may not know: say it once, at start */
+        warn_reportf_err(why_not, "pvgpu: virglrenderer runs in QEMU's "
+                         "process, where a guest that crashes it crashes "
+                         "QEMU; for a render process, ");
+    } else {
+        error_free(why_not);
+    }
+    return s->virgl_renderer != NULL;
+}
+
 bool pvgpu_exec_init(PvgpuState *s, Error **errp)
 {
     DeviceState *transport = qdev_get_parent_bus(DEVICE(s))->parent;
@@ -2239,46 +2287,11 @@ bool pvgpu_exec_init(PvgpuState *s, Error **errp)
     };
     Error *err = NULL;
 
-    if (s->virgl != ON_OFF_AUTO_OFF && s->render_process == ON_OFF_AUTO_ON &&
-        (s->hostmem || !pvgpu_remote_possible(s->render_helper, &err))) {
-        if (!err) {
-            error_setg(&err, "host-visible blobs (hostmem) need "
-                       "virglrenderer in QEMU's process");
-        }
-        error_propagate_prepend(errp, err, "pvgpu: render-process=on: ");
+    /* virgl=auto goes on in 2D, an explicit render-process=on does not */
+    if (s->virgl != ON_OFF_AUTO_OFF && !virgl_start(s, &opts, &err) &&
+        (s->virgl == ON_OFF_AUTO_ON || s->render_process == ON_OFF_AUTO_ON)) {
+        error_propagate(errp, err);
         return false;
-    }
-    if (s->virgl != ON_OFF_AUTO_OFF) {
-        Error *why_not = NULL;
-        bool process = s->render_process == ON_OFF_AUTO_ON ||
-                       (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
-                        pvgpu_remote_possible(s->render_helper, &why_not));
-
-        if (process) {
-            s->virgl_renderer = pvgpu_remote_new(&opts, s->render_helper,
-                                                 pvgpu_exec_job_done, s,
-                                                 &err);
-            if (!s->virgl_renderer && s->render_process == ON_OFF_AUTO_AUTO) {
-                /* e.g. -sandbox spawn=deny, as libvirt starts QEMU */
-                why_not = g_steal_pointer(&err);
-            }
-        }
-        if (!s->virgl_renderer && !err) {
-            s->virgl_renderer = pvgpu_virgl_new(&opts, pvgpu_exec_job_done, s,
-                                                &err);
-        }
-        if (s->virgl_renderer && why_not) {
-            /* what the user may not know: say it once, at start */
-            warn_reportf_err(why_not, "pvgpu: virglrenderer runs in QEMU's "
-                             "process, where a guest that crashes it "
-                             "crashes QEMU; for a render process, ");
-        } else {
-            error_free(why_not);
-        }
-        if (!s->virgl_renderer && s->virgl == ON_OFF_AUTO_ON) {
-            error_propagate(errp, err);
-            return false;
-        }
     }
     QTAILQ_INIT(&s->inflight);
     QTAILQ_INIT(&s->held);
