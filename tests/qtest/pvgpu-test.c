@@ -5042,6 +5042,26 @@ static void test_render_process_two(void)
     qtest_quit(qts);
 }
 
+/*
+ * The render process tests' device options, its guest RAM a shared memfd
+ * (which libqos/pvgpu.c sets up itself with PVGPU_QTEST_RENDER_PROCESS);
+ * @timeout_1s: render-timeout=1
+ */
+static const char *render_process_args(bool timeout_1s)
+{
+    static char *args[2];
+
+    if (!args[timeout_1s]) {
+        args[timeout_1s] = g_strdup_printf(
+            "%s-global pvgpu-device.render-process=on%s",
+            getenv("PVGPU_QTEST_RENDER_PROCESS") ? "" :
+            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
+            "-machine memory-backend=pvgpu-ram ",
+            timeout_1s ? " -global pvgpu-device.render-timeout=1" : "");
+    }
+    return args[timeout_1s];
+}
+
 /* QEMU's render processes say wrong things now and then (pvgpu-render.c) */
 static void *before_corrupt(GString *cmd_line, void *arg)
 {
@@ -6434,32 +6454,15 @@ static void register_pvgpu_test(void)
         .edge.before_cmd_line = "-global pvgpu-device.gl-scanout=on",
     };
     QOSGraphTestOptions vnc = { .before = before_vnc };
-    /* PVGPU_QTEST_RENDER_PROCESS: libqos/pvgpu.c sets the memory up */
     QOSGraphTestOptions render_process = {
-        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
-            "-global pvgpu-device.render-process=on" :
-            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
-            "-machine memory-backend=pvgpu-ram "
-            "-global pvgpu-device.render-process=on",
+        .edge.before_cmd_line = render_process_args(false),
     };
     QOSGraphTestOptions render_process_corrupt = {
         .before = before_corrupt,
-        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
-            "-global pvgpu-device.render-process=on "
-            "-global pvgpu-device.render-timeout=1" :
-            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
-            "-machine memory-backend=pvgpu-ram "
-            "-global pvgpu-device.render-process=on "
-            "-global pvgpu-device.render-timeout=1",
+        .edge.before_cmd_line = render_process_args(true),
     };
     QOSGraphTestOptions render_process_hang = {
-        .edge.before_cmd_line = getenv("PVGPU_QTEST_RENDER_PROCESS") ?
-            "-global pvgpu-device.render-process=on "
-            "-global pvgpu-device.render-timeout=1" :
-            "-object memory-backend-memfd,id=pvgpu-ram,size=128M,share=on "
-            "-machine memory-backend=pvgpu-ram "
-            "-global pvgpu-device.render-process=on "
-            "-global pvgpu-device.render-timeout=1",
+        .edge.before_cmd_line = render_process_args(true),
     };
     QOSGraphTestOptions vnc_2d = {
         .before = before_vnc,
