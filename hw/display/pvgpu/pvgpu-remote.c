@@ -46,7 +46,7 @@
 #include "trace.h"
 
 #define HELPER_NAME "pvgpu-render"
-#define HELLO_TIMEOUT_NS (30 * NANOSECONDS_PER_SECOND)
+#define HELLO_TIMEOUT_NS (10 * NANOSECONDS_PER_SECOND)
 #define EXIT_TIMEOUT_NS (2 * NANOSECONDS_PER_SECOND)
 #define READ_CHUNK (256 * KiB)
 
@@ -210,7 +210,8 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     uint64_t off = sizeof(h);
 
     if (!read_until(fd, &hdr, sizeof(hdr), deadline)) {
-        error_setg(errp, "no answer");
+        error_setg(errp, "no answer within %d s",
+                   (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
         return false;
     }
     if (hdr.type != PVGPU_RP_HELLO || hdr.nfds || hdr.len < sizeof(h) ||
@@ -220,7 +221,8 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     }
     body = g_malloc(hdr.len + 1);
     if (!read_until(fd, body, hdr.len, deadline)) {
-        error_setg(errp, "no answer");
+        error_setg(errp, "no answer within %d s",
+                   (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
         return false;
     }
     body[hdr.len] = 0;
