@@ -74,10 +74,7 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
                      int nparts, const int *fds, unsigned nfds)
 {
     struct iovec iov[8];
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
-    } u;
+    PvgpuRpFdBuf fb;
     struct msghdr msg = { .msg_iov = iov };
     int n = 0;
 
@@ -90,16 +87,7 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
     }
     msg.msg_iovlen = n;
     if (nfds) {
-        struct cmsghdr *cmsg;
-
-        memset(&u, 0, sizeof(u));
-        msg.msg_control = u.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+        pvgpu_rp_attach_fds(&msg, &fb, fds, nfds);
     }
     while (msg.msg_iovlen) {
         ssize_t ret = sendmsg(SOCK, &msg, MSG_NOSIGNAL);
@@ -520,20 +508,29 @@ static void recv_reset(const uint8_t *body, uint64_t len)
     send_all(&hdr, NULL, 0, NULL, 0);
 }
 
+/* A message's first file descriptor is kept, others are closed */
+static void keep_first_fd(int fd, void *opaque)
+{
+    int *first = opaque;
+
+    if (*first < 0) {
+        *first = fd;
+    } else {
+        close(fd);
+    }
+}
+
 static void readable(void *opaque)
 {
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
-    } u;
+    PvgpuRpFdBuf fb;
     PvgpuRpHdr hdr;
     struct iovec iov = { &hdr, sizeof(hdr) };
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+        .msg_control = fb.buf, .msg_controllen = sizeof(fb.buf),
     };
-    struct cmsghdr *cmsg;
-    int fd = -1, nfds = 0;
+    int fd = -1;
+    unsigned nfds;
     uint8_t *body;
     ssize_t ret;
 
@@ -543,23 +540,7 @@ static void readable(void *opaque)
     if (ret <= 0) {
         gone();
     }
-    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-            int n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (int i = 0; i < n; i++) {
-                int f;
-
-                memcpy(&f, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-                if (fd < 0) {
-                    fd = f;
-                } else {
-                    close(f);
-                }
-                nfds++;
-            }
-        }
-    }
+    nfds = pvgpu_rp_received_fds(&msg, keep_first_fd, &fd);
     if (ret < (ssize_t)sizeof(hdr) &&
         !read_all((uint8_t *)&hdr + ret, sizeof(hdr) - ret)) {
         gone();

@@ -481,25 +481,13 @@ static bool flush_out(PvgpuRemote *r)
     OutMsg *m;
 
     while (r->sock >= 0 && (m = g_queue_peek_head(&r->out))) {
-        union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE(sizeof(int))];
-        } u;
+        PvgpuRpFdBuf fb;
         struct iovec iov = { m->buf->data + m->pos, m->buf->len - m->pos };
         struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t ret;
 
         if (m->pos == 0 && m->fd >= 0) {
-            struct cmsghdr *cmsg;
-
-            memset(&u, 0, sizeof(u));
-            msg.msg_control = u.buf;
-            msg.msg_controllen = sizeof(u.buf);
-            cmsg = CMSG_FIRSTHDR(&msg);
-            cmsg->cmsg_level = SOL_SOCKET;
-            cmsg->cmsg_type = SCM_RIGHTS;
-            cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(cmsg), &m->fd, sizeof(int));
+            pvgpu_rp_attach_fds(&msg, &fb, &m->fd, 1);
         }
         ret = sendmsg(r->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (ret < 0) {
@@ -870,41 +858,31 @@ static bool recv_msg(PvgpuRemote *r, const PvgpuRpHdr *hdr,
     }
 }
 
+/* A received file descriptor, for the message that claims it */
+static void queue_fd(int fd, void *opaque)
+{
+    g_queue_push_tail(opaque, GINT_TO_POINTER(fd + 1));
+}
+
 /* Read and handle everything the helper sent; false if it is gone */
 static bool read_in(PvgpuRemote *r)
 {
     for (;;) {
-        union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
-        } u;
+        PvgpuRpFdBuf fb;
         guint len = r->in->len;
         struct iovec iov;
         struct msghdr msg = {
             .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+            .msg_control = fb.buf, .msg_controllen = sizeof(fb.buf),
         };
-        struct cmsghdr *cmsg;
         ssize_t ret;
 
         g_byte_array_set_size(r->in, len + READ_CHUNK);
         iov = (struct iovec) { r->in->data + len, READ_CHUNK };
         ret = recvmsg(r->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         g_byte_array_set_size(r->in, len + MAX(ret, 0));
-        for (cmsg = ret > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg;
-             cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-            if (cmsg->cmsg_level == SOL_SOCKET &&
-                cmsg->cmsg_type == SCM_RIGHTS) {
-                int n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-                for (int i = 0; i < n; i++) {
-                    int fd;
-
-                    memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int),
-                           sizeof(int));
-                    g_queue_push_tail(&r->in_fds, GINT_TO_POINTER(fd + 1));
-                }
-            }
+        if (ret > 0) {
+            pvgpu_rp_received_fds(&msg, queue_fd, &r->in_fds);
         }
         if (ret < 0 && errno == EINTR) {
             continue;

@@ -32,6 +32,7 @@
 #ifndef HW_DISPLAY_PVGPU_RENDER_PROTO_H
 #define HW_DISPLAY_PVGPU_RENDER_PROTO_H
 
+#include <sys/socket.h>
 #include "hw/display/pvgpu-render.h"
 
 #define PVGPU_RP_VERSION 2
@@ -154,5 +155,51 @@ typedef struct PvgpuRpReset {
     uint32_t keep_memory;
     uint32_t pad;
 } PvgpuRpReset;
+
+/* Room for the file descriptors of one message, aligned for cmsg */
+typedef union PvgpuRpFdBuf {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * PVGPU_RP_MAX_FDS)];
+} PvgpuRpFdBuf;
+
+/* Send @fds (@nfds, at most PVGPU_RP_MAX_FDS) with @msg, in @fb */
+static inline void pvgpu_rp_attach_fds(struct msghdr *msg, PvgpuRpFdBuf *fb,
+                                       const int *fds, unsigned nfds)
+{
+    struct cmsghdr *cmsg;
+
+    memset(fb, 0, sizeof(*fb));
+    msg->msg_control = fb->buf;
+    msg->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    cmsg = CMSG_FIRSTHDR(msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+}
+
+/* Hand each file descriptor @msg received to @take; returns how many */
+static inline unsigned pvgpu_rp_received_fds(struct msghdr *msg,
+                                             void (*take)(int fd, void *opaque),
+                                             void *opaque)
+{
+    unsigned count = 0;
+
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg;
+         cmsg = CMSG_NXTHDR(msg, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+            int n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (int i = 0; i < n; i++) {
+                int fd;
+
+                memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+                take(fd, opaque);
+                count++;
+            }
+        }
+    }
+    return count;
+}
 
 #endif /* HW_DISPLAY_PVGPU_RENDER_PROTO_H */
