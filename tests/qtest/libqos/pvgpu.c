@@ -169,18 +169,28 @@ static void pvgpu_register_nodes(void)
     QOSGraphEdgeOptions opts = {
         .extra_device_opts = "addr=04.0,id=pvgpu0",
     };
+    g_autofree char *device_opts = NULL;
 
     /*
      * PVGPU_QTEST_RENDER_PROCESS=1: the tests' device renders in a render
      * process (pvgpu-render), with the guest's RAM (the pc machine's 128M)
      * a shared memfd it maps; except with hostmem, which needs the
-     * renderer in QEMU (auto)
+     * renderer in QEMU (auto).  PVGPU_QTEST_RENDER_HELPER=PATH runs
+     * PATH as the render process (scripts/fuzz.sh: a wrapper that gives
+     * the helper sanitizer options of its own)
      */
     if (getenv("PVGPU_QTEST_RENDER_PROCESS")) {
+        const char *helper = getenv("PVGPU_QTEST_RENDER_HELPER");
+
         opts.before_cmd_line = "-object memory-backend-memfd,id=pvgpu-ram,"
                                "size=128M,share=on "
                                "-machine memory-backend=pvgpu-ram";
-        opts.extra_device_opts = "addr=04.0,id=pvgpu0,render-process=auto";
+        /* the graph keeps a copy */
+        device_opts =
+            g_strdup_printf("addr=04.0,id=pvgpu0,render-process=auto%s%s",
+                            helper ? ",render-helper=" : "",
+                            helper ? helper : "");
+        opts.extra_device_opts = device_opts;
     }
 
     add_qpci_address(&opts, &addr);
