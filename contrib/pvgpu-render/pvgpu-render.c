@@ -43,11 +43,6 @@ static PvgpuRenderer *renderer;
 static GArray *regions;         /* of Region, by id */
 static GArray *rbufs;           /* of Region: readback buffers, by id */
 /*
- * resource id -> the iovec array of its backing or guest blob, which
- * virglrenderer keeps using until the backing is detached
- */
-static GHashTable *backings;
-/*
  * PVGPU_RENDER_CORRUPT=SEED, for tests: now and then a DONE says
  * something wrong, as a compromised render process could; QEMU has to
  * notice and kill it, and never trust what it says
@@ -162,35 +157,6 @@ static void send_hello(bool ok, const char *text)
     send_all(&hdr, parts, n, NULL, 0);
 }
 
-/* What virglrenderer holds of a job's guest memory after it ran */
-static void backing_update(HelperJob *hj)
-{
-    PvgpuRenderJob *job = &hj->job;
-    gpointer id = GUINT_TO_POINTER(job->op.resource_id);
-
-    if (job->kind == PVGPU_JOB_RESTART) {
-        g_hash_table_remove_all(backings);
-        return;
-    }
-    if (job->kind != PVGPU_JOB_OP || job->failed || job->cancelled) {
-        return;
-    }
-    switch (job->op.kind) {
-    case PVGPU_OP_BACKING_ATTACH:
-    case PVGPU_OP_RESOURCE_CREATE_BLOB:
-        if (job->op.niov) {
-            g_hash_table_insert(backings, id, g_steal_pointer(&hj->iov));
-        }
-        break;
-    case PVGPU_OP_BACKING_DETACH:
-    case PVGPU_OP_RESOURCE_UNREF:
-        g_hash_table_remove(backings, id);
-        break;
-    default:
-        break;
-    }
-}
-
 static void corrupt_done(PvgpuRpHdr *hdr, PvgpuRpDone *done,
                          PvgpuRpReadbackDone *rbd)
 {
@@ -279,9 +245,10 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
     nfds = hdr.nfds;
     corrupt_done(&hdr, &done, rbd);
     send_all(&hdr, parts, n, fds, nfds);
-    backing_update(hj);
     pvgpu_render_job_clear(job);
-    g_free(hj->iov);
+    if (!job->iov_taken) {
+        g_free(hj->iov);
+    }
     g_free(hj->data);
     g_free(hj->read_buf);
     g_free(hj);
@@ -501,10 +468,6 @@ static void recv_reset(const uint8_t *body, uint64_t len)
     memcpy(&rr, body, sizeof(rr));
     /* every job not done comes back, cancelled, before this returns */
     pvgpu_render_reset(renderer, rr.keep_memory);
-    if (!rr.keep_memory) {
-        /* every resource is gone */
-        g_hash_table_remove_all(backings);
-    }
     send_all(&hdr, NULL, 0, NULL, 0);
 }
 
@@ -592,7 +555,8 @@ static void usage(const char *name)
 
 int main(int argc, char **argv)
 {
-    PvgpuRenderOpts opts = {};
+    /* the iovec arrays of backings are made here, and the renderer's */
+    PvgpuRenderOpts opts = { .own_iov = true };
     Error *err = NULL;
     struct stat st;
     sigset_t all;
@@ -630,7 +594,6 @@ int main(int argc, char **argv)
     qemu_init_main_loop(&error_fatal);
     regions = g_array_new(false, true, sizeof(Region));
     rbufs = g_array_new(false, true, sizeof(Region));
-    backings = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     renderer = pvgpu_virgl_new(&opts, job_done, NULL, &err);
     if (!renderer) {
         send_hello(false, error_get_pretty(err));

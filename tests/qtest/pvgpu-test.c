@@ -5258,6 +5258,103 @@ static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
     }
 }
 
+/* ATTACH_BACKING of @id with @size bytes at @base, in one 4 KiB piece each */
+static void batch_attach(Batch *b, uint32_t id, uint64_t base, uint64_t size,
+                         bool fenced)
+{
+    struct {
+        struct virtio_gpu_resource_attach_backing a;
+        struct virtio_gpu_mem_entry e[16];
+    } req = { 0 };
+    unsigned n = DIV_ROUND_UP(size, 4096);
+
+    g_assert_cmpuint(n, <=, ARRAY_SIZE(req.e));
+    hdr_init(&req.a.hdr, VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING);
+    if (fenced) {
+        req.a.hdr.flags = cpu_to_le32(VIRTIO_GPU_FLAG_FENCE);
+        req.a.hdr.fence_id = cpu_to_le64(b->n + 1);
+    }
+    req.a.resource_id = cpu_to_le32(id);
+    req.a.nr_entries = cpu_to_le32(n);
+    for (unsigned i = 0; i < n; i++) {
+        req.e[i].addr = cpu_to_le64(base + (uint64_t)i * 4096);
+        req.e[i].length = cpu_to_le32(MIN(4096, size - (uint64_t)i * 4096));
+    }
+    batch_add(b, &req, sizeof(req.a) + n * sizeof(req.e[0]), 0, 0);
+}
+
+static void batch_resource_cmd(Batch *b, uint32_t type, uint32_t id)
+{
+    struct virtio_gpu_resource_detach_backing d = { 0 };
+
+    hdr_init(&d.hdr, type);
+    d.resource_id = cpu_to_le32(id);
+    batch_add(b, &d, sizeof(d), 0, 0);
+}
+
+/*
+ * A backing replaced in one notify, with a fence on the replaced one:
+ * the renderer must render into the backing attached last, though the
+ * fenced ATTACH_BACKING completes after the DETACH_BACKING and the
+ * ATTACH_BACKING that follow it.  (A render process once kept the
+ * backing of whatever ATTACH_BACKING completed last, and freed the one
+ * virglrenderer still used: the next transfer crashed it.)
+ */
+static void test_backing_replaced(void *obj, void *data,
+                                  QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    static const float blue[4] = { 0, 0, 1, 1 };
+    enum { W = 32, H = 32, SIZE = W * H * 4 };
+    uint32_t dw[32], px[W * H], types[8];
+    uint64_t older, last;
+    size_t n;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    make_rt(gpu, 1, 7, W, H);
+    older = guest_alloc(alloc, SIZE);
+    last = guest_alloc(alloc, SIZE);
+    for (int round = 0; round < 3; round++) {
+        Batch b = { .gpu = gpu, .hold = true };
+
+        batch_resource_cmd(&b, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 7);
+        batch_attach(&b, 7, older, SIZE, true);
+        batch_resource_cmd(&b, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 7);
+        batch_attach(&b, 7, last, SIZE, false);
+        batch_publish(&b);
+        batch_drain(&b, types);
+        for (unsigned i = 0; i < b.n; i++) {
+            g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+        }
+        /* what is rendered comes back into the last backing only */
+        n = clear_stream(dw, 7, blue);
+        g_assert_cmphex(submit_3d(gpu, 1, dw, n, VIRTIO_GPU_FLAG_FENCE,
+                                  10 + round), ==, VIRTIO_GPU_RESP_OK_NODATA);
+        qtest_memset(gpu->qts, older, 0x5a, SIZE);
+        qtest_memset(gpu->qts, last, 0xa5, SIZE);
+        g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D,
+                                    1, 7, W, H), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        memread(last, px, sizeof(px));
+        for (unsigned i = 0; i < W * H; i++) {
+            g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
+        }
+        memread(older, px, sizeof(px));
+        for (unsigned i = 0; i < W * H; i++) {
+            g_assert_cmphex(le32_to_cpu(px[i]), ==, 0x5a5a5a5a);
+        }
+    }
+    /* and the renderer is the one it was: nothing crashed */
+    if (getenv("PVGPU_QTEST_RENDER_PROCESS")) {
+        unsigned restarts;
+
+        g_assert_cmpint(render_pid(&restarts), >, 0);
+        g_assert_cmpuint(restarts, ==, 0);
+    }
+}
+
 /*
  * Contexts that share a resource keep their order: context 2's SUBMIT_3D
  * copies from a resource context 1 renders to and shares with it, so it
@@ -6528,6 +6625,8 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/ctx-rules", "pvgpu", test_ctx_rules, NULL);
     qos_add_test("3d/destroy-busy", "pvgpu", test_destroy_busy, NULL);
     qos_add_test("3d/order-resources", "pvgpu", test_order_resources, NULL);
+    qos_add_test("3d/backing-replaced", "pvgpu", test_backing_replaced,
+                 NULL);
     qos_add_test("3d/order-fps", "pvgpu", test_order_fps, NULL);
     qos_add_test("3d/order-shared", "pvgpu", test_order_shared, NULL);
     qos_add_test("3d/order-destroy", "pvgpu", test_order_destroy, NULL);

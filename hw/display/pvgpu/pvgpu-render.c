@@ -18,6 +18,7 @@ void pvgpu_render_set_source(PvgpuRenderer *r, PvgpuRenderPullFn *pull,
 void pvgpu_render_job_begin(PvgpuRenderJob *job)
 {
     job->failed = false;
+    job->iov_taken = false;
     job->cancelled = false;
     job->retired = false;
     job->sync = false;

@@ -60,6 +60,8 @@ typedef struct PvgpuVirgl {
     uint64_t gpu_free_ns;       /* when the last fenced job finished */
     /* context id -> GArray of the blob ids its streams created, unclaimed */
     GHashTable *pipe_ids;
+    /* opts.own_iov: resource id -> the iovec array virglrenderer holds */
+    GHashTable *iovs;
 
     /* start-up handshake */
     QemuSemaphore started;
@@ -352,6 +354,24 @@ static const char *op_name(PvgpuOpKind kind)
 }
 
 /* Run one operation; returns 0, or non-zero if virglrenderer refused it. */
+/*
+ * virglrenderer holds @job's iovec array for resource @id: with
+ * opts.own_iov it is ours from now on (replacing one it let go of)
+ */
+static void iov_held(PvgpuVirgl *r, PvgpuRenderJob *job, uint32_t id)
+{
+    if (r->opts.own_iov) {
+        g_hash_table_insert(r->iovs, GUINT_TO_POINTER(id), job->op.iov);
+        job->iov_taken = true;
+    }
+}
+
+/* virglrenderer holds no iovec array for resource @id any more */
+static void iov_released(PvgpuVirgl *r, uint32_t id)
+{
+    g_hash_table_remove(r->iovs, GUINT_TO_POINTER(id));
+}
+
 static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     const PvgpuRenderOp *op = &job->op;
@@ -410,16 +430,21 @@ static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
         /* the device still owns the backing and unmaps it afterwards */
         virgl_renderer_resource_detach_iov(id, &iov, &n);
         virgl_renderer_resource_unref(id);
+        iov_released(r, id);
         break;
     }
     case PVGPU_OP_BACKING_ATTACH:
         ret = virgl_renderer_resource_attach_iov(id, op->iov, op->niov);
+        if (!ret) {
+            iov_held(r, job, id);
+        }
         break;
     case PVGPU_OP_BACKING_DETACH: {
         struct iovec *iov = NULL;
         int n = 0;
 
         virgl_renderer_resource_detach_iov(id, &iov, &n);
+        iov_released(r, id);
         break;
     }
     case PVGPU_OP_TRANSFER_WRITE:
@@ -458,6 +483,9 @@ static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
         };
 
         ret = virgl_renderer_resource_create_blob(&args);
+        if (!ret && op->niov) {
+            iov_held(r, job, id);
+        }
         if (!ret && ctx) {
             pipe_claimed(r, ctx, b->blob_id);
         }
@@ -496,6 +524,7 @@ static void restart(PvgpuVirgl *r)
 {
     pipe_reclaim_all(r);
     virgl_renderer_cleanup(r);
+    g_hash_table_remove_all(r->iovs);
     if (!r->broken && virgl_renderer_init(r, r->flags, &pvgpu_virgl_cbs)) {
         error_report("pvgpu: virglrenderer failed to restart after a "
                      "reset; 3D commands will fail");
@@ -670,6 +699,7 @@ static void *pvgpu_render_thread(void *opaque)
     }
     pipe_reclaim_all(r);
     virgl_renderer_cleanup(r);
+    g_hash_table_remove_all(r->iovs);
     return NULL;
 }
 
@@ -687,6 +717,7 @@ static void renderer_destroy(PvgpuVirgl *r)
     g_free(r->describe);
     g_free((char *)r->opts.render_node);
     g_hash_table_destroy(r->pipe_ids);
+    g_hash_table_destroy(r->iovs);
     g_free(r);
 }
 
@@ -708,11 +739,13 @@ PvgpuRenderer *pvgpu_virgl_new(const PvgpuRenderOpts *opts,
     r->parent.be = &pvgpu_virgl_backend;
     r->opts.render_node = g_strdup(opts->render_node);
     r->opts.gles = opts->gles;
+    r->opts.own_iov = opts->own_iov;
     r->drm_fd = -1;
     qemu_sem_init(&r->started, 0);
     QSIMPLEQ_INIT(&r->fenced);
     r->pipe_ids = g_hash_table_new_full(NULL, NULL, NULL,
                                         (GDestroyNotify)g_array_unref);
+    r->iovs = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     if (!pvgpu_queue_init(&r->q, done, opaque, opts->guard, errp)) {
         renderer_destroy(r);
         return NULL;

@@ -50,6 +50,16 @@ typedef struct PvgpuRenderOpts {
      * of CVE-2024-3446)
      */
     MemReentrancyGuard *guard;
+    /*
+     * The renderer owns the iovec array of every backing it holds (a
+     * render process, whose arrays are its own): it takes a
+     * BACKING_ATTACH's or RESOURCE_CREATE_BLOB's array when it accepts
+     * the operation (the job's .iov_taken) and frees it when a detach,
+     * an unref or a reset lets it go, in the order the operations run,
+     * which is not the order fenced jobs complete in.  Otherwise the
+     * arrays stay the caller's.
+     */
+    bool own_iov;
 } PvgpuRenderOpts;
 
 typedef struct PvgpuCapset {
@@ -197,6 +207,7 @@ typedef struct PvgpuRenderJob {
 
     /* results */
     bool failed;            /* the renderer refused the operation */
+    bool iov_taken;         /* PvgpuRenderOpts.own_iov: op.iov is its now */
     bool cancelled;         /* dropped by a reset: do not answer the guest */
     /* MAP: the host memory and how the guest must map it */
     void *map_ptr;
