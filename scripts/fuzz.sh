@@ -7,9 +7,16 @@
 # Usage: scripts/fuzz.sh [COMMANDS] [SEED]
 #   COMMANDS  total (default 1000000); SEED  first seed (default: random),
 #   the next slices use SEED+1, SEED+2, ...; -h, --help prints this.
-# The device renders in a render process (render-process=on), whose own
-# crashes inside virglrenderer are contained: they are counted ("render
-# process deaths"), not failures, and nothing is avoided.
+# The device renders in a render process (render-process=on), and
+# nothing is avoided.  Its deaths are contained (QEMU answers the guest
+# with errors), and sorted by the helper's sanitizer report: a crash whose
+# first frame outside libc and the sanitizer is in virglrenderer, Mesa or
+# LLVM is a guest-reachable bug of theirs, counted; one in pvgpu's own
+# code, a UBSan report, a death without a report, or a malformed message
+# fails the slice.  A helper killed as hung (render-timeout) is counted.
+# PVGPU_FUZZ_HELPER=plain runs the helper from build/ without a sanitizer
+# (QEMU keeps both): about three times the commands per second, but its
+# deaths cannot be sorted, and are only counted.
 # PVGPU_FUZZ_IN_PROCESS=1 fuzzes virglrenderer in QEMU's process instead,
 # where such a crash is QEMU's: PVGPU_FUZZ_AVOID then defaults to
 # bad-shader, as in scripts/test.sh, which says why.
@@ -53,8 +60,19 @@ else
     where="on a render process"
 fi
 
+helper=${PVGPU_FUZZ_HELPER:-asan}
+case "$helper" in
+asan|plain) ;;
+*)
+    echo "$0: PVGPU_FUZZ_HELPER is asan or plain, not '$helper'" >&2
+    exit 2 ;;
+esac
+
 if [ "${PVGPU_FUZZ_NO_BUILD:-0}" != 1 ]; then
     "$repo/scripts/build.sh" --sanitize --tests || exit 1
+    if [ "$helper" = plain ]; then
+        "$repo/scripts/build.sh" || exit 1
+    fi
 fi
 
 qos="$repo/build-san/tests/qtest/qos-test"
@@ -74,8 +92,62 @@ path=$("$qos" -l | grep '/pvgpu/pvgpu-tests/fuzz$' | head -n 1)
 
 logs="$CACHE/fuzz-logs"
 mkdir -p "$logs"
+if [ "$helper" = plain ] && [ "${PVGPU_FUZZ_IN_PROCESS:-0}" != 1 ]; then
+    # the sanitizer runtime QEMU is started with stays out of the helper
+    wrapper="$CACHE/fuzz-helper-plain"
+    printf '#!/bin/sh\nunset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS\nexec %s "$@"\n' \
+        "$repo/build/contrib/pvgpu-render/pvgpu-render" > "$wrapper"
+    chmod +x "$wrapper"
+    export PVGPU_QTEST_RENDER_HELPER="$wrapper"
+    where="$where (the helper without a sanitizer)"
+fi
+
+# Sort a slice's render process deaths: prints "external hung ours
+# unknown" and, on stderr, each death with the frame it was blamed on.
+deaths_of() {
+    awk '
+    function blame_of(pid) { return (pid in blamed) ? blamed[pid] : "" }
+    /==[0-9]+==ERROR: [A-Za-z]*Sanitizer/ {
+        pid = $0; sub(/^==/, "", pid); sub(/==.*/, "", pid)
+        cur = pid; first = ""; next
+    }
+    cur != "" && /^    #[0-9]+ / {
+        if (first == "" &&
+            $0 !~ /sysdeps\/|libsanitizer|libc\.so|libasan|unknown module/) {
+            first = $0
+        }
+        next
+    }
+    cur != "" && /^SUMMARY:/ { blamed[cur] = first; cur = ""; next }
+    /: runtime error: / { ours++; print "ours: " $0 > "/dev/stderr"; next }
+    /the render process \(pid [0-9]+\)/ && /was killed|exited/ {
+        pid = $0; sub(/.*the render process \(pid /, "", pid)
+        sub(/\).*/, "", pid)
+        b = blame_of(pid)
+        sub(/^ +/, "", b)
+        if ($0 ~ /render-timeout/) {
+            hung++
+            print "hung: pid " pid > "/dev/stderr"
+        } else if (b ~ /libvirglrenderer|libgallium|libLLVM|libEGL|_dri\.so/) {
+            external++
+            print "library: pid " pid ": " b > "/dev/stderr"
+        } else if (b != "" || $0 ~ /malformed/) {
+            ours++
+            print "ours: " $0 > "/dev/stderr"
+            if (b != "") print "ours:   blamed on " b > "/dev/stderr"
+        } else {
+            unknown++
+            print "unsorted: " $0 > "/dev/stderr"
+        }
+    }
+    END { printf "%d %d %d %d\n", external, hung, ours, unknown }
+    ' "$1"
+}
 done_cmds=0
 resets=0
+d_ext=0
+d_hung=0
+d_unknown=0
 qresets=0
 sresets=0
 deaths=0
@@ -94,7 +166,15 @@ while [ "$done_cmds" -lt "$total" ]; do
         > "$log" 2>&1
     rc=$?
     line=$(grep -a '^# PVGPU_FUZZ_TOTALS' "$log" | tail -n 1)
-    if [ "$rc" != 0 ] || [ -z "$line" ] || grep -aq '^not ok' "$log"; then
+    # shellcheck disable=SC2046
+    set -- $(deaths_of "$log" 2> "$log.deaths")
+    sed 's/^/pvgpu-fuzz:   /' "$log.deaths" >&2
+    if [ "$helper" = asan ] && [ "$4" != 0 ]; then
+        echo "ours: $4 render process deaths without a sanitizer report" \
+            >> "$log.deaths"
+    fi
+    if [ "$rc" != 0 ] || [ -z "$line" ] || grep -aq '^not ok' "$log" ||
+       grep -q '^ours:' "$log.deaths"; then
         verdict=FAIL
         echo "pvgpu-fuzz: seed $seed FAILED (exit $rc), log $log" >&2
         grep -a -v '^fuzz: ' "$log" | tail -n 80 >&2
@@ -110,13 +190,16 @@ while [ "$done_cmds" -lt "$total" ]; do
     qresets=$((qresets + $(get queue_resets)))
     sresets=$((sresets + $(get system_resets)))
     qmp=$((qmp + $(get qmp)))
-    deaths=$((deaths + $(grep -ac 'pvgpu: the render process .* was killed' "$log")))
+    d_ext=$((d_ext + $1))
+    d_hung=$((d_hung + $2))
+    d_unknown=$((d_unknown + $4))
+    deaths=$((deaths + $1 + $2 + $4))
     secs=$(awk "BEGIN { print $secs + $(get seconds) }")
     seeds="$seeds $seed"
     echo "pvgpu-fuzz: seed $seed passed: $(get commands) commands," \
-         "$(grep -ac 'pvgpu: the render process .* was killed' "$log")" \
-         "render process deaths, $done_cmds in all" >&2
-    rm -f "$log"
+         "render process deaths: $1 in a library, $2 hung, $4 unsorted;" \
+         "$done_cmds commands in all" >&2
+    rm -f "$log" "$log.deaths"
     seed=$((seed + 1))
 done
 wall=$(($(date +%s) - start))
@@ -127,5 +210,10 @@ echo "pvgpu-fuzz: $done_cmds commands ($where), $resets device resets," \
      "$qresets queue resets, $sresets system resets, $qmp QMP calls," \
      "$deaths render process deaths in ${wall} s wall (${secs} s" \
      "fuzzing), $rate commands/s under ASan+UBSan"
+if [ "${PVGPU_FUZZ_IN_PROCESS:-0}" != 1 ]; then
+    echo "pvgpu-fuzz: render process deaths: $d_ext crashes in" \
+         "virglrenderer, Mesa or LLVM, $d_hung hung (render-timeout)," \
+         "$d_unknown unsorted (no sanitizer report: PVGPU_FUZZ_HELPER=plain)"
+fi
 echo "pvgpu-fuzz: $verdict ($failures failing slices)"
 [ "$verdict" = PASS ]
