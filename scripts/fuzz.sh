@@ -9,11 +9,11 @@
 #   the next slices use SEED+1, SEED+2, ...; -h, --help prints this.
 # The device renders in a render process (render-process=on), and
 # nothing is avoided.  Its deaths are contained (QEMU answers the guest
-# with errors), and sorted by the helper's sanitizer report: a crash whose
-# first frame outside libc and the sanitizer is in virglrenderer, Mesa or
-# LLVM is a guest-reachable bug of theirs, counted; one in pvgpu's own
-# code, a UBSan report, a death without a report, or a malformed message
-# fails the slice.  A helper killed as hung (render-timeout) is counted.
+# with errors), and sorted by scripts/fuzz-deaths.sh from the helper's
+# sanitizer report: one blamed on virglrenderer, Mesa or LLVM, or a
+# helper killed as hung (render-timeout), is counted and listed; one
+# blamed on pvgpu's own code, a UBSan report, a malformed message or a
+# death without a report fails the slice.
 # PVGPU_FUZZ_HELPER=plain runs the helper from build/ without a sanitizer
 # (QEMU keeps both): about three times the commands per second, but its
 # deaths cannot be sorted, and are only counted.
@@ -61,8 +61,10 @@ else
 fi
 
 helper=${PVGPU_FUZZ_HELPER:-asan}
+sanitized=
 case "$helper" in
-asan|plain) ;;
+asan) sanitized=--sanitized ;;
+plain) ;;
 *)
     echo "$0: PVGPU_FUZZ_HELPER is asan or plain, not '$helper'" >&2
     exit 2 ;;
@@ -102,47 +104,6 @@ if [ "$helper" = plain ] && [ "${PVGPU_FUZZ_IN_PROCESS:-0}" != 1 ]; then
     where="$where (the helper without a sanitizer)"
 fi
 
-# Sort a slice's render process deaths: prints "external hung ours
-# unknown" and, on stderr, each death with the frame it was blamed on.
-deaths_of() {
-    awk '
-    function blame_of(pid) { return (pid in blamed) ? blamed[pid] : "" }
-    /==[0-9]+==ERROR: [A-Za-z]*Sanitizer/ {
-        pid = $0; sub(/^==/, "", pid); sub(/==.*/, "", pid)
-        cur = pid; first = ""; next
-    }
-    cur != "" && /^    #[0-9]+ / {
-        if (first == "" &&
-            $0 !~ /sysdeps\/|libsanitizer|libc\.so|libasan|unknown module/) {
-            first = $0
-        }
-        next
-    }
-    cur != "" && /^SUMMARY:/ { blamed[cur] = first; cur = ""; next }
-    /: runtime error: / { ours++; print "ours: " $0 > "/dev/stderr"; next }
-    /the render process \(pid [0-9]+\)/ && /was killed|exited/ {
-        pid = $0; sub(/.*the render process \(pid /, "", pid)
-        sub(/\).*/, "", pid)
-        b = blame_of(pid)
-        sub(/^ +/, "", b)
-        if ($0 ~ /render-timeout/) {
-            hung++
-            print "hung: pid " pid > "/dev/stderr"
-        } else if (b ~ /libvirglrenderer|libgallium|libLLVM|libEGL|_dri\.so/) {
-            external++
-            print "library: pid " pid ": " b > "/dev/stderr"
-        } else if (b != "" || $0 ~ /malformed/) {
-            ours++
-            print "ours: " $0 > "/dev/stderr"
-            if (b != "") print "ours:   blamed on " b > "/dev/stderr"
-        } else {
-            unknown++
-            print "unsorted: " $0 > "/dev/stderr"
-        }
-    }
-    END { printf "%d %d %d %d\n", external, hung, ours, unknown }
-    ' "$1"
-}
 done_cmds=0
 resets=0
 d_ext=0
@@ -166,15 +127,15 @@ while [ "$done_cmds" -lt "$total" ]; do
         > "$log" 2>&1
     rc=$?
     line=$(grep -a '^# PVGPU_FUZZ_TOTALS' "$log" | tail -n 1)
-    # shellcheck disable=SC2046
-    set -- $(deaths_of "$log" 2> "$log.deaths")
+    # shellcheck disable=SC2086
+    sorted=$("$repo/scripts/fuzz-deaths.sh" $sanitized "$log" \
+                 2> "$log.deaths")
+    drc=$?
     sed 's/^/pvgpu-fuzz:   /' "$log.deaths" >&2
-    if [ "$helper" = asan ] && [ "$4" != 0 ]; then
-        echo "ours: $4 render process deaths without a sanitizer report" \
-            >> "$log.deaths"
-    fi
+    # shellcheck disable=SC2086
+    set -- $sorted 0 0 0 0
     if [ "$rc" != 0 ] || [ -z "$line" ] || grep -aq '^not ok' "$log" ||
-       grep -q '^ours:' "$log.deaths"; then
+       [ "$drc" != 0 ]; then
         verdict=FAIL
         echo "pvgpu-fuzz: seed $seed FAILED (exit $rc), log $log" >&2
         grep -a -v '^fuzz: ' "$log" | tail -n 80 >&2

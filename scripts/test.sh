@@ -181,6 +181,19 @@ if scripts/build.sh --sanitize --tests; then
         PVGPU_FUZZ_SEED="${PVGPU_FUZZ_SEED_SAN-12}" \
         PVGPU_FUZZ_COMMANDS=15000 PVGPU_FUZZ_SECONDS=90 \
         "$qos_san" --tap -p "${fuzz_san:-/none}"
+    # its render process deaths, sorted by their sanitizer reports: one
+    # blamed on pvgpu's own code, or without a report, is a failure
+    if deaths=$(scripts/fuzz-deaths.sh --sanitized \
+                    "$out/qtest-asan-fuzz-process.tap" 2>&1); then
+        echo "ok - render process deaths in qtest-asan-fuzz-process" \
+             "(in a library, hung, ours, unsorted): $(echo "$deaths" | tail -n 1)"
+        passed=$((passed + 1))
+    else
+        echo "$deaths" | sed 's/^/# /'
+        echo "not ok - render process deaths in qtest-asan-fuzz-process:" \
+             "pvgpu's own, or without a sanitizer report"
+        failed=$((failed + 1))
+    fi
 else
     echo "not ok - scripts/build.sh --sanitize --tests"
     failed=$((failed + 1))
