@@ -420,15 +420,15 @@ static void forget_streams(PvgpuRemote *r)
 }
 
 /*
- * The helper is gone (or talks nonsense: then it goes): jobs in flight
- * fail, and so does every later one until a reset starts another.
+ * The helper is gone, or goes now (signal @sig, because of @what): jobs in
+ * flight fail, and so does every later one until a reset starts another.
  */
-static void lost(PvgpuRemote *r, const char *what)
+static void lost(PvgpuRemote *r, const char *what, int sig)
 {
     g_autofree char *how = NULL;
 
     if (what) {
-        kill(r->child, SIGKILL);
+        kill(r->child, sig);
     }
     close(r->sock);
     r->sock = -1;
@@ -497,7 +497,7 @@ static bool flush_out(PvgpuRemote *r)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return true;
             }
-            lost(r, NULL);
+            lost(r, NULL, 0);
             return false;
         }
         m->pos += ret;
@@ -765,7 +765,12 @@ static bool recv_done(PvgpuRemote *r, const PvgpuRpHdr *hdr,
     }
     memcpy(&d, body, sizeof(d));
     job = g_hash_table_lookup(r->sent, (gpointer)(uintptr_t)d.tag);
-    if (!job || d.nreadbacks != job->nreadbacks) {
+    /*
+     * Only a reset QEMU asked for cancels a job: a job said to be
+     * cancelled otherwise would never be answered to the guest
+     */
+    if (!job || d.nreadbacks != job->nreadbacks ||
+        (d.cancelled && !r->resetting)) {
         return false;
     }
     rbd = (const void *)(body + sizeof(d));
@@ -891,7 +896,7 @@ static bool read_in(PvgpuRemote *r)
             break;
         }
         if (ret <= 0) {
-            lost(r, NULL);
+            lost(r, NULL, 0);
             return false;
         }
     }
@@ -900,14 +905,14 @@ static bool read_in(PvgpuRemote *r)
 
         memcpy(&hdr, r->in->data, sizeof(hdr));
         if (hdr.len > PVGPU_RP_MAX_LEN) {
-            lost(r, "sent a malformed message");
+            lost(r, "sent a malformed message", SIGKILL);
             return false;
         }
         if (r->in->len - sizeof(hdr) < hdr.len) {
             break;
         }
         if (!recv_msg(r, &hdr, r->in->data + sizeof(hdr))) {
-            lost(r, "sent a malformed message");
+            lost(r, "sent a malformed message", SIGKILL);
             return false;
         }
         g_byte_array_remove_range(r->in, 0, sizeof(hdr) + hdr.len);
@@ -952,12 +957,17 @@ static void *pvgpu_remote_thread(void *opaque)
         }
         if (r->sock >= 0 && r->hang_ns && busy(r) &&
             get_clock() - r->progress_ns >= r->hang_ns) {
-            /* a GPU hang: a draw that does not end, or a stuck driver */
+            /*
+             * A GPU hang: a draw that does not end, or a stuck driver.
+             * SIGABRT, as systemd's watchdog does, leaves a core dump to
+             * tell which (where the host keeps them); SIGKILL follows if
+             * it is not gone within EXIT_TIMEOUT_NS.
+             */
             g_autofree char *what = g_strdup_printf(
                 "finished no job in %" PRId64 " s (render-timeout)",
                 (int64_t)(r->hang_ns / NANOSECONDS_PER_SECOND));
 
-            lost(r, what);
+            lost(r, what, SIGABRT);
         }
         quit = pvgpu_queue_take(&r->q, &batch);
         while ((job = QSIMPLEQ_FIRST(&batch))) {
