@@ -60,7 +60,9 @@ cur != "" && /^SUMMARY:/ { blamed[cur] = first; cur = ""; next }
     sub(/^ +/, "", b)
     if ($0 ~ /render-timeout/) {
         hung++
-        print "hung: pid " pid > "/dev/stderr"
+        # (a sanitized helper prints its stack on SIGABRT with
+        # ASAN_OPTIONS=handle_abort=1: one thread of it)
+        print "hung: pid " pid (b != "" ? ": " b : "") > "/dev/stderr"
     } else if (b ~ /libvirglrenderer|libgallium|libLLVM|libEGL|_dri\.so/) {
         external++
         print "library: pid " pid ": " b > "/dev/stderr"
