@@ -353,7 +353,6 @@ static const char *op_name(PvgpuOpKind kind)
                                                          : "?";
 }
 
-/* Run one operation; returns 0, or non-zero if virglrenderer refused it. */
 /*
  * virglrenderer holds @job's iovec array for resource @id: with
  * opts.own_iov it is ours from now on (replacing one it let go of)
@@ -372,6 +371,7 @@ static void iov_released(PvgpuVirgl *r, uint32_t id)
     g_hash_table_remove(r->iovs, GUINT_TO_POINTER(id));
 }
 
+/* Run one operation; returns 0, or non-zero if virglrenderer refused it. */
 static int exec_op(PvgpuVirgl *r, PvgpuRenderJob *job)
 {
     const PvgpuRenderOp *op = &job->op;
