@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/madvise.h"
 #include "qemu/main-loop.h"
 #include "hw/display/pvgpu-render-proto.h"
 
@@ -269,6 +270,12 @@ static void map_shared(GArray *table, uint32_t id, int fd, uint64_t size,
         reg.base = NULL;
     } else {
         reg.size = size;
+        /*
+         * Guest RAM and the guest's pixels stay out of this process's
+         * core dump (a hung one gets SIGABRT): QEMU decides whether its
+         * own dump holds guest memory (-machine dump-guest-core)
+         */
+        qemu_madvise(reg.base, size, QEMU_MADV_DONTDUMP);
     }
     close(fd);
     if (id >= table->len) {

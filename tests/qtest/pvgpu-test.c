@@ -5258,6 +5258,35 @@ static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
     }
 }
 
+/*
+ * The render process @pid maps the guest's RAM (a memfd) and leaves it
+ * out of its core dumps: VmFlags "dd" (MADV_DONTDUMP)
+ */
+static void helper_guest_ram_not_dumped(int64_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%" PRId64 "/smaps", pid);
+    g_autofree char *smaps = NULL;
+    g_auto(GStrv) lines = NULL;
+    bool in_ram = false;
+    unsigned found = 0;
+
+    g_assert_true(g_file_get_contents(path, &smaps, NULL, NULL));
+    lines = g_strsplit(smaps, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        const char *dash = strchr(*l, '-'), *space = strchr(*l, ' ');
+
+        if (g_ascii_isxdigit(**l) && dash && space && dash < space) {
+            /* a mapping's first line: the guest's RAM is a memfd */
+            in_ram = strstr(*l, "memfd:pvgpu-ram") ||
+                     strstr(*l, "memfd:memory-backend-memfd");
+        } else if (in_ram && g_str_has_prefix(*l, "VmFlags:")) {
+            g_assert_nonnull(strstr(*l, " dd"));
+            found++;
+        }
+    }
+    g_assert_cmpuint(found, >, 0);
+}
+
 /* ATTACH_BACKING of @id with @size bytes at @base, in one 4 KiB piece each */
 static void batch_attach(Batch *b, uint32_t id, uint64_t base, uint64_t size,
                          bool fenced)
@@ -5353,9 +5382,11 @@ static void test_backing_replaced(void *obj, void *data,
     info = query_pvgpu();
     if (qdict_haskey(info, "render-process")) {
         unsigned restarts;
+        int64_t pid = render_pid(&restarts);
 
-        g_assert_cmpint(render_pid(&restarts), >, 0);
+        g_assert_cmpint(pid, >, 0);
         g_assert_cmpuint(restarts, ==, 0);
+        helper_guest_ram_not_dumped(pid);
     }
     qobject_unref(info);
 }
