@@ -109,24 +109,6 @@ static void send_all(const PvgpuRpHdr *hdr, const struct iovec *parts,
     }
 }
 
-/* Read exactly @len bytes; false at the end of the stream */
-static bool read_all(void *buf, size_t len)
-{
-    while (len) {
-        ssize_t ret = read(SOCK, buf, len);
-
-        if (ret < 0 && errno == EINTR) {
-            continue;
-        }
-        if (ret <= 0) {
-            return false;
-        }
-        buf = (uint8_t *)buf + ret;
-        len -= ret;
-    }
-    return true;
-}
-
 static void send_hello(bool ok, const char *text)
 {
     PvgpuRpHello hello = {
@@ -512,14 +494,15 @@ static void readable(void *opaque)
     }
     nfds = pvgpu_rp_received_fds(&msg, keep_first_fd, &fd);
     if (ret < (ssize_t)sizeof(hdr) &&
-        !read_all((uint8_t *)&hdr + ret, sizeof(hdr) - ret)) {
+        !pvgpu_rp_read_full(SOCK, (uint8_t *)&hdr + ret,
+                            sizeof(hdr) - ret, -1)) {
         gone();
     }
     if (hdr.len > PVGPU_RP_MAX_LEN || hdr.nfds != nfds) {
         die("malformed message header");
     }
     body = g_malloc(hdr.len + 1);
-    if (!read_all(body, hdr.len)) {
+    if (!pvgpu_rp_read_full(SOCK, body, hdr.len, -1)) {
         gone();
     }
     switch (hdr.type) {

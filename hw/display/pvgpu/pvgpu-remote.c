@@ -176,30 +176,6 @@ static char *reap(GPid pid, int64_t ns)
     return exit_status(status);
 }
 
-/* Read exactly @len bytes from a blocking socket within @deadline */
-static bool read_until(int fd, void *buf, size_t len, int64_t deadline)
-{
-    while (len) {
-        GPollFD pfd = { .fd = fd, .events = G_IO_IN };
-        int64_t left = deadline - get_clock();
-        ssize_t ret;
-
-        if (left <= 0 || qemu_poll_ns(&pfd, 1, left) <= 0) {
-            return false;
-        }
-        ret = read(fd, buf, len);
-        if (ret < 0 && (errno == EINTR || errno == EAGAIN)) {
-            continue;
-        }
-        if (ret <= 0) {
-            return false;
-        }
-        buf = (uint8_t *)buf + ret;
-        len -= ret;
-    }
-    return true;
-}
-
 /* The helper's first message: its capsets, or why it could not start */
 static bool hello(PvgpuRemote *r, int fd, Error **errp)
 {
@@ -209,7 +185,7 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     PvgpuRpHdr hdr;
     uint64_t off = sizeof(h);
 
-    if (!read_until(fd, &hdr, sizeof(hdr), deadline)) {
+    if (!pvgpu_rp_read_full(fd, &hdr, sizeof(hdr), deadline)) {
         error_setg(errp, "no answer within %d s",
                    (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
         return false;
@@ -220,7 +196,7 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
         return false;
     }
     body = g_malloc(hdr.len + 1);
-    if (!read_until(fd, body, hdr.len, deadline)) {
+    if (!pvgpu_rp_read_full(fd, body, hdr.len, deadline)) {
         error_setg(errp, "no answer within %d s",
                    (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
         return false;

@@ -33,6 +33,7 @@
 #define HW_DISPLAY_PVGPU_RENDER_PROTO_H
 
 #include <sys/socket.h>
+#include "qemu/timer.h"
 #include "hw/display/pvgpu-render.h"
 
 #define PVGPU_RP_VERSION 2
@@ -200,6 +201,38 @@ static inline unsigned pvgpu_rp_received_fds(struct msghdr *msg,
         }
     }
     return count;
+}
+
+/*
+ * Read exactly @len bytes from @fd, waiting for them until @deadline
+ * (get_clock() nanoseconds; negative: as long as it takes); false on
+ * end of file, error, or the deadline
+ */
+static inline bool pvgpu_rp_read_full(int fd, void *buf, size_t len,
+                                      int64_t deadline)
+{
+    while (len) {
+        ssize_t ret;
+
+        if (deadline >= 0) {
+            GPollFD pfd = { .fd = fd, .events = G_IO_IN };
+            int64_t left = deadline - get_clock();
+
+            if (left <= 0 || qemu_poll_ns(&pfd, 1, left) <= 0) {
+                return false;
+            }
+        }
+        ret = read(fd, buf, len);
+        if (ret < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        if (ret <= 0) {
+            return false;
+        }
+        buf = (uint8_t *)buf + ret;
+        len -= ret;
+    }
+    return true;
 }
 
 #endif /* HW_DISPLAY_PVGPU_RENDER_PROTO_H */
