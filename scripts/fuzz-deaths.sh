@@ -9,19 +9,21 @@
 # theirs a guest can reach, or one we caused through them: a lead, not an
 # acquittal); "hung:" killed by QEMU after render-timeout; "ours:" blamed
 # on pvgpu's own code, a UBSan report or a malformed message; "unsorted:"
-# no sanitizer report (a helper built without one, or killed outright).
-# Exits 1 if there is a death of ours, or with --sanitized (the helper
-# was built with ASan, so every crash has a report) an unsorted one.
+# no report (a helper killed outright).  A helper built without a
+# sanitizer reports its crashes itself ("pvgpu-render[PID]: fatal
+# signal"), which are sorted the same way.
+# Exits 1 if there is a death of ours, or with --strict (every crash of
+# the helper is expected to leave a report) an unsorted one.
 #
-# Usage: scripts/fuzz-deaths.sh [--sanitized] LOG
+# Usage: scripts/fuzz-deaths.sh [--strict] LOG
 #   -h, --help prints this.  Used by scripts/fuzz.sh and scripts/test.sh.
 set -u
 
 . "$(dirname "$0")/args.sh"
 want_help "${1-}"
-sanitized=0
-if [ "${1-}" = --sanitized ]; then
-    sanitized=1
+strict=0
+if [ "${1-}" = --strict ]; then
+    strict=1
     shift
 fi
 case "${1-}" in
@@ -52,6 +54,18 @@ cur != "" && /^    #[0-9]+ / {
     next
 }
 cur != "" && /^SUMMARY:/ { blamed[cur] = first; cur = ""; next }
+# the helper built without a sanitizer reports a crash itself
+/^pvgpu-render\[[0-9]+\]: fatal signal / {
+    own = $0; sub(/^pvgpu-render\[/, "", own); sub(/\].*/, "", own)
+    ownfirst = ""; next
+}
+own != "" && / \[0x[0-9a-f]+\]$/ {
+    if (ownfirst == "" && $0 !~ /libc\.so/) {
+        ownfirst = $0
+    }
+    next
+}
+own != "" { blamed[own] = ownfirst; own = "" }
 /: runtime error: / { ours++; print "ours: " $0 > "/dev/stderr"; next }
 /the render process \(pid [0-9]+\)/ && /was killed|exited/ {
     pid = $0; sub(/.*the render process \(pid /, "", pid)
@@ -79,7 +93,7 @@ END { printf "%d %d %d %d\n", external, hung, ours, unknown }' "$1") || exit 2
 echo "$counts"
 # shellcheck disable=SC2086
 set -- $counts
-if [ "$3" != 0 ] || { [ "$sanitized" = 1 ] && [ "$4" != 0 ]; }; then
+if [ "$3" != 0 ] || { [ "$strict" = 1 ] && [ "$4" != 0 ]; }; then
     exit 1
 fi
 exit 0

@@ -15,8 +15,8 @@
 # blamed on pvgpu's own code, a UBSan report, a malformed message or a
 # death without a report fails the slice.
 # PVGPU_FUZZ_HELPER=plain runs the helper from build/ without a sanitizer
-# (QEMU keeps both): about three times the commands per second, but its
-# deaths cannot be sorted, and are only counted.
+# (QEMU keeps both): about twice the commands per second; it reports its
+# own crashes (their stacks), which are sorted the same way.
 # PVGPU_FUZZ_IN_PROCESS=1 fuzzes virglrenderer in QEMU's process instead,
 # where such a crash is QEMU's: PVGPU_FUZZ_AVOID then defaults to
 # bad-shader, as in scripts/test.sh, which says why.
@@ -61,10 +61,8 @@ else
 fi
 
 helper=${PVGPU_FUZZ_HELPER:-asan}
-sanitized=
 case "$helper" in
-asan) sanitized=--sanitized ;;
-plain) ;;
+asan|plain) ;;
 *)
     echo "$0: PVGPU_FUZZ_HELPER is asan or plain, not '$helper'" >&2
     exit 2 ;;
@@ -127,8 +125,7 @@ while [ "$done_cmds" -lt "$total" ]; do
         > "$log" 2>&1
     rc=$?
     line=$(grep -a '^# PVGPU_FUZZ_TOTALS' "$log" | tail -n 1)
-    # shellcheck disable=SC2086
-    sorted=$("$repo/scripts/fuzz-deaths.sh" $sanitized "$log" \
+    sorted=$("$repo/scripts/fuzz-deaths.sh" --strict "$log" \
                  2> "$log.deaths")
     drc=$?
     sed 's/^/pvgpu-fuzz:   /' "$log.deaths" >&2
@@ -174,7 +171,7 @@ echo "pvgpu-fuzz: $done_cmds commands ($where), $resets device resets," \
 if [ "${PVGPU_FUZZ_IN_PROCESS:-0}" != 1 ]; then
     echo "pvgpu-fuzz: render process deaths: $d_ext crashes in" \
          "virglrenderer, Mesa or LLVM, $d_hung hung (render-timeout)," \
-         "$d_unknown unsorted (no sanitizer report: PVGPU_FUZZ_HELPER=plain)"
+         "$d_unknown unsorted"
 fi
 echo "pvgpu-fuzz: $verdict ($failures failing slices)"
 [ "$verdict" = PASS ]

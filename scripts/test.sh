@@ -183,7 +183,7 @@ if scripts/build.sh --sanitize --tests; then
         "$qos_san" --tap -p "${fuzz_san:-/none}"
     # its render process deaths, sorted by their sanitizer reports: one
     # blamed on pvgpu's own code, or without a report, is a failure
-    if deaths=$(scripts/fuzz-deaths.sh --sanitized \
+    if deaths=$(scripts/fuzz-deaths.sh --strict \
                     "$out/qtest-asan-fuzz-process.tap" 2>&1); then
         echo "ok - render process deaths in qtest-asan-fuzz-process" \
              "(in a library, hung, ours, unsorted): $(echo "$deaths" | tail -n 1)"

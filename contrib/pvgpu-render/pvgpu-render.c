@@ -15,6 +15,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <execinfo.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include "qapi/error.h"
@@ -58,6 +59,60 @@ static GRand *corrupt;
 static void G_NORETURN gone(void)
 {
     _exit(0);
+}
+
+/*
+ * A crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE: inside virglrenderer or the
+ * GL driver, as a guest's commands can cause, or ours) leaves its stack
+ * on standard error, which is QEMU's, before the process dies of it as it
+ * would have (with a core dump where the host keeps them):
+ *   pvgpu-render[PID]: fatal signal N at ADDRESS
+ *   OBJECT(SYMBOL+OFFSET) [PC]       one line per frame, innermost first
+ * so that a log tells a crash of virglrenderer's from one of pvgpu's
+ * (scripts/fuzz-deaths.sh).  Not under AddressSanitizer, whose report
+ * says more.
+ */
+static void crash_report(int sig, siginfo_t *si, void *uc)
+{
+    void *frames[48];
+    char line[96];
+    int n, len;
+
+    if (si->si_code <= 0) {
+        /* sent, not a fault: die of it (SA_RESETHAND made it SIG_DFL) */
+        raise(sig);
+        return;
+    }
+    n = backtrace(frames, ARRAY_SIZE(frames));
+    len = snprintf(line, sizeof(line),
+                   "pvgpu-render[%d]: fatal signal %d at %p\n",
+                   (int)getpid(), sig, si->si_addr);
+    if (write(STDERR_FILENO, line, MIN(len, (int)sizeof(line) - 1)) < 0) {
+        /* nothing to be done */
+    }
+    /* this handler and the signal trampoline first */
+    if (n > 2) {
+        backtrace_symbols_fd(frames + 2, n - 2, STDERR_FILENO);
+    }
+    /* SA_RESETHAND: the fault happens again, and kills */
+}
+
+static void crash_report_init(void)
+{
+#ifndef QEMU_SANITIZE_ADDRESS
+    static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
+    struct sigaction sa = {
+        .sa_sigaction = crash_report,
+        .sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER,
+    };
+    void *warm[1];
+
+    /* the first backtrace() loads libgcc_s: not in a signal handler */
+    backtrace(warm, 1);
+    for (int i = 0; i < ARRAY_SIZE(sigs); i++) {
+        sigaction(sigs[i], &sa, NULL);
+    }
+#endif
 }
 
 static void die(const char *what)
@@ -568,6 +623,7 @@ int main(int argc, char **argv)
     /* a QEMU thread that started us had its signals blocked */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    crash_report_init();
     /* QEMU killed, or its thread that started us gone: so are we */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) {
