@@ -59,7 +59,7 @@ cur != "" && /^SUMMARY:/ { blamed[cur] = first; cur = ""; next }
     own = $0; sub(/^pvgpu-render\[/, "", own); sub(/\].*/, "", own)
     ownfirst = ""; next
 }
-own != "" && / \[0x[0-9a-f]+\]$/ {
+own != "" && /\) ?\[0x[0-9a-f]+\]$/ {
     if (ownfirst == "" && $0 !~ /libc\.so/) {
         ownfirst = $0
     }
