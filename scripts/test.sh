@@ -27,7 +27,7 @@ no_args "$@"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PVGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvgpu}
 export PVGPU_CACHE="$CACHE"
-cd "$repo"
+cd "$repo" || exit 1
 
 passed=0
 failed=0
