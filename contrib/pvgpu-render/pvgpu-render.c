@@ -67,7 +67,7 @@ static void G_NORETURN gone(void)
  * on standard error, which is QEMU's, before the process dies of it as it
  * would have (with a core dump where the host keeps them):
  *   pvgpu-render[PID]: fatal signal N at ADDRESS
- *   OBJECT(SYMBOL+OFFSET) [PC]       one line per frame, innermost first
+ *   OBJECT(SYMBOL+OFFSET)[PC]        one line per frame, innermost first
  * so that a log tells a crash of virglrenderer's from one of pvgpu's
  * (scripts/fuzz-deaths.sh).  Not under AddressSanitizer, whose report
  * says more.
