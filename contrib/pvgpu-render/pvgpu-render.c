@@ -72,6 +72,7 @@ static void G_NORETURN gone(void)
  * (scripts/fuzz-deaths.sh).  Not under AddressSanitizer, whose report
  * says more.
  */
+#ifndef QEMU_SANITIZE_ADDRESS
 static void crash_report(int sig, siginfo_t *si, void *uc)
 {
     void *frames[48];
@@ -96,6 +97,7 @@ static void crash_report(int sig, siginfo_t *si, void *uc)
     }
     /* SA_RESETHAND: the fault happens again, and kills */
 }
+#endif
 
 static void crash_report_init(void)
 {
