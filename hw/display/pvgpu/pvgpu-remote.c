@@ -186,9 +186,7 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     uint64_t off = sizeof(h);
 
     if (!pvgpu_rp_read_full(fd, &hdr, sizeof(hdr), deadline)) {
-        error_setg(errp, "no answer within %d s",
-                   (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
-        return false;
+        goto no_answer;
     }
     if (hdr.type != PVGPU_RP_HELLO || hdr.nfds || hdr.len < sizeof(h) ||
         hdr.len > 16 * MiB) {
@@ -197,9 +195,7 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     }
     body = g_malloc(hdr.len + 1);
     if (!pvgpu_rp_read_full(fd, body, hdr.len, deadline)) {
-        error_setg(errp, "no answer within %d s",
-                   (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
-        return false;
+        goto no_answer;
     }
     body[hdr.len] = 0;
     memcpy(&h, body, sizeof(h));
@@ -245,6 +241,11 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
     r->describe = g_strdup_printf("%s, in a render process (%s)",
                                   (char *)body + off, r->helper);
     return true;
+
+no_answer:
+    error_setg(errp, "no answer within %d s",
+               (int)(HELLO_TIMEOUT_NS / NANOSECONDS_PER_SECOND));
+    return false;
 }
 
 /* Start a helper; on success it has said hello and r->sock is its socket */
