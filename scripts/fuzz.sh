@@ -109,7 +109,6 @@ d_hung=0
 d_unknown=0
 qresets=0
 sresets=0
-deaths=0
 qmp=0
 secs=0
 seeds=""
@@ -151,7 +150,6 @@ while [ "$done_cmds" -lt "$total" ]; do
     d_ext=$((d_ext + $1))
     d_hung=$((d_hung + $2))
     d_unknown=$((d_unknown + $4))
-    deaths=$((deaths + $1 + $2 + $4))
     secs=$(awk "BEGIN { print $secs + $(get seconds) }")
     seeds="$seeds $seed"
     echo "pvgpu-fuzz: seed $seed passed: $(get commands) commands," \
@@ -166,7 +164,8 @@ rate=0
 echo "pvgpu-fuzz: seeds:$seeds"
 echo "pvgpu-fuzz: $done_cmds commands ($where), $resets device resets," \
      "$qresets queue resets, $sresets system resets, $qmp QMP calls," \
-     "$deaths render process deaths in ${wall} s wall (${secs} s" \
+     "$((d_ext + d_hung + d_unknown)) render process deaths in ${wall} s" \
+     "wall (${secs} s" \
      "fuzzing), $rate commands/s under ASan+UBSan"
 if [ "${PVGPU_FUZZ_IN_PROCESS:-0}" != 1 ]; then
     echo "pvgpu-fuzz: render process deaths: $d_ext crashes in" \
