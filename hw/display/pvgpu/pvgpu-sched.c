@@ -29,11 +29,12 @@
 #define MAX_COST_NS     10000000000ull
 
 /*
- * Latency histogram: exact below 8 ns, then 4 buckets per power of two, so
- * that a bucket's upper end is at most 25% above any value in it.
- * Latencies of 2^37 ns (137 s) and more share the last bucket.
+ * Latency histogram: exact below 32 ns, then 32 buckets per power of two,
+ * so that a bucket's upper end is at most 1/32 (3.125%) above any value in
+ * it: fine enough to compare a p99 against a bound 10% away.  Latencies
+ * of 2^37 ns (137 s) and more share the last bucket.
  */
-#define HIST_SUB_BITS   2
+#define HIST_SUB_BITS   5
 #define HIST_SUB        (1u << HIST_SUB_BITS)
 #define HIST_MAX_LOG2   36
 #define HIST_BUCKETS    ((HIST_MAX_LOG2 - HIST_SUB_BITS + 2) << HIST_SUB_BITS)

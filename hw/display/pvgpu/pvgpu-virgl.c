@@ -92,6 +92,7 @@ static void job_finish(PvgpuVirgl *r, PvgpuRenderJob *job)
     /* the GPU runs jobs one after the other: charge only this one's part */
     job->gpu_ns = now - MAX(job->start_ns, r->gpu_free_ns);
     r->gpu_free_ns = now;
+    trace_pvgpu_virgl_done(job->op.ctx_id, job->gpu_ns);
     pvgpu_queue_finish(&r->q, job);
 }
 

@@ -79,7 +79,7 @@ typedef struct PvgpuSchedStats {
     uint32_t inflight;          /* items dispatched, not completed */
     /*
      * Enqueue-to-completion latency percentiles: upper ends of histogram
-     * buckets, at most 25% above the true value (0 before any completion).
+     * buckets, at most 3.125% above the true value (0 before any completion).
      */
     uint64_t latency_p50_ns;
     uint64_t latency_p99_ns;
