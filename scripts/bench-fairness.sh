@@ -1,9 +1,11 @@
 #!/bin/sh
 # Fairness benchmark of pvgpu's GPU-time scheduler with real virgl work
 # (render-target clears executed by virglrenderer), driven through the
-# qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, the
-# throughput cost of scheduling, a light victim's fence latency next to a
-# greedy aggressor.  Prints the measured figures; it asserts nothing.
+# qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, with
+# the default batch turns and with long ones; the throughput cost of
+# scheduling, the context switches per second and the GPU time each
+# costs; a light victim's fence latency next to a greedy aggressor.
+# Prints the measured figures; it asserts nothing.
 # Installs and builds what it needs first (scripts/setup.sh,
 # scripts/build.sh --tests; PVGPU_CACHE, default ~/.cache/pvgpu).
 #

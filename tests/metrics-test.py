@@ -196,7 +196,7 @@ def test_offline(check, promtool):
           '; '.join(problems))
     fams, _ = parse(text)
     check(series(fams, 'pvgpu_context_fence_latency_p99_seconds',
-                 vm='vm-x', device='gpu0', ctx='1') == [0.00262144] and
+                 vm='vm-x', device='gpu0', ctx='1') == [0.002621439] and
           series(fams, 'pvgpu_context_gpu_seconds_total', ctx='1') ==
           [0.081234567],
           'nanoseconds are exported as seconds')
@@ -317,6 +317,11 @@ def main():
               series(fams, 'pvgpu_device_quantum_seconds',
                      vm='vm-a') == [0.002],
               'quanta in seconds')
+        check(series(fams, 'pvgpu_device_batch_quanta',
+                     vm='vm-a') == [16] and
+              len(series(fams, 'pvgpu_device_context_switches_total',
+                         vm='vm-a')) == 1,
+              'batch turns in quanta and the context switch count')
         check(series(fams, 'pvgpu_device_pool_state', vm='vm-a',
                      state='member') == [1] and
               sum(series(fams, 'pvgpu_device_pool_state',

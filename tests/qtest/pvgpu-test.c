@@ -3171,6 +3171,9 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
                          "{'path': '/machine/peripheral/pvgpu0', "
                          "'property': 'sched-inflight', 'value': 4}}"));
     qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'sched-batch-quanta', 'value': 3}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
                          "{'path': '/machine/peripheral/pvgpu0/virtio-backend',"
                          " 'property': 'max_hostmem', 'value': 16777216}}"));
     /* out of range: refused with the range, nothing changed */
@@ -3190,6 +3193,7 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 30);
     g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "weighted");
     g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 4);
+    g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 3);
     g_assert_cmpuint(qdict_get_int(info, "max-hostmem"), ==, 16 * 1024 * 1024);
     qobject_unref(info);
     rsp = qmp_ok("{'execute': 'qom-get', 'arguments': "
@@ -3230,12 +3234,15 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_true(qdict_get_bool(info, "virgl"));
     g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "best-effort");
     g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 2000);
+    g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 16);
+    g_assert_cmpuint(qdict_get_int(info, "context-switches"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 0);
     qobject_unref(info);
 
     qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
                          "{'id': 'pvgpu0', 'policy': 'weighted', "
-                         "'quantum-us': 5000, 'max-fps': 120}}"));
+                         "'quantum-us': 5000, 'batch-quanta': 64, "
+                         "'max-fps': 120}}"));
     /* bad arguments change nothing and name themselves */
     qmp_fails("'id'", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'nope', 'policy': 'equal-share'}}");
@@ -3244,11 +3251,16 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
               "'quantum-us': 5}}");
     qmp_fails("'max-fps'", "{'execute': 'pvgpu-set-scheduler', "
               "'arguments': {'id': 'pvgpu0', 'max-fps': 100000}}");
+    qmp_fails("'batch-quanta'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'batch-quanta': 0}}");
+    qmp_fails("'batch-quanta'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'batch-quanta': 1001}}");
     qmp_fails("policy", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'pvgpu0', 'policy': 'fastest'}}");
     info = query_pvgpu();
     g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "weighted");
     g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 5000);
+    g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 64);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 120);
     qobject_unref(info);
 
@@ -3295,8 +3307,9 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
 
         if (!strstr(hmp, "pvgpu pvgpu0 (/machine/peripheral/pvgpu0): 3D "
                          "(virglrenderer), not migratable") ||
-            !strstr(hmp, "scheduling: weighted, quantum 5000 us, max-fps "
-                         "120, inflight 1") ||
+            !strstr(hmp, "scheduling: weighted, quantum 5000 us, batch "
+                         "turns 64 quanta, max-fps 120, inflight 1, context "
+                         "switches ") ||
             !g_regex_match_simple("\\n +4 virgl2 +400 +50 +2 +[0-9.]+ +5 +0 "
                                   "+0 +[0-9.]+ +[0-9.]+ +1 +0\\r?\\n", hmp, 0,
                                   0)) {
@@ -3460,6 +3473,9 @@ static void test_fps_limit(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /* --- fairness benchmark (PVGPU_BENCH=1, scripts/bench-fairness.sh) ------ */
+
+/* the device's default sched-batch-quanta */
+#define DEFAULT_BATCH 16
 
 /*
  * Contexts that keep @depth submissions outstanding, refilled as they
@@ -3692,6 +3708,15 @@ static uint64_t ctx_stat(uint32_t ctx, const char *key)
     return v;
 }
 
+static uint64_t dev_stat(const char *key)
+{
+    QDict *info = query_pvgpu();
+    uint64_t v = qdict_get_int(info, key);
+
+    qobject_unref(info);
+    return v;
+}
+
 typedef struct Shares {
     double target[3];
     uint64_t base[3];
@@ -3716,6 +3741,17 @@ static void sample_shares(Bench *b, gint64 t, void *opaque)
     }
 }
 
+/*
+ * A cost in percent: the median and range of @rounds sorted per-round
+ * figures, and @all, the figure over all rounds together
+ */
+static char *cost_text(const double *sorted, int rounds, double all)
+{
+    return g_strdup_printf("median %.2f%% (rounds %.2f%% to %.2f%%, all "
+                           "rounds %.2f%%)", sorted[rounds / 2], sorted[0],
+                           sorted[rounds - 1], all);
+}
+
 static void bench_set(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void bench_set(const char *fmt, ...)
 {
@@ -3729,145 +3765,196 @@ static void bench_set(const char *fmt, ...)
     qobject_unref(rsp);
 }
 
+/*
+ * The three loads, always busy, at weights 1:2:4 for @secs seconds with
+ * turns of @batch quanta while only they wait: their shares of the GPU
+ * time and from when they stay within 2 points of the targets
+ */
+static void bench_shares(Bench *b, int quantum_us, int batch, int secs)
+{
+    Shares sh = { .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
+
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'weighted', 'quantum-us': %d, "
+              "'batch-quanta': %d}}", quantum_us, batch);
+    /* warm up (shader compiles, allocations), then measure from zero */
+    bench_run(b, G_USEC_PER_SEC / 2, NULL, NULL);
+    for (int i = 0; i < 3; i++) {
+        sh.base[i] = ctx_stat(i + 1, "gpu-time-ns");
+        b->loads[i]->completed = 0;
+    }
+    bench_run(b, secs * G_USEC_PER_SEC, sample_shares, &sh);
+    g_test_message("BENCH weights 1:2:4 (quantum %d us, batch turns of %d "
+                   "quanta) over %d s: shares %.1f%% %.1f%% %.1f%% (targets "
+                   "14.3 28.6 57.1), within 2 points of the targets from "
+                   "%.0f ms on", quantum_us, batch, secs, sh.last[0],
+                   sh.last[1], sh.last[2], sh.converged / 1000.0);
+    for (int i = 0; i < 3; i++) {
+        g_test_message("BENCH   ctx %d weight %" PRIu64 ": %" PRIu64
+                       " submissions, %.1f ms GPU", i + 1,
+                       ctx_stat(i + 1, "weight"), b->loads[i]->completed,
+                       (ctx_stat(i + 1, "gpu-time-ns") - sh.base[i]) / 1e6);
+    }
+}
+
 static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
 {
     Bench b = { .gpu = obj, .alloc = alloc };
-    Shares sh = { .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
     int quantum_us = getenv("PVGPU_BENCH_QUANTUM_US") ?
                      atoi(getenv("PVGPU_BENCH_QUANTUM_US")) : 2000;
-    uint64_t solo_p99, shared_p99, rr_p99, held_p99, done_on, done_off;
-    uint64_t done_rr;
+    /* batch turns long enough for switches to cost under 1 % here */
+    int long_batch = getenv("PVGPU_BENCH_LONG_BATCH") ?
+                     atoi(getenv("PVGPU_BENCH_LONG_BATCH")) : 128;
+    uint64_t solo_p99, shared_p99, rr_p99, held_p99, aggr_p99;
     double batch_ms;
     double solo_guest_p99;
-    Load *victim, *aggressor, *held, *flushes;
+    Load *victim, *aggressor, *held, *flushes, *alone;
 
     memset(b.slot_load, -1, sizeof(b.slot_load));
     pvgpu_setup_3d(b.gpu, alloc);
 
-    /* 1. weights 1:2:4, all saturated with the same work */
-    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-              "{'id': 'pvgpu0', 'policy': 'weighted', 'quantum-us': %d}}",
-              quantum_us);
+    /*
+     * 1. weights 1:2:4, all saturated with the same work, with the
+     * default batch turns and with long ones
+     */
     for (int i = 0; i < 3; i++) {
         bench_load(&b, i + 1, 1024, 12, 16);
         bench_set("{'execute': 'pvgpu-set-context', 'arguments': "
                   "{'id': 'pvgpu0', 'ctx-id': %d, 'weight': %d}}",
                   i + 1, 100 << i);
     }
-    /* warm up (shader compiles, allocations), then measure from zero */
-    bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
-    for (int i = 0; i < 3; i++) {
-        sh.base[i] = ctx_stat(i + 1, "gpu-time-ns");
-        b.loads[i]->completed = 0;
-    }
-    bench_run(&b, 4 * G_USEC_PER_SEC, sample_shares, &sh);
-    g_test_message("BENCH weights 1:2:4 (quantum %d us) shares %.1f%% %.1f%% "
-                   "%.1f%% (targets 14.3 28.6 57.1), within 2 points of "
-                   "the targets from %.0f ms on", quantum_us, sh.last[0],
-                   sh.last[1], sh.last[2], sh.converged / 1000.0);
-    for (int i = 0; i < 3; i++) {
-        g_test_message("BENCH   ctx %d weight %" PRIu64 ": %" PRIu64
-                       " submissions, %.1f ms GPU", i + 1,
-                       ctx_stat(i + 1, "weight"), b.loads[i]->completed,
-                       (ctx_stat(i + 1, "gpu-time-ns") - sh.base[i]) / 1e6);
-    }
+    bench_shares(&b, quantum_us, DEFAULT_BATCH, 4);
+    bench_shares(&b, quantum_us, long_batch, 8);
 
     /*
      * 2. The cost of scheduling, in interleaved rounds so that drift of
      * the host's speed cancels out: each round runs the same load for a
      * second unscheduled (one context keeps the GPU for a second at a
-     * time, as a FIFO would), a second weighted, and a second round robin
-     * (best effort) at the weighted policy's quantum, in a rotating
-     * order.  Round robin switches contexts as often as weighted does:
-     * what it loses against unscheduled is the price of switching, what
-     * weighted loses against it the price of the policy's bookkeeping.
-     * A fourth second unscheduled again measures the bench's own noise:
-     * costs within it are not told apart from none.
+     * time, as a FIFO would), a second weighted, a second round robin
+     * (best effort) at the weighted policy's quantum, and a second
+     * weighted with long batch turns, in a rotating order.  Round robin
+     * switches contexts about as often as weighted does: what it loses
+     * against unscheduled is the price of switching, what weighted loses
+     * against it the price of the policy's bookkeeping.  Another second
+     * unscheduled measures the bench's own noise: costs within it are not
+     * told apart from none.
      */
     {
-        /* the last arm is the first again: the bench's own noise */
-        static const char *const policy[4] = {
+        enum { UNSCHED, WEIGHTED, RR, NOISE, LONG, ARMS };
+        static const char *const policy[ARMS] = {
             "best-effort", "weighted", "best-effort", "best-effort",
+            "weighted",
         };
-        const int quantum[4] = { 1000000, quantum_us, quantum_us, 1000000 };
-        /* a multiple of 4 rounds puts every arm in every place equally */
+        const int quantum[ARMS] = {
+            1000000, quantum_us, quantum_us, 1000000, quantum_us,
+        };
+        const int batch[ARMS] = {
+            DEFAULT_BATCH, DEFAULT_BATCH,
+            DEFAULT_BATCH, DEFAULT_BATCH,
+            long_batch,
+        };
+        /* a multiple of ARMS rounds puts every arm in every place equally */
         int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
-                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 8;
-        g_autofree double *cost = g_new(double, rounds);
-        g_autofree double *cost_rr = g_new(double, rounds);
-        g_autofree double *cost_aa = g_new(double, rounds);
-        uint64_t total[4] = { 0 }, gpu[4] = { 0 };
-        gint64 wall[4] = { 0 };
+                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 2 * ARMS;
+        g_autofree double *cost = g_new(double, ARMS * rounds);
+        uint64_t total[ARMS] = { 0 }, gpu[ARMS] = { 0 };
+        uint64_t switches[ARMS] = { 0 };
+        double per_sub[ARMS];
+        char *costs[ARMS];
+        gint64 wall[ARMS] = { 0 };
 
         for (int r = 0; r < rounds; r++) {
-            uint64_t done[4];
-            double rate[4];
+            double rate[ARMS];
 
-            for (int k = 0; k < 4; k++) {
-                int m = (k + r) % 4;
-                uint64_t gpu_before = 0;
+            for (int k = 0; k < ARMS; k++) {
+                int m = (k + r) % ARMS;
+                uint64_t gpu_before = 0, sw_before, done;
                 gint64 t0;
 
                 bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-                          "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d}}",
-                          policy[m], quantum[m]);
+                          "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d, "
+                          "'batch-quanta': %d}}", policy[m], quantum[m],
+                          batch[m]);
                 for (int i = 0; i < 3; i++) {
                     b.loads[i]->completed = 0;
                     gpu_before += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
                 }
+                sw_before = dev_stat("context-switches");
                 t0 = g_get_monotonic_time();
                 bench_run(&b, G_USEC_PER_SEC, NULL, NULL);
                 t0 = g_get_monotonic_time() - t0;
                 wall[m] += t0;
-                done[m] = b.loads[0]->completed + b.loads[1]->completed +
-                          b.loads[2]->completed;
-                total[m] += done[m];
+                done = b.loads[0]->completed + b.loads[1]->completed +
+                       b.loads[2]->completed;
+                total[m] += done;
                 /* per second of the segment, its drain included */
-                rate[m] = (double)done[m] * G_USEC_PER_SEC / MAX(t0, 1);
+                rate[m] = (double)done * G_USEC_PER_SEC / MAX(t0, 1);
                 for (int i = 0; i < 3; i++) {
                     gpu[m] += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
                 }
                 gpu[m] -= gpu_before;
+                switches[m] += dev_stat("context-switches") - sw_before;
             }
-            cost[r] = 100.0 * (1.0 - rate[1] / rate[0]);
-            cost_rr[r] = 100.0 * (1.0 - rate[2] / rate[0]);
-            cost_aa[r] = 100.0 * (1.0 - rate[3] / rate[0]);
+            for (int m = 0; m < ARMS; m++) {
+                cost[m * rounds + r] = 100.0 * (1.0 - rate[m] / rate[UNSCHED]);
+            }
         }
-        done_off = total[0];
-        done_on = total[1];
-        done_rr = total[2];
-        qsort(cost, rounds, sizeof(double), cmp_double);
-        qsort(cost_rr, rounds, sizeof(double), cmp_double);
-        qsort(cost_aa, rounds, sizeof(double), cmp_double);
+        for (int m = 0; m < ARMS; m++) {
+            qsort(&cost[m * rounds], rounds, sizeof(double), cmp_double);
+            per_sub[m] = gpu[m] / 1e6 / MAX(total[m], 1);
+        }
+        for (int m = 0; m < ARMS; m++) {
+            double all = 100.0 * (1.0 - (double)total[m] / MAX(wall[m], 1) *
+                                  wall[UNSCHED] / MAX(total[UNSCHED], 1));
+
+            costs[m] = cost_text(&cost[m * rounds], rounds, all);
+        }
         g_test_message("BENCH throughput over %d interleaved rounds: "
                        "weighted %.1f submissions/s, unscheduled %.1f/s, "
-                       "round robin %.1f/s", rounds,
-                       done_on * 1e6 / MAX(wall[1], 1),
-                       done_off * 1e6 / MAX(wall[0], 1),
-                       done_rr * 1e6 / MAX(wall[2], 1));
+                       "round robin %.1f/s, weighted with batch turns of %d "
+                       "quanta %.1f/s", rounds,
+                       total[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
+                       total[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
+                       total[RR] * 1e6 / MAX(wall[RR], 1), long_batch,
+                       total[LONG] * 1e6 / MAX(wall[LONG], 1));
         /*
          * Where the throughput goes: GPU time the renderer measured per
          * submission (switching contexts costs GPU time), and the share
          * of the wall-clock time the GPU was busy (dispatch gaps)
          */
         g_test_message("BENCH GPU time per submission: unscheduled %.3f ms, "
-                       "weighted %.3f ms, round robin %.3f ms; GPU busy "
-                       "%.1f%%, %.1f%%, %.1f%%",
-                       gpu[0] / 1e6 / MAX(total[0], 1),
-                       gpu[1] / 1e6 / MAX(total[1], 1),
-                       gpu[2] / 1e6 / MAX(total[2], 1),
-                       gpu[0] / 10.0 / MAX(wall[0], 1),
-                       gpu[1] / 10.0 / MAX(wall[1], 1),
-                       gpu[2] / 10.0 / MAX(wall[2], 1));
+                       "weighted %.3f ms, round robin %.3f ms, long turns "
+                       "%.3f ms; GPU busy %.1f%%, %.1f%%, %.1f%%, %.1f%%",
+                       per_sub[UNSCHED], per_sub[WEIGHTED], per_sub[RR],
+                       per_sub[LONG],
+                       gpu[UNSCHED] / 10.0 / MAX(wall[UNSCHED], 1),
+                       gpu[WEIGHTED] / 10.0 / MAX(wall[WEIGHTED], 1),
+                       gpu[RR] / 10.0 / MAX(wall[RR], 1),
+                       gpu[LONG] / 10.0 / MAX(wall[LONG], 1));
+        /* what one switch costs: the extra GPU time over the switches */
+        g_test_message("BENCH context switches per second: unscheduled "
+                       "%.1f, weighted %.1f, round robin %.1f, long turns "
+                       "%.1f; extra GPU time per switch (vs unscheduled): "
+                       "weighted %.2f ms, round robin %.2f ms",
+                       switches[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
+                       switches[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
+                       switches[RR] * 1e6 / MAX(wall[RR], 1),
+                       switches[LONG] * 1e6 / MAX(wall[LONG], 1),
+                       (per_sub[WEIGHTED] - per_sub[UNSCHED]) *
+                       total[WEIGHTED] / MAX(switches[WEIGHTED], 1),
+                       (per_sub[RR] - per_sub[UNSCHED]) * total[RR] /
+                       MAX(switches[RR], 1));
         g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
-                       "median %.2f%% (rounds %.2f%% to %.2f%%); of switching "
-                       "contexts (round robin vs unscheduled) median %.2f%% "
-                       "(%.2f%% to %.2f%%)", cost[rounds / 2], cost[0],
-                       cost[rounds - 1], cost_rr[rounds / 2], cost_rr[0],
-                       cost_rr[rounds - 1]);
-        g_test_message("BENCH noise: unscheduled against unscheduled "
-                       "median %.2f%% (rounds %.2f%% to %.2f%%)",
-                       cost_aa[rounds / 2], cost_aa[0], cost_aa[rounds - 1]);
+                       "%s; of switching contexts (round robin vs "
+                       "unscheduled) %s", costs[WEIGHTED], costs[RR]);
+        g_test_message("BENCH cost of scheduling with batch turns of %d "
+                       "quanta (weighted vs unscheduled) %s", long_batch,
+                       costs[LONG]);
+        g_test_message("BENCH noise: unscheduled against unscheduled %s",
+                       costs[NOISE]);
+        for (int m = 0; m < ARMS; m++) {
+            g_free(costs[m]);
+        }
     }
     for (int i = 0; i < 3; i++) {
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
@@ -3880,6 +3967,17 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'pvgpu0', 'policy': 'equal-share', "
               "'quantum-us': 2000}}");
+    /*
+     * The aggressor's batches alone, one at a time: their fence p99 is
+     * the longest batch a victim may have to wait for, bar 1 %
+     */
+    alone = bench_load(&b, 17, 1024, 12, 1);
+    bench_run(&b, 2 * G_USEC_PER_SEC, NULL, NULL);
+    aggr_p99 = ctx_stat(17, "fence-latency-p99-ns");
+    g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 17, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_free(alone);
+    b.nloads = 0;
     victim = bench_load(&b, 10, 256, 1, 1);
     victim->latency_us = g_array_new(false, false, sizeof(gint64));
     bench_run(&b, 2 * G_USEC_PER_SEC, NULL, NULL);
@@ -3901,6 +3999,10 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                    solo_p99 / 1e6, shared_p99 / 1e6,
                    (double)shared_p99 / solo_p99, batch_ms,
                    1.1 * (solo_p99 / 1e6 + batch_ms));
+    g_test_message("BENCH   the aggressor's batches alone, one at a time: "
+                   "fence p99 %.2f ms; bound 1.1 x (victim solo p99 + that) "
+                   "= %.2f ms", aggr_p99 / 1e6,
+                   1.1 * (solo_p99 + aggr_p99) / 1e6);
     g_test_message("BENCH   as the guest sees it (posted to answered): "
                    "p99 solo %.2f ms, with aggressor %.2f ms",
                    solo_guest_p99, load_p99_ms(victim));
@@ -4865,6 +4967,9 @@ static void test_bad_properties(void)
           "property 'max-contexts' expects at least 1, not 0" },
         { NO3D "sched-inflight=17",
           "property 'sched-inflight' expects a value from 1 to 16, not 17" },
+        { NO3D "sched-batch-quanta=0",
+          "property 'sched-batch-quanta' expects a value from 1 to 1000, "
+          "not 0" },
         { NO3D "render-timeout=3601",
           "property 'render-timeout' expects a value from 0 to 3600, not "
           "3601" },

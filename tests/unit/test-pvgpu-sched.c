@@ -20,6 +20,8 @@
 #define US 1000ull
 #define MS 1000000ull
 #define SEC 1000000000ull
+/* turn length of entities that never run dry, unless set otherwise */
+#define BATCH_QUANTA PVGPU_SCHED_DEFAULT_BATCH_QUANTA
 
 typedef struct Load Load;
 
@@ -286,7 +288,7 @@ static uint64_t longest_turn(Sim *sim)
         cmax = MAX(cmax, sim->load[i].cost);
     }
     /* loads that never run dry get batch turns */
-    return sim->quantum * PVGPU_SCHED_BATCH_QUANTA + sim->max_inflight * cmax;
+    return sim->quantum * BATCH_QUANTA + sim->max_inflight * cmax;
 }
 
 /*
@@ -368,12 +370,12 @@ static void test_equal_share(void)
 static void test_best_effort(void)
 {
     /*
-     * items per turn of PVGPU_SCHED_BATCH_QUANTA quanta of 2 ms (none of
+     * items per turn of BATCH_QUANTA quanta of 2 ms (none of
      * the loads ever runs dry): 0.1 and 1 ms items, and one 64 ms item,
      * longer than the turn
      */
     const unsigned per_turn[] = {
-        20 * PVGPU_SCHED_BATCH_QUANTA, 2 * PVGPU_SCHED_BATCH_QUANTA, 1,
+        20 * BATCH_QUANTA, 2 * BATCH_QUANTA, 1,
     };
     Sim sim;
     GArray *turns = g_array_new(false, false, sizeof(unsigned));
@@ -425,7 +427,7 @@ static void test_best_effort(void)
 }
 
 /*
- * Entities that never run dry get batch turns (PVGPU_SCHED_BATCH_QUANTA
+ * Entities that never run dry get batch turns (BATCH_QUANTA
  * quanta: fewer GPU context switches), but one that just got work ends
  * the running turn at one quantum: its waits are bounded as if every turn
  * were Q + k * C long.
@@ -450,7 +452,7 @@ static void test_wakeup(void)
             len++;
         }
         if (i < sim.trace->len && ++turns > 2) {
-            g_assert_cmpuint(len, ==, 2 * PVGPU_SCHED_BATCH_QUANTA);
+            g_assert_cmpuint(len, ==, 2 * BATCH_QUANTA);
         }
     }
     g_assert_cmpuint(turns, >, 20);
@@ -466,6 +468,68 @@ static void test_wakeup(void)
     /* equal share's bound with turns of Q + k * C, not of batch turns */
     g_assert_cmpuint(v->max_wait_ns, <=, 5 * (2 * MS + 1 * MS) + 100 * US);
     g_assert_cmpuint(v->gpu_ns, >, 0);
+    sim_finish(&sim);
+}
+
+/*
+ * The length of batch turns is a setting, changed at run time: entities
+ * that never run dry switch every batch_quanta quanta, and every turn
+ * that goes to another entity counts as a switch.
+ */
+static void test_batch_quanta(void)
+{
+    static const unsigned quanta[] = { 4, 64, 1 };
+    uint64_t prev = BATCH_QUANTA * 2 * MS;
+    Sim sim;
+
+    sim_init(&sim, PVGPU_SCHED_WEIGHTED, 2 * MS, 1);
+    sim_add(&sim, 1 * MS, 100);
+    sim_add(&sim, 1 * MS, 300);
+    sim_run(&sim, 100 * MS);
+    g_assert_cmpuint(pvgpu_sched_switches(sim.s), >, 0);
+    for (unsigned k = 0; k < G_N_ELEMENTS(quanta); k++) {
+        /* long enough for the shares to be exact within one turn */
+        uint64_t turn = quanta[k] * 2 * MS, run = MAX(SEC, 100 * turn);
+        uint64_t before, changes = 0;
+        unsigned i = 0, turns = 0, owner;
+
+        g_assert_cmpint(pvgpu_sched_set_batch_quanta(sim.s, quanta[k]), ==,
+                        0);
+        /*
+         * The turn running when the setting changed ends by the new
+         * length; the entity behind by up to one turn of the old length
+         * then catches up (virtual time keeps shares over the long run)
+         */
+        sim_run(&sim, sim.now + 2 * (prev + turn));
+        prev = turn;
+        before = pvgpu_sched_switches(sim.s);
+        sim.trace = g_array_new(false, false, sizeof(unsigned));
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + run);
+        owner = g_array_index(sim.trace, unsigned, 0);
+        while (i < sim.trace->len) {
+            unsigned len = 0;
+
+            for (; i < sim.trace->len &&
+                 g_array_index(sim.trace, unsigned, i) == owner; i++) {
+                len++;
+            }
+            /* a turn is 2 * quanta items of 1 ms; the first is cut */
+            if (turns++ && i < sim.trace->len) {
+                g_assert_cmpuint(len % (2 * quanta[k]), ==, 0);
+            }
+            if (i < sim.trace->len) {
+                owner = g_array_index(sim.trace, unsigned, i);
+                changes++;
+            }
+        }
+        /* one switch per change of owner, none for a turn of the same */
+        g_assert_cmpuint(pvgpu_sched_switches(sim.s) - before, ==, changes);
+        g_assert_cmpuint(changes, >=, run / turn / 4 - 1);
+        g_assert_cmpfloat_with_epsilon(share(&sim, &sim.load[1]), 75, 2);
+        g_array_free(sim.trace, true);
+        sim.trace = NULL;
+    }
     sim_finish(&sim);
 }
 
@@ -487,7 +551,7 @@ static void test_batch_size(void)
         { PVGPU_SCHED_BEST_EFFORT, 100, 3500.0 / 67 },
     };
 
-    G_STATIC_ASSERT(PVGPU_SCHED_BATCH_QUANTA == 16);
+    G_STATIC_ASSERT(BATCH_QUANTA == 16);
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
         Sim sim;
         Load *large, *small;
@@ -839,6 +903,11 @@ static void test_limits(void)
     /* out-of-range settings are refused */
     g_assert_cmpint(pvgpu_sched_set_queue_limit(s, 0), ==, -EINVAL);
     g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_batch_quanta(s, 0), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_batch_quanta(s,
+                        PVGPU_SCHED_MAX_BATCH_QUANTA + 1), ==, -EINVAL);
+    g_assert_cmpint(pvgpu_sched_set_batch_quanta(s,
+                        PVGPU_SCHED_MAX_BATCH_QUANTA), ==, 0);
     g_assert_cmpint(pvgpu_sched_set_quantum(s, PVGPU_SCHED_MIN_QUANTUM_NS - 1),
                     ==, -EINVAL);
     g_assert_cmpint(pvgpu_sched_set_quantum(s, PVGPU_SCHED_MAX_QUANTUM_NS + 1),
@@ -975,13 +1044,13 @@ static void test_turn_left(void)
     pvgpu_sched_enqueue(s, a, &ia, 0);
     g_assert(pvgpu_sched_next(s, 0, &e, &wait) == &ia && e == a);
     g_assert_cmpuint(pvgpu_sched_turn_left(s, a, 0), ==,
-                     PVGPU_SCHED_BATCH_QUANTA * 2 * MS);
+                     BATCH_QUANTA * 2 * MS);
     g_assert_cmpuint(pvgpu_sched_turn_left(s, b, 0), ==, 0);
     pvgpu_sched_complete(s, &ia, 10 * MS, 10 * MS);
     pvgpu_sched_enqueue(s, a, &ia, 10 * MS);
     g_assert(pvgpu_sched_next(s, 10 * MS, &e, &wait) == &ia);
     g_assert_cmpuint(pvgpu_sched_turn_left(s, a, 10 * MS), ==,
-                     PVGPU_SCHED_BATCH_QUANTA * 2 * MS - 10 * MS);
+                     BATCH_QUANTA * 2 * MS - 10 * MS);
     g_assert(!pvgpu_sched_turn_short(s, 10 * MS));
     /* b wakes: a's turn is cut to a quantum, which it has used */
     pvgpu_sched_enqueue(s, b, &ib, 11 * MS);
@@ -1010,6 +1079,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-sched/best-effort", test_best_effort);
     g_test_add_func("/pvgpu-sched/batch-size", test_batch_size);
     g_test_add_func("/pvgpu-sched/wakeup", test_wakeup);
+    g_test_add_func("/pvgpu-sched/batch-quanta", test_batch_quanta);
     g_test_add_func("/pvgpu-sched/cap-alone", test_cap_alone);
     g_test_add_func("/pvgpu-sched/cap-shared", test_cap_shared);
     g_test_add_func("/pvgpu-sched/priority", test_priority);

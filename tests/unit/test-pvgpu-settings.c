@@ -53,6 +53,9 @@ static void test_ranges(void)
     g_assert(!pvgpu_setting_valid(PVGPU_SETTING_PRIORITY,
                                   PVGPU_SCHED_NR_CLASSES));
     g_assert(!pvgpu_setting_valid(PVGPU_SETTING_SCHED_INFLIGHT, 17));
+    g_assert(!pvgpu_setting_valid(PVGPU_SETTING_BATCH_QUANTA, 0));
+    g_assert(pvgpu_setting_valid(PVGPU_SETTING_BATCH_QUANTA, 1000));
+    g_assert(!pvgpu_setting_valid(PVGPU_SETTING_BATCH_QUANTA, 1001));
     /* names as QMP and -device spell them */
     g_assert_cmpstr(pvgpu_setting_info(PVGPU_SETTING_QUANTUM_US)->param, ==,
                     "quantum-us");

@@ -2339,6 +2339,7 @@ void pvgpu_exec_apply_scheduler(PvgpuState *s)
     qemu_mutex_lock(&s->sched_lock);
     pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
     pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
+    pvgpu_sched_set_batch_quanta(s->sched, s->batch_quanta);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
     pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
     qemu_mutex_unlock(&s->sched_lock);

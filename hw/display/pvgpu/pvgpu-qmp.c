@@ -75,6 +75,10 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     }
     info->policy = s->sched_policy;
     info->quantum_us = s->quantum_us;
+    info->batch_quanta = s->batch_quanta;
+    qemu_mutex_lock(&s->sched_lock);
+    info->context_switches = s->sched ? pvgpu_sched_switches(s->sched) : 0;
+    qemu_mutex_unlock(&s->sched_lock);
     info->max_fps = s->max_fps;
     info->inflight = s->max_inflight;
     info->resources = g_hash_table_size(s->resources);
@@ -166,7 +170,8 @@ PvgpuInfoList *qmp_query_pvgpu(Error **errp)
 
 void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              PvgpuSchedulerPolicy policy, bool has_quantum_us,
-                             uint32_t quantum_us, bool has_max_fps,
+                             uint32_t quantum_us, bool has_batch_quanta,
+                             uint32_t batch_quanta, bool has_max_fps,
                              uint32_t max_fps, bool has_inflight,
                              uint32_t inflight, Error **errp)
 {
@@ -174,8 +179,8 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
 
     if (s) {
         pvgpu_set_scheduler(s, has_policy, policy, has_quantum_us, quantum_us,
-                            has_max_fps, max_fps, has_inflight, inflight,
-                            errp);
+                            has_batch_quanta, batch_quanta, has_max_fps,
+                            max_fps, has_inflight, inflight, errp);
     }
 }
 
@@ -230,10 +235,12 @@ static void hmp_device(GString *buf, const PvgpuInfo *d)
     if (d->migration_blocker) {
         g_string_append_printf(buf, "  %s\n", d->migration_blocker);
     }
-    g_string_append_printf(buf, "  scheduling: %s, quantum %u us, max-fps "
-                           "%u, inflight %u\n",
+    g_string_append_printf(buf, "  scheduling: %s, quantum %u us, batch "
+                           "turns %u quanta, max-fps %u, inflight %u, "
+                           "context switches %" PRIu64 "\n",
                            PvgpuSchedulerPolicy_str(d->policy),
-                           d->quantum_us, d->max_fps, d->inflight);
+                           d->quantum_us, d->batch_quanta, d->max_fps,
+                           d->inflight, d->context_switches);
     g_string_append_printf(buf, "  memory %s of %s, resources %u of %u, "
                            "contexts %zu of %u, max-queued %u, refusals %"
                            PRIu64 "\n", used, limit, d->resources,

@@ -67,6 +67,7 @@ struct PvgpuSched {
     PvgpuSchedEntity *entities;
     PvgpuSchedPolicy policy;
     uint64_t quantum_ns;
+    unsigned batch_quanta;
     unsigned max_inflight;
     unsigned queue_limit;
     unsigned inflight;
@@ -74,6 +75,8 @@ struct PvgpuSched {
     PvgpuSchedEntity *cur;      /* whose turn it is, or NULL */
     uint64_t turn_used;         /* GPU time completed by cur in its turn */
     uint64_t turns;             /* turns handed out so far */
+    uint64_t switches;          /* of them, turns of another entity */
+    const PvgpuSchedEntity *last; /* whose turn was the latest, or NULL */
     unsigned nwoken;            /* entities woken, waiting for a turn */
     /* when an entity passed over at the last pick is under its cap again */
     uint64_t cap_due_ns;
@@ -236,7 +239,7 @@ static bool turn_short(const PvgpuSched *s, uint64_t now)
 
 static uint64_t turn_length(const PvgpuSched *s, uint64_t now)
 {
-    return s->quantum_ns * (turn_short(s, now) ? 1 : PVGPU_SCHED_BATCH_QUANTA);
+    return s->quantum_ns * (turn_short(s, now) ? 1 : s->batch_quanta);
 }
 
 PvgpuSched *pvgpu_sched_new(void)
@@ -246,6 +249,7 @@ PvgpuSched *pvgpu_sched_new(void)
     if (s) {
         s->policy = PVGPU_SCHED_WEIGHTED;
         s->quantum_ns = PVGPU_SCHED_DEFAULT_QUANTUM_NS;
+        s->batch_quanta = PVGPU_SCHED_DEFAULT_BATCH_QUANTA;
         s->max_inflight = PVGPU_SCHED_DEFAULT_MAX_INFLIGHT;
         s->queue_limit = PVGPU_SCHED_DEFAULT_QUEUE_LIMIT;
     }
@@ -286,6 +290,15 @@ int pvgpu_sched_set_quantum(PvgpuSched *s, uint64_t quantum_ns)
         return -EINVAL;
     }
     s->quantum_ns = quantum_ns;
+    return 0;
+}
+
+int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta)
+{
+    if (!quanta || quanta > PVGPU_SCHED_MAX_BATCH_QUANTA) {
+        return -EINVAL;
+    }
+    s->batch_quanta = quanta;
     return 0;
 }
 
@@ -330,6 +343,9 @@ static void entity_free(PvgpuSched *s, PvgpuSchedEntity *e)
         continue;
     }
     *p = e->next;
+    if (s->last == e) {
+        s->last = NULL;
+    }
     free(e);
 }
 
@@ -508,7 +524,7 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
     /*
      * A turn lasts until its entity has run out of work, hit its cap, or
      * used a quantum while an entity waits that was woken (or is under
-     * its cap again), PVGPU_SCHED_BATCH_QUANTA of them while only
+     * its cap again), batch_quanta of them while only
      * entities that never ran dry wait: switching contexts on the GPU is
      * not free, and turns bound how long anybody waits.
      */
@@ -521,6 +537,10 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
             return NULL;
         }
         e->turn_stamp = ++s->turns;
+        if (e != s->last) {
+            s->switches += s->last != NULL;
+            s->last = e;
+        }
         if (e->woken) {
             e->woken = false;
             s->nwoken--;
@@ -553,6 +573,11 @@ uint64_t pvgpu_sched_turn_left(const PvgpuSched *s,
 bool pvgpu_sched_turn_short(const PvgpuSched *s, uint64_t now_ns)
 {
     return turn_short(s, now_ns);
+}
+
+uint64_t pvgpu_sched_switches(const PvgpuSched *s)
+{
+    return s->switches;
 }
 
 void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,

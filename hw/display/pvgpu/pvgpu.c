@@ -196,12 +196,16 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
 
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
-                         uint32_t quantum_us, bool has_max_fps,
+                         uint32_t quantum_us, bool has_batch_quanta,
+                         uint32_t batch_quanta, bool has_max_fps,
                          uint32_t max_fps, bool has_inflight,
                          uint32_t inflight, Error **errp)
 {
     if ((has_quantum_us &&
          !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, quantum_us, false,
+                              errp)) ||
+        (has_batch_quanta &&
+         !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, batch_quanta, false,
                               errp)) ||
         (has_max_fps &&
          !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, max_fps, false, errp)) ||
@@ -219,11 +223,14 @@ bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
     if (has_quantum_us) {
         s->quantum_us = quantum_us;
     }
+    if (has_batch_quanta) {
+        s->batch_quanta = batch_quanta;
+    }
     if (has_max_fps) {
         s->max_fps = max_fps;
     }
     trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
-                              s->quantum_us, s->max_fps);
+                              s->quantum_us, s->batch_quanta, s->max_fps);
     pvgpu_exec_apply_scheduler(s);
     return true;
 }
@@ -663,6 +670,8 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
                              errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, s->quantum_us, true,
                              errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, s->batch_quanta,
+                             true, errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, s->max_fps, true, errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, s->max_contexts,
                              true, errp) ||
@@ -906,13 +915,16 @@ static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
     switch (which) {
     case PVGPU_SETTING_QUANTUM_US:
         return pvgpu_set_scheduler(s, false, 0, true, value, false, 0, false,
-                                   0, errp);
-    case PVGPU_SETTING_MAX_FPS:
+                                   0, false, 0, errp);
+    case PVGPU_SETTING_BATCH_QUANTA:
         return pvgpu_set_scheduler(s, false, 0, false, 0, true, value, false,
-                                   0, errp);
-    case PVGPU_SETTING_SCHED_INFLIGHT:
+                                   0, false, 0, errp);
+    case PVGPU_SETTING_MAX_FPS:
         return pvgpu_set_scheduler(s, false, 0, false, 0, false, 0, true,
-                                   value, errp);
+                                   value, false, 0, errp);
+    case PVGPU_SETTING_SCHED_INFLIGHT:
+        return pvgpu_set_scheduler(s, false, 0, false, 0, false, 0, false, 0,
+                                   true, value, errp);
     case PVGPU_SETTING_MAX_HOSTMEM:
         return pvgpu_set_limits(s, true, value, false, 0, false, 0, false, 0,
                                 errp);
@@ -994,7 +1006,7 @@ static void sched_policy_set(Object *obj, Visitor *v, const char *name,
     } else if (visit_type_enum(v, name, &policy, &PvgpuSchedulerPolicy_lookup,
                                errp)) {
         pvgpu_set_scheduler(PVGPU(obj), true, policy, false, 0, false, 0,
-                            false, 0, errp);
+                            false, 0, false, 0, errp);
     }
 }
 
@@ -1036,6 +1048,8 @@ static const Property pvgpu_properties[] = {
                        pvgpu_prop_sched_policy, PvgpuSchedulerPolicy),
     DEFINE_PROP_RUNTIME_UINT32("sched-quantum-us", quantum_us,
                                PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000),
+    DEFINE_PROP_RUNTIME_UINT32("sched-batch-quanta", batch_quanta,
+                               PVGPU_SCHED_DEFAULT_BATCH_QUANTA),
     DEFINE_PROP_RUNTIME_UINT32("max-fps", max_fps, 0),
     DEFINE_PROP_RUNTIME_UINT32("max-contexts", max_contexts, 64),
     DEFINE_PROP_RUNTIME_UINT32("max-resources", max_resources, 4096),
@@ -1084,6 +1098,10 @@ static const struct {
       "pvgpu-set-scheduler)" },
     { "sched-quantum-us", "GPU time a context may use per turn, in "
       "microseconds, 100 to 1000000 (also at run time)" },
+    { "sched-batch-quanta", "length of a turn in quanta, 1 to 1000, while "
+      "only contexts that always have work wait: longer turns switch "
+      "contexts less often, shares even out over longer times (also at run "
+      "time)" },
     { "max-fps", "frame-rate limit of each scanout, 0 (none) to 1000 (also "
       "at run time)" },
     { "max-contexts", "3D contexts the guest may have (also at run time)" },

@@ -48,9 +48,11 @@ typedef enum PvgpuSchedPolicy {
 #define PVGPU_SCHED_MAX_QUANTUM_NS          1000000000ull
 /*
  * A turn lasts one quantum while an entity that had run out of work
- * waits, this many while only entities that never ran dry compete
+ * waits, "batch quanta" (by default this many) while only entities that
+ * never ran dry compete
  */
-#define PVGPU_SCHED_BATCH_QUANTA            16
+#define PVGPU_SCHED_DEFAULT_BATCH_QUANTA    16
+#define PVGPU_SCHED_MAX_BATCH_QUANTA        1000
 
 #define PVGPU_SCHED_DEFAULT_MAX_INFLIGHT    2
 #define PVGPU_SCHED_DEFAULT_QUEUE_LIMIT     256
@@ -106,6 +108,14 @@ void pvgpu_sched_free(PvgpuSched *s);
 void pvgpu_sched_set_policy(PvgpuSched *s, PvgpuSchedPolicy policy);
 /* Length of a turn, PVGPU_SCHED_MIN_QUANTUM_NS .. _MAX_QUANTUM_NS. */
 int pvgpu_sched_set_quantum(PvgpuSched *s, uint64_t quantum_ns);
+/*
+ * Length in quanta, 1 .. PVGPU_SCHED_MAX_BATCH_QUANTA, of a turn while
+ * no entity that ran dry waits.  Longer turns switch contexts less often
+ * (a switch costs GPU time: cold caches, state reloads), and make shares
+ * exact only over longer windows and longer waits for entities that
+ * always have work.
+ */
+int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta);
 /*
  * Items handed out and not yet completed, over all entities, >= 1.  More
  * than one keeps the renderer busy while the next item is chosen; the
@@ -172,6 +182,12 @@ uint64_t pvgpu_sched_turn_left(const PvgpuSched *s,
 
 /* Would the turn now running be cut to one quantum (an entity woke)? */
 bool pvgpu_sched_turn_short(const PvgpuSched *s, uint64_t now_ns);
+
+/*
+ * Turns handed to another entity than the turn before (context switches
+ * on the GPU, as far as the scheduler decides them), since @s was made.
+ */
+uint64_t pvgpu_sched_switches(const PvgpuSched *s);
 
 /*
  * The renderer finished @item, which took @cost_ns of GPU time: charge its

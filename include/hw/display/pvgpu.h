@@ -108,6 +108,7 @@ struct PvgpuState {
     /* GPU-time scheduling and limits (properties, QMP) */
     PvgpuSchedulerPolicy sched_policy;
     uint32_t quantum_us;
+    uint32_t batch_quanta;
     uint32_t max_fps;
     uint32_t max_contexts;
     uint32_t max_resources;
@@ -176,7 +177,8 @@ void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, uint32_t type);
 void pvgpu_3d_unavailable(PvgpuState *s, const char *reason);
 bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
                          PvgpuSchedulerPolicy policy, bool has_quantum_us,
-                         uint32_t quantum_us, bool has_max_fps,
+                         uint32_t quantum_us, bool has_batch_quanta,
+                         uint32_t batch_quanta, bool has_max_fps,
                          uint32_t max_fps, bool has_inflight,
                          uint32_t inflight, Error **errp);
 bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
