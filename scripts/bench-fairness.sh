@@ -4,7 +4,9 @@
 # qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, with
 # the default batch turns and with long ones; the throughput cost of
 # scheduling, the context switches per second and the GPU time each
-# costs; a light victim's fence latency next to a greedy aggressor.
+# costs, with render targets a switch evicts from a CPU renderer's caches
+# and with targets that stay in them; a light victim's fence latency next
+# to a greedy aggressor.
 # Prints the measured figures; it asserts nothing.
 # Installs and builds what it needs first (scripts/setup.sh,
 # scripts/build.sh --tests; PVGPU_CACHE, default ~/.cache/pvgpu).

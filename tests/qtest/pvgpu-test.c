@@ -3499,9 +3499,9 @@ typedef struct Bench {
     QGuestAllocator *alloc;
     Load *loads[8];
     unsigned nloads;
-    int slot_load[80];          /* slot -> load index, -1 free */
-    uint64_t slot_addr[80];
-    gint64 slot_posted[80];
+    int slot_load[128];         /* slot -> load index, -1 free */
+    uint64_t slot_addr[128];
+    gint64 slot_posted[128];
     unsigned next_slot;
 } Bench;
 
@@ -3797,6 +3797,139 @@ static void bench_shares(Bench *b, int quantum_us, int batch, int secs)
     }
 }
 
+/*
+ * The cost of scheduling, in interleaved rounds so that drift of
+ * the host's speed cancels out: each round runs the same load for a
+ * second unscheduled (one context keeps the GPU for a second at a
+ * time, as a FIFO would), a second weighted, a second round robin
+ * (best effort) at the weighted policy's quantum, and a second
+ * weighted with long batch turns, in a rotating order.  Round robin
+ * switches contexts about as often as weighted does: what it loses
+ * against unscheduled is the price of switching, what weighted loses
+ * against it the price of the policy's bookkeeping.  Another second
+ * unscheduled measures the bench's own noise: costs within it are not
+ * told apart from none.  @what names the loads in the output.
+ */
+static void bench_cost(Bench *b, int quantum_us, int long_batch,
+                       const char *what)
+{
+    enum { UNSCHED, WEIGHTED, RR, NOISE, LONG, ARMS };
+    static const char *const policy[ARMS] = {
+        "best-effort", "weighted", "best-effort", "best-effort",
+        "weighted",
+    };
+    const int quantum[ARMS] = {
+        1000000, quantum_us, quantum_us, 1000000, quantum_us,
+    };
+    const int batch[ARMS] = {
+        DEFAULT_BATCH, DEFAULT_BATCH,
+        DEFAULT_BATCH, DEFAULT_BATCH,
+        long_batch,
+    };
+    /* a multiple of ARMS rounds puts every arm in every place equally */
+    int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
+                 MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 2 * ARMS;
+    g_autofree double *cost = g_new(double, ARMS * rounds);
+    uint64_t total[ARMS] = { 0 }, gpu[ARMS] = { 0 };
+    uint64_t switches[ARMS] = { 0 };
+    double per_sub[ARMS];
+    char *costs[ARMS];
+    gint64 wall[ARMS] = { 0 };
+
+    for (int r = 0; r < rounds; r++) {
+        double rate[ARMS];
+
+        for (int k = 0; k < ARMS; k++) {
+            int m = (k + r) % ARMS;
+            uint64_t gpu_before = 0, sw_before, done;
+            gint64 t0;
+
+            bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d, "
+                      "'batch-quanta': %d}}", policy[m], quantum[m],
+                      batch[m]);
+            for (int i = 0; i < 3; i++) {
+                b->loads[i]->completed = 0;
+                gpu_before += ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+            }
+            sw_before = dev_stat("context-switches");
+            t0 = g_get_monotonic_time();
+            bench_run(b, G_USEC_PER_SEC, NULL, NULL);
+            t0 = g_get_monotonic_time() - t0;
+            wall[m] += t0;
+            done = b->loads[0]->completed + b->loads[1]->completed +
+                   b->loads[2]->completed;
+            total[m] += done;
+            /* per second of the segment, its drain included */
+            rate[m] = (double)done * G_USEC_PER_SEC / MAX(t0, 1);
+            for (int i = 0; i < 3; i++) {
+                gpu[m] += ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+            }
+            gpu[m] -= gpu_before;
+            switches[m] += dev_stat("context-switches") - sw_before;
+        }
+        for (int m = 0; m < ARMS; m++) {
+            cost[m * rounds + r] = 100.0 * (1.0 - rate[m] / rate[UNSCHED]);
+        }
+    }
+    for (int m = 0; m < ARMS; m++) {
+        qsort(&cost[m * rounds], rounds, sizeof(double), cmp_double);
+        per_sub[m] = gpu[m] / 1e6 / MAX(total[m], 1);
+    }
+    for (int m = 0; m < ARMS; m++) {
+        double all = 100.0 * (1.0 - (double)total[m] / MAX(wall[m], 1) *
+                              wall[UNSCHED] / MAX(total[UNSCHED], 1));
+
+        costs[m] = cost_text(&cost[m * rounds], rounds, all);
+    }
+    g_test_message("BENCH %s: throughput over %d interleaved rounds: "
+                   "weighted %.1f submissions/s, unscheduled %.1f/s, "
+                   "round robin %.1f/s, weighted with batch turns of %d "
+                   "quanta %.1f/s", what, rounds,
+                   total[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
+                   total[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
+                   total[RR] * 1e6 / MAX(wall[RR], 1), long_batch,
+                   total[LONG] * 1e6 / MAX(wall[LONG], 1));
+    /*
+     * Where the throughput goes: GPU time the renderer measured per
+     * submission (switching contexts costs GPU time), and the share
+     * of the wall-clock time the GPU was busy (dispatch gaps)
+     */
+    g_test_message("BENCH GPU time per submission: unscheduled %.3f ms, "
+                   "weighted %.3f ms, round robin %.3f ms, long turns "
+                   "%.3f ms; GPU busy %.1f%%, %.1f%%, %.1f%%, %.1f%%",
+                   per_sub[UNSCHED], per_sub[WEIGHTED], per_sub[RR],
+                   per_sub[LONG],
+                   gpu[UNSCHED] / 10.0 / MAX(wall[UNSCHED], 1),
+                   gpu[WEIGHTED] / 10.0 / MAX(wall[WEIGHTED], 1),
+                   gpu[RR] / 10.0 / MAX(wall[RR], 1),
+                   gpu[LONG] / 10.0 / MAX(wall[LONG], 1));
+    /* what one switch costs: the extra GPU time over the switches */
+    g_test_message("BENCH context switches per second: unscheduled "
+                   "%.1f, weighted %.1f, round robin %.1f, long turns "
+                   "%.1f; extra GPU time per switch (vs unscheduled): "
+                   "weighted %.2f ms, round robin %.2f ms",
+                   switches[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
+                   switches[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
+                   switches[RR] * 1e6 / MAX(wall[RR], 1),
+                   switches[LONG] * 1e6 / MAX(wall[LONG], 1),
+                   (per_sub[WEIGHTED] - per_sub[UNSCHED]) *
+                   total[WEIGHTED] / MAX(switches[WEIGHTED], 1),
+                   (per_sub[RR] - per_sub[UNSCHED]) * total[RR] /
+                   MAX(switches[RR], 1));
+    g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
+                   "%s; of switching contexts (round robin vs "
+                   "unscheduled) %s", costs[WEIGHTED], costs[RR]);
+    g_test_message("BENCH cost of scheduling with batch turns of %d "
+                   "quanta (weighted vs unscheduled) %s", long_batch,
+                   costs[LONG]);
+    g_test_message("BENCH noise: unscheduled against unscheduled %s",
+                   costs[NOISE]);
+    for (int m = 0; m < ARMS; m++) {
+        g_free(costs[m]);
+    }
+}
+
 static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
 {
     Bench b = { .gpu = obj, .alloc = alloc };
@@ -3827,138 +3960,27 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     bench_shares(&b, quantum_us, long_batch, 8);
 
     /*
-     * 2. The cost of scheduling, in interleaved rounds so that drift of
-     * the host's speed cancels out: each round runs the same load for a
-     * second unscheduled (one context keeps the GPU for a second at a
-     * time, as a FIFO would), a second weighted, a second round robin
-     * (best effort) at the weighted policy's quantum, and a second
-     * weighted with long batch turns, in a rotating order.  Round robin
-     * switches contexts about as often as weighted does: what it loses
-     * against unscheduled is the price of switching, what weighted loses
-     * against it the price of the policy's bookkeeping.  Another second
-     * unscheduled measures the bench's own noise: costs within it are not
-     * told apart from none.
+     * 2. The cost of scheduling: with these loads, whose render targets
+     * (two of 4 MiB each) a context switch evicts from a CPU renderer's
+     * caches, and with loads of the same length on targets of 256 KiB,
+     * which all stay in them: there a switch costs next to nothing, and
+     * what is left is the scheduler's own cost
      */
-    {
-        enum { UNSCHED, WEIGHTED, RR, NOISE, LONG, ARMS };
-        static const char *const policy[ARMS] = {
-            "best-effort", "weighted", "best-effort", "best-effort",
-            "weighted",
-        };
-        const int quantum[ARMS] = {
-            1000000, quantum_us, quantum_us, 1000000, quantum_us,
-        };
-        const int batch[ARMS] = {
-            DEFAULT_BATCH, DEFAULT_BATCH,
-            DEFAULT_BATCH, DEFAULT_BATCH,
-            long_batch,
-        };
-        /* a multiple of ARMS rounds puts every arm in every place equally */
-        int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
-                     MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 2 * ARMS;
-        g_autofree double *cost = g_new(double, ARMS * rounds);
-        uint64_t total[ARMS] = { 0 }, gpu[ARMS] = { 0 };
-        uint64_t switches[ARMS] = { 0 };
-        double per_sub[ARMS];
-        char *costs[ARMS];
-        gint64 wall[ARMS] = { 0 };
-
-        for (int r = 0; r < rounds; r++) {
-            double rate[ARMS];
-
-            for (int k = 0; k < ARMS; k++) {
-                int m = (k + r) % ARMS;
-                uint64_t gpu_before = 0, sw_before, done;
-                gint64 t0;
-
-                bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-                          "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d, "
-                          "'batch-quanta': %d}}", policy[m], quantum[m],
-                          batch[m]);
-                for (int i = 0; i < 3; i++) {
-                    b.loads[i]->completed = 0;
-                    gpu_before += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
-                }
-                sw_before = dev_stat("context-switches");
-                t0 = g_get_monotonic_time();
-                bench_run(&b, G_USEC_PER_SEC, NULL, NULL);
-                t0 = g_get_monotonic_time() - t0;
-                wall[m] += t0;
-                done = b.loads[0]->completed + b.loads[1]->completed +
-                       b.loads[2]->completed;
-                total[m] += done;
-                /* per second of the segment, its drain included */
-                rate[m] = (double)done * G_USEC_PER_SEC / MAX(t0, 1);
-                for (int i = 0; i < 3; i++) {
-                    gpu[m] += ctx_stat(b.loads[i]->ctx, "gpu-time-ns");
-                }
-                gpu[m] -= gpu_before;
-                switches[m] += dev_stat("context-switches") - sw_before;
-            }
-            for (int m = 0; m < ARMS; m++) {
-                cost[m * rounds + r] = 100.0 * (1.0 - rate[m] / rate[UNSCHED]);
-            }
-        }
-        for (int m = 0; m < ARMS; m++) {
-            qsort(&cost[m * rounds], rounds, sizeof(double), cmp_double);
-            per_sub[m] = gpu[m] / 1e6 / MAX(total[m], 1);
-        }
-        for (int m = 0; m < ARMS; m++) {
-            double all = 100.0 * (1.0 - (double)total[m] / MAX(wall[m], 1) *
-                                  wall[UNSCHED] / MAX(total[UNSCHED], 1));
-
-            costs[m] = cost_text(&cost[m * rounds], rounds, all);
-        }
-        g_test_message("BENCH throughput over %d interleaved rounds: "
-                       "weighted %.1f submissions/s, unscheduled %.1f/s, "
-                       "round robin %.1f/s, weighted with batch turns of %d "
-                       "quanta %.1f/s", rounds,
-                       total[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
-                       total[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
-                       total[RR] * 1e6 / MAX(wall[RR], 1), long_batch,
-                       total[LONG] * 1e6 / MAX(wall[LONG], 1));
-        /*
-         * Where the throughput goes: GPU time the renderer measured per
-         * submission (switching contexts costs GPU time), and the share
-         * of the wall-clock time the GPU was busy (dispatch gaps)
-         */
-        g_test_message("BENCH GPU time per submission: unscheduled %.3f ms, "
-                       "weighted %.3f ms, round robin %.3f ms, long turns "
-                       "%.3f ms; GPU busy %.1f%%, %.1f%%, %.1f%%, %.1f%%",
-                       per_sub[UNSCHED], per_sub[WEIGHTED], per_sub[RR],
-                       per_sub[LONG],
-                       gpu[UNSCHED] / 10.0 / MAX(wall[UNSCHED], 1),
-                       gpu[WEIGHTED] / 10.0 / MAX(wall[WEIGHTED], 1),
-                       gpu[RR] / 10.0 / MAX(wall[RR], 1),
-                       gpu[LONG] / 10.0 / MAX(wall[LONG], 1));
-        /* what one switch costs: the extra GPU time over the switches */
-        g_test_message("BENCH context switches per second: unscheduled "
-                       "%.1f, weighted %.1f, round robin %.1f, long turns "
-                       "%.1f; extra GPU time per switch (vs unscheduled): "
-                       "weighted %.2f ms, round robin %.2f ms",
-                       switches[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
-                       switches[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
-                       switches[RR] * 1e6 / MAX(wall[RR], 1),
-                       switches[LONG] * 1e6 / MAX(wall[LONG], 1),
-                       (per_sub[WEIGHTED] - per_sub[UNSCHED]) *
-                       total[WEIGHTED] / MAX(switches[WEIGHTED], 1),
-                       (per_sub[RR] - per_sub[UNSCHED]) * total[RR] /
-                       MAX(switches[RR], 1));
-        g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
-                       "%s; of switching contexts (round robin vs "
-                       "unscheduled) %s", costs[WEIGHTED], costs[RR]);
-        g_test_message("BENCH cost of scheduling with batch turns of %d "
-                       "quanta (weighted vs unscheduled) %s", long_batch,
-                       costs[LONG]);
-        g_test_message("BENCH noise: unscheduled against unscheduled %s",
-                       costs[NOISE]);
-        for (int m = 0; m < ARMS; m++) {
-            g_free(costs[m]);
-        }
-    }
+    bench_cost(&b, quantum_us, long_batch, "targets of 4 MiB");
     for (int i = 0; i < 3; i++) {
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
                         ==, VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(b.loads[i]);
+    }
+    b.nloads = 0;
+    for (int i = 0; i < 3; i++) {
+        bench_load(&b, 21 + i, 256, 30, 16);
+    }
+    bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
+    bench_cost(&b, quantum_us, long_batch, "targets of 256 KiB");
+    for (int i = 0; i < 3; i++) {
+        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 21 + i,
+                                0), ==, VIRTIO_GPU_RESP_OK_NODATA);
         g_free(b.loads[i]);
     }
     b.nloads = 0;
