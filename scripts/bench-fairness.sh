@@ -15,11 +15,15 @@
 set -eu
 
 . "$(dirname "$0")/args.sh"
+. "$(dirname "$0")/bench-lib.sh"
 no_args "$@"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
 "$repo/scripts/build.sh" --tests
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64" PVGPU_BENCH=1
 path=$("$repo/build/tests/qtest/qos-test" -l | grep '/bench/fairness$')
+# shellcheck disable=SC2046
+set -- $(cpu_ticks)
 "$repo/build/tests/qtest/qos-test" --tap -p "$path" 2>&1 |
     sed -n 's/^# BENCH /  /p; /^not ok/p'
+steal_report "$@"

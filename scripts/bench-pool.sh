@@ -11,11 +11,15 @@
 set -eu
 
 . "$(dirname "$0")/args.sh"
+. "$(dirname "$0")/bench-lib.sh"
 no_args "$@"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/build.sh" --tests >&2
 export QTEST_QEMU_BINARY="$repo/build/qemu-system-x86_64"
+# shellcheck disable=SC2046
+set -- $(cpu_ticks)
 PVGPU_BENCH_POOL=1 "$repo/build/tests/qtest/qos-test" --tap \
     -p /x86_64/pvgpu/bench/pool 2>&1 |
     grep -E '^(# (pool|weight|one VM|throughput|longest|light)|ok|not ok)'
+steal_report "$@"
