@@ -3974,7 +3974,7 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     }
     b.nloads = 0;
     for (int i = 0; i < 3; i++) {
-        bench_load(&b, 21 + i, 256, 90, 16);
+        bench_load(&b, 21 + i, 256, 30, 16);
     }
     bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
     bench_cost(&b, quantum_us, long_batch, "targets of 256 KiB");
