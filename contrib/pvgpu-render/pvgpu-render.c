@@ -34,7 +34,6 @@ typedef struct Region {
 typedef struct HelperJob {
     PvgpuRenderJob job;
     uint64_t tag;
-    struct iovec *iov;
     uint8_t *data;
     /* a TRANSFER_READ's inline memory, sent back with the DONE */
     uint8_t *read_buf;
@@ -287,7 +286,7 @@ static void job_done(PvgpuRenderJob *job, void *opaque)
     send_all(&hdr, parts, n, fds, nfds);
     pvgpu_render_job_clear(job);
     if (!job->iov_taken) {
-        g_free(hj->iov);
+        g_free(job->op.iov);
     }
     g_free(hj->data);
     g_free(hj->read_buf);
@@ -359,9 +358,10 @@ static bool job_memory(HelperJob *hj, const PvgpuRpSeg *segs, uint32_t nsegs,
     PvgpuRenderOp *op = &hj->job.op;
     bool read = op->kind == PVGPU_OP_TRANSFER_READ;
     uint64_t read_off = 0;
+    struct iovec *iov = g_new0(struct iovec, nsegs);
 
-    hj->iov = g_new0(struct iovec, nsegs);
-    op->iov = hj->iov;
+    /* freed with the job (unless the renderer took it) */
+    op->iov = iov;
     op->niov = nsegs;
     for (uint32_t i = 0; i < nsegs; i++) {
         const PvgpuRpSeg *seg = &segs[i];
@@ -374,7 +374,7 @@ static bool job_memory(HelperJob *hj, const PvgpuRpSeg *segs, uint32_t nsegs,
             if (seg->len > *inline_left) {
                 die("malformed JOB: inline memory");
             }
-            hj->iov[i] = (struct iovec) { (void *)*inline_data, seg->len };
+            iov[i] = (struct iovec) { (void *)*inline_data, seg->len };
             *inline_data += seg->len;
             *inline_left -= seg->len;
             continue;
@@ -389,7 +389,7 @@ static bool job_memory(HelperJob *hj, const PvgpuRpSeg *segs, uint32_t nsegs,
                 seg->len > reg->size - seg->offset) {
                 return false;
             }
-            hj->iov[i] = (struct iovec) { reg->base + seg->offset, seg->len };
+            iov[i] = (struct iovec) { reg->base + seg->offset, seg->len };
         }
     }
     if (hj->read_len) {
@@ -402,7 +402,7 @@ static bool job_memory(HelperJob *hj, const PvgpuRpSeg *segs, uint32_t nsegs,
         }
         for (uint32_t i = 0; i < nsegs; i++) {
             if (segs[i].region == PVGPU_RP_INLINE) {
-                hj->iov[i] = (struct iovec) {
+                iov[i] = (struct iovec) {
                     hj->read_buf + read_off, segs[i].len
                 };
                 read_off += segs[i].len;

@@ -5104,6 +5104,175 @@ static void test_bad_properties(void)
 
 /* --- the render process (render-process=on) ---------------------------- */
 
+/*
+ * QTEST_QEMU_BINARY with its last word (QEMU) replaced by the render
+ * helper built beside it: the same "env ..." prefix, if any
+ */
+static char *helper_command(void)
+{
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    const char *last = strrchr(qemu, ' ');
+    g_autofree char *prefix = g_strndup(qemu, last ? last + 1 - qemu : 0);
+    g_autofree char *dir = g_path_get_dirname(last ? last + 1 : qemu);
+
+    return g_strdup_printf("%s%s/contrib/pvgpu-render/pvgpu-render", prefix,
+                           dir);
+}
+
+/* The HELLO the real render helper sends: header and body */
+static GByteArray *real_hello(void)
+{
+    g_autofree char *cmd = helper_command();
+    g_auto(GStrv) argv = NULL;
+    g_autoptr(GError) err = NULL;
+    GByteArray *msg = g_byte_array_new();
+    uint64_t want = 16;
+    GPid pid;
+    int sv[2];
+
+    g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    g_assert(g_spawn_async_with_fds(NULL, argv, NULL,
+                                    G_SPAWN_DO_NOT_REAP_CHILD |
+                                    G_SPAWN_SEARCH_PATH, NULL, NULL, &pid,
+                                    sv[1], -1, -1, &err));
+    close(sv[1]);
+    /* the header (type, nfds, len: 16 bytes), then len bytes of body */
+    while (msg->len < want) {
+        uint8_t buf[4096];
+        ssize_t n = read(sv[0], buf, MIN(sizeof(buf), want - msg->len));
+
+        g_assert_cmpint(n, >, 0);
+        g_byte_array_append(msg, buf, n);
+        if (msg->len == 16 && want == 16) {
+            uint64_t len;
+
+            memcpy(&len, msg->data + 8, 8);
+            g_assert_cmpuint(len, <, 1 << 20);
+            want += len;
+        }
+    }
+    /* end of its input: the helper exits */
+    close(sv[0]);
+    g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    return msg;
+}
+
+/*
+ * A render process's first message is checked before anything of it is
+ * used: QEMU refuses, saying why, a helper that sends no HELLO, one that
+ * sends something else, one whose sizes do not add up, and passes on the
+ * reason of one that could not start its renderer.  Each fake helper is
+ * a script that writes a message made from the real helper's HELLO to
+ * its standard input (the socket) and exits.
+ */
+static void test_render_hello(void)
+{
+    g_autoptr(GByteArray) hello = real_hello();
+    g_autofree char *dir = g_dir_make_tmp("pvgpu-hello-XXXXXX", NULL);
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    /* PvgpuRpHello: version, op_size, ok, ncapsets, capsets[], text_len */
+    uint32_t type = 1, ncapsets, text_len, text_at;
+    const size_t hdr = 16, ok_at = hdr + 8, caps_at = hdr + 16;
+    size_t len_at;
+    static const char reason[] = "no GPU for you";
+    struct {
+        const char *what, *expect;
+        GByteArray *msg;
+    } cases[4];
+
+    memcpy(&type, hello->data, 4);
+    g_assert_cmpuint(type, ==, 1);
+    memcpy(&ncapsets, hello->data + hdr + 12, 4);
+    g_assert_cmpuint(ncapsets, >=, 1);
+    /*
+     * text_len follows the capset table, whose size the test does not
+     * know: it is the word that says how long the text at the end is
+     * (the renderer's description, "virglrenderer, ...")
+     */
+    len_at = hello->len;
+    text_len = 0;
+    for (size_t at = caps_at + 4; at + 4 <= hello->len; at += 4) {
+        uint32_t v;
+
+        memcpy(&v, hello->data + at, 4);
+        if (v >= 13 && v <= hello->len - at - 4 &&
+            !memcmp(hello->data + hello->len - v, "virglrenderer", 13)) {
+            len_at = at;
+            text_len = v;
+            break;
+        }
+    }
+    g_assert_cmpuint(len_at, <, hello->len);
+    text_at = hello->len - text_len;
+
+    cases[0].what = "nothing";
+    cases[0].expect = "no answer within";
+    cases[0].msg = g_byte_array_new();
+    cases[1].what = "not a HELLO";
+    cases[1].expect = "not a pvgpu-render of this QEMU";
+    cases[1].msg = g_byte_array_new();
+    g_byte_array_append(cases[1].msg, hello->data, hello->len);
+    cases[1].msg->data[0] = 3;
+    cases[2].what = "a text longer than the message";
+    cases[2].expect = "malformed HELLO";
+    cases[2].msg = g_byte_array_new();
+    g_byte_array_append(cases[2].msg, hello->data, hello->len);
+    text_len++;
+    memcpy(cases[2].msg->data + len_at, &text_len, 4);
+    text_len--;
+    cases[3].what = "a renderer that failed";
+    cases[3].expect = reason;
+    cases[3].msg = g_byte_array_new();
+    g_byte_array_append(cases[3].msg, hello->data, text_at);
+    g_byte_array_append(cases[3].msg, (const uint8_t *)reason,
+                        sizeof(reason) - 1);
+    {
+        uint32_t zero = 0, n = sizeof(reason) - 1;
+        uint64_t body = cases[3].msg->len - hdr;
+
+        memcpy(cases[3].msg->data + ok_at, &zero, 4);
+        memcpy(cases[3].msg->data + len_at, &n, 4);
+        memcpy(cases[3].msg->data + 8, &body, 8);
+    }
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *msg = g_strdup_printf("%s/msg%u", dir, i);
+        g_autofree char *script = g_strdup_printf("%s/helper%u", dir, i);
+        g_autofree char *text = g_strdup_printf("#!/bin/sh\n"
+                                                "cat '%s' >&0\n", msg);
+        /* a QEMU that wrongly accepts the helper would run on: -S, timeout */
+        g_autofree char *cmd = g_strdup_printf(
+            "timeout 60 %s -M pc -display none -nodefaults -S "
+            "-object memory-backend-memfd,id=m,size=128M,share=on "
+            "-machine memory-backend=m "
+            "-device pvgpu-pci,render-process=on,render-helper=%s", qemu,
+            script);
+        g_auto(GStrv) argv = NULL;
+        g_autofree char *err = NULL;
+        int status;
+
+        g_assert(g_file_set_contents(msg, (char *)cases[i].msg->data,
+                                     cases[i].msg->len, NULL));
+        g_assert(g_file_set_contents(script, text, -1, NULL));
+        g_assert_cmpint(chmod(script, 0700), ==, 0);
+        g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+        g_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH |
+                              G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                              &err, &status, NULL));
+        g_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        if (!strstr(err, cases[i].expect)) {
+            g_error("a helper that sends %s: expected '%s' in: %s",
+                    cases[i].what, cases[i].expect, err);
+        }
+        unlink(msg);
+        unlink(script);
+        g_byte_array_free(cases[i].msg, true);
+    }
+    rmdir(dir);
+}
+
 /* The device's render process: its pid, and how often it was restarted */
 static int64_t render_pid(unsigned *restarts)
 {
@@ -6937,6 +7106,7 @@ static void register_pvgpu_test(void)
     if (g_str_equal(qtest_get_arch(), "x86_64")) {
         qtest_add_func("pvgpu/3d/hotplug", test_hotplug);
         qtest_add_func("pvgpu/bad-properties", test_bad_properties);
+        qtest_add_func("pvgpu/render-hello", test_render_hello);
         qtest_add_func("pvgpu/3d/render-process-two",
                        test_render_process_two);
         qtest_add_func("pvgpu/pool/shares", test_pool_shares);

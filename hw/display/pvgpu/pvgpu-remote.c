@@ -177,13 +177,30 @@ static char *reap(GPid pid, int64_t ns)
 }
 
 /* The helper's first message: its capsets, or why it could not start */
+/* Do the sizes in HELLO @h add up to its body's @len? */
+static bool hello_well_formed(const PvgpuRpHello *h, uint64_t len)
+{
+    uint64_t off = sizeof(*h);
+
+    if (h->ncapsets > PVGPU_MAX_CAPSETS) {
+        return false;
+    }
+    for (unsigned i = 0; i < h->ncapsets; i++) {
+        if (h->capsets[i].max_size > len - off) {
+            return false;
+        }
+        off += h->capsets[i].max_size;
+    }
+    return h->text_len == len - off;
+}
+
 static bool hello(PvgpuRemote *r, int fd, Error **errp)
 {
     int64_t deadline = get_clock() + HELLO_TIMEOUT_NS;
     g_autofree uint8_t *body = NULL;
     PvgpuRpHello h;
     PvgpuRpHdr hdr;
-    uint64_t off = sizeof(h);
+    uint64_t off;
 
     if (!pvgpu_rp_read_full(fd, &hdr, sizeof(hdr), deadline)) {
         goto no_answer;
@@ -204,23 +221,13 @@ static bool hello(PvgpuRemote *r, int fd, Error **errp)
                    h.version);
         return false;
     }
-    if (h.ncapsets > PVGPU_MAX_CAPSETS) {
-        error_setg(errp, "malformed HELLO");
-        return false;
-    }
-    for (unsigned i = 0; i < h.ncapsets; i++) {
-        if (h.capsets[i].max_size > hdr.len - off) {
-            error_setg(errp, "malformed HELLO");
-            return false;
-        }
-        off += h.capsets[i].max_size;
-    }
-    if (h.text_len != hdr.len - off) {
+    if (!hello_well_formed(&h, hdr.len)) {
         error_setg(errp, "malformed HELLO");
         return false;
     }
     if (!h.ok) {
-        error_setg(errp, "%s", (char *)body + off);
+        /* the text is the body's end; body[hdr.len] is a NUL */
+        error_setg(errp, "%s", (char *)body + hdr.len - h.text_len);
         return false;
     }
     if (r->describe) {
