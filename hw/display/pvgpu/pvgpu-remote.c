@@ -404,16 +404,14 @@ static void forget_streams(PvgpuRemote *r)
 }
 
 /*
- * The helper is gone, or goes now (signal @sig, because of @what): jobs in
- * flight fail, and so does every later one until a reset starts another.
+ * The helper is gone (QEMU ended it because of @what, or NULL: by
+ * itself): jobs in flight fail, and so does every later one until a reset
+ * starts another.
  */
-static void lost(PvgpuRemote *r, const char *what, int sig)
+static void lost(PvgpuRemote *r, const char *what)
 {
     g_autofree char *how = NULL;
 
-    if (what) {
-        kill(r->child, sig);
-    }
     close(r->sock);
     r->sock = -1;
     how = reap(r->child, EXIT_TIMEOUT_NS);
@@ -434,6 +432,13 @@ static void lost(PvgpuRemote *r, const char *what, int sig)
     } else {
         drop_sent(r, false);
     }
+}
+
+/* End the helper with signal @sig because of @what */
+static void end_helper(PvgpuRemote *r, const char *what, int sig)
+{
+    kill(r->child, sig);
+    lost(r, what);
 }
 
 static void out_queue(PvgpuRemote *r, GByteArray *buf, int fd)
@@ -481,7 +486,7 @@ static bool flush_out(PvgpuRemote *r)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return true;
             }
-            lost(r, NULL, 0);
+            lost(r, NULL);
             return false;
         }
         m->pos += ret;
@@ -880,7 +885,7 @@ static bool read_in(PvgpuRemote *r)
             break;
         }
         if (ret <= 0) {
-            lost(r, NULL, 0);
+            lost(r, NULL);
             return false;
         }
     }
@@ -889,14 +894,14 @@ static bool read_in(PvgpuRemote *r)
 
         memcpy(&hdr, r->in->data, sizeof(hdr));
         if (hdr.len > PVGPU_RP_MAX_LEN) {
-            lost(r, "sent a malformed message", SIGKILL);
+            end_helper(r, "sent a malformed message", SIGKILL);
             return false;
         }
         if (r->in->len - sizeof(hdr) < hdr.len) {
             break;
         }
         if (!recv_msg(r, &hdr, r->in->data + sizeof(hdr))) {
-            lost(r, "sent a malformed message", SIGKILL);
+            end_helper(r, "sent a malformed message", SIGKILL);
             return false;
         }
         g_byte_array_remove_range(r->in, 0, sizeof(hdr) + hdr.len);
@@ -951,7 +956,7 @@ static void *pvgpu_remote_thread(void *opaque)
                 "finished no job in %" PRId64 " s (render-timeout)",
                 (int64_t)(r->hang_ns / NANOSECONDS_PER_SECOND));
 
-            lost(r, what, SIGABRT);
+            end_helper(r, what, SIGABRT);
         }
         quit = pvgpu_queue_take(&r->q, &batch);
         while ((job = QSIMPLEQ_FIRST(&batch))) {
