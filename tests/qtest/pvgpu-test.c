@@ -6273,9 +6273,9 @@ static void test_pool_shares(void)
     g_assert(pool_event_seen(&pool, "PVGPU_POOL_JOIN", "pool-a"));
 
     global_qtest = a.qts;
-    bench_load(&a.b, 1, 512, 8, 4);
+    bench_load(&a.b, 1, 512, 8, 32);
     global_qtest = b.qts;
-    bench_load(&b.b, 1, 512, 8, 4);
+    bench_load(&b.b, 1, 512, 8, 32);
     a.busy = b.busy = true;
     pool_run(both, 2, 3 * G_USEC_PER_SEC, 0);
 
