@@ -6825,7 +6825,7 @@ static void bench_pool(void)
         pool_wait(pool_vm_connected, &pool, names[i]);
         global_qtest = vm[i].qts;
         /* deep enough that the harness, polling three VMs, keeps up */
-        bench_load(&vm[i].b, 1, 512, 8, 12);
+        bench_load(&vm[i].b, 1, 512, 8, 32);
         vm[i].busy = true;
     }
 
