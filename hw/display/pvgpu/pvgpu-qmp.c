@@ -178,9 +178,16 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
     PvgpuState *s = pvgpu_find(id, errp);
 
     if (s) {
-        pvgpu_set_scheduler(s, has_policy, policy, has_quantum_us, quantum_us,
-                            has_batch_quanta, batch_quanta, has_max_fps,
-                            max_fps, has_inflight, inflight, errp);
+        PvgpuSchedChange c = {
+            .has_policy = has_policy, .policy = policy,
+            .has_quantum_us = has_quantum_us, .quantum_us = quantum_us,
+            .has_batch_quanta = has_batch_quanta,
+            .batch_quanta = batch_quanta,
+            .has_max_fps = has_max_fps, .max_fps = max_fps,
+            .has_inflight = has_inflight, .inflight = inflight,
+        };
+
+        pvgpu_set_scheduler(s, &c, errp);
     }
 }
 

@@ -194,40 +194,37 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
     return false;
 }
 
-bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
-                         PvgpuSchedulerPolicy policy, bool has_quantum_us,
-                         uint32_t quantum_us, bool has_batch_quanta,
-                         uint32_t batch_quanta, bool has_max_fps,
-                         uint32_t max_fps, bool has_inflight,
-                         uint32_t inflight, Error **errp)
+bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
+                         Error **errp)
 {
-    if ((has_quantum_us &&
-         !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, quantum_us, false,
+    if ((c->has_quantum_us &&
+         !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, c->quantum_us, false,
                               errp)) ||
-        (has_batch_quanta &&
-         !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, batch_quanta, false,
+        (c->has_batch_quanta &&
+         !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, c->batch_quanta,
+                              false, errp)) ||
+        (c->has_max_fps &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, c->max_fps, false,
                               errp)) ||
-        (has_max_fps &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, max_fps, false, errp)) ||
-        (has_inflight &&
-         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, inflight, false,
-                              errp))) {
+        (c->has_inflight &&
+         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, c->inflight,
+                              false, errp))) {
         return false;
     }
-    if (has_inflight) {
-        s->max_inflight = inflight;
+    if (c->has_inflight) {
+        s->max_inflight = c->inflight;
     }
-    if (has_policy) {
-        s->sched_policy = policy;
+    if (c->has_policy) {
+        s->sched_policy = c->policy;
     }
-    if (has_quantum_us) {
-        s->quantum_us = quantum_us;
+    if (c->has_quantum_us) {
+        s->quantum_us = c->quantum_us;
     }
-    if (has_batch_quanta) {
-        s->batch_quanta = batch_quanta;
+    if (c->has_batch_quanta) {
+        s->batch_quanta = c->batch_quanta;
     }
-    if (has_max_fps) {
-        s->max_fps = max_fps;
+    if (c->has_max_fps) {
+        s->max_fps = c->max_fps;
     }
     trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
                               s->quantum_us, s->batch_quanta, s->max_fps);
@@ -914,17 +911,21 @@ static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
     }
     switch (which) {
     case PVGPU_SETTING_QUANTUM_US:
-        return pvgpu_set_scheduler(s, false, 0, true, value, false, 0, false,
-                                   0, false, 0, errp);
+        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
+                                       .has_quantum_us = true,
+                                       .quantum_us = value }, errp);
     case PVGPU_SETTING_BATCH_QUANTA:
-        return pvgpu_set_scheduler(s, false, 0, false, 0, true, value, false,
-                                   0, false, 0, errp);
+        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
+                                       .has_batch_quanta = true,
+                                       .batch_quanta = value }, errp);
     case PVGPU_SETTING_MAX_FPS:
-        return pvgpu_set_scheduler(s, false, 0, false, 0, false, 0, true,
-                                   value, false, 0, errp);
+        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
+                                       .has_max_fps = true,
+                                       .max_fps = value }, errp);
     case PVGPU_SETTING_SCHED_INFLIGHT:
-        return pvgpu_set_scheduler(s, false, 0, false, 0, false, 0, false, 0,
-                                   true, value, errp);
+        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
+                                       .has_inflight = true,
+                                       .inflight = value }, errp);
     case PVGPU_SETTING_MAX_HOSTMEM:
         return pvgpu_set_limits(s, true, value, false, 0, false, 0, false, 0,
                                 errp);
@@ -1005,8 +1006,8 @@ static void sched_policy_set(Object *obj, Visitor *v, const char *name,
         qdev_propinfo_set_enum(obj, v, name, opaque, errp);
     } else if (visit_type_enum(v, name, &policy, &PvgpuSchedulerPolicy_lookup,
                                errp)) {
-        pvgpu_set_scheduler(PVGPU(obj), true, policy, false, 0, false, 0,
-                            false, 0, false, 0, errp);
+        pvgpu_set_scheduler(PVGPU(obj), &(PvgpuSchedChange) {
+                                .has_policy = true, .policy = policy }, errp);
     }
 }
 

@@ -175,12 +175,23 @@ void pvgpu_quota_refused(PvgpuState *s, PvgpuQuota quota, bool has_ctx,
 void pvgpu_context_error(PvgpuState *s, uint32_t ctx_id, uint32_t type);
 /* The device runs without 3D because of @reason: recorded and announced */
 void pvgpu_3d_unavailable(PvgpuState *s, const char *reason);
-bool pvgpu_set_scheduler(PvgpuState *s, bool has_policy,
-                         PvgpuSchedulerPolicy policy, bool has_quantum_us,
-                         uint32_t quantum_us, bool has_batch_quanta,
-                         uint32_t batch_quanta, bool has_max_fps,
-                         uint32_t max_fps, bool has_inflight,
-                         uint32_t inflight, Error **errp);
+/* The scheduler settings to change: those whose has_ is set */
+typedef struct PvgpuSchedChange {
+    bool has_policy;
+    PvgpuSchedulerPolicy policy;
+    bool has_quantum_us;
+    uint32_t quantum_us;
+    bool has_batch_quanta;
+    uint32_t batch_quanta;
+    bool has_max_fps;
+    uint32_t max_fps;
+    bool has_inflight;
+    uint32_t inflight;
+} PvgpuSchedChange;
+
+/* Check every value of @c, then apply them all, or none */
+bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
+                         Error **errp);
 bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                        uint32_t weight, bool has_cap, uint32_t cap,
                        bool has_priority, uint32_t priority, Error **errp);
