@@ -214,9 +214,15 @@ void qmp_pvgpu_set_limits(const char *id, bool has_max_hostmem,
     if (!s) {
         return;
     }
-    pvgpu_set_limits(s, has_max_hostmem, max_hostmem, has_max_contexts,
-                     max_contexts, has_max_resources, max_resources,
-                     has_max_queued, max_queued, errp);
+    pvgpu_set_limits(s, &(PvgpuLimitsChange) {
+                         .has_max_hostmem = has_max_hostmem,
+                         .max_hostmem = max_hostmem,
+                         .has_max_contexts = has_max_contexts,
+                         .max_contexts = max_contexts,
+                         .has_max_resources = has_max_resources,
+                         .max_resources = max_resources,
+                         .has_max_queued = has_max_queued,
+                         .max_queued = max_queued }, errp);
 }
 
 /* --- HMP: info pvgpu ------------------------------------------------------ */

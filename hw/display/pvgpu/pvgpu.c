@@ -270,37 +270,34 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
     return true;
 }
 
-bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
-                      uint64_t max_hostmem, bool has_max_contexts,
-                      uint32_t max_contexts, bool has_max_resources,
-                      uint32_t max_resources, bool has_max_queued,
-                      uint32_t max_queued, Error **errp)
+bool pvgpu_set_limits(PvgpuState *s, const PvgpuLimitsChange *c,
+                      Error **errp)
 {
-    if ((has_max_hostmem &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, max_hostmem, false,
-                              errp)) ||
-        (has_max_contexts &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, max_contexts,
+    if ((c->has_max_hostmem &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, c->max_hostmem,
                               false, errp)) ||
-        (has_max_resources &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, max_resources,
+        (c->has_max_contexts &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, c->max_contexts,
                               false, errp)) ||
-        (has_max_queued &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, max_queued, false,
+        (c->has_max_resources &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, c->max_resources,
+                              false, errp)) ||
+        (c->has_max_queued &&
+         !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, c->max_queued, false,
                               errp))) {
         return false;
     }
-    if (has_max_hostmem) {
-        s->max_hostmem = max_hostmem;
+    if (c->has_max_hostmem) {
+        s->max_hostmem = c->max_hostmem;
     }
-    if (has_max_contexts) {
-        s->max_contexts = max_contexts;
+    if (c->has_max_contexts) {
+        s->max_contexts = c->max_contexts;
     }
-    if (has_max_resources) {
-        s->max_resources = max_resources;
+    if (c->has_max_resources) {
+        s->max_resources = c->max_resources;
     }
-    if (has_max_queued) {
-        s->max_queued = max_queued;
+    if (c->has_max_queued) {
+        s->max_queued = c->max_queued;
     }
     pvgpu_exec_apply_scheduler(s);
     return true;
@@ -927,17 +924,21 @@ static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
                                        .has_inflight = true,
                                        .inflight = value }, errp);
     case PVGPU_SETTING_MAX_HOSTMEM:
-        return pvgpu_set_limits(s, true, value, false, 0, false, 0, false, 0,
-                                errp);
+        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
+                                    .has_max_hostmem = true,
+                                    .max_hostmem = value }, errp);
     case PVGPU_SETTING_MAX_CONTEXTS:
-        return pvgpu_set_limits(s, false, 0, true, value, false, 0, false, 0,
-                                errp);
+        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
+                                    .has_max_contexts = true,
+                                    .max_contexts = value }, errp);
     case PVGPU_SETTING_MAX_RESOURCES:
-        return pvgpu_set_limits(s, false, 0, false, 0, true, value, false, 0,
-                                errp);
+        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
+                                    .has_max_resources = true,
+                                    .max_resources = value }, errp);
     case PVGPU_SETTING_MAX_QUEUED:
-        return pvgpu_set_limits(s, false, 0, false, 0, false, 0, true, value,
-                                errp);
+        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
+                                    .has_max_queued = true,
+                                    .max_queued = value }, errp);
     default:
         g_assert_not_reached();
     }

@@ -195,11 +195,21 @@ bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
 bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
                        uint32_t weight, bool has_cap, uint32_t cap,
                        bool has_priority, uint32_t priority, Error **errp);
-bool pvgpu_set_limits(PvgpuState *s, bool has_max_hostmem,
-                      uint64_t max_hostmem, bool has_max_contexts,
-                      uint32_t max_contexts, bool has_max_resources,
-                      uint32_t max_resources, bool has_max_queued,
-                      uint32_t max_queued, Error **errp);
+/* The limits to change: those whose has_ is set */
+typedef struct PvgpuLimitsChange {
+    bool has_max_hostmem;
+    uint64_t max_hostmem;
+    bool has_max_contexts;
+    uint32_t max_contexts;
+    bool has_max_resources;
+    uint32_t max_resources;
+    bool has_max_queued;
+    uint32_t max_queued;
+} PvgpuLimitsChange;
+
+/* Check every value of @c, then apply them all, or none */
+bool pvgpu_set_limits(PvgpuState *s, const PvgpuLimitsChange *c,
+                      Error **errp);
 /*
  * The limit in force for @which (MAX_HOSTMEM, MAX_CONTEXTS, MAX_RESOURCES,
  * MAX_FPS): the device's own, bounded by its pool's
