@@ -2,12 +2,13 @@
 # Fairness benchmark of pvgpu's GPU-time scheduler with real virgl work
 # (render-target clears executed by virglrenderer), driven through the
 # qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, with
-# the default batch turns and with long ones; the throughput cost of
-# scheduling, the context switches per second and the GPU time each
-# costs, with render targets a switch evicts from a CPU renderer's caches
-# and with targets that stay in them; a light victim's fence latency next
-# to a greedy aggressor.
-# Prints the measured figures; it asserts nothing.
+# the default batch turns and with long ones; the cost of scheduling in
+# throughput and in the renderer's CPU time, the context switches per
+# second and the GPU time each costs, with render targets a switch evicts
+# from a CPU renderer's caches and with targets that stay in them; a
+# light victim's fence latency next to a greedy aggressor; the host's CPU
+# steal during the run (scripts/bench-lib.sh).  Prints the measured
+# figures; it asserts nothing.
 # Installs and builds what it needs first (scripts/setup.sh,
 # scripts/build.sh --tests; PVGPU_CACHE, default ~/.cache/pvgpu).
 #
