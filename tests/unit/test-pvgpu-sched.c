@@ -367,6 +367,22 @@ static void test_equal_share(void)
     sim_finish(&sim);
 }
 
+/*
+ * The run of dispatches of one entity that starts at @trace[*i]: its
+ * entity in @owner, its length returned; *i moves past it
+ */
+static unsigned trace_run(const GArray *trace, unsigned *i, unsigned *owner)
+{
+    unsigned len = 0;
+
+    *owner = g_array_index(trace, unsigned, *i);
+    for (; *i < trace->len && g_array_index(trace, unsigned, *i) == *owner;
+         (*i)++) {
+        len++;
+    }
+    return len;
+}
+
 static void test_best_effort(void)
 {
     /*
@@ -396,12 +412,8 @@ static void test_best_effort(void)
      * the first ones, while entities that just got work wait)
      */
     while (i < sim.trace->len) {
-        unsigned owner = g_array_index(sim.trace, unsigned, i), len = 0;
+        unsigned owner, len = trace_run(sim.trace, &i, &owner);
 
-        for (; i < sim.trace->len &&
-             g_array_index(sim.trace, unsigned, i) == owner; i++) {
-            len++;
-        }
         if (i < sim.trace->len && turns->len >= 3) {
             g_assert_cmpuint(len, ==, per_turn[owner]);
         }
@@ -445,12 +457,8 @@ static void test_wakeup(void)
     sim_run(&sim, SEC);
     /* after the first two turns (both woken), 32 items of 1 ms a turn */
     while (i < sim.trace->len) {
-        unsigned owner = g_array_index(sim.trace, unsigned, i), len = 0;
+        unsigned owner, len = trace_run(sim.trace, &i, &owner);
 
-        for (; i < sim.trace->len &&
-             g_array_index(sim.trace, unsigned, i) == owner; i++) {
-            len++;
-        }
         if (i < sim.trace->len && ++turns > 2) {
             g_assert_cmpuint(len, ==, 2 * BATCH_QUANTA);
         }
@@ -491,7 +499,7 @@ static void test_batch_quanta(void)
         /* long enough for the shares to be exact within one turn */
         uint64_t turn = quanta[k] * 2 * MS, run = MAX(SEC, 100 * turn);
         uint64_t before, changes = 0;
-        unsigned i = 0, turns = 0, owner;
+        unsigned i = 0, turns = 0;
 
         g_assert_cmpint(pvgpu_sched_set_batch_quanta(sim.s, quanta[k]), ==,
                         0);
@@ -506,22 +514,15 @@ static void test_batch_quanta(void)
         sim.trace = g_array_new(false, false, sizeof(unsigned));
         sim_measure(&sim);
         sim_run(&sim, sim.now + run);
-        owner = g_array_index(sim.trace, unsigned, 0);
         while (i < sim.trace->len) {
-            unsigned len = 0;
+            unsigned owner, len = trace_run(sim.trace, &i, &owner);
 
-            for (; i < sim.trace->len &&
-                 g_array_index(sim.trace, unsigned, i) == owner; i++) {
-                len++;
-            }
             /* a turn is 2 * quanta items of 1 ms; the first is cut */
             if (turns++ && i < sim.trace->len) {
                 g_assert_cmpuint(len % (2 * quanta[k]), ==, 0);
             }
-            if (i < sim.trace->len) {
-                owner = g_array_index(sim.trace, unsigned, i);
-                changes++;
-            }
+            /* another entity's run follows */
+            changes += i < sim.trace->len;
         }
         /* one switch per change of owner, none for a turn of the same */
         g_assert_cmpuint(pvgpu_sched_switches(sim.s) - before, ==, changes);
