@@ -245,7 +245,8 @@ def main():
         sock = os.path.join(tmp, 'pool.sock')
         daemon = subprocess.Popen(
             [poold, '--socket', sock, '--no-state', '--qmp', sock + '.qmp',
-             '--qmp', sock + '.qmp2'], stdin=subprocess.DEVNULL,
+             '--qmp', sock + '.qmp2', '--batch-quanta', '24'],
+            stdin=subprocess.DEVNULL,
             stderr=open(os.path.join(tmp, 'poold.stderr'), 'wb'))
         procs.append(daemon)
         pool = QMP(sock + '.qmp', daemon)
@@ -322,6 +323,8 @@ def main():
               len(series(fams, 'pvgpu_device_context_switches_total',
                          vm='vm-a')) == 1,
               'batch turns in quanta and the context switch count')
+        check(series(fams, 'pvgpu_pool_batch_quanta', source=src) == [24],
+              "the pool's grant length in quanta (--batch-quanta 24)")
         check(series(fams, 'pvgpu_device_pool_state', vm='vm-a',
                      state='member') == [1] and
               sum(series(fams, 'pvgpu_device_pool_state',

@@ -50,12 +50,13 @@ void pool_sched_free(PoolSched *ps)
 }
 
 void pool_sched_set_policy(PoolSched *ps, PvgpuSchedPolicy policy,
-                           uint64_t quantum_ns)
+                           uint64_t quantum_ns, unsigned batch_quanta)
 {
     pvgpu_sched_set_policy(ps->sched, policy);
     if (pvgpu_sched_set_quantum(ps->sched, quantum_ns) == 0) {
         ps->quantum_ns = quantum_ns;
     }
+    pvgpu_sched_set_batch_quanta(ps->sched, batch_quanta);
 }
 
 uint32_t pool_sched_reserved(const PoolSched *ps, const PoolSchedVm *except)

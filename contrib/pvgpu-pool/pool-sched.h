@@ -65,8 +65,9 @@ typedef void PoolRevokeFn(PoolSchedVm *vm, void *opaque);
 /* At most @concurrent VMs hold grants at once (1: exact shares) */
 PoolSched *pool_sched_new(unsigned concurrent);
 void pool_sched_free(PoolSched *ps);
+/* @batch_quanta: grant length in quanta among VMs that are always busy */
 void pool_sched_set_policy(PoolSched *ps, PvgpuSchedPolicy policy,
-                           uint64_t quantum_ns);
+                           uint64_t quantum_ns, unsigned batch_quanta);
 
 /* Sum of the reservations of the joined VMs other than @except */
 uint32_t pool_sched_reserved(const PoolSched *ps, const PoolSchedVm *except);

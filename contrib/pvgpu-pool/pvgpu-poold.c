@@ -104,6 +104,7 @@ struct PoolPeer {
 static struct {
     PvgpuPoolPolicy policy;
     uint64_t quantum_us;
+    uint32_t batch_quanta;      /* grant length among VMs always busy */
     PoolSched *sched;
     unsigned concurrent;        /* VMs that may hold grants at once */
     QEMUTimer *pump_timer;
@@ -117,6 +118,7 @@ static struct {
     .policy = PVGPU_POOL_POLICY_WEIGHTED,
     .concurrent = 1,
     .quantum_us = PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000,
+    .batch_quanta = PVGPU_SCHED_DEFAULT_BATCH_QUANTA,
     .vms = QTAILQ_HEAD_INITIALIZER(pool.vms),
     .peers = QTAILQ_HEAD_INITIALIZER(pool.peers),
 };
@@ -224,6 +226,8 @@ static void state_save(Error **errp)
     }
     cfg->policy = pool.policy;
     cfg->quantum_us = pool.quantum_us;
+    cfg->has_batch_quanta = true;
+    cfg->batch_quanta = pool.batch_quanta;
     QTAILQ_FOREACH(vm, &pool.vms, next) {
         PvgpuPoolVmSettings *c;
 
@@ -281,6 +285,10 @@ static bool state_load(Error **errp)
     }
     pool.policy = cfg->policy;
     pool.quantum_us = cfg->quantum_us;
+    /* a state file written before the setting existed has none */
+    if (cfg->has_batch_quanta) {
+        pool.batch_quanta = cfg->batch_quanta;
+    }
     for (PvgpuPoolVmSettingsList *l = cfg->vms; l; l = l->next) {
         PvgpuPoolVmSettings *c = l->value;
         PoolVm *vm = vm_get(c->name);
@@ -709,7 +717,7 @@ static void policy_apply(void)
     };
 
     pool_sched_set_policy(pool.sched, map[pool.policy],
-                          pool.quantum_us * 1000);
+                          pool.quantum_us * 1000, pool.batch_quanta);
 }
 
 static bool check_range(const char *param, uint64_t v, uint64_t min,
@@ -731,6 +739,7 @@ PvgpuPoolInfo *qmp_query_pvgpu_pool(Error **errp)
 
     info->policy = pool.policy;
     info->quantum_us = pool.quantum_us;
+    info->batch_quanta = pool.batch_quanta;
     info->reserved = reserved_except(NULL);
     info->concurrent = pool.concurrent;
     QTAILQ_FOREACH(vm, &pool.vms, next) {
@@ -836,6 +845,7 @@ void qmp_pvgpu_pool_set_vm(const char *name,
 
 void qmp_pvgpu_pool_set_policy(bool has_policy, PvgpuPoolPolicy policy,
                                bool has_quantum_us, uint64_t quantum_us,
+                               bool has_batch_quanta, uint32_t batch_quanta,
                                Error **errp)
 {
     if (has_quantum_us &&
@@ -844,8 +854,14 @@ void qmp_pvgpu_pool_set_policy(bool has_policy, PvgpuPoolPolicy policy,
                      PVGPU_SCHED_MAX_QUANTUM_NS / 1000, errp)) {
         return;
     }
+    if (has_batch_quanta &&
+        !check_range("batch-quanta", batch_quanta, 1,
+                     PVGPU_SCHED_MAX_BATCH_QUANTA, errp)) {
+        return;
+    }
     pool.policy = has_policy ? policy : pool.policy;
     pool.quantum_us = has_quantum_us ? quantum_us : pool.quantum_us;
+    pool.batch_quanta = has_batch_quanta ? batch_quanta : pool.batch_quanta;
     policy_apply();
     state_save(errp);
     pump();
@@ -869,6 +885,9 @@ static void help(void)
 "  --no-state             keep no settings across restarts\n"
 "  --policy POLICY        best-effort, equal-share or weighted (default)\n"
 "  --quantum-us N         scheduling quantum (default %llu)\n"
+"  --batch-quanta N       grant length in quanta while only VMs that are\n"
+"                         always busy wait (default %u; longer grants\n"
+"                         switch VMs less often, shares even out slower)\n"
 "  --concurrent N         VMs that may hold the GPU at once (default 1:\n"
 "                         exact accounting; more keeps a GPU that runs\n"
 "                         several VMs' work in parallel busier)\n"
@@ -877,7 +896,8 @@ static void help(void)
 "  -chardev socket,id=pool0,path=PATH,reconnect-ms=1000\n"
 "  -device pvgpu-pci,pool=pool0\n"
 "See docs/pvgpu-pool.rst.\n",
-           g_get_prgname(), PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000);
+           g_get_prgname(), PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000,
+           PVGPU_SCHED_DEFAULT_BATCH_QUANTA);
 }
 
 /* One daemon per socket: the lock is held while the process lives */
@@ -901,7 +921,7 @@ static bool socket_lock(const char *path, Error **errp)
 int main(int argc, char *argv[])
 {
     enum { OPT_SOCKET = 256, OPT_QMP, OPT_STATE, OPT_NO_STATE, OPT_POLICY,
-           OPT_QUANTUM, OPT_CONCURRENT };
+           OPT_QUANTUM, OPT_BATCH, OPT_CONCURRENT };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -911,6 +931,7 @@ int main(int argc, char *argv[])
         { "no-state", no_argument, NULL, OPT_NO_STATE },
         { "policy", required_argument, NULL, OPT_POLICY },
         { "quantum-us", required_argument, NULL, OPT_QUANTUM },
+        { "batch-quanta", required_argument, NULL, OPT_BATCH },
         { "concurrent", required_argument, NULL, OPT_CONCURRENT },
         { }
     };
@@ -919,6 +940,7 @@ int main(int argc, char *argv[])
     bool no_state = false, has_policy = false, has_quantum = false;
     int policy = 0;
     uint64_t quantum = 0;
+    unsigned batch = 0;
     SocketAddress addr = { .type = SOCKET_ADDRESS_TYPE_UNIX };
     QIONetListener *listener;
     Error *err = NULL;
@@ -927,6 +949,11 @@ int main(int argc, char *argv[])
     signal(SIGPIPE, SIG_IGN);
     error_init(argv[0]);
     qemu_init_exec_dir(argv[0]);
+    /* error_report() takes the monitor's lock: set up before options */
+    os_setup_signal_handling();
+    module_call_init(MODULE_INIT_QOM);
+    qemu_add_opts(&qemu_chardev_opts);
+    monitor_init_globals();
 
     while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -969,6 +996,14 @@ int main(int argc, char *argv[])
             }
             has_quantum = true;
             break;
+        case OPT_BATCH:
+            if (qemu_strtoui(optarg, NULL, 10, &batch) ||
+                batch < 1 || batch > PVGPU_SCHED_MAX_BATCH_QUANTA) {
+                error_report("--batch-quanta: %s is not 1 to %u", optarg,
+                             PVGPU_SCHED_MAX_BATCH_QUANTA);
+                return EXIT_FAILURE;
+            }
+            break;
         case OPT_CONCURRENT:
             if (qemu_strtoui(optarg, NULL, 10, &pool.concurrent) ||
                 pool.concurrent < 1 || pool.concurrent > 16) {
@@ -995,10 +1030,6 @@ int main(int argc, char *argv[])
         g_ptr_array_add(qmp_paths, g_strdup_printf("%s.qmp", socket_path));
     }
 
-    os_setup_signal_handling();
-    module_call_init(MODULE_INIT_QOM);
-    qemu_add_opts(&qemu_chardev_opts);
-    monitor_init_globals();
     qmp_init_marshal(&qmp_commands);
     QTAILQ_INIT(&qmp_cap_negotiation_commands);
     qmp_register_command(&qmp_cap_negotiation_commands, "qmp_capabilities",
@@ -1016,6 +1047,9 @@ int main(int argc, char *argv[])
     }
     if (has_quantum) {
         pool.quantum_us = quantum;
+    }
+    if (batch) {
+        pool.batch_quanta = batch;
     }
     policy_apply();
 
@@ -1054,9 +1088,10 @@ int main(int argc, char *argv[])
     pool.pump_timer = timer_new_ns(QEMU_CLOCK_REALTIME, pump_timer_cb, NULL);
     pool.tick_timer = timer_new_ns(QEMU_CLOCK_REALTIME, tick_timer_cb, NULL);
     timer_mod(pool.tick_timer, get_clock() + TICK_NS);
-    info_report("pool on %s, policy %s, quantum %" PRIu64 " us, state %s",
-                socket_path, PvgpuPoolPolicy_str(pool.policy),
-                pool.quantum_us, pool.state_path ?: "not kept");
+    info_report("pool on %s, policy %s, quantum %" PRIu64 " us, grants of "
+                "up to %" PRIu32 " quanta, state %s", socket_path,
+                PvgpuPoolPolicy_str(pool.policy), pool.quantum_us,
+                pool.batch_quanta, pool.state_path ?: "not kept");
 
     while (!exit_requested) {
         main_loop_wait(false);

@@ -6476,6 +6476,20 @@ static void test_pool_faults(void)
     /* one daemon per socket */
     args = g_strdup_printf("--socket %s --no-state", pool.sock);
     g_assert_cmpint(poold_run_sync(args), !=, 0);
+    /* a bad option value: an error and exit status 1 (it aborted) */
+    {
+        static const char *const bad[] = {
+            "--batch-quanta 0", "--quantum-us 0", "--concurrent 17",
+            "--policy fifo",
+        };
+
+        for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+            int status = poold_run_sync(bad[i]);
+
+            g_assert(WIFEXITED(status));
+            g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+        }
+    }
     g_assert(pool_vm_connected(&pool, "pool-a"));
 
     /*
@@ -6509,6 +6523,19 @@ static void test_pool_faults(void)
         }
     }
 
+    /*
+     * the pool's policy: a value out of range is refused naming its
+     * argument and changes nothing; one in range is kept in the state
+     * file like the VMs' settings
+     */
+    m = pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-policy', 'arguments': "
+                 "{'quantum-us': 3000, 'batch-quanta': 1001}}");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(m, "error"), "desc"),
+                    "batch-quanta"));
+    qobject_unref(m);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-policy', "
+                           "'arguments': {'batch-quanta': 48}}"));
+
     /* the daemon killed: both render on, on their own */
     done_a = a.b.loads[0]->completed;
     done_b = b.b.loads[0]->completed;
@@ -6527,6 +6554,12 @@ static void test_pool_faults(void)
     vm = pool_vm_info(&pool, "pool-b");
     g_assert_cmpuint(qdict_get_int(vm, "weight"), ==, 300);
     qobject_unref(vm);
+    m = pool_qmp(&pool, "{'execute': 'query-pvgpu-pool'}");
+    g_assert_cmpuint(qdict_get_int(qdict_get_qdict(m, "return"),
+                                   "batch-quanta"), ==, 48);
+    g_assert_cmpuint(qdict_get_int(qdict_get_qdict(m, "return"),
+                                   "quantum-us"), ==, 2000);
+    qobject_unref(m);
     pool_run(both, 2, G_USEC_PER_SEC, 2 * G_USEC_PER_SEC);
     m = pool_member(&a);
     g_assert_cmpstr(qdict_get_str(m, "state"), ==, "member");

@@ -49,7 +49,8 @@ static void sim_init(Sim *s, unsigned concurrent)
 {
     *s = (Sim) { .ps = pool_sched_new(concurrent) };
     g_assert_nonnull(s->ps);
-    pool_sched_set_policy(s->ps, PVGPU_SCHED_WEIGHTED, 2 * MS);
+    pool_sched_set_policy(s->ps, PVGPU_SCHED_WEIGHTED, 2 * MS,
+                          PVGPU_SCHED_DEFAULT_BATCH_QUANTA);
 }
 
 static SimVm *sim_add(Sim *s, uint32_t weight, uint32_t reservation,
@@ -260,6 +261,47 @@ static void test_wakeup(void)
     sim_finish(&s);
 }
 
+/*
+ * --batch-quanta 64: busy VMs get grants of 64 quanta, a fourth as many
+ * as with the default 16, with the same shares; a VM that wakes still
+ * waits at most a quantum and a submission
+ */
+static void test_batch_grants(void)
+{
+    Sim s;
+    SimVm *a, *b, *light;
+    uint64_t grants[2];
+
+    for (int run = 0; run < 2; run++) {
+        unsigned quanta = run ? 64 : PVGPU_SCHED_DEFAULT_BATCH_QUANTA;
+
+        sim_init(&s, 1);
+        pool_sched_set_policy(s.ps, PVGPU_SCHED_WEIGHTED, 2 * MS, quanta);
+        a = sim_add(&s, 100, 0, 1 * MS, true);
+        b = sim_add(&s, 300, 0, 1 * MS, true);
+        sim_run(&s, SEC);
+        g_assert_cmpuint(a->sv.budget_ns, ==, quanta * 2 * MS);
+        sim_measure(&s);
+        grants[run] = a->sv.grants + b->sv.grants;
+        sim_run(&s, s.now + 10 * SEC);
+        grants[run] = a->sv.grants + b->sv.grants - grants[run];
+        g_assert_cmpfloat(fabs(share(&s, a) - 25), <, 2);
+        g_assert_cmpfloat(fabs(share(&s, b) - 75), <, 2);
+
+        light = sim_add(&s, 100, 0, 100 * US, false);
+        light->period_ns = 50 * MS;
+        light->next_ns = s.now + 7 * MS;
+        sim_measure(&s);
+        sim_run(&s, s.now + SEC);
+        g_assert_cmpuint(light->ran_ns, >, 0);
+        g_assert_cmpuint(light->max_wait_ns, <=, 2 * MS + 1 * MS);
+        sim_finish(&s);
+    }
+    /* about a fourth as many grants (10 s at 32 ms against 128 ms) */
+    g_assert_cmpuint(grants[1] * 3, <, grants[0]);
+    g_assert_cmpuint(grants[1] * 5, >, grants[0]);
+}
+
 /* A VM that leaves while it waits for the GPU is dropped cleanly */
 static void test_leave_queued(void)
 {
@@ -316,6 +358,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-pool-sched/reservation", test_reservation);
     g_test_add_func("/pvgpu-pool-sched/admission", test_admission);
     g_test_add_func("/pvgpu-pool-sched/wakeup", test_wakeup);
+    g_test_add_func("/pvgpu-pool-sched/batch-grants", test_batch_grants);
     g_test_add_func("/pvgpu-pool-sched/leave-queued", test_leave_queued);
     g_test_add_func("/pvgpu-pool-sched/concurrent", test_concurrent);
     return g_test_run();
