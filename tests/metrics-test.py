@@ -258,7 +258,8 @@ def main():
                                shared_ram=True)
         qb, qmp_b = start_qemu(args, tmp, 'vm-b', in_pool, sock)
         qc, qmp_c = start_qemu(args, tmp, 'vm-c',
-                               'pvgpu-pci,id=gpu0,virgl=off')
+                               'pvgpu-pci,id=gpu0,virgl=off,'
+                               'sched-solo-inflight=5')
         procs += [qa, qb, qc]
         check(wait_connected(pool, ['vm-a', 'vm-b']),
               'vm-a and vm-b join the pool')
@@ -323,6 +324,11 @@ def main():
               len(series(fams, 'pvgpu_device_context_switches_total',
                          vm='vm-a')) == 1,
               'batch turns in quanta and the context switch count')
+        check(series(fams, 'pvgpu_device_solo_inflight',
+                     vm='vm-a') == [2] and
+              series(fams, 'pvgpu_device_solo_inflight', vm='vm-c') == [5],
+              'submissions on the GPU while one context is alone: the '
+              'default 2, and 5 as set')
         check(series(fams, 'pvgpu_pool_batch_quanta', source=src) == [24],
               "the pool's grant length in quanta (--batch-quanta 24)")
         check(series(fams, 'pvgpu_device_pool_state', vm='vm-a',

@@ -3175,6 +3175,9 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
                          "{'path': '/machine/peripheral/pvgpu0', "
                          "'property': 'sched-batch-quanta', 'value': 3}}"));
     qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'sched-solo-inflight', 'value': 0}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
                          "{'path': '/machine/peripheral/pvgpu0/virtio-backend',"
                          " 'property': 'max_hostmem', 'value': 16777216}}"));
     /* out of range: refused with the range, nothing changed */
@@ -3195,6 +3198,7 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "weighted");
     g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 4);
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 3);
+    g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "max-hostmem"), ==, 16 * 1024 * 1024);
     qobject_unref(info);
     rsp = qmp_ok("{'execute': 'qom-get', 'arguments': "
@@ -3238,12 +3242,14 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 16);
     g_assert_cmpuint(qdict_get_int(info, "context-switches"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 2);
     qobject_unref(info);
 
     qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
                          "{'id': 'pvgpu0', 'policy': 'weighted', "
                          "'quantum-us': 5000, 'batch-quanta': 64, "
-                         "'max-fps': 120}}"));
+                         "'max-fps': 120, 'solo-inflight': 3}}"));
     /* bad arguments change nothing and name themselves */
     qmp_fails("'id'", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'nope', 'policy': 'equal-share'}}");
@@ -3256,6 +3262,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
               "'arguments': {'id': 'pvgpu0', 'batch-quanta': 0}}");
     qmp_fails("'batch-quanta'", "{'execute': 'pvgpu-set-scheduler', "
               "'arguments': {'id': 'pvgpu0', 'batch-quanta': 1001}}");
+    qmp_fails("'solo-inflight'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'solo-inflight': 17}}");
     qmp_fails("policy", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'pvgpu0', 'policy': 'fastest'}}");
     info = query_pvgpu();
@@ -3263,6 +3271,7 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 5000);
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 64);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 120);
+    g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 3);
     qobject_unref(info);
 
     /* per-context settings and statistics */
@@ -3309,8 +3318,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
         if (!strstr(hmp, "pvgpu pvgpu0 (/machine/peripheral/pvgpu0): 3D "
                          "(virglrenderer), not migratable") ||
             !strstr(hmp, "scheduling: weighted, quantum 5000 us, batch "
-                         "turns 64 quanta, max-fps 120, inflight 1, context "
-                         "switches ") ||
+                         "turns 64 quanta, max-fps 120, inflight 1 (one "
+                         "context alone 3), context switches ") ||
             !g_regex_match_simple("\\n +4 virgl2 +400 +50 +2 +[0-9.]+ +5 +0 "
                                   "+0 +[0-9.]+ +[0-9.]+ +1 +0\\r?\\n", hmp, 0,
                                   0)) {
@@ -3670,6 +3679,77 @@ static Load *bench_load(Bench *b, uint32_t ctx, uint32_t size,
     g_free(dw);
     b->loads[b->nloads++] = load;
     return load;
+}
+
+/*
+ * Keep @b's loads topped up for @usecs, then until all are answered; the
+ * most submissions the device had on the GPU at once, over its contexts,
+ * as query-pvgpu showed them between answers
+ */
+static unsigned max_inflight_seen(Bench *b, gint64 usecs)
+{
+    gint64 start = g_get_monotonic_time();
+    unsigned seen = 0;
+
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+        QDict *info = query_pvgpu();
+        QListEntry *e;
+        unsigned sum = 0;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "contexts"), e) {
+            sum += qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
+                                 "inflight");
+        }
+        qobject_unref(info);
+        seen = MAX(seen, sum);
+        if (now - start < usecs) {
+            bench_top_up(b);
+        }
+        while (bench_reap(b)) {
+            continue;
+        }
+        if (now - start >= usecs && bench_idle(b)) {
+            return seen;
+        }
+        g_assert_cmpint(now - start, <, usecs + 30 * G_USEC_PER_SEC);
+    }
+}
+
+/*
+ * sched-solo-inflight (default 2) with sched-inflight 1: a context that
+ * is the only one with work gets two submissions on the GPU at once;
+ * with the setting 0, or while another context keeps getting work, one
+ */
+static void test_solo_inflight(void *obj, void *data, QGuestAllocator *alloc)
+{
+    Bench b = { .gpu = obj, .alloc = alloc };
+
+    memset(b.slot_load, -1, sizeof(b.slot_load));
+    pvgpu_setup_3d(b.gpu, alloc);
+    qobject_unref(qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'inflight': 1, 'solo-inflight': 2}}"));
+
+    /* submissions of about 10 ms on llvmpipe, four queued */
+    bench_load(&b, 1, 1024, 40, 4);
+    g_assert_cmpuint(max_inflight_seen(&b, G_USEC_PER_SEC / 4), ==, 2);
+
+    qobject_unref(qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'solo-inflight': 0}}"));
+    g_assert_cmpuint(max_inflight_seen(&b, G_USEC_PER_SEC / 4), ==, 1);
+
+    /* a second context that keeps getting work: one at a time again */
+    qobject_unref(qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'solo-inflight': 2}}"));
+    bench_load(&b, 2, 256, 1, 1);
+    g_assert_cmpuint(max_inflight_seen(&b, G_USEC_PER_SEC / 4), ==, 1);
+
+    for (unsigned i = 0; i < b.nloads; i++) {
+        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY,
+                                b.loads[i]->ctx, 0), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(b.loads[i]);
+    }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -4056,6 +4136,44 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
         g_free(b.loads[i]);
     }
     b.nloads = 0;
+
+    /*
+     * 2b. one context alone, with two submissions on the GPU at once
+     * (sched-solo-inflight=2, the default) and with one, in alternating
+     * rounds of a second
+     */
+    {
+        double rate[2] = { 0 };
+        gint64 wall[2] = { 0 };
+        Load *one = bench_load(&b, 25, 1024, 12, 16);
+
+        bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
+        for (int r = 0; r < 10; r++) {
+            int solo = (r & 1) ? 0 : 2;
+            gint64 t0;
+
+            bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'solo-inflight': %d}}", solo);
+            one->completed = 0;
+            t0 = g_get_monotonic_time();
+            bench_run(&b, G_USEC_PER_SEC, NULL, NULL);
+            wall[!solo] += g_get_monotonic_time() - t0;
+            rate[!solo] += one->completed;
+        }
+        rate[0] *= 1e6 / MAX(wall[0], 1);
+        rate[1] *= 1e6 / MAX(wall[1], 1);
+        g_test_message("BENCH one context alone (targets of 4 MiB), 5 "
+                       "rounds each: two on the GPU at once "
+                       "(sched-solo-inflight=2) %.1f submissions/s, one "
+                       "(=0) %.1f/s: %+.1f%%", rate[0], rate[1],
+                       100.0 * (rate[0] / MAX(rate[1], 1e-9) - 1));
+        bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                  "{'id': 'pvgpu0', 'solo-inflight': 2}}");
+        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 25, 0),
+                        ==, VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(one);
+        b.nloads = 0;
+    }
 
     /* 3. a light victim alone, then beside a greedy aggressor */
     bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
@@ -5061,6 +5179,9 @@ static void test_bad_properties(void)
           "property 'max-contexts' expects at least 1, not 0" },
         { NO3D "sched-inflight=17",
           "property 'sched-inflight' expects a value from 1 to 16, not 17" },
+        { NO3D "sched-solo-inflight=17",
+          "property 'sched-solo-inflight' expects a value from 0 to 16, "
+          "not 17" },
         { NO3D "sched-batch-quanta=0",
           "property 'sched-batch-quanta' expects a value from 1 to 1000, "
           "not 0" },
@@ -7247,6 +7368,7 @@ static void register_pvgpu_test(void)
                  &blob_hostmem);
     qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,
                  NULL);
+    qos_add_test("3d/solo-inflight", "pvgpu", test_solo_inflight, NULL);
     qos_add_test("cursor-blob", "pvgpu", test_cursor_blob, &vnc_2d);
     qos_add_test("3d/cursor-blob", "pvgpu", test_cursor_blob, &vnc_virgl);
     qos_add_test("blob/scanout", "pvgpu", test_blob_scanout, NULL);

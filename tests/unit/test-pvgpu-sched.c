@@ -930,6 +930,65 @@ static void test_limits(void)
     pvgpu_sched_free(s);
 }
 
+/*
+ * Solo in-flight items: more than max_inflight only while one entity has
+ * had work for the window, and back to max_inflight as soon as another
+ * gets work
+ */
+static void test_solo_inflight(void)
+{
+    PvgpuSched *s = pvgpu_sched_new();
+    PvgpuSchedEntity *a = pvgpu_sched_entity_add(s, 1);
+    PvgpuSchedEntity *b = pvgpu_sched_entity_add(s, 2), *e;
+    const uint64_t win = PVGPU_SCHED_SOLO_WINDOW_NS;
+    PvgpuSchedItem ia[8], ib[1];
+    uint64_t wait, t = win;
+
+    g_assert_cmpint(pvgpu_sched_set_max_inflight(s, 1), ==, 0);
+    pvgpu_sched_set_solo_inflight(s, 2);
+    for (unsigned i = 0; i < 5; i++) {
+        g_assert_cmpint(pvgpu_sched_enqueue(s, a, &ia[i], t), ==, 0);
+    }
+    /* b never had work: a runs two at a time */
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[0]);
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[1]);
+    g_assert_null(pvgpu_sched_next(s, t, &e, &wait));
+    pvgpu_sched_complete(s, &ia[0], MS, t += MS);
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[2]);
+
+    /* b gets work: one at a time, and b is next */
+    g_assert_cmpint(pvgpu_sched_enqueue(s, b, &ib[0], t += MS), ==, 0);
+    pvgpu_sched_complete(s, &ia[1], MS, t += MS);
+    g_assert_null(pvgpu_sched_next(s, t, &e, &wait));
+    pvgpu_sched_complete(s, &ia[2], MS, t += MS);
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ib[0]);
+    g_assert_null(pvgpu_sched_next(s, t, &e, &wait));
+    pvgpu_sched_complete(s, &ib[0], MS, t += MS);
+
+    /* b idle, but for less than the window: still one at a time */
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[3]);
+    g_assert_null(pvgpu_sched_next(s, t + win - 1, &e, &wait));
+    /* after the window, two again */
+    g_assert(pvgpu_sched_next(s, t + win, &e, &wait) == &ia[4]);
+    t += win;
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &ia[5], t), ==, 0);
+    g_assert_null(pvgpu_sched_next(s, t, &e, &wait));
+
+    /* off: one at a time */
+    pvgpu_sched_complete(s, &ia[3], MS, t += MS);
+    pvgpu_sched_complete(s, &ia[4], MS, t += MS);
+    pvgpu_sched_set_solo_inflight(s, 0);
+    g_assert_cmpint(pvgpu_sched_enqueue(s, a, &ia[6], t), ==, 0);
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[5]);
+    g_assert_null(pvgpu_sched_next(s, t, &e, &wait));
+    pvgpu_sched_complete(s, &ia[5], MS, t += MS);
+    g_assert(pvgpu_sched_next(s, t, &e, &wait) == &ia[6]);
+    pvgpu_sched_complete(s, &ia[6], MS, t += MS);
+    pvgpu_sched_entity_remove(s, a, NULL, NULL);
+    pvgpu_sched_entity_remove(s, b, NULL, NULL);
+    pvgpu_sched_free(s);
+}
+
 static void test_latency(void)
 {
     PvgpuSched *s = pvgpu_sched_new();
@@ -1088,6 +1147,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-sched/remove", test_remove);
     g_test_add_func("/pvgpu-sched/runtime-switch", test_runtime_switch);
     g_test_add_func("/pvgpu-sched/limits", test_limits);
+    g_test_add_func("/pvgpu-sched/solo-inflight", test_solo_inflight);
     g_test_add_func("/pvgpu-sched/latency", test_latency);
     g_test_add_func("/pvgpu-sched/fps-limiter", test_fps_limiter);
     g_test_add_func("/pvgpu-sched/turn-left", test_turn_left);

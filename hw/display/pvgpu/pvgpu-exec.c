@@ -730,7 +730,7 @@ hold:
     }
     if (kick) {
         /* a render thread with work in flight pulls when it finishes */
-        kick = s->sched_running < s->max_inflight;
+        kick = s->sched_running < MAX(s->max_inflight, s->solo_inflight);
     }
     qemu_mutex_unlock(&s->sched_lock);
     if (s->pool) {
@@ -2342,6 +2342,7 @@ void pvgpu_exec_apply_scheduler(PvgpuState *s)
     pvgpu_sched_set_batch_quanta(s->sched, s->batch_quanta);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
     pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
+    pvgpu_sched_set_solo_inflight(s->sched, s->solo_inflight);
     qemu_mutex_unlock(&s->sched_lock);
     /* what a cap or the frame-rate limit held back may go now */
     qemu_bh_schedule(s->pump_bh);

@@ -20,7 +20,8 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              uint32_t quantum_us, bool has_batch_quanta,
                              uint32_t batch_quanta, bool has_max_fps,
                              uint32_t max_fps, bool has_inflight,
-                             uint32_t inflight, Error **errp)
+                             uint32_t inflight, bool has_solo_inflight,
+                             uint32_t solo_inflight, Error **errp)
 {
     error_setg(errp, "Parameter 'id': no pvgpu device '%s'", id);
 }

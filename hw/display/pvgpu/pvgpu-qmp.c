@@ -81,6 +81,7 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     qemu_mutex_unlock(&s->sched_lock);
     info->max_fps = s->max_fps;
     info->inflight = s->max_inflight;
+    info->solo_inflight = s->solo_inflight;
     info->resources = g_hash_table_size(s->resources);
     info->max_resources = s->max_resources;
     info->hostmem_used = s->hostmem_used;
@@ -173,7 +174,8 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              uint32_t quantum_us, bool has_batch_quanta,
                              uint32_t batch_quanta, bool has_max_fps,
                              uint32_t max_fps, bool has_inflight,
-                             uint32_t inflight, Error **errp)
+                             uint32_t inflight, bool has_solo_inflight,
+                             uint32_t solo_inflight, Error **errp)
 {
     PvgpuState *s = pvgpu_find(id, errp);
 
@@ -185,6 +187,8 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
             .batch_quanta = batch_quanta,
             .has_max_fps = has_max_fps, .max_fps = max_fps,
             .has_inflight = has_inflight, .inflight = inflight,
+            .has_solo_inflight = has_solo_inflight,
+            .solo_inflight = solo_inflight,
         };
 
         pvgpu_set_scheduler(s, &c, errp);
@@ -249,11 +253,12 @@ static void hmp_device(GString *buf, const PvgpuInfo *d)
         g_string_append_printf(buf, "  %s\n", d->migration_blocker);
     }
     g_string_append_printf(buf, "  scheduling: %s, quantum %u us, batch "
-                           "turns %u quanta, max-fps %u, inflight %u, "
-                           "context switches %" PRIu64 "\n",
-                           PvgpuSchedulerPolicy_str(d->policy),
+                           "turns %u quanta, max-fps %u, inflight %u (one "
+                           "context alone %u), context switches %" PRIu64
+                           "\n", PvgpuSchedulerPolicy_str(d->policy),
                            d->quantum_us, d->batch_quanta, d->max_fps,
-                           d->inflight, d->context_switches);
+                           d->inflight, MAX(d->inflight, d->solo_inflight),
+                           d->context_switches);
     g_string_append_printf(buf, "  memory %s of %s, resources %u of %u, "
                            "contexts %zu of %u, max-queued %u, refusals %"
                            PRIu64 "\n", used, limit, d->resources,

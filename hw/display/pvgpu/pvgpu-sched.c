@@ -52,6 +52,7 @@ struct PvgpuSchedEntity {
     PvgpuSchedItem *head, *tail;
     uint32_t queued;
     uint32_t inflight;
+    uint64_t active_ns;         /* when it last got or finished work */
 
     uint64_t vtime;
     uint64_t turn_stamp;        /* PvgpuSched.turns at its last turn */
@@ -69,6 +70,7 @@ struct PvgpuSched {
     uint64_t quantum_ns;
     unsigned batch_quanta;
     unsigned max_inflight;
+    unsigned solo_inflight;     /* 0: off */
     unsigned queue_limit;
     unsigned inflight;
 
@@ -302,6 +304,11 @@ int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta)
     return 0;
 }
 
+void pvgpu_sched_set_solo_inflight(PvgpuSched *s, unsigned solo_inflight)
+{
+    s->solo_inflight = solo_inflight;
+}
+
 int pvgpu_sched_set_max_inflight(PvgpuSched *s, unsigned max_inflight)
 {
     if (!max_inflight) {
@@ -494,6 +501,7 @@ int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
     item->next = NULL;
     item->entity = e;
     item->enqueue_ns = now_ns;
+    e->active_ns = now_ns;
     if (!e->head && !e->inflight && !e->woken && e != s->cur) {
         /* idle until now: whoever has the GPU yields it sooner */
         e->woken = true;
@@ -509,6 +517,28 @@ int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
     return 0;
 }
 
+/*
+ * May @e, whose turn it is, have more than max_inflight items in flight?
+ * Only if everything in flight is its own and nobody else has had work
+ * for a while (see pvgpu_sched_set_solo_inflight())
+ */
+static bool solo(const PvgpuSched *s, const PvgpuSchedEntity *e,
+                 uint64_t now_ns)
+{
+    if (!e || !e->head || e->inflight != s->inflight ||
+        s->inflight >= s->solo_inflight) {
+        return false;
+    }
+    for (const PvgpuSchedEntity *o = s->entities; o; o = o->next) {
+        if (o != e && !o->removed &&
+            (o->head ||
+             now_ns - o->active_ns < PVGPU_SCHED_SOLO_WINDOW_NS)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
                                  PvgpuSchedEntity **entity,
                                  uint64_t *wait_ns)
@@ -518,7 +548,7 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
 
     *entity = NULL;
     *wait_ns = 0;
-    if (s->inflight >= s->max_inflight) {
+    if (s->inflight >= s->max_inflight && !solo(s, e, now_ns)) {
         return NULL;
     }
     /*
@@ -594,6 +624,7 @@ void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
         return;
     }
 
+    e->active_ns = now_ns;
     cost_ns = cost_ns < MAX_COST_NS ? cost_ns : MAX_COST_NS;
     e->gpu_ns += cost_ns;
     e->completed++;

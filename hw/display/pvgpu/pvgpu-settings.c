@@ -34,6 +34,8 @@ static const PvgpuSettingInfo settings[PVGPU_SETTING__MAX] = {
     [PVGPU_SETTING_MAX_QUEUED] = { "max-queued", "max-queued", 1, 4096 },
     [PVGPU_SETTING_SCHED_INFLIGHT] = {
         "inflight", "sched-inflight", 1, 16 },
+    [PVGPU_SETTING_SOLO_INFLIGHT] = {
+        "solo-inflight", "sched-solo-inflight", 0, 16 },
     [PVGPU_SETTING_RENDER_TIMEOUT] = { NULL, "render-timeout", 0, 3600 },
     [PVGPU_SETTING_WEIGHT] = { "weight", NULL, 1, PVGPU_SCHED_MAX_WEIGHT },
     [PVGPU_SETTING_CAP] = { "cap", NULL, 0, 100 },

@@ -208,11 +208,17 @@ bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
                               errp)) ||
         (c->has_inflight &&
          !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, c->inflight,
+                              false, errp)) ||
+        (c->has_solo_inflight &&
+         !pvgpu_setting_check(PVGPU_SETTING_SOLO_INFLIGHT, c->solo_inflight,
                               false, errp))) {
         return false;
     }
     if (c->has_inflight) {
         s->max_inflight = c->inflight;
+    }
+    if (c->has_solo_inflight) {
+        s->solo_inflight = c->solo_inflight;
     }
     if (c->has_policy) {
         s->sched_policy = c->policy;
@@ -675,6 +681,8 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
                              errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, s->max_inflight,
                              true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_SOLO_INFLIGHT, s->solo_inflight,
+                             true, errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_RENDER_TIMEOUT, s->render_timeout,
                              true, errp)) {
         return;
@@ -923,6 +931,10 @@ static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
         return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
                                        .has_inflight = true,
                                        .inflight = value }, errp);
+    case PVGPU_SETTING_SOLO_INFLIGHT:
+        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
+                                       .has_solo_inflight = true,
+                                       .solo_inflight = value }, errp);
     case PVGPU_SETTING_MAX_HOSTMEM:
         return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
                                     .has_max_hostmem = true,
@@ -1057,6 +1069,7 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_RUNTIME_UINT32("max-resources", max_resources, 4096),
     DEFINE_PROP_RUNTIME_UINT32("max-queued", max_queued, 64),
     DEFINE_PROP_RUNTIME_UINT32("sched-inflight", max_inflight, 1),
+    DEFINE_PROP_RUNTIME_UINT32("sched-solo-inflight", solo_inflight, 2),
     DEFINE_PROP_CHR("pool", PvgpuState, pool_chr),
     DEFINE_PROP_STRING("pool-name", PvgpuState, pool_name),
     DEFINE_PROP_UINT32("pool-reservation", PvgpuState, pool_reservation, 0),
@@ -1112,6 +1125,10 @@ static const struct {
       "(also at run time)" },
     { "sched-inflight", "submissions on the GPU at once, 1 to 16: 1 measures "
       "each one's GPU time exactly (also at run time)" },
+    { "sched-solo-inflight", "submissions on the GPU at once, 0 to 16, while "
+      "one context is the only one that has had work for 100 ms, if more "
+      "than sched-inflight: the GPU does not idle while the next is "
+      "prepared; 0: off (also at run time)" },
     { "pool", "socket chardev of the GPU pool (pvgpu-poold) to join" },
     { "pool-name", "this VM's name in the pool (default: QEMU's -name)" },
     { "pool-reservation", "percent of the GPU the VM asks the pool to "

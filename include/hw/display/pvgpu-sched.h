@@ -55,6 +55,8 @@ typedef enum PvgpuSchedPolicy {
 #define PVGPU_SCHED_MAX_BATCH_QUANTA        1000
 
 #define PVGPU_SCHED_DEFAULT_MAX_INFLIGHT    2
+/* How long another entity must have had no work for one to run "solo" */
+#define PVGPU_SCHED_SOLO_WINDOW_NS          100000000ull
 #define PVGPU_SCHED_DEFAULT_QUEUE_LIMIT     256
 
 typedef struct PvgpuSched PvgpuSched;
@@ -123,6 +125,15 @@ int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta);
  * overrun by up to this many items (see the docs).
  */
 int pvgpu_sched_set_max_inflight(PvgpuSched *s, unsigned max_inflight);
+/*
+ * Items in flight, if more than the above, while all of them and the
+ * next belong to the entity whose turn it is and no other entity has had
+ * work for PVGPU_SCHED_SOLO_WINDOW_NS: nobody waits behind them then,
+ * and a renderer that prepares the next item while the GPU runs the last
+ * stays busy.  An entity that gets work after idling that long may then
+ * wait for this many items instead.  0 (the default) turns it off.
+ */
+void pvgpu_sched_set_solo_inflight(PvgpuSched *s, unsigned solo_inflight);
 /* Queued (not yet dispatched) items per entity, >= 1. */
 int pvgpu_sched_set_queue_limit(PvgpuSched *s, unsigned limit);
 

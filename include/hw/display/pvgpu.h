@@ -114,6 +114,7 @@ struct PvgpuState {
     uint32_t max_resources;
     uint32_t max_queued;
     uint32_t max_inflight;
+    uint32_t solo_inflight;
     /*
      * The scheduler is shared with the render thread, which pulls the
      * next item and charges finished ones where fences signal
@@ -187,6 +188,8 @@ typedef struct PvgpuSchedChange {
     uint32_t max_fps;
     bool has_inflight;
     uint32_t inflight;
+    bool has_solo_inflight;
+    uint32_t solo_inflight;
 } PvgpuSchedChange;
 
 /* Check every value of @c, then apply them all, or none */
