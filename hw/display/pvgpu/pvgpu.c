@@ -194,43 +194,54 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
     return false;
 }
 
+/* A run-time setting a change may give, and where its value goes */
+typedef struct SettingStore {
+    PvgpuSetting which;
+    bool has;
+    uint64_t value;
+    uint32_t *dest32;           /* one of the two */
+    uint64_t *dest64;
+} SettingStore;
+
+/* Check every given value of @v, then store them all, or none */
+static bool settings_store(const SettingStore *v, size_t n, Error **errp)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].has &&
+            !pvgpu_setting_check(v[i].which, v[i].value, false, errp)) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].has && v[i].dest32) {
+            *v[i].dest32 = v[i].value;
+        } else if (v[i].has) {
+            *v[i].dest64 = v[i].value;
+        }
+    }
+    return true;
+}
+
 bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
                          Error **errp)
 {
-    if ((c->has_quantum_us &&
-         !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, c->quantum_us, false,
-                              errp)) ||
-        (c->has_batch_quanta &&
-         !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, c->batch_quanta,
-                              false, errp)) ||
-        (c->has_max_fps &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, c->max_fps, false,
-                              errp)) ||
-        (c->has_inflight &&
-         !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, c->inflight,
-                              false, errp)) ||
-        (c->has_solo_inflight &&
-         !pvgpu_setting_check(PVGPU_SETTING_SOLO_INFLIGHT, c->solo_inflight,
-                              false, errp))) {
+    const SettingStore v[] = {
+        { PVGPU_SETTING_QUANTUM_US, c->has_quantum_us, c->quantum_us,
+          &s->quantum_us },
+        { PVGPU_SETTING_BATCH_QUANTA, c->has_batch_quanta, c->batch_quanta,
+          &s->batch_quanta },
+        { PVGPU_SETTING_MAX_FPS, c->has_max_fps, c->max_fps, &s->max_fps },
+        { PVGPU_SETTING_SCHED_INFLIGHT, c->has_inflight, c->inflight,
+          &s->max_inflight },
+        { PVGPU_SETTING_SOLO_INFLIGHT, c->has_solo_inflight,
+          c->solo_inflight, &s->solo_inflight },
+    };
+
+    if (!settings_store(v, ARRAY_SIZE(v), errp)) {
         return false;
-    }
-    if (c->has_inflight) {
-        s->max_inflight = c->inflight;
-    }
-    if (c->has_solo_inflight) {
-        s->solo_inflight = c->solo_inflight;
     }
     if (c->has_policy) {
         s->sched_policy = c->policy;
-    }
-    if (c->has_quantum_us) {
-        s->quantum_us = c->quantum_us;
-    }
-    if (c->has_batch_quanta) {
-        s->batch_quanta = c->batch_quanta;
-    }
-    if (c->has_max_fps) {
-        s->max_fps = c->max_fps;
     }
     trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
                               s->quantum_us, s->batch_quanta, s->max_fps);
@@ -279,31 +290,19 @@ bool pvgpu_set_context(PvgpuState *s, uint32_t ctx_id, bool has_weight,
 bool pvgpu_set_limits(PvgpuState *s, const PvgpuLimitsChange *c,
                       Error **errp)
 {
-    if ((c->has_max_hostmem &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, c->max_hostmem,
-                              false, errp)) ||
-        (c->has_max_contexts &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, c->max_contexts,
-                              false, errp)) ||
-        (c->has_max_resources &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, c->max_resources,
-                              false, errp)) ||
-        (c->has_max_queued &&
-         !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, c->max_queued, false,
-                              errp))) {
+    const SettingStore v[] = {
+        { PVGPU_SETTING_MAX_HOSTMEM, c->has_max_hostmem, c->max_hostmem,
+          NULL, &s->max_hostmem },
+        { PVGPU_SETTING_MAX_CONTEXTS, c->has_max_contexts, c->max_contexts,
+          &s->max_contexts },
+        { PVGPU_SETTING_MAX_RESOURCES, c->has_max_resources,
+          c->max_resources, &s->max_resources },
+        { PVGPU_SETTING_MAX_QUEUED, c->has_max_queued, c->max_queued,
+          &s->max_queued },
+    };
+
+    if (!settings_store(v, ARRAY_SIZE(v), errp)) {
         return false;
-    }
-    if (c->has_max_hostmem) {
-        s->max_hostmem = c->max_hostmem;
-    }
-    if (c->has_max_contexts) {
-        s->max_contexts = c->max_contexts;
-    }
-    if (c->has_max_resources) {
-        s->max_resources = c->max_resources;
-    }
-    if (c->has_max_queued) {
-        s->max_queued = c->max_queued;
     }
     pvgpu_exec_apply_scheduler(s);
     return true;
