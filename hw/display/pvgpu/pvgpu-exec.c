@@ -2235,31 +2235,29 @@ static void pvgpu_exec_shutdown(Notifier *n, void *data)
 static bool virgl_start(PvgpuState *s, const PvgpuRenderOpts *opts,
                         Error **errp)
 {
+    bool required = s->render_process == ON_OFF_AUTO_ON;
     Error *why_not = NULL;
+    bool remote;
 
-    if (s->render_process == ON_OFF_AUTO_ON) {
-        if (s->hostmem) {
-            error_setg(errp, "pvgpu: render-process=on: host-visible blobs "
-                       "(hostmem) need virglrenderer in QEMU's process");
-            return false;
-        }
-        if (!pvgpu_remote_possible(s->render_helper, errp)) {
-            error_prepend(errp, "pvgpu: render-process=on: ");
-            return false;
-        }
+    if (required && s->hostmem) {
+        error_setg(errp, "pvgpu: render-process=on: host-visible blobs "
+                   "(hostmem) need virglrenderer in QEMU's process");
+        return false;
     }
-    if (s->render_process == ON_OFF_AUTO_ON ||
-        (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
-         pvgpu_remote_possible(s->render_helper, &why_not))) {
+    if (required && !pvgpu_remote_possible(s->render_helper, errp)) {
+        error_prepend(errp, "pvgpu: render-process=on: ");
+        return false;
+    }
+    /* auto: a render process unless blobs are mapped or there is none */
+    remote = required ||
+             (s->render_process == ON_OFF_AUTO_AUTO && !s->hostmem &&
+              pvgpu_remote_possible(s->render_helper, &why_not));
+    if (remote) {
         s->virgl_renderer = pvgpu_remote_new(opts, s->render_helper,
                                              pvgpu_exec_job_done, s,
-                                             s->render_process ==
-                                             ON_OFF_AUTO_ON ? errp : &why_not);
-        if (s->virgl_renderer) {
-            return true;
-        }
-        if (s->render_process == ON_OFF_AUTO_ON) {
-            return false;
+                                             required ? errp : &why_not);
+        if (s->virgl_renderer || required) {
+            return s->virgl_renderer != NULL;
         }
         /* e.g. -sandbox spawn=deny, as libvirt starts QEMU */
     }
