@@ -325,10 +325,10 @@ def main():
                          vm='vm-a')) == 1,
               'batch turns in quanta and the context switch count')
         check(series(fams, 'pvgpu_device_solo_inflight',
-                     vm='vm-a') == [2] and
+                     vm='vm-a') == [0] and
               series(fams, 'pvgpu_device_solo_inflight', vm='vm-c') == [5],
               'submissions on the GPU while one context is alone: the '
-              'default 2, and 5 as set')
+              'default 0 (off), and 5 as set')
         check(series(fams, 'pvgpu_pool_batch_quanta', source=src) == [24],
               "the pool's grant length in quanta (--batch-quanta 24)")
         check(series(fams, 'pvgpu_device_pool_state', vm='vm-a',

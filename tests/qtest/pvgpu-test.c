@@ -3243,7 +3243,7 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "context-switches"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 1);
-    g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 2);
+    g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 0);
     qobject_unref(info);
 
     qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
@@ -3755,7 +3755,7 @@ static unsigned max_inflight_seen(Bench *b, gint64 usecs)
 }
 
 /*
- * sched-solo-inflight (default 2) with sched-inflight 1: a context that
+ * sched-solo-inflight=2 with sched-inflight 1: a context that
  * is the only one with work gets two submissions on the GPU at once;
  * with the setting 0, or while another context keeps getting work, one
  */
@@ -4185,7 +4185,7 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
 
     /*
      * 2b. one context alone, with two submissions on the GPU at once
-     * (sched-solo-inflight=2, the default) and with one, in alternating
+     * (sched-solo-inflight=2) and with one (0, the default), in alternating
      * rounds of a second
      */
     {

@@ -1068,7 +1068,7 @@ static const Property pvgpu_properties[] = {
     DEFINE_PROP_RUNTIME_UINT32("max-resources", max_resources, 4096),
     DEFINE_PROP_RUNTIME_UINT32("max-queued", max_queued, 64),
     DEFINE_PROP_RUNTIME_UINT32("sched-inflight", max_inflight, 1),
-    DEFINE_PROP_RUNTIME_UINT32("sched-solo-inflight", solo_inflight, 2),
+    DEFINE_PROP_RUNTIME_UINT32("sched-solo-inflight", solo_inflight, 0),
     DEFINE_PROP_CHR("pool", PvgpuState, pool_chr),
     DEFINE_PROP_STRING("pool-name", PvgpuState, pool_name),
     DEFINE_PROP_UINT32("pool-reservation", PvgpuState, pool_reservation, 0),
