@@ -4213,8 +4213,9 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
                        "(sched-solo-inflight=2) %.1f submissions/s, one "
                        "(=0) %.1f/s: %+.1f%%", rate[0], rate[1],
                        100.0 * (rate[0] / MAX(rate[1], 1e-9) - 1));
+        /* back to the default */
         bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
-                  "{'id': 'pvgpu0', 'solo-inflight': 2}}");
+                  "{'id': 'pvgpu0', 'solo-inflight': 0}}");
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 25, 0),
                         ==, VIRTIO_GPU_RESP_OK_NODATA);
         g_free(one);
