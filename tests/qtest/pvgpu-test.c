@@ -3788,6 +3788,8 @@ static void test_solo_inflight(void *obj, void *data, QGuestAllocator *alloc)
                         VIRTIO_GPU_RESP_OK_NODATA);
         g_free(b.loads[i]);
     }
+    /* the settings are the QEMU's: the next test gets a fresh one */
+    qos_invalidate_command_line();
 }
 
 static int cmp_double(const void *a, const void *b)
