@@ -2,13 +2,14 @@
 # Benchmark of the GPU pool (pvgpu-poold) with real virgl work: three VMs
 # at pool weights 1:2:4 (shares against targets, how soon they settle, a
 # run-time weight change), throughput with the pool against without it
-# (the daemon killed), with one and with two submissions in flight per VM
-# and with the default and with long grants (--batch-quanta;
-# PVGPU_BENCH_POOL_LONG_BATCH, default 128; PVGPU_BENCH_POOL_ROUNDS
-# rounds, default 4, interleaved), the longest wait for a fence when the daemon is killed, a light VM's
-# fence p99 next to a greedy one, and the host's CPU steal during the
-# run.  Prints; asserts nothing.  See docs/pvgpu-pool.rst.  Builds pvgpu with scripts/build.sh
-# --tests first (PVGPU_CACHE, default ~/.cache/pvgpu).
+# (the daemon killed) in interleaved rounds (PVGPU_BENCH_POOL_ROUNDS,
+# default 4), with one and with two submissions in flight per VM and with
+# the default and with long grants (--batch-quanta;
+# PVGPU_BENCH_POOL_LONG_BATCH, default 128), the longest wait for a fence
+# when the daemon is killed, a light VM's fence p99 next to a greedy one,
+# and the host's CPU steal during the run.  Prints; asserts nothing.  See
+# docs/pvgpu-pool.rst.  Builds pvgpu with scripts/build.sh --tests first
+# (PVGPU_CACHE, default ~/.cache/pvgpu).
 #
 # Usage: scripts/bench-pool.sh   (no arguments; -h, --help prints this)
 set -eu
