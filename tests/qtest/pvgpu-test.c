@@ -3223,6 +3223,8 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
               "{'id': '/machine/peripheral', 'max-fps': 1}}");
     qmp_fails("'inflight'", "{'execute': 'pvgpu-set-scheduler', "
               "'arguments': {'id': 'pvgpu0', 'inflight': 17}}");
+    /* the settings changed are the QEMU's: the next test gets a fresh one */
+    qos_invalidate_command_line();
 }
 
 static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
