@@ -6779,7 +6779,32 @@ static void test_pool_admission(void)
     PoolVm a = { 0 }, b = { 0 };
     QDict *m, *vm;
 
+    /*
+     * a state file from before batch-quanta existed: its settings are
+     * loaded, batch-quanta is the default
+     */
     pool_start(&pool);
+    pool_kill(&pool);
+    {
+        g_autofree char *state = g_strdup_printf("%s.state", pool.sock);
+        static const char old[] =
+            "{\"policy\": \"equal-share\", \"quantum-us\": 3000, "
+            "\"vms\": []}\n";
+
+        g_assert(g_file_set_contents(state, old, -1, NULL));
+    }
+    pool_start(&pool);
+    m = pool_qmp(&pool, "{'execute': 'query-pvgpu-pool'}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(m, "return"), "policy"),
+                    ==, "equal-share");
+    g_assert_cmpuint(qdict_get_int(qdict_get_qdict(m, "return"),
+                                   "quantum-us"), ==, 3000);
+    g_assert_cmpuint(qdict_get_int(qdict_get_qdict(m, "return"),
+                                   "batch-quanta"), ==, 16);
+    qobject_unref(m);
+    qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-policy', "
+                           "'arguments': {'policy': 'weighted', "
+                           "'quantum-us': 2000}}"));
     qobject_unref(pool_qmp(&pool, "{'execute': 'pvgpu-pool-set-vm', "
                            "'arguments': {'name': 'pool-a', "
                            "'reservation': 70, 'max-contexts': 1}}"));
