@@ -5746,12 +5746,44 @@ static uint64_t put_stream(QGuestAllocator *alloc, const uint32_t *dw,
  * share an idle context's work would otherwise go first: reordering
  * between contexts is only allowed where they share nothing.
  */
+/*
+ * Behind what @b holds: read the top-left @box x @box of resource @res
+ * back through context @ctx (TRANSFER_FROM_HOST_3D into its backing,
+ * whose first pixel is at @at); publish and drain the batch; every
+ * request succeeded and every pixel read is green (the target's B8G8R8
+ * bytes, in guest memory, as 0x0000ff)
+ */
+static void batch_read_back(Batch *b, uint32_t ctx, uint32_t res,
+                            uint32_t box, uint64_t at)
+{
+    struct virtio_gpu_transfer_host_3d t = { 0 };
+    g_autofree uint32_t *px = g_new(uint32_t, box * box);
+    uint32_t types[ARRAY_SIZE(b->head)];
+
+    hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
+    t.hdr.ctx_id = cpu_to_le32(ctx);
+    t.box.w = t.box.h = cpu_to_le32(box);
+    t.box.d = cpu_to_le32(1);
+    t.resource_id = cpu_to_le32(res);
+    t.stride = cpu_to_le32(box * 4);
+    batch_add(b, &t, sizeof(t), 0, 0);
+    batch_publish(b);
+    batch_drain(b, types);
+    for (unsigned i = 0; i < b->n; i++) {
+        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    }
+    memread(at, px, box * box * 4);
+    for (unsigned i = 0; i < box * box; i++) {
+        g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
+    }
+}
+
 static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
 {
     QPvgpu *gpu = obj;
     static const float green[4] = { 0, 1, 0, 1 };
     enum { W = 1024, H = 1024, BOX = 16 };
-    uint32_t dw[10 + 9 * 64], px[BOX * BOX], types[8];
+    uint32_t dw[10 + 9 * 64], px[BOX * BOX];
     uint64_t backing, first, stream;
     size_t n, gn;
 
@@ -5770,7 +5802,6 @@ static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
 
     for (uint32_t reader = 0; reader <= 2; reader += 2) {
         Batch b = { .gpu = gpu, .hold = true };
-        struct virtio_gpu_transfer_host_3d t = { 0 };
 
         gn = clear_stream(dw, 1, green);
         g_assert_cmphex(submit_3d(gpu, 1, dw, gn, VIRTIO_GPU_FLAG_FENCE, 1),
@@ -5779,22 +5810,7 @@ static void test_order_resources(void *obj, void *data, QGuestAllocator *alloc)
         for (int i = 0; i < 4; i++) {
             batch_submit_ring(&b, 1, stream, n);
         }
-        hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
-        t.hdr.ctx_id = cpu_to_le32(reader);
-        t.box.w = t.box.h = cpu_to_le32(BOX);
-        t.box.d = cpu_to_le32(1);
-        t.resource_id = cpu_to_le32(1);
-        t.stride = cpu_to_le32(BOX * 4);
-        batch_add(&b, &t, sizeof(t), 0, 0);
-        batch_publish(&b);
-        batch_drain(&b, types);
-        for (unsigned i = 0; i < b.n; i++) {
-            g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
-        }
-        memread(first, px, sizeof(px));
-        for (unsigned i = 0; i < BOX * BOX; i++) {
-            g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
-        }
+        batch_read_back(&b, reader, 1, BOX, first);
     }
 }
 
@@ -5943,9 +5959,8 @@ static void test_order_shared(void *obj, void *data, QGuestAllocator *alloc)
     QPvgpu *gpu = obj;
     static const float green[4] = { 0, 1, 0, 1 };
     enum { BOX = 16 };
-    uint32_t dw[10 + 9 * 64], copy[14], px[BOX * BOX], types[8];
+    uint32_t dw[10 + 9 * 64], copy[14], px[BOX * BOX];
     Batch b = { .gpu = gpu, .hold = true };
-    struct virtio_gpu_transfer_host_3d t = { 0 };
     uint64_t stream, copy_stream, backing;
     size_t n, gn;
 
@@ -5981,22 +5996,7 @@ static void test_order_shared(void *obj, void *data, QGuestAllocator *alloc)
         batch_submit_ring(&b, 1, stream, n);
     }
     batch_submit_ring(&b, 2, copy_stream, sizeof(copy));
-    hdr_init(&t.hdr, VIRTIO_GPU_CMD_TRANSFER_FROM_HOST_3D);
-    t.hdr.ctx_id = cpu_to_le32(2);
-    t.box.w = t.box.h = cpu_to_le32(BOX);
-    t.box.d = cpu_to_le32(1);
-    t.resource_id = cpu_to_le32(2);
-    t.stride = cpu_to_le32(BOX * 4);
-    batch_add(&b, &t, sizeof(t), 0, 0);
-    batch_publish(&b);
-    batch_drain(&b, types);
-    for (unsigned i = 0; i < b.n; i++) {
-        g_assert_cmphex(types[i], ==, VIRTIO_GPU_RESP_OK_NODATA);
-    }
-    memread(backing, px, sizeof(px));
-    for (unsigned i = 0; i < BOX * BOX; i++) {
-        g_assert_cmphex(le32_to_cpu(px[i]) & 0xffffff, ==, 0x0000ff);
-    }
+    batch_read_back(&b, 2, 2, BOX, backing);
 }
 
 /*
