@@ -194,6 +194,17 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
     return false;
 }
 
+/*
+ * Run-time settings were stored (QMP, or qom-set of a property): the
+ * scheduler and the limits take them
+ */
+static void pvgpu_settings_changed(PvgpuState *s)
+{
+    trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
+                              s->quantum_us, s->batch_quanta, s->max_fps);
+    pvgpu_exec_apply_scheduler(s);
+}
+
 /* A run-time setting a change may give, and where its value goes */
 typedef struct SettingStore {
     PvgpuSetting which;
@@ -243,9 +254,7 @@ bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
     if (c->has_policy) {
         s->sched_policy = c->policy;
     }
-    trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
-                              s->quantum_us, s->batch_quanta, s->max_fps);
-    pvgpu_exec_apply_scheduler(s);
+    pvgpu_settings_changed(s);
     return true;
 }
 
@@ -304,7 +313,7 @@ bool pvgpu_set_limits(PvgpuState *s, const PvgpuLimitsChange *c,
     if (!settings_store(v, ARRAY_SIZE(v), errp)) {
         return false;
     }
-    pvgpu_exec_apply_scheduler(s);
+    pvgpu_settings_changed(s);
     return true;
 }
 
@@ -891,9 +900,11 @@ static const VMStateDescription vmstate_pvgpu = {
 };
 
 /*
- * Properties that can also be changed at run time (qom-set), through the
- * same checks and code as QMP's pvgpu-set-scheduler and pvgpu-set-limits.
- * Before realize a value is only stored; realize checks it.
+ * Properties that can also be changed at run time (qom-set): checked by
+ * the same table (pvgpu_setting_check()) and taken by the same code
+ * (pvgpu_settings_changed()) as QMP's pvgpu-set-scheduler and
+ * pvgpu-set-limits.  Before realize a value is only stored; realize
+ * checks it.
  */
 static PvgpuSetting runtime_setting(const char *name)
 {
@@ -905,54 +916,6 @@ static PvgpuSetting runtime_setting(const char *name)
         }
     }
     g_assert_not_reached();
-}
-
-static bool runtime_apply(PvgpuState *s, PvgpuSetting which, uint64_t value,
-                          Error **errp)
-{
-    if (!pvgpu_setting_check(which, value, true, errp)) {
-        return false;
-    }
-    switch (which) {
-    case PVGPU_SETTING_QUANTUM_US:
-        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
-                                       .has_quantum_us = true,
-                                       .quantum_us = value }, errp);
-    case PVGPU_SETTING_BATCH_QUANTA:
-        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
-                                       .has_batch_quanta = true,
-                                       .batch_quanta = value }, errp);
-    case PVGPU_SETTING_MAX_FPS:
-        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
-                                       .has_max_fps = true,
-                                       .max_fps = value }, errp);
-    case PVGPU_SETTING_SCHED_INFLIGHT:
-        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
-                                       .has_inflight = true,
-                                       .inflight = value }, errp);
-    case PVGPU_SETTING_SOLO_INFLIGHT:
-        return pvgpu_set_scheduler(s, &(PvgpuSchedChange) {
-                                       .has_solo_inflight = true,
-                                       .solo_inflight = value }, errp);
-    case PVGPU_SETTING_MAX_HOSTMEM:
-        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
-                                    .has_max_hostmem = true,
-                                    .max_hostmem = value }, errp);
-    case PVGPU_SETTING_MAX_CONTEXTS:
-        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
-                                    .has_max_contexts = true,
-                                    .max_contexts = value }, errp);
-    case PVGPU_SETTING_MAX_RESOURCES:
-        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
-                                    .has_max_resources = true,
-                                    .max_resources = value }, errp);
-    case PVGPU_SETTING_MAX_QUEUED:
-        return pvgpu_set_limits(s, &(PvgpuLimitsChange) {
-                                    .has_max_queued = true,
-                                    .max_queued = value }, errp);
-    default:
-        g_assert_not_reached();
-    }
 }
 
 static void runtime_get(Object *obj, Visitor *v, const char *name,
@@ -984,12 +947,17 @@ static void runtime_set(Object *obj, Visitor *v, const char *name,
     if (!is_size) {
         value = v32;
     }
-    if (DEVICE(obj)->realized) {
-        runtime_apply(PVGPU(obj), which, value, errp);
-    } else if (is_size) {
+    if (DEVICE(obj)->realized &&
+        !pvgpu_setting_check(which, value, true, errp)) {
+        return;
+    }
+    if (is_size) {
         *(uint64_t *)object_field_prop_ptr(obj, prop) = value;
     } else {
         *(uint32_t *)object_field_prop_ptr(obj, prop) = value;
+    }
+    if (DEVICE(obj)->realized) {
+        pvgpu_settings_changed(PVGPU(obj));
     }
 }
 
