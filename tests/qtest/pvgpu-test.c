@@ -7099,7 +7099,7 @@ static void pool_pooled_arms(Pool *pool, PoolVm **all, int long_batch,
     pool_set_inflight(all, 3, 2);
     r[TP_LONG2] = pool_rate(all, 3, 2 * G_USEC_PER_SEC, NULL,
                             &dry[TP_LONG2]);
-    pool_set_policy_batch(pool, 16);
+    pool_set_policy_batch(pool, DEFAULT_BATCH);
     r[TP_POOL2] = pool_rate(all, 3, 2 * G_USEC_PER_SEC, NULL,
                             &dry[TP_POOL2]);
     pool_set_inflight(all, 3, 1);

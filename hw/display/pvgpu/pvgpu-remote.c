@@ -176,7 +176,6 @@ static char *reap(GPid pid, int64_t ns)
     return exit_status(status);
 }
 
-/* The helper's first message: its capsets, or why it could not start */
 /* Do the sizes in HELLO @h add up to its body's @len? */
 static bool hello_well_formed(const PvgpuRpHello *h, uint64_t len)
 {
@@ -194,6 +193,7 @@ static bool hello_well_formed(const PvgpuRpHello *h, uint64_t len)
     return h->text_len == len - off;
 }
 
+/* The helper's first message: its capsets, or why it could not start */
 static bool hello(PvgpuRemote *r, int fd, Error **errp)
 {
     int64_t deadline = get_clock() + HELLO_TIMEOUT_NS;
