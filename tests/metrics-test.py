@@ -198,7 +198,9 @@ def test_offline(check, promtool):
     check(series(fams, 'pvgpu_context_fence_latency_p99_seconds',
                  vm='vm-x', device='gpu0', ctx='1') == [0.002621439] and
           series(fams, 'pvgpu_context_gpu_seconds_total', ctx='1') ==
-          [0.081234567],
+          [0.081234567] and
+          series(fams, 'pvgpu_context_batch_time_p99_seconds',
+                 ctx='1') == [0.001376255],
           'nanoseconds are exported as seconds')
     problems = check_scrape(text, ['vm-x', 'vm-y'], promtool)
     check(any('vm-y' in p for p in problems),

@@ -23,7 +23,9 @@ CONTEXT_FAMILIES = [
     'pvgpu_context_submissions_total', 'pvgpu_context_queued_submissions',
     'pvgpu_context_inflight_submissions',
     'pvgpu_context_fence_latency_p50_seconds',
-    'pvgpu_context_fence_latency_p99_seconds', 'pvgpu_context_resources',
+    'pvgpu_context_fence_latency_p99_seconds',
+    'pvgpu_context_batch_time_p50_seconds',
+    'pvgpu_context_batch_time_p99_seconds', 'pvgpu_context_resources',
     'pvgpu_context_errors_total',
 ]
 POOL_CONTEXT_FAMILIES = [

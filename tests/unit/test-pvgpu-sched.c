@@ -1012,6 +1012,9 @@ static void test_latency(void)
     pvgpu_sched_entity_stats(a, &st);
     g_assert_cmpuint(st.completed, ==, 1000);
     g_assert_cmpuint(st.gpu_ns, ==, 100 * 1000);
+    /* every item took 100 ns: its bucket, 2 ns wide, ends at 101 ns */
+    g_assert_cmpuint(st.batch_p50_ns, ==, 101);
+    g_assert_cmpuint(st.batch_p99_ns, ==, 101);
     g_assert_cmpuint(st.latency_p50_ns, >=, 500 * US);
     g_assert_cmpuint(st.latency_p50_ns, <=, 500 * US * 33 / 32);
     g_assert_cmpuint(st.latency_p99_ns, >=, 990 * US);
@@ -1035,6 +1038,29 @@ static void test_latency(void)
     }
     pvgpu_sched_entity_stats(b, &st);
     g_assert_cmpuint(st.latency_p99_ns, ==, (1ull << 37) - 1);
+
+    /*
+     * GPU times have their own histogram: items of 1 us .. 1000 us each
+     * waiting 1 ms in the queue
+     */
+    e = pvgpu_sched_entity_add(s, 3);
+    for (unsigned i = 1; i <= 1000; i++) {
+        PvgpuSchedEntity *got;
+
+        g_assert_cmpint(pvgpu_sched_enqueue(s, e, &item, now), ==, 0);
+        g_assert(pvgpu_sched_next(s, now + 1000 * US, &got, &wait) ==
+                 &item);
+        pvgpu_sched_complete(s, &item, i * US, now + 1000 * US + i * US);
+        now += SEC;
+    }
+    pvgpu_sched_entity_stats(e, &st);
+    g_assert_cmpuint(st.batch_p50_ns, >=, 500 * US);
+    g_assert_cmpuint(st.batch_p50_ns, <=, 500 * US * 33 / 32);
+    g_assert_cmpuint(st.batch_p99_ns, >=, 990 * US);
+    g_assert_cmpuint(st.batch_p99_ns, <=, 990 * US * 33 / 32);
+    g_assert_cmpuint(st.latency_p50_ns, >=, 1500 * US);
+    g_assert_cmpuint(st.latency_p50_ns, <=, 1500 * US * 33 / 32);
+    pvgpu_sched_entity_remove(s, e, NULL, NULL);
 
     pvgpu_sched_entity_remove(s, a, NULL, NULL);
     pvgpu_sched_entity_remove(s, b, NULL, NULL);

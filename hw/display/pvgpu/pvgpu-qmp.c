@@ -41,6 +41,8 @@ static PvgpuContextInfo *pvgpu_context_info(PvgpuState *s,
     info->inflight = st.inflight;
     info->fence_latency_p50_ns = st.latency_p50_ns;
     info->fence_latency_p99_ns = st.latency_p99_ns;
+    info->batch_time_p50_ns = st.batch_p50_ns;
+    info->batch_time_p99_ns = st.batch_p99_ns;
     info->resources = g_hash_table_size(ctx->resources);
     info->errors = ctx->errors;
     return info;
@@ -286,20 +288,22 @@ static void hmp_device(GString *buf, const PvgpuInfo *d)
     if (!d->contexts) {
         return;
     }
+    /* fence latency p50/p99, then the p99 of one submission's GPU time */
     g_string_append(buf, "   ctx capset weight cap prio  gpu-time-s "
-                    "submissions queued inflight  p50-ms  p99-ms res "
-                    "errors\n");
+                    "submissions queued inflight  p50-ms  p99-ms "
+                    "batch-p99-ms res errors\n");
     for (const PvgpuContextInfoList *l = d->contexts; l; l = l->next) {
         const PvgpuContextInfo *c = l->value;
 
         g_string_append_printf(buf, "  %4u %-6s %6u %3u %4u %11.3f %11"
-                               PRIu64 " %6u %8u %7.2f %7.2f %3u %6" PRIu64
-                               "\n", c->ctx_id,
+                               PRIu64 " %6u %8u %7.2f %7.2f %12.2f %3u %6"
+                               PRIu64 "\n", c->ctx_id,
                                PvgpuContextCapset_str(c->capset), c->weight,
                                c->cap, c->priority, c->gpu_time_ns / 1e9,
                                c->submissions, c->queued, c->inflight,
                                c->fence_latency_p50_ns / 1e6,
-                               c->fence_latency_p99_ns / 1e6, c->resources,
+                               c->fence_latency_p99_ns / 1e6,
+                               c->batch_time_p99_ns / 1e6, c->resources,
                                c->errors);
     }
 }

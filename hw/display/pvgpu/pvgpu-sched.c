@@ -61,7 +61,8 @@ struct PvgpuSchedEntity {
 
     uint64_t gpu_ns;
     uint64_t completed;
-    uint64_t hist[HIST_BUCKETS];
+    uint64_t hist[HIST_BUCKETS];        /* enqueue-to-completion latency */
+    uint64_t gpu_hist[HIST_BUCKETS];    /* GPU time of each item */
 };
 
 struct PvgpuSched {
@@ -464,8 +465,9 @@ static uint64_t hist_low(unsigned i)
            (log2 - HIST_SUB_BITS);
 }
 
-/* Upper end of the bucket holding the @pct percentile. */
-static uint64_t hist_percentile(const PvgpuSchedEntity *e, unsigned pct)
+/* Upper end of the bucket of @hist holding the @pct percentile. */
+static uint64_t hist_percentile(const PvgpuSchedEntity *e,
+                                const uint64_t *hist, unsigned pct)
 {
     uint64_t rank = (e->completed * pct + 99) / 100, seen = 0;
     unsigned i;
@@ -473,8 +475,8 @@ static uint64_t hist_percentile(const PvgpuSchedEntity *e, unsigned pct)
     if (!e->completed) {
         return 0;
     }
-    for (i = 0; seen + e->hist[i] < rank; i++) {
-        seen += e->hist[i];
+    for (i = 0; seen + hist[i] < rank; i++) {
+        seen += hist[i];
     }
     return hist_low(i + 1) - 1;
 }
@@ -487,8 +489,10 @@ void pvgpu_sched_entity_stats(const PvgpuSchedEntity *e,
         .completed = e->completed,
         .queued = e->queued,
         .inflight = e->inflight,
-        .latency_p50_ns = hist_percentile(e, 50),
-        .latency_p99_ns = hist_percentile(e, 99),
+        .latency_p50_ns = hist_percentile(e, e->hist, 50),
+        .latency_p99_ns = hist_percentile(e, e->hist, 99),
+        .batch_p50_ns = hist_percentile(e, e->gpu_hist, 50),
+        .batch_p99_ns = hist_percentile(e, e->gpu_hist, 99),
     };
 }
 
@@ -629,6 +633,7 @@ void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
     e->gpu_ns += cost_ns;
     e->completed++;
     e->hist[hist_index(now_ns - item->enqueue_ns)]++;
+    e->gpu_hist[hist_index(cost_ns)]++;
     charge_vtime(s, e, cost_ns);
     if (e->cap) {
         cap_refill(s, e, now_ns);

@@ -87,6 +87,13 @@ typedef struct PvgpuSchedStats {
      */
     uint64_t latency_p50_ns;
     uint64_t latency_p99_ns;
+    /*
+     * Percentiles of the GPU time of one item (a batch the GPU runs
+     * without preemption: what another entity may have to wait for),
+     * with the same resolution
+     */
+    uint64_t batch_p50_ns;
+    uint64_t batch_p99_ns;
 } PvgpuSchedStats;
 
 /*
