@@ -2,7 +2,8 @@
 # Fairness benchmark of pvgpu's GPU-time scheduler with real virgl work
 # (render-target clears executed by virglrenderer), driven through the
 # qtest/libqos pvgpu driver: weighted shares 1:2:4 and convergence, with
-# the default batch turns and with long ones; the cost of scheduling in
+# the default switch budget (batch turns as long as the switches measured
+# need) and without (turns of 16 quanta); the cost of scheduling in
 # throughput and in the renderer's CPU time, the context switches per
 # second and the GPU time each costs, with render targets a switch evicts
 # from a CPU renderer's caches and with targets that stay in them; a

@@ -326,6 +326,14 @@ def main():
               len(series(fams, 'pvgpu_device_context_switches_total',
                          vm='vm-a')) == 1,
               'batch turns in quanta and the context switch count')
+        check(series(fams, 'pvgpu_device_switch_budget_ratio',
+                     vm='vm-a') == [0.01] and
+              series(fams, 'pvgpu_device_batch_turn_seconds',
+                     vm='vm-a') == [0.032] and
+              len(series(fams, 'pvgpu_device_switch_cost_seconds',
+                         vm='vm-a')) == 1,
+              'the switch budget as a ratio (default 1 %), the batch turn '
+              '(16 quanta of 2 ms, nothing measured yet) in seconds')
         check(series(fams, 'pvgpu_device_solo_inflight',
                      vm='vm-a') == [0] and
               series(fams, 'pvgpu_device_solo_inflight', vm='vm-c') == [5],

@@ -3178,6 +3178,9 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
                          "{'path': '/machine/peripheral/pvgpu0', "
                          "'property': 'sched-solo-inflight', 'value': 0}}"));
     qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
+                         "{'path': '/machine/peripheral/pvgpu0', "
+                         "'property': 'sched-switch-budget', 'value': 7}}"));
+    qobject_unref(qmp_ok("{'execute': 'qom-set', 'arguments': "
                          "{'path': '/machine/peripheral/pvgpu0/virtio-backend',"
                          " 'property': 'max_hostmem', 'value': 16777216}}"));
     /* out of range: refused with the range, nothing changed */
@@ -3199,6 +3202,7 @@ static void test_qom_set(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 4);
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 3);
     g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "switch-budget"), ==, 7);
     g_assert_cmpuint(qdict_get_int(info, "max-hostmem"), ==, 16 * 1024 * 1024);
     qobject_unref(info);
     rsp = qmp_ok("{'execute': 'qom-get', 'arguments': "
@@ -3242,6 +3246,10 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpstr(qdict_get_str(info, "policy"), ==, "best-effort");
     g_assert_cmpuint(qdict_get_int(info, "quantum-us"), ==, 2000);
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 16);
+    g_assert_cmpuint(qdict_get_int(info, "switch-budget"), ==, 1);
+    /* nothing measured: batch turns of 16 quanta */
+    g_assert_cmpuint(qdict_get_int(info, "switch-cost-ns"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "batch-turn-us"), ==, 32000);
     g_assert_cmpuint(qdict_get_int(info, "context-switches"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 0);
     g_assert_cmpuint(qdict_get_int(info, "inflight"), ==, 1);
@@ -3251,7 +3259,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     qobject_unref(qmp_ok("{'execute': 'pvgpu-set-scheduler', 'arguments': "
                          "{'id': 'pvgpu0', 'policy': 'weighted', "
                          "'quantum-us': 5000, 'batch-quanta': 64, "
-                         "'max-fps': 120, 'solo-inflight': 3}}"));
+                         "'max-fps': 120, 'solo-inflight': 3, "
+                         "'switch-budget': 0}}"));
     /* bad arguments change nothing and name themselves */
     qmp_fails("'id'", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'nope', 'policy': 'equal-share'}}");
@@ -3266,6 +3275,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
               "'arguments': {'id': 'pvgpu0', 'batch-quanta': 1001}}");
     qmp_fails("'solo-inflight'", "{'execute': 'pvgpu-set-scheduler', "
               "'arguments': {'id': 'pvgpu0', 'solo-inflight': 17}}");
+    qmp_fails("'switch-budget'", "{'execute': 'pvgpu-set-scheduler', "
+              "'arguments': {'id': 'pvgpu0', 'switch-budget': 101}}");
     qmp_fails("policy", "{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'pvgpu0', 'policy': 'fastest'}}");
     info = query_pvgpu();
@@ -3274,6 +3285,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "batch-quanta"), ==, 64);
     g_assert_cmpuint(qdict_get_int(info, "max-fps"), ==, 120);
     g_assert_cmpuint(qdict_get_int(info, "solo-inflight"), ==, 3);
+    g_assert_cmpuint(qdict_get_int(info, "switch-budget"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(info, "batch-turn-us"), ==, 320000);
     qobject_unref(info);
 
     /* per-context settings and statistics */
@@ -3328,7 +3341,8 @@ static void test_qmp_scheduler(void *obj, void *data, QGuestAllocator *alloc)
         if (!strstr(hmp, "pvgpu pvgpu0 (/machine/peripheral/pvgpu0): 3D "
                          "(virglrenderer), not migratable") ||
             !strstr(hmp, "scheduling: weighted, quantum 5000 us, batch "
-                         "turns 64 quanta, max-fps 120, inflight 1 (one "
+                         "turns 64 quanta (now 320000 us: switches cost ") ||
+            !strstr(hmp, " ms, budget 0 %), max-fps 120, inflight 1 (one "
                          "context alone 3), context switches ") ||
             !g_regex_match_simple("\\n +4 virgl2 +400 +50 +2 +[0-9.]+ +5 +0 "
                                   "+0 +[0-9.]+ +[0-9.]+ +[0-9.]+ +1 +0\\r?\\n",
@@ -3908,6 +3922,78 @@ static uint64_t dev_stat(const char *key)
     return v;
 }
 
+/*
+ * The batch turn query-pvgpu reports, from the switch cost, budget,
+ * quantum and batch quanta it reports beside it: the scheduler's rule
+ * (pvgpu_sched_batch_turn())
+ */
+static uint64_t expected_batch_turn_us(QDict *info)
+{
+    uint64_t quantum_ns = qdict_get_int(info, "quantum-us") * 1000;
+    uint64_t len = quantum_ns * qdict_get_int(info, "batch-quanta");
+    uint64_t cost = qdict_get_int(info, "switch-cost-ns");
+    uint64_t budget = qdict_get_int(info, "switch-budget"), want;
+
+    if (!budget || !cost) {
+        return len / 1000;
+    }
+    want = cost * 100 / budget;
+    if (want <= len) {
+        return len / 1000;
+    }
+    /* sched-batch-quanta's upper end: turns are no longer than that */
+    return MIN(want, quantum_ns * 1000) / 1000;
+}
+
+/*
+ * Two contexts that always have work, on render targets of 4 MiB: the
+ * device measures what a switch between them costs and, with the default
+ * switch budget of 1 %, reports the batch turn that follows from it
+ * (longer than 16 quanta when a switch costs more than 320 us, as on a
+ * CPU renderer); with the budget 0, turns of sched-batch-quanta again.
+ */
+static void test_switch_budget(void *obj, void *data, QGuestAllocator *alloc)
+{
+    Bench b = { .gpu = obj, .alloc = alloc };
+    QDict *info;
+    uint64_t cost, switches;
+
+    memset(b.slot_load, -1, sizeof(b.slot_load));
+    pvgpu_setup_3d(b.gpu, alloc);
+    qobject_unref(qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'policy': 'equal-share'}}"));
+    bench_load(&b, 1, 1024, 12, 4);
+    bench_load(&b, 2, 1024, 12, 4);
+    bench_run(&b, 3 * G_USEC_PER_SEC / 2, NULL, NULL);
+
+    info = query_pvgpu();
+    cost = qdict_get_int(info, "switch-cost-ns");
+    switches = qdict_get_int(info, "context-switches");
+    g_test_message("two busy contexts: %" PRIu64 " switches, each costs "
+                   "%.2f ms: batch turns of %" PRIu64 " us", switches,
+                   cost / 1e6, qdict_get_int(info, "batch-turn-us"));
+    g_assert_cmpuint(switches, >, 2);
+    g_assert_cmpuint(qdict_get_int(info, "switch-budget"), ==, 1);
+    g_assert_cmpuint(qdict_get_int(info, "batch-turn-us"), ==,
+                     expected_batch_turn_us(info));
+    qobject_unref(info);
+
+    qobject_unref(qmp("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+                      "{'id': 'pvgpu0', 'switch-budget': 0}}"));
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "batch-turn-us"), ==, 32000);
+    g_assert_cmpuint(qdict_get_int(info, "switch-cost-ns"), ==, cost);
+    qobject_unref(info);
+
+    for (unsigned i = 0; i < b.nloads; i++) {
+        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY,
+                                b.loads[i]->ctx, 0), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(b.loads[i]);
+    }
+    qos_invalidate_command_line();
+}
+
 typedef struct Shares {
     double target[3];
     uint64_t base[3];
@@ -3968,16 +4054,18 @@ static void bench_set(const char *fmt, ...)
 
 /*
  * The three loads, always busy, at weights 1:2:4 for @secs seconds with
- * turns of @batch quanta while only they wait: their shares of the GPU
- * time and from when they stay within 2 points of the targets
+ * turns of 16 quanta while only they wait, made longer by switch budget
+ * @budget: their shares of the GPU time and from when they stay within
+ * 2 points of the targets
  */
-static void bench_shares(Bench *b, int quantum_us, int batch, int secs)
+static void bench_shares(Bench *b, int quantum_us, int budget, int secs)
 {
     Shares sh = { .target = { 1 / 7.0, 2 / 7.0, 4 / 7.0 } };
 
     bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
               "{'id': 'pvgpu0', 'policy': 'weighted', 'quantum-us': %d, "
-              "'batch-quanta': %d}}", quantum_us, batch);
+              "'batch-quanta': %d, 'switch-budget': %d}}", quantum_us,
+              DEFAULT_BATCH, budget);
     /* warm up (shader compiles, allocations), then measure from zero */
     bench_run(b, G_USEC_PER_SEC / 2, NULL, NULL);
     for (int i = 0; i < 3; i++) {
@@ -3985,10 +4073,13 @@ static void bench_shares(Bench *b, int quantum_us, int batch, int secs)
         b->loads[i]->completed = 0;
     }
     bench_run(b, secs * G_USEC_PER_SEC, sample_shares, &sh);
-    g_test_message("BENCH weights 1:2:4 (quantum %d us, batch turns of %d "
-                   "quanta) over %d s: shares %.1f%% %.1f%% %.1f%% (targets "
+    g_test_message("BENCH weights 1:2:4 (quantum %d us, switch budget %d "
+                   "%%: batch turns of %.1f ms, a switch measured at %.2f "
+                   "ms) over %d s: shares %.1f%% %.1f%% %.1f%% (targets "
                    "14.3 28.6 57.1), within 2 points of the targets from "
-                   "%.0f ms on", quantum_us, batch, secs, sh.last[0],
+                   "%.0f ms on", quantum_us, budget,
+                   dev_stat("batch-turn-us") / 1e3,
+                   dev_stat("switch-cost-ns") / 1e6, secs, sh.last[0],
                    sh.last[1], sh.last[2], sh.converged / 1000.0);
     for (int i = 0; i < 3; i++) {
         g_test_message("BENCH   ctx %d weight %" PRIu64 ": %" PRIu64
@@ -4021,19 +4112,20 @@ static int williams_arm(int n, int r, int k)
  * The cost of scheduling, in interleaved rounds so that drift of
  * the host's speed cancels out: each round runs the same load for a
  * second unscheduled (one context keeps the GPU for a second at a
- * time, as a FIFO would), a second weighted, a second round robin
- * (best effort) at the weighted policy's quantum, and a second
- * weighted with long batch turns, in the orders of williams_arm().  Round robin
- * switches contexts about as often as weighted does: what it loses
- * against unscheduled is the price of switching, what weighted loses
- * against it the price of the policy's bookkeeping.  Another second
+ * time, as a FIFO would), a second weighted with the device's defaults
+ * (batch turns as long as the switch budget of 1 % needs), a second
+ * round robin (best effort) likewise, and a second weighted with batch
+ * turns of 16 quanta whatever switches cost (switch-budget 0, the
+ * device's behaviour before it had a budget), in the orders of
+ * williams_arm().  Round robin switches contexts about as often as
+ * weighted does: what weighted loses against it is the price of the
+ * policy's bookkeeping.  Another second
  * unscheduled measures the bench's own noise: costs within it are not
  * told apart from none.  @what names the loads in the output.
  */
-static void bench_cost(Bench *b, int quantum_us, int long_batch,
-                       const char *what)
+static void bench_cost(Bench *b, int quantum_us, const char *what)
 {
-    enum { UNSCHED, WEIGHTED, RR, NOISE, LONG, ARMS };
+    enum { UNSCHED, WEIGHTED, RR, NOISE, SHORT, ARMS };
     static const char *const policy[ARMS] = {
         "best-effort", "weighted", "best-effort", "best-effort",
         "weighted",
@@ -4041,11 +4133,8 @@ static void bench_cost(Bench *b, int quantum_us, int long_batch,
     const int quantum[ARMS] = {
         1000000, quantum_us, quantum_us, 1000000, quantum_us,
     };
-    const int batch[ARMS] = {
-        DEFAULT_BATCH, DEFAULT_BATCH,
-        DEFAULT_BATCH, DEFAULT_BATCH,
-        long_batch,
-    };
+    /* the device's default switch budget, and none */
+    const int budget[ARMS] = { 1, 1, 1, 1, 0 };
     /* a multiple of 2 ARMS rounds balances the order (williams_arm()) */
     int rounds = getenv("PVGPU_BENCH_ROUNDS") ?
                  MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 2 * ARMS;
@@ -4067,8 +4156,8 @@ static void bench_cost(Bench *b, int quantum_us, int long_batch,
 
             bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
                       "{'id': 'pvgpu0', 'policy': %s, 'quantum-us': %d, "
-                      "'batch-quanta': %d}}", policy[m], quantum[m],
-                      batch[m]);
+                      "'batch-quanta': %d, 'switch-budget': %d}}",
+                      policy[m], quantum[m], DEFAULT_BATCH, budget[m]);
             for (int i = 0; i < 3; i++) {
                 b->loads[i]->completed = 0;
                 gpu_before += ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
@@ -4107,45 +4196,48 @@ static void bench_cost(Bench *b, int quantum_us, int long_batch,
     }
     g_test_message("BENCH %s: throughput over %d interleaved rounds: "
                    "weighted %.1f submissions/s, unscheduled %.1f/s, "
-                   "round robin %.1f/s, weighted with batch turns of %d "
-                   "quanta %.1f/s", what, rounds,
+                   "round robin %.1f/s, weighted with turns of %d quanta "
+                   "(switch-budget 0) %.1f/s", what, rounds,
                    total[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
                    total[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
-                   total[RR] * 1e6 / MAX(wall[RR], 1), long_batch,
-                   total[LONG] * 1e6 / MAX(wall[LONG], 1));
+                   total[RR] * 1e6 / MAX(wall[RR], 1), DEFAULT_BATCH,
+                   total[SHORT] * 1e6 / MAX(wall[SHORT], 1));
     /*
      * Where the throughput goes: GPU time the renderer measured per
      * submission (switching contexts costs GPU time), and the share
      * of the wall-clock time the GPU was busy (dispatch gaps)
      */
     g_test_message("BENCH GPU time per submission: unscheduled %.3f ms, "
-                   "weighted %.3f ms, round robin %.3f ms, long turns "
+                   "weighted %.3f ms, round robin %.3f ms, short turns "
                    "%.3f ms; GPU busy %.1f%%, %.1f%%, %.1f%%, %.1f%%",
                    per_sub[UNSCHED], per_sub[WEIGHTED], per_sub[RR],
-                   per_sub[LONG],
+                   per_sub[SHORT],
                    gpu[UNSCHED] / 10.0 / MAX(wall[UNSCHED], 1),
                    gpu[WEIGHTED] / 10.0 / MAX(wall[WEIGHTED], 1),
                    gpu[RR] / 10.0 / MAX(wall[RR], 1),
-                   gpu[LONG] / 10.0 / MAX(wall[LONG], 1));
+                   gpu[SHORT] / 10.0 / MAX(wall[SHORT], 1));
     /* what one switch costs: the extra GPU time over the switches */
     g_test_message("BENCH context switches per second: unscheduled "
-                   "%.1f, weighted %.1f, round robin %.1f, long turns "
+                   "%.1f, weighted %.1f, round robin %.1f, short turns "
                    "%.1f; extra GPU time per switch (vs unscheduled): "
-                   "weighted %.2f ms, round robin %.2f ms",
+                   "weighted %.2f ms, short turns %.2f ms; the device "
+                   "measured %.2f ms, batch turns of %.1f ms",
                    switches[UNSCHED] * 1e6 / MAX(wall[UNSCHED], 1),
                    switches[WEIGHTED] * 1e6 / MAX(wall[WEIGHTED], 1),
                    switches[RR] * 1e6 / MAX(wall[RR], 1),
-                   switches[LONG] * 1e6 / MAX(wall[LONG], 1),
+                   switches[SHORT] * 1e6 / MAX(wall[SHORT], 1),
                    (per_sub[WEIGHTED] - per_sub[UNSCHED]) *
                    total[WEIGHTED] / MAX(switches[WEIGHTED], 1),
-                   (per_sub[RR] - per_sub[UNSCHED]) * total[RR] /
-                   MAX(switches[RR], 1));
+                   (per_sub[SHORT] - per_sub[UNSCHED]) * total[SHORT] /
+                   MAX(switches[SHORT], 1),
+                   dev_stat("switch-cost-ns") / 1e6,
+                   dev_stat("batch-turn-us") / 1e3);
     g_test_message("BENCH cost of scheduling (weighted vs unscheduled) "
-                   "%s; of switching contexts (round robin vs "
-                   "unscheduled) %s", costs[WEIGHTED], costs[RR]);
-    g_test_message("BENCH cost of scheduling with batch turns of %d "
-                   "quanta (weighted vs unscheduled) %s", long_batch,
-                   costs[LONG]);
+                   "%s; round robin vs unscheduled %s", costs[WEIGHTED],
+                   costs[RR]);
+    g_test_message("BENCH cost of scheduling with turns of %d quanta "
+                   "(switch-budget 0; weighted vs unscheduled) %s",
+                   DEFAULT_BATCH, costs[SHORT]);
     /*
      * The same in CPU time per submission of QEMU's threads but the
      * main loop: on a CPU renderer that is the rendering's cost, and the
@@ -4154,15 +4246,15 @@ static void bench_cost(Bench *b, int quantum_us, int long_batch,
      */
     g_test_message("BENCH render CPU time per submission: unscheduled %.3f "
                    "ms, weighted %.3f ms (cost %.2f%%), round robin %.3f ms "
-                   "(%.2f%%), batch turns of %d quanta %.3f ms (%.2f%%), "
+                   "(%.2f%%), turns of %d quanta %.3f ms (%.2f%%), "
                    "unscheduled again %.3f ms (%.2f%%)",
                    cpu_ms[UNSCHED] / MAX(total[UNSCHED], 1),
                    cpu_ms[WEIGHTED] / MAX(total[WEIGHTED], 1),
                    cpu_cost(cpu_ms, total, WEIGHTED, UNSCHED),
                    cpu_ms[RR] / MAX(total[RR], 1),
-                   cpu_cost(cpu_ms, total, RR, UNSCHED), long_batch,
-                   cpu_ms[LONG] / MAX(total[LONG], 1),
-                   cpu_cost(cpu_ms, total, LONG, UNSCHED),
+                   cpu_cost(cpu_ms, total, RR, UNSCHED), DEFAULT_BATCH,
+                   cpu_ms[SHORT] / MAX(total[SHORT], 1),
+                   cpu_cost(cpu_ms, total, SHORT, UNSCHED),
                    cpu_ms[NOISE] / MAX(total[NOISE], 1),
                    cpu_cost(cpu_ms, total, NOISE, UNSCHED));
     g_test_message("BENCH noise: unscheduled against unscheduled %s",
@@ -4174,6 +4266,11 @@ static void bench_cost(Bench *b, int quantum_us, int long_batch,
     for (int m = 0; m < ARMS; m++) {
         g_free(costs[m]);
     }
+    /* the defaults again, whichever arm ran last */
+    bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
+              "{'id': 'pvgpu0', 'policy': 'weighted', 'quantum-us': %d, "
+              "'batch-quanta': %d, 'switch-budget': 1}}", quantum_us,
+              DEFAULT_BATCH);
 }
 
 static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
@@ -4181,9 +4278,6 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     Bench b = { .gpu = obj, .alloc = alloc };
     int quantum_us = getenv("PVGPU_BENCH_QUANTUM_US") ?
                      atoi(getenv("PVGPU_BENCH_QUANTUM_US")) : 2000;
-    /* batch turns long enough for switches to cost under 1 % here */
-    int long_batch = getenv("PVGPU_BENCH_LONG_BATCH") ?
-                     atoi(getenv("PVGPU_BENCH_LONG_BATCH")) : 128;
     uint64_t solo_p99, shared_p99, rr_p99, held_p99, aggr_p99;
     double batch_ms, batch_p99_ms;
     double solo_guest_p99;
@@ -4195,7 +4289,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
 
     /*
      * 1. weights 1:2:4, all saturated with the same work, with the
-     * default batch turns and with long ones
+     * default switch budget (turns as long as the switches measured need)
+     * and with none (turns of 16 quanta)
      */
     for (int i = 0; i < 3; i++) {
         bench_load(&b, i + 1, 1024, 12, 16);
@@ -4205,8 +4300,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     }
     /* the renderer's threads for the new contexts too */
     renice_render(global_qtest);
-    bench_shares(&b, quantum_us, DEFAULT_BATCH, 4);
-    bench_shares(&b, quantum_us, long_batch, 8);
+    bench_shares(&b, quantum_us, 1, 8);
+    bench_shares(&b, quantum_us, 0, 4);
 
     /*
      * 2. The cost of scheduling: with these loads, whose render targets
@@ -4215,7 +4310,7 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
      * which all stay in them: there a switch costs next to nothing, and
      * what is left is the scheduler's own cost
      */
-    bench_cost(&b, quantum_us, long_batch, "targets of 4 MiB");
+    bench_cost(&b, quantum_us, "targets of 4 MiB");
     for (int i = 0; i < 3; i++) {
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
                         ==, VIRTIO_GPU_RESP_OK_NODATA);
@@ -4226,7 +4321,7 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
         bench_load(&b, 21 + i, 256, 30, 16);
     }
     bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
-    bench_cost(&b, quantum_us, long_batch, "targets of 256 KiB");
+    bench_cost(&b, quantum_us, "targets of 256 KiB");
     for (int i = 0; i < 3; i++) {
         g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 21 + i,
                                 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
@@ -5292,6 +5387,9 @@ static void test_bad_properties(void)
         { NO3D "sched-batch-quanta=0",
           "property 'sched-batch-quanta' expects a value from 1 to 1000, "
           "not 0" },
+        { NO3D "sched-switch-budget=101",
+          "property 'sched-switch-budget' expects a value from 0 to 100, "
+          "not 101" },
         { NO3D "render-timeout=3601",
           "property 'render-timeout' expects a value from 0 to 3600, not "
           "3601" },
@@ -7473,6 +7571,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,
                  NULL);
     qos_add_test("3d/solo-inflight", "pvgpu", test_solo_inflight, NULL);
+    qos_add_test("3d/switch-budget", "pvgpu", test_switch_budget, NULL);
     qos_add_test("cursor-blob", "pvgpu", test_cursor_blob, &vnc_2d);
     qos_add_test("3d/cursor-blob", "pvgpu", test_cursor_blob, &vnc_virgl);
     qos_add_test("blob/scanout", "pvgpu", test_blob_scanout, NULL);

@@ -72,6 +72,9 @@ typedef struct Sim {
     unsigned gpu_n;
     uint64_t gpu_end;
     uint64_t cap_idle_ns;   /* time idled on the scheduler's wait_ns */
+    /* a context switch: an item after another load's takes this longer */
+    uint64_t switch_ns;
+    Load *gpu_last;         /* whose item the model GPU ran last */
     GArray *trace;          /* if set, the load index of each dispatch */
     Load *record;           /* if set, its runs are appended to runs */
     GArray *runs;
@@ -151,6 +154,16 @@ static void top_up(Sim *sim)
     }
 }
 
+/* The model GPU starts @job: now, or when it finishes what it runs. */
+static void gpu_start(Sim *sim, Job *job, uint64_t now)
+{
+    if (sim->gpu_last && sim->gpu_last != job->load) {
+        job->cost += sim->switch_ns;
+    }
+    sim->gpu_last = job->load;
+    sim->gpu_end = now + job->cost;
+}
+
 static void dispatch(Sim *sim, PvgpuSchedItem *item, PvgpuSchedEntity *e)
 {
     Job *job = (Job *)item;
@@ -168,7 +181,7 @@ static void dispatch(Sim *sim, PvgpuSchedItem *item, PvgpuSchedEntity *e)
     g_assert_cmpuint(sim->gpu_n, <, GPU_DEPTH);
     sim->gpu[sim->gpu_n++] = job;
     if (sim->gpu_n == 1) {
-        sim->gpu_end = sim->now + job->cost;
+        gpu_start(sim, job, sim->now);
     }
 }
 
@@ -182,7 +195,7 @@ static void retire(Sim *sim)
     sim->gpu_n--;
     memmove(sim->gpu, sim->gpu + 1, sim->gpu_n * sizeof(sim->gpu[0]));
     if (sim->gpu_n) {
-        sim->gpu_end = sim->now + sim->gpu[0]->cost;
+        gpu_start(sim, sim->gpu[0], sim->now);
     }
     pvgpu_sched_complete(sim->s, &job->item, job->cost, sim->now);
     l->think_until = sim->now + l->think_ns;
@@ -532,6 +545,86 @@ static void test_batch_quanta(void)
         sim.trace = NULL;
     }
     sim_finish(&sim);
+}
+
+/*
+ * A GPU on which an item after another entity's takes 2 ms longer than
+ * the 1 ms of the others (a CPU renderer's cold caches): the scheduler
+ * measures that, and with a switch budget lengthens batch turns until
+ * switches cost at most the budget; a woken entity still waits at most a
+ * quantum and the item running.
+ */
+static void test_switch_budget(void)
+{
+    static const struct {
+        uint64_t switch_ns;
+        unsigned budget;
+        uint64_t turn;
+    } cases[] = {
+        { 2 * MS, 0, BATCH_QUANTA * 2 * MS },     /* off: batch quanta */
+        { 2 * MS, 1, 200 * MS },                  /* 2 ms * 100 / 1 */
+        { 2 * MS, 5, 40 * MS },
+        { 0, 1, BATCH_QUANTA * 2 * MS },          /* switches cost nothing */
+        { 50 * MS, 1, PVGPU_SCHED_MAX_BATCH_QUANTA * 2 * MS },    /* max */
+    };
+
+    for (unsigned k = 0; k < G_N_ELEMENTS(cases); k++) {
+        uint64_t run = MAX(2 * SEC, 40 * cases[k].turn), before, penalty;
+        Load *light;
+        Sim sim;
+
+        sim_init(&sim, PVGPU_SCHED_WEIGHTED, 2 * MS, 1);
+        sim.switch_ns = cases[k].switch_ns;
+        g_assert_cmpint(pvgpu_sched_set_switch_budget(sim.s,
+                                                      cases[k].budget), ==,
+                        0);
+        sim_add(&sim, 1 * MS, 100);
+        sim_add(&sim, 1 * MS, 300);
+        /* not measured until entities have items of both kinds */
+        g_assert_cmpuint(pvgpu_sched_switch_cost(sim.s), ==, 0);
+        sim_run(&sim, run / 4);
+        /* exact: the model's items are all alike */
+        g_assert_cmpuint(pvgpu_sched_switch_cost(sim.s), ==,
+                         cases[k].switch_ns);
+        g_assert_cmpuint(pvgpu_sched_batch_turn(sim.s), ==, cases[k].turn);
+
+        before = pvgpu_sched_switches(sim.s);
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + run);
+        penalty = (pvgpu_sched_switches(sim.s) - before) *
+                  cases[k].switch_ns;
+        g_assert_cmpfloat_with_epsilon(share(&sim, &sim.load[1]), 75, 2);
+        if (cases[k].budget && cases[k].switch_ns < 20 * MS) {
+            /* at most a switch per turn: the budget's share of each */
+            g_assert_cmpuint(penalty, <=, run * cases[k].budget / 100 +
+                             cases[k].switch_ns);
+        } else if (cases[k].switch_ns) {
+            /* batch quanta's turns: switches cost more than 1 % */
+            g_assert_cmpuint(penalty, >, run / 100);
+        }
+
+        /*
+         * A client that waits for each answer is not held by long turns:
+         * the one running ends after a quantum and its item, and the
+         * policy may pick the other entity for one before it
+         */
+        light = sim_add(&sim, 100 * US, 100);
+        light->depth = 1;
+        light->think_ns = 10 * MS;
+        sim_run(&sim, sim.now + 100 * MS);
+        sim_measure(&sim);
+        sim_run(&sim, sim.now + SEC);
+        g_assert_cmpuint(light->max_wait_ns, <=,
+                         2 * (2 * MS + 1 * MS + cases[k].switch_ns));
+        sim_finish(&sim);
+    }
+    {
+        PvgpuSched *s = pvgpu_sched_new();
+
+        g_assert_cmpint(pvgpu_sched_set_switch_budget(s, 101), ==, -EINVAL);
+        g_assert_cmpint(pvgpu_sched_set_switch_budget(s, 100), ==, 0);
+        pvgpu_sched_free(s);
+    }
 }
 
 /* One context submits 5 ms batches, the other 0.1 ms ones: 50 times less. */
@@ -1166,6 +1259,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-sched/batch-size", test_batch_size);
     g_test_add_func("/pvgpu-sched/wakeup", test_wakeup);
     g_test_add_func("/pvgpu-sched/batch-quanta", test_batch_quanta);
+    g_test_add_func("/pvgpu-sched/switch-budget", test_switch_budget);
     g_test_add_func("/pvgpu-sched/cap-alone", test_cap_alone);
     g_test_add_func("/pvgpu-sched/cap-shared", test_cap_shared);
     g_test_add_func("/pvgpu-sched/priority", test_priority);

@@ -2338,6 +2338,7 @@ void pvgpu_exec_apply_scheduler(PvgpuState *s)
     pvgpu_sched_set_policy(s->sched, policy[s->sched_policy]);
     pvgpu_sched_set_quantum(s->sched, (uint64_t)s->quantum_us * SCALE_US);
     pvgpu_sched_set_batch_quanta(s->sched, s->batch_quanta);
+    pvgpu_sched_set_switch_budget(s->sched, s->switch_budget);
     pvgpu_sched_set_queue_limit(s->sched, s->max_queued);
     pvgpu_sched_set_max_inflight(s->sched, s->max_inflight);
     pvgpu_sched_set_solo_inflight(s->sched, s->solo_inflight);

@@ -18,7 +18,8 @@ PvgpuInfoList *qmp_query_pvgpu(Error **errp)
 void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              PvgpuSchedulerPolicy policy, bool has_quantum_us,
                              uint32_t quantum_us, bool has_batch_quanta,
-                             uint32_t batch_quanta, bool has_max_fps,
+                             uint32_t batch_quanta, bool has_switch_budget,
+                             uint32_t switch_budget, bool has_max_fps,
                              uint32_t max_fps, bool has_inflight,
                              uint32_t inflight, bool has_solo_inflight,
                              uint32_t solo_inflight, Error **errp)

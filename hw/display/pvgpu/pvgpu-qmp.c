@@ -78,8 +78,15 @@ static PvgpuInfo *pvgpu_info_get(PvgpuState *s)
     info->policy = s->sched_policy;
     info->quantum_us = s->quantum_us;
     info->batch_quanta = s->batch_quanta;
+    info->switch_budget = s->switch_budget;
     qemu_mutex_lock(&s->sched_lock);
-    info->context_switches = s->sched ? pvgpu_sched_switches(s->sched) : 0;
+    if (s->sched) {
+        info->context_switches = pvgpu_sched_switches(s->sched);
+        info->switch_cost_ns = pvgpu_sched_switch_cost(s->sched);
+        info->batch_turn_us = pvgpu_sched_batch_turn(s->sched) / 1000;
+    } else {
+        info->batch_turn_us = (uint64_t)s->quantum_us * s->batch_quanta;
+    }
     qemu_mutex_unlock(&s->sched_lock);
     info->max_fps = s->max_fps;
     info->inflight = s->max_inflight;
@@ -174,7 +181,8 @@ PvgpuInfoList *qmp_query_pvgpu(Error **errp)
 void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
                              PvgpuSchedulerPolicy policy, bool has_quantum_us,
                              uint32_t quantum_us, bool has_batch_quanta,
-                             uint32_t batch_quanta, bool has_max_fps,
+                             uint32_t batch_quanta, bool has_switch_budget,
+                             uint32_t switch_budget, bool has_max_fps,
                              uint32_t max_fps, bool has_inflight,
                              uint32_t inflight, bool has_solo_inflight,
                              uint32_t solo_inflight, Error **errp)
@@ -187,6 +195,8 @@ void qmp_pvgpu_set_scheduler(const char *id, bool has_policy,
             .has_quantum_us = has_quantum_us, .quantum_us = quantum_us,
             .has_batch_quanta = has_batch_quanta,
             .batch_quanta = batch_quanta,
+            .has_switch_budget = has_switch_budget,
+            .switch_budget = switch_budget,
             .has_max_fps = has_max_fps, .max_fps = max_fps,
             .has_inflight = has_inflight, .inflight = inflight,
             .has_solo_inflight = has_solo_inflight,
@@ -255,11 +265,14 @@ static void hmp_device(GString *buf, const PvgpuInfo *d)
         g_string_append_printf(buf, "  %s\n", d->migration_blocker);
     }
     g_string_append_printf(buf, "  scheduling: %s, quantum %u us, batch "
-                           "turns %u quanta, max-fps %u, inflight %u (one "
+                           "turns %u quanta (now %u us: switches cost %.2f "
+                           "ms, budget %u %%), max-fps %u, inflight %u (one "
                            "context alone %u), context switches %" PRIu64
                            "\n", PvgpuSchedulerPolicy_str(d->policy),
-                           d->quantum_us, d->batch_quanta, d->max_fps,
-                           d->inflight, MAX(d->inflight, d->solo_inflight),
+                           d->quantum_us, d->batch_quanta, d->batch_turn_us,
+                           d->switch_cost_ns / 1e6, d->switch_budget,
+                           d->max_fps, d->inflight,
+                           MAX(d->inflight, d->solo_inflight),
                            d->context_switches);
     g_string_append_printf(buf, "  memory %s of %s, resources %u of %u, "
                            "contexts %zu of %u, max-queued %u, refusals %"

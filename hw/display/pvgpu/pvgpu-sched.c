@@ -39,6 +39,15 @@
 #define HIST_MAX_LOG2   36
 #define HIST_BUCKETS    ((HIST_MAX_LOG2 - HIST_SUB_BITS + 2) << HIST_SUB_BITS)
 
+/*
+ * Switch costs are exponentially weighted averages over 1 << COST_SHIFT
+ * samples or so: enough to average out items of different lengths,
+ * short enough to follow a workload that changes.  An entity's own cost
+ * is only compared with once it has COST_WARMUP samples.
+ */
+#define COST_SHIFT      4
+#define COST_WARMUP     4
+
 struct PvgpuSchedEntity {
     PvgpuSchedEntity *next;     /* in PvgpuSched.entities */
     uint32_t id;
@@ -61,6 +70,9 @@ struct PvgpuSchedEntity {
 
     uint64_t gpu_ns;
     uint64_t completed;
+    /* average cost of its items that ran right after its own */
+    int64_t warm_ns;
+    unsigned warm_samples;
     uint64_t hist[HIST_BUCKETS];        /* enqueue-to-completion latency */
     uint64_t gpu_hist[HIST_BUCKETS];    /* GPU time of each item */
 };
@@ -80,6 +92,10 @@ struct PvgpuSched {
     uint64_t turns;             /* turns handed out so far */
     uint64_t switches;          /* of them, turns of another entity */
     const PvgpuSchedEntity *last; /* whose turn was the latest, or NULL */
+    bool switched;              /* cur's turn follows another's, no item yet */
+    unsigned switch_budget;     /* percent, 0: off */
+    int64_t switch_cost_ns;     /* average extra cost of an item after one */
+    unsigned switch_samples;
     unsigned nwoken;            /* entities woken, waiting for a turn */
     /* when an entity passed over at the last pick is under its cap again */
     uint64_t cap_due_ns;
@@ -240,9 +256,34 @@ static bool turn_short(const PvgpuSched *s, uint64_t now)
     return s->nwoken || (s->cap_due_ns && now >= s->cap_due_ns);
 }
 
+uint64_t pvgpu_sched_switch_cost(const PvgpuSched *s)
+{
+    return s->switch_cost_ns > 0 ? s->switch_cost_ns : 0;
+}
+
+/*
+ * Long enough that one switch per turn costs at most the budget's share
+ * of it: a turn of cost * 100 / budget
+ */
+uint64_t pvgpu_sched_batch_turn(const PvgpuSched *s)
+{
+    uint64_t len = s->quantum_ns * s->batch_quanta;
+    uint64_t cost = pvgpu_sched_switch_cost(s), want;
+
+    if (!s->switch_budget || !cost) {
+        return len;
+    }
+    want = cost * 100 / s->switch_budget;
+    if (want <= len) {
+        return len;
+    }
+    len = s->quantum_ns * PVGPU_SCHED_MAX_BATCH_QUANTA;
+    return want < len ? want : len;
+}
+
 static uint64_t turn_length(const PvgpuSched *s, uint64_t now)
 {
-    return s->quantum_ns * (turn_short(s, now) ? 1 : s->batch_quanta);
+    return turn_short(s, now) ? s->quantum_ns : pvgpu_sched_batch_turn(s);
 }
 
 PvgpuSched *pvgpu_sched_new(void)
@@ -302,6 +343,15 @@ int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta)
         return -EINVAL;
     }
     s->batch_quanta = quanta;
+    return 0;
+}
+
+int pvgpu_sched_set_switch_budget(PvgpuSched *s, unsigned pct)
+{
+    if (pct > PVGPU_SCHED_MAX_SWITCH_BUDGET) {
+        return -EINVAL;
+    }
+    s->switch_budget = pct;
     return 0;
 }
 
@@ -573,6 +623,7 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
         e->turn_stamp = ++s->turns;
         if (e != s->last) {
             s->switches += s->last != NULL;
+            s->switched = s->last != NULL;
             s->last = e;
         }
         if (e->woken) {
@@ -586,6 +637,8 @@ PvgpuSchedItem *pvgpu_sched_next(PvgpuSched *s, uint64_t now_ns,
     if (!e->head) {
         e->tail = NULL;
     }
+    item->after_switch = s->switched;
+    s->switched = false;
     e->queued--;
     e->inflight++;
     s->inflight++;
@@ -614,6 +667,40 @@ uint64_t pvgpu_sched_switches(const PvgpuSched *s)
     return s->switches;
 }
 
+/*
+ * What a switch costs: an entity's first item after another entity's turn
+ * against its items that followed its own.  The two kinds come from the
+ * same stream of the entity's work, so differences in length between
+ * entities or between an entity's items average out.  Items run with
+ * others in flight (max_inflight > 1) blur both kinds alike.
+ */
+static void measure_switch(PvgpuSched *s, PvgpuSchedEntity *e,
+                           const PvgpuSchedItem *item, uint64_t cost_ns)
+{
+    int64_t cost = cost_ns;
+
+    if (!item->after_switch) {
+        if (e->warm_samples < COST_WARMUP) {
+            e->warm_samples++;
+            e->warm_ns += (cost - e->warm_ns) / (int64_t)e->warm_samples;
+        } else {
+            e->warm_ns += (cost - e->warm_ns) / (1 << COST_SHIFT);
+        }
+        return;
+    }
+    if (e->warm_samples < COST_WARMUP) {
+        return;
+    }
+    cost -= e->warm_ns;
+    if (s->switch_samples < 1u << COST_SHIFT) {
+        s->switch_samples++;
+        s->switch_cost_ns += (cost - s->switch_cost_ns) /
+                             (int64_t)s->switch_samples;
+    } else {
+        s->switch_cost_ns += (cost - s->switch_cost_ns) / (1 << COST_SHIFT);
+    }
+}
+
 void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
                           uint64_t cost_ns, uint64_t now_ns)
 {
@@ -634,6 +721,7 @@ void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
     e->completed++;
     e->hist[hist_index(now_ns - item->enqueue_ns)]++;
     e->gpu_hist[hist_index(cost_ns)]++;
+    measure_switch(s, e, item, cost_ns);
     charge_vtime(s, e, cost_ns);
     if (e->cap) {
         cap_refill(s, e, now_ns);

@@ -24,6 +24,9 @@ static const PvgpuSettingInfo settings[PVGPU_SETTING__MAX] = {
         PVGPU_SCHED_MIN_QUANTUM_NS / 1000, PVGPU_SCHED_MAX_QUANTUM_NS / 1000 },
     [PVGPU_SETTING_BATCH_QUANTA] = {
         "batch-quanta", "sched-batch-quanta", 1, PVGPU_SCHED_MAX_BATCH_QUANTA },
+    [PVGPU_SETTING_SWITCH_BUDGET] = {
+        "switch-budget", "sched-switch-budget", 0,
+        PVGPU_SCHED_MAX_SWITCH_BUDGET },
     [PVGPU_SETTING_MAX_FPS] = { "max-fps", "max-fps", 0, 1000 },
     [PVGPU_SETTING_MAX_HOSTMEM] = {
         "max-hostmem", "max-hostmem", 1 * MIB, UINT64_MAX, true },

@@ -241,6 +241,8 @@ bool pvgpu_set_scheduler(PvgpuState *s, const PvgpuSchedChange *c,
           &s->quantum_us },
         { PVGPU_SETTING_BATCH_QUANTA, c->has_batch_quanta, c->batch_quanta,
           &s->batch_quanta },
+        { PVGPU_SETTING_SWITCH_BUDGET, c->has_switch_budget,
+          c->switch_budget, &s->switch_budget },
         { PVGPU_SETTING_MAX_FPS, c->has_max_fps, c->max_fps, &s->max_fps },
         { PVGPU_SETTING_SCHED_INFLIGHT, c->has_inflight, c->inflight,
           &s->max_inflight },
@@ -680,6 +682,8 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
                              errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, s->batch_quanta,
                              true, errp) ||
+        !pvgpu_setting_check(PVGPU_SETTING_SWITCH_BUDGET, s->switch_budget,
+                             true, errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, s->max_fps, true, errp) ||
         !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, s->max_contexts,
                              true, errp) ||
@@ -1008,6 +1012,14 @@ static const PropertyInfo pvgpu_prop_sched_policy = {
     DEFINE_PROP_UNSIGNED(name, PvgpuState, field, defval,               \
                          pvgpu_prop_runtime_size, uint64_t)
 
+/*
+ * Context switches may cost 1 % of the GPU's time: on a GPU where they
+ * are cheap turns stay at sched-batch-quanta; where they are dear (a CPU
+ * renderer whose caches a switch empties, docs/pvgpu-scheduler.rst) turns
+ * get longer, and shares even out over longer windows
+ */
+#define PVGPU_DEFAULT_SWITCH_BUDGET 1
+
 static const Property pvgpu_properties[] = {
     DEFINE_PROP_UINT32("max-outputs", PvgpuState, max_outputs, 1),
     DEFINE_PROP_UINT32("xres", PvgpuState, xres, 1280),
@@ -1031,6 +1043,8 @@ static const Property pvgpu_properties[] = {
                                PVGPU_SCHED_DEFAULT_QUANTUM_NS / 1000),
     DEFINE_PROP_RUNTIME_UINT32("sched-batch-quanta", batch_quanta,
                                PVGPU_SCHED_DEFAULT_BATCH_QUANTA),
+    DEFINE_PROP_RUNTIME_UINT32("sched-switch-budget", switch_budget,
+                               PVGPU_DEFAULT_SWITCH_BUDGET),
     DEFINE_PROP_RUNTIME_UINT32("max-fps", max_fps, 0),
     DEFINE_PROP_RUNTIME_UINT32("max-contexts", max_contexts, 64),
     DEFINE_PROP_RUNTIME_UINT32("max-resources", max_resources, 4096),
@@ -1084,6 +1098,11 @@ static const struct {
       "only contexts that always have work wait: longer turns switch "
       "contexts less often, shares even out over longer times (also at run "
       "time)" },
+    { "sched-switch-budget", "percent of GPU time, 0 to 100, that context "
+      "switches may cost while only contexts that always have work wait: "
+      "turns are made longer than sched-batch-quanta (up to 1000 quanta) "
+      "when the switches measured cost more; 0: turns of "
+      "sched-batch-quanta (also at run time)" },
     { "max-fps", "frame-rate limit of each scanout, 0 (none) to 1000 (also "
       "at run time)" },
     { "max-contexts", "3D contexts the guest may have (also at run time)" },

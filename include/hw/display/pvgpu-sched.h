@@ -53,6 +53,8 @@ typedef enum PvgpuSchedPolicy {
  */
 #define PVGPU_SCHED_DEFAULT_BATCH_QUANTA    16
 #define PVGPU_SCHED_MAX_BATCH_QUANTA        1000
+/* Percent of GPU time context switches may cost (0 = off), at most */
+#define PVGPU_SCHED_MAX_SWITCH_BUDGET       100
 
 #define PVGPU_SCHED_DEFAULT_MAX_INFLIGHT    2
 /* How long another entity must have had no work for one to run "solo" */
@@ -71,6 +73,7 @@ typedef struct PvgpuSchedItem {
     struct PvgpuSchedItem *next;
     PvgpuSchedEntity *entity;
     uint64_t enqueue_ns;
+    bool after_switch;          /* first of a turn after another entity's */
 } PvgpuSchedItem;
 
 /* Called by pvgpu_sched_entity_remove() for each item still queued. */
@@ -125,6 +128,15 @@ int pvgpu_sched_set_quantum(PvgpuSched *s, uint64_t quantum_ns);
  * always have work.
  */
 int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta);
+/*
+ * Percent of GPU time, 0 .. PVGPU_SCHED_MAX_SWITCH_BUDGET, that context
+ * switches may cost while only entities that never ran dry wait: batch
+ * turns are then lengthened beyond batch quanta, up to
+ * PVGPU_SCHED_MAX_BATCH_QUANTA quanta, until the switch cost measured
+ * (see pvgpu_sched_switch_cost()) is at most that share of a turn.
+ * 0 (the default) keeps batch turns at batch quanta.
+ */
+int pvgpu_sched_set_switch_budget(PvgpuSched *s, unsigned pct);
 /*
  * Items handed out and not yet completed, over all entities, >= 1.  More
  * than one keeps the renderer busy while the next item is chosen; the
@@ -206,6 +218,20 @@ bool pvgpu_sched_turn_short(const PvgpuSched *s, uint64_t now_ns);
  * on the GPU, as far as the scheduler decides them), since @s was made.
  */
 uint64_t pvgpu_sched_switches(const PvgpuSched *s);
+
+/*
+ * What a context switch costs the GPU, as measured so far: how much
+ * longer an entity's first item after another entity's turn took than
+ * its items that ran after its own, averaged over recent switches; 0
+ * until measured, or if switches cost nothing measurable.
+ */
+uint64_t pvgpu_sched_switch_cost(const PvgpuSched *s);
+
+/*
+ * Length of a turn while only entities that never ran dry wait: batch
+ * quanta, or longer to keep switches within the switch budget.
+ */
+uint64_t pvgpu_sched_batch_turn(const PvgpuSched *s);
 
 /*
  * The renderer finished @item, which took @cost_ns of GPU time: charge its

@@ -25,6 +25,7 @@ typedef enum PvgpuSetting {
     /* also at run time: QMP pvgpu-set-scheduler and pvgpu-set-limits */
     PVGPU_SETTING_QUANTUM_US,
     PVGPU_SETTING_BATCH_QUANTA,
+    PVGPU_SETTING_SWITCH_BUDGET,
     PVGPU_SETTING_MAX_FPS,
     PVGPU_SETTING_MAX_HOSTMEM,
     PVGPU_SETTING_MAX_CONTEXTS,

@@ -109,6 +109,7 @@ struct PvgpuState {
     PvgpuSchedulerPolicy sched_policy;
     uint32_t quantum_us;
     uint32_t batch_quanta;
+    uint32_t switch_budget;
     uint32_t max_fps;
     uint32_t max_contexts;
     uint32_t max_resources;
@@ -184,6 +185,8 @@ typedef struct PvgpuSchedChange {
     uint32_t quantum_us;
     bool has_batch_quanta;
     uint32_t batch_quanta;
+    bool has_switch_budget;
+    uint32_t switch_budget;
     bool has_max_fps;
     uint32_t max_fps;
     bool has_inflight;
