@@ -3933,6 +3933,9 @@ static uint64_t expected_batch_turn_us(QDict *info)
     uint64_t len = quantum_ns * qdict_get_int(info, "batch-quanta");
     uint64_t cost = qdict_get_int(info, "switch-cost-ns");
     uint64_t budget = qdict_get_int(info, "switch-budget"), want;
+    /* 8 times the batch quanta, at most sched-batch-quanta's 1000 */
+    uint64_t most = quantum_ns * MIN(8 * qdict_get_int(info, "batch-quanta"),
+                                     1000);
 
     if (!budget || !cost) {
         return len / 1000;
@@ -3941,8 +3944,7 @@ static uint64_t expected_batch_turn_us(QDict *info)
     if (want <= len) {
         return len / 1000;
     }
-    /* sched-batch-quanta's upper end: turns are no longer than that */
-    return MIN(want, quantum_ns * 1000) / 1000;
+    return MIN(want, most) / 1000;
 }
 
 /*

@@ -47,6 +47,12 @@
  */
 #define COST_SHIFT      4
 #define COST_WARMUP     4
+/*
+ * Batch turns get at most this many times longer than batch quanta for
+ * the switch budget, so that a switch cost measured wrong (a host that
+ * stalls the renderer) cannot hold the others off for long
+ */
+#define BUDGET_STRETCH  8
 
 struct PvgpuSchedEntity {
     PvgpuSchedEntity *next;     /* in PvgpuSched.entities */
@@ -263,12 +269,13 @@ uint64_t pvgpu_sched_switch_cost(const PvgpuSched *s)
 
 /*
  * Long enough that one switch per turn costs at most the budget's share
- * of it: a turn of cost * 100 / budget
+ * of it: a turn of cost * 100 / budget, within BUDGET_STRETCH times
+ * batch quanta (and PVGPU_SCHED_MAX_BATCH_QUANTA)
  */
 uint64_t pvgpu_sched_batch_turn(const PvgpuSched *s)
 {
     uint64_t len = s->quantum_ns * s->batch_quanta;
-    uint64_t cost = pvgpu_sched_switch_cost(s), want;
+    uint64_t cost = pvgpu_sched_switch_cost(s), want, most;
 
     if (!s->switch_budget || !cost) {
         return len;
@@ -277,8 +284,11 @@ uint64_t pvgpu_sched_batch_turn(const PvgpuSched *s)
     if (want <= len) {
         return len;
     }
-    len = s->quantum_ns * PVGPU_SCHED_MAX_BATCH_QUANTA;
-    return want < len ? want : len;
+    most = s->quantum_ns * (s->batch_quanta * BUDGET_STRETCH <
+                            PVGPU_SCHED_MAX_BATCH_QUANTA ?
+                            s->batch_quanta * BUDGET_STRETCH :
+                            PVGPU_SCHED_MAX_BATCH_QUANTA);
+    return want < most ? want : most;
 }
 
 static uint64_t turn_length(const PvgpuSched *s, uint64_t now)
@@ -672,7 +682,11 @@ uint64_t pvgpu_sched_switches(const PvgpuSched *s)
  * against its items that followed its own.  The two kinds come from the
  * same stream of the entity's work, so differences in length between
  * entities or between an entity's items average out.  Items run with
- * others in flight (max_inflight > 1) blur both kinds alike.
+ * others in flight (max_inflight > 1) blur both kinds alike.  A sample
+ * counts for at most the entity's average item either way: an item
+ * that took many times that (a shader compiled, a host that stalled the
+ * renderer) says nothing about switches, and would otherwise sway the
+ * average for a long time.
  */
 static void measure_switch(PvgpuSched *s, PvgpuSchedEntity *e,
                            const PvgpuSchedItem *item, uint64_t cost_ns)
@@ -692,6 +706,11 @@ static void measure_switch(PvgpuSched *s, PvgpuSchedEntity *e,
         return;
     }
     cost -= e->warm_ns;
+    if (cost > e->warm_ns) {
+        cost = e->warm_ns;
+    } else if (cost < -e->warm_ns) {
+        cost = -e->warm_ns;
+    }
     if (s->switch_samples < 1u << COST_SHIFT) {
         s->switch_samples++;
         s->switch_cost_ns += (cost - s->switch_cost_ns) /

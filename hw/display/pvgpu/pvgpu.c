@@ -1100,7 +1100,7 @@ static const struct {
       "time)" },
     { "sched-switch-budget", "percent of GPU time, 0 to 100, that context "
       "switches may cost while only contexts that always have work wait: "
-      "turns are made longer than sched-batch-quanta (up to 1000 quanta) "
+      "turns are made longer than sched-batch-quanta (up to 8 times) "
       "when the switches measured cost more; 0: turns of "
       "sched-batch-quanta (also at run time)" },
     { "max-fps", "frame-rate limit of each scanout, 0 (none) to 1000 (also "

@@ -131,10 +131,10 @@ int pvgpu_sched_set_batch_quanta(PvgpuSched *s, unsigned quanta);
 /*
  * Percent of GPU time, 0 .. PVGPU_SCHED_MAX_SWITCH_BUDGET, that context
  * switches may cost while only entities that never ran dry wait: batch
- * turns are then lengthened beyond batch quanta, up to
- * PVGPU_SCHED_MAX_BATCH_QUANTA quanta, until the switch cost measured
- * (see pvgpu_sched_switch_cost()) is at most that share of a turn.
- * 0 (the default) keeps batch turns at batch quanta.
+ * turns are then lengthened beyond batch quanta, up to 8 times that
+ * (and PVGPU_SCHED_MAX_BATCH_QUANTA quanta), until the switch cost
+ * measured (see pvgpu_sched_switch_cost()) is at most that share of a
+ * turn.  0 (the default) keeps batch turns at batch quanta.
  */
 int pvgpu_sched_set_switch_budget(PvgpuSched *s, unsigned pct);
 /*
@@ -222,8 +222,9 @@ uint64_t pvgpu_sched_switches(const PvgpuSched *s);
 /*
  * What a context switch costs the GPU, as measured so far: how much
  * longer an entity's first item after another entity's turn took than
- * its items that ran after its own, averaged over recent switches; 0
- * until measured, or if switches cost nothing measurable.
+ * its items that ran after its own (each sample at most the entity's
+ * average item), averaged over recent switches; 0 until measured, or if
+ * switches cost nothing measurable.
  */
 uint64_t pvgpu_sched_switch_cost(const PvgpuSched *s);
 
