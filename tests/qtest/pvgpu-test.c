@@ -4302,7 +4302,8 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
     }
     /* the renderer's threads for the new contexts too */
     renice_render(global_qtest);
-    bench_shares(&b, quantum_us, 1, 8);
+    /* turns of up to 256 ms even out over longer times than 32 ms ones */
+    bench_shares(&b, quantum_us, 1, 16);
     bench_shares(&b, quantum_us, 0, 4);
 
     /*
