@@ -200,6 +200,13 @@ void pool_sched_end(PoolSched *ps, PoolSchedVm *vm, uint64_t used_ns,
 {
     grant_over(ps, vm, used_ns, now_ns);
     if (busy) {
-        pool_sched_demand(ps, vm, now_ns, revoke, opaque);
+        /*
+         * Still busy: it never ran out of work, so it did not wake (with
+         * --concurrent, it is not the turn's VM any more, which
+         * pvgpu_sched_enqueue() would take for a wake and cut the other
+         * grants to a quantum)
+         */
+        pvgpu_sched_enqueue_busy(ps->sched, vm->entity, &vm->item, now_ns);
+        vm->state = POOL_VM_QUEUED;
     }
 }

@@ -3744,6 +3744,18 @@ static Load *bench_load(Bench *b, uint32_t ctx, uint32_t size,
     return load;
 }
 
+/* Destroy the contexts of @b's loads, which have nothing posted, and them */
+static void bench_destroy_loads(Bench *b)
+{
+    for (unsigned i = 0; i < b->nloads; i++) {
+        g_assert_cmphex(ctx_cmd(b->gpu, VIRTIO_GPU_CMD_CTX_DESTROY,
+                                b->loads[i]->ctx, 0), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+        g_free(b->loads[i]);
+    }
+    b->nloads = 0;
+}
+
 /*
  * Keep @b's loads topped up for @usecs, then until all are answered; the
  * most submissions the device had on the GPU at once, over its contexts,
@@ -3826,12 +3838,7 @@ static void test_solo_inflight(void *obj, void *data, QGuestAllocator *alloc)
     }
     g_assert_cmpuint(max_inflight_seen(&b, G_USEC_PER_SEC / 4, 2), ==, 1);
 
-    for (unsigned i = 0; i < b.nloads; i++) {
-        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY,
-                                b.loads[i]->ctx, 0), ==,
-                        VIRTIO_GPU_RESP_OK_NODATA);
-        g_free(b.loads[i]);
-    }
+    bench_destroy_loads(&b);
     /* the settings are the QEMU's: the next test gets a fresh one */
     qos_invalidate_command_line();
 }
@@ -3987,12 +3994,7 @@ static void test_switch_budget(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(qdict_get_int(info, "switch-cost-ns"), ==, cost);
     qobject_unref(info);
 
-    for (unsigned i = 0; i < b.nloads; i++) {
-        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY,
-                                b.loads[i]->ctx, 0), ==,
-                        VIRTIO_GPU_RESP_OK_NODATA);
-        g_free(b.loads[i]);
-    }
+    bench_destroy_loads(&b);
     qos_invalidate_command_line();
 }
 
@@ -4314,23 +4316,13 @@ static void bench_fairness(void *obj, void *data, QGuestAllocator *alloc)
      * what is left is the scheduler's own cost
      */
     bench_cost(&b, quantum_us, "targets of 4 MiB");
-    for (int i = 0; i < 3; i++) {
-        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, i + 1, 0),
-                        ==, VIRTIO_GPU_RESP_OK_NODATA);
-        g_free(b.loads[i]);
-    }
-    b.nloads = 0;
+    bench_destroy_loads(&b);
     for (int i = 0; i < 3; i++) {
         bench_load(&b, 21 + i, 256, 30, 16);
     }
     bench_run(&b, G_USEC_PER_SEC / 2, NULL, NULL);
     bench_cost(&b, quantum_us, "targets of 256 KiB");
-    for (int i = 0; i < 3; i++) {
-        g_assert_cmphex(ctx_cmd(b.gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 21 + i,
-                                0), ==, VIRTIO_GPU_RESP_OK_NODATA);
-        g_free(b.loads[i]);
-    }
-    b.nloads = 0;
+    bench_destroy_loads(&b);
 
     /*
      * 2b. one context alone, with two submissions on the GPU at once

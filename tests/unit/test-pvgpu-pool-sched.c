@@ -332,6 +332,8 @@ static void test_leave_queued(void)
 /* --concurrent 2: two VMs hold grants at once, a third waits */
 static void test_concurrent(void)
 {
+    const uint64_t batch = PVGPU_SCHED_DEFAULT_BATCH_QUANTA * 2 * MS;
+    PoolSchedVm *a, *b, *c;
     Sim s;
     uint64_t wait;
 
@@ -339,15 +341,45 @@ static void test_concurrent(void)
     for (int i = 0; i < 3; i++) {
         sim_add(&s, 100, 0, 1 * MS, true);
     }
-    g_assert_nonnull(pool_sched_next_grant(s.ps, s.now, &wait));
-    g_assert_nonnull(pool_sched_next_grant(s.ps, s.now, &wait));
+    a = pool_sched_next_grant(s.ps, s.now, &wait);
+    b = pool_sched_next_grant(s.ps, s.now, &wait);
+    g_assert_nonnull(a);
+    g_assert_nonnull(b);
     g_assert_null(pool_sched_next_grant(s.ps, s.now, &wait));
+    /* the third joined idle and woke: a quantum while it waits */
+    g_assert_cmpuint(a->budget_ns, ==, 2 * MS);
+
+    /*
+     * The first hands its grant back still busy, while the second holds
+     * its own: it did not wake (it is not the turn's VM, but it never ran
+     * out of work), so the third's grant is a batch turn, and so is the
+     * next one, and nobody's grant is cut
+     */
+    s.now += 2 * MS;
+    pool_sched_end(s.ps, a, 2 * MS, true, s.now, revoked, NULL);
+    c = pool_sched_next_grant(s.ps, s.now, &wait);
+    g_assert_nonnull(c);
+    g_assert(c != a && c != b);
+    g_assert_cmpuint(c->budget_ns, ==, batch);
+    g_assert_null(pool_sched_next_grant(s.ps, s.now, &wait));
+    pool_sched_end(s.ps, b, b->budget_ns, true, s.now, revoked, NULL);
+    g_assert(pool_sched_next_grant(s.ps, s.now, &wait) == a);
+    g_assert_cmpuint(a->budget_ns, ==, batch);
+    g_assert_cmpuint(c->budget_ns, ==, batch);
     for (int i = 0; i < 3; i++) {
-        if (s.vms[i]->sv.state == POOL_VM_GRANTED) {
-            pool_sched_end(s.ps, &s.vms[i]->sv, 1 * MS, true, s.now,
-                           revoked, NULL);
-        }
+        g_assert_cmpuint(s.vms[i]->revoked, ==, 0);
     }
+
+    /* a VM that really woke still cuts the holders' grants */
+    g_assert(b->state == POOL_VM_QUEUED);
+    pool_sched_leave(s.ps, b, s.now);
+    g_assert(pool_sched_join(s.ps, b, s.now));
+    s.now += 10 * MS;
+    pool_sched_demand(s.ps, b, s.now, revoked, NULL);
+    g_assert_cmpuint(a->budget_ns, ==, 2 * MS);
+    g_assert_cmpuint(c->budget_ns, ==, 2 * MS);
+    pool_sched_end(s.ps, a, 2 * MS, true, s.now, revoked, NULL);
+    pool_sched_end(s.ps, c, 2 * MS, true, s.now, revoked, NULL);
     sim_finish(&s);
 }
 

@@ -556,8 +556,8 @@ void pvgpu_sched_entity_stats(const PvgpuSchedEntity *e,
     };
 }
 
-int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
-                        PvgpuSchedItem *item, uint64_t now_ns)
+static int enqueue(PvgpuSched *s, PvgpuSchedEntity *e, PvgpuSchedItem *item,
+                   uint64_t now_ns, bool may_wake)
 {
     if (e->queued >= s->queue_limit) {
         return -ENOSPC;
@@ -566,7 +566,7 @@ int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
     item->entity = e;
     item->enqueue_ns = now_ns;
     e->active_ns = now_ns;
-    if (!e->head && !e->inflight && !e->woken && e != s->cur) {
+    if (may_wake && !e->head && !e->inflight && !e->woken && e != s->cur) {
         /* idle until now: whoever has the GPU yields it sooner */
         e->woken = true;
         s->nwoken++;
@@ -579,6 +579,18 @@ int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
     e->tail = item;
     e->queued++;
     return 0;
+}
+
+int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
+                        PvgpuSchedItem *item, uint64_t now_ns)
+{
+    return enqueue(s, e, item, now_ns, true);
+}
+
+int pvgpu_sched_enqueue_busy(PvgpuSched *s, PvgpuSchedEntity *e,
+                             PvgpuSchedItem *item, uint64_t now_ns)
+{
+    return enqueue(s, e, item, now_ns, false);
 }
 
 /*

@@ -189,6 +189,16 @@ void pvgpu_sched_entity_stats(const PvgpuSchedEntity *e,
  */
 int pvgpu_sched_enqueue(PvgpuSched *s, PvgpuSchedEntity *e,
                         PvgpuSchedItem *item, uint64_t now_ns);
+/*
+ * The same for an entity that has not run out of work, though nothing of
+ * it is queued or in flight: the caller keeps one item per entity and
+ * queues it again as soon as it completes (pvgpu-poold's grants, handed
+ * back by a VM that is still busy).  Unlike pvgpu_sched_enqueue() this
+ * does not count @e as woken, which would cut the running turns to one
+ * quantum.
+ */
+int pvgpu_sched_enqueue_busy(PvgpuSched *s, PvgpuSchedEntity *e,
+                             PvgpuSchedItem *item, uint64_t now_ns);
 
 /*
  * The next item to hand to the renderer, and its entity in @entity, or
