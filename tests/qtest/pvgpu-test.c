@@ -4127,6 +4127,20 @@ static int williams_arm(int n, int r, int k)
  * unscheduled measures the bench's own noise: costs within it are not
  * told apart from none.  @what names the loads in the output.
  */
+/* Largest minus smallest share of wall-clock time the GPU was busy */
+static double busy_spread(const uint64_t *gpu, const gint64 *wall, int n)
+{
+    double lo = 100, hi = 0;
+
+    for (int m = 0; m < n; m++) {
+        double busy = gpu[m] / 10.0 / MAX(wall[m], 1);
+
+        lo = MIN(lo, busy);
+        hi = MAX(hi, busy);
+    }
+    return hi - lo;
+}
+
 static void bench_cost(Bench *b, int quantum_us, const char *what)
 {
     enum { UNSCHED, WEIGHTED, RR, NOISE, SHORT, ARMS };
@@ -4144,8 +4158,10 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
                  MAX(atoi(getenv("PVGPU_BENCH_ROUNDS")), 1) : 2 * ARMS;
     g_autofree double *cost = g_new(double, ARMS * rounds);
     uint64_t total[ARMS] = { 0 }, gpu[ARMS] = { 0 };
+    /* per context: its GPU time and submissions in each arm */
+    uint64_t ctx_gpu[ARMS][3] = { { 0 } }, ctx_done[ARMS][3] = { { 0 } };
     uint64_t switches[ARMS] = { 0 };
-    double per_sub[ARMS], cpu_ms[ARMS] = { 0 };
+    double per_sub[ARMS], cpu_ms[ARMS] = { 0 }, mix[ARMS];
     char *costs[ARMS];
     gint64 wall[ARMS] = { 0 };
 
@@ -4155,7 +4171,7 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
 
         for (int k = 0; k < ARMS; k++) {
             int m = williams_arm(ARMS, r, k);
-            uint64_t gpu_before = 0, sw_before, done;
+            uint64_t gpu_before = 0, sw_before, done, ctx_before[3];
             gint64 t0;
 
             bench_set("{'execute': 'pvgpu-set-scheduler', 'arguments': "
@@ -4164,7 +4180,8 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
                       policy[m], quantum[m], DEFAULT_BATCH, budget[m]);
             for (int i = 0; i < 3; i++) {
                 b->loads[i]->completed = 0;
-                gpu_before += ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+                ctx_before[i] = ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+                gpu_before += ctx_before[i];
             }
             sw_before = dev_stat("context-switches");
             cpu_ms[m] -= render_cpu_ms();
@@ -4179,7 +4196,11 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
             /* per second of the segment, its drain included */
             rate[m] = (double)done * G_USEC_PER_SEC / MAX(t0, 1);
             for (int i = 0; i < 3; i++) {
-                gpu[m] += ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+                uint64_t g = ctx_stat(b->loads[i]->ctx, "gpu-time-ns");
+
+                gpu[m] += g;
+                ctx_gpu[m][i] += g - ctx_before[i];
+                ctx_done[m][i] += b->loads[i]->completed;
             }
             gpu[m] -= gpu_before;
             switches[m] += dev_stat("context-switches") - sw_before;
@@ -4191,6 +4212,24 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
     for (int m = 0; m < ARMS; m++) {
         qsort(&cost[m * rounds], rounds, sizeof(double), cmp_double);
         per_sub[m] = gpu[m] / 1e6 / MAX(total[m], 1);
+        /*
+         * Each context's GPU time per submission against its own with
+         * the GPU to itself (unscheduled), weighted by its part of the
+         * arm's submissions: the contexts' targets lie differently in
+         * memory and do not render equally fast, and the unscheduled
+         * arms run whichever context has the GPU for the second, the
+         * others all three in their shares
+         */
+        mix[m] = 0;
+        for (int i = 0; i < 3; i++) {
+            double own = (double)ctx_gpu[m][i] / MAX(ctx_done[m][i], 1);
+            double alone = (double)ctx_gpu[UNSCHED][i] /
+                           MAX(ctx_done[UNSCHED][i], 1);
+
+            mix[m] += (double)ctx_done[m][i] / MAX(total[m], 1) *
+                      (alone > 0 ? own / alone : 1);
+        }
+        mix[m] = 100.0 * (mix[m] - 1);
     }
     for (int m = 0; m < ARMS; m++) {
         double all = 100.0 * (1.0 - (double)total[m] / MAX(wall[m], 1) *
@@ -4263,6 +4302,17 @@ static void bench_cost(Bench *b, int quantum_us, const char *what)
                    cpu_cost(cpu_ms, total, NOISE, UNSCHED));
     g_test_message("BENCH noise: unscheduled against unscheduled %s",
                    costs[NOISE]);
+    g_test_message("BENCH GPU time per submission of each context against "
+                   "its own unscheduled (%.3f, %.3f, %.3f ms), in the "
+                   "arm's mix of contexts: weighted %+.2f%%, round robin "
+                   "%+.2f%%, turns of %d quanta %+.2f%%, unscheduled "
+                   "again %+.2f%%; GPU busy within %.1f points in all "
+                   "arms", ctx_gpu[UNSCHED][0] / 1e6 /
+                   MAX(ctx_done[UNSCHED][0], 1),
+                   ctx_gpu[UNSCHED][1] / 1e6 / MAX(ctx_done[UNSCHED][1], 1),
+                   ctx_gpu[UNSCHED][2] / 1e6 / MAX(ctx_done[UNSCHED][2], 1),
+                   mix[WEIGHTED], mix[RR], DEFAULT_BATCH, mix[SHORT],
+                   mix[NOISE], busy_spread(gpu, wall, ARMS));
     /* a harness that falls behind starves contexts, not the GPU */
     g_test_message("BENCH the harness found a context with nothing queued "
                    "at %.2f%% of its polls", 100.0 * b->dry /
