@@ -201,7 +201,8 @@ bool pvgpu_setting_check(PvgpuSetting which, uint64_t value, bool property,
 static void pvgpu_settings_changed(PvgpuState *s)
 {
     trace_pvgpu_set_scheduler(PvgpuSchedulerPolicy_str(s->sched_policy),
-                              s->quantum_us, s->batch_quanta, s->max_fps);
+                              s->quantum_us, s->batch_quanta,
+                              s->switch_budget, s->max_fps);
     pvgpu_exec_apply_scheduler(s);
 }
 
