@@ -700,18 +700,28 @@ uint64_t pvgpu_sched_switches(const PvgpuSched *s)
  * renderer) says nothing about switches, and would otherwise sway the
  * average for a long time.
  */
+/*
+ * Add @sample to the average *@avg of *@n samples: the plain mean of the
+ * first @exact, then an exponentially weighted one over 1 << COST_SHIFT
+ */
+static void average_in(int64_t *avg, unsigned *n, unsigned exact,
+                       int64_t sample)
+{
+    if (*n < exact) {
+        ++*n;
+        *avg += (sample - *avg) / (int64_t)*n;
+    } else {
+        *avg += (sample - *avg) / (1 << COST_SHIFT);
+    }
+}
+
 static void measure_switch(PvgpuSched *s, PvgpuSchedEntity *e,
                            const PvgpuSchedItem *item, uint64_t cost_ns)
 {
     int64_t cost = cost_ns;
 
     if (!item->after_switch) {
-        if (e->warm_samples < COST_WARMUP) {
-            e->warm_samples++;
-            e->warm_ns += (cost - e->warm_ns) / (int64_t)e->warm_samples;
-        } else {
-            e->warm_ns += (cost - e->warm_ns) / (1 << COST_SHIFT);
-        }
+        average_in(&e->warm_ns, &e->warm_samples, COST_WARMUP, cost);
         return;
     }
     if (e->warm_samples < COST_WARMUP) {
@@ -723,13 +733,8 @@ static void measure_switch(PvgpuSched *s, PvgpuSchedEntity *e,
     } else if (cost < -e->warm_ns) {
         cost = -e->warm_ns;
     }
-    if (s->switch_samples < 1u << COST_SHIFT) {
-        s->switch_samples++;
-        s->switch_cost_ns += (cost - s->switch_cost_ns) /
-                             (int64_t)s->switch_samples;
-    } else {
-        s->switch_cost_ns += (cost - s->switch_cost_ns) / (1 << COST_SHIFT);
-    }
+    average_in(&s->switch_cost_ns, &s->switch_samples, 1u << COST_SHIFT,
+               cost);
 }
 
 void pvgpu_sched_complete(PvgpuSched *s, PvgpuSchedItem *item,
