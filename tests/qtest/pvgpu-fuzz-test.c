@@ -760,8 +760,15 @@ static void model_reset(Fuzz *f)
     memset(f->timeline_done, 0, sizeof(f->timeline_done));
 }
 
-/* a refusal: take back what the model assumed */
-static void model_undo(Fuzz *f, const Inflight *r)
+/*
+ * A refusal (response @type): take back what the model assumed.  A
+ * creation the renderer refused (ERR_UNSPEC, or ERR_INVALID_PARAMETER for
+ * 3D resources and blobs) keeps its id in the device until the guest
+ * lets go of it: the model keeps it too, so that commands on it and its
+ * UNREF or CTX_DESTROY are fuzzed (a creation the device refused with
+ * those errors is then taken for one; commands on it are refused alike).
+ */
+static void model_undo(Fuzz *f, const Inflight *r, uint32_t type)
 {
     FRes *res = r->undo_id <= NR_RES ? &f->res[r->undo_id] : NULL;
 
@@ -769,11 +776,23 @@ static void model_undo(Fuzz *f, const Inflight *r)
     case U_NONE:
         break;
     case U_RES:
+        if (type == VIRTIO_GPU_RESP_ERR_UNSPEC ||
+            type == VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER) {
+            break;
+        }
         if (res && res->kind != R_FREE && res->gen == r->undo_gen) {
             res_forget(f, r->undo_id);
         }
         break;
     case U_CTX:
+        if (type == VIRTIO_GPU_RESP_ERR_UNSPEC) {
+            /* refused by the renderer: only CTX_DESTROY helps it */
+            if (r->undo_id <= NR_CTX && f->ctx[r->undo_id].live &&
+                f->ctx[r->undo_id].gen == r->undo_gen) {
+                f->ctx[r->undo_id].poisoned = true;
+            }
+            break;
+        }
         if (r->undo_id <= NR_CTX && f->ctx[r->undo_id].live &&
             f->ctx[r->undo_id].gen == r->undo_gen) {
             ctx_forget(f, r->undo_id);
@@ -2915,7 +2934,7 @@ static void check_response(Fuzz *f, FQueue *q, Inflight *r, uint32_t len)
         }
     } else {
         f->err[r->kind]++;
-        model_undo(f, r);
+        model_undo(f, r, type);
     }
     want = resp_size_of(type);
     if (want && len != MIN(want, r->writable)) {

@@ -2185,11 +2185,33 @@ static void test_blob_map(void *obj, void *data, QGuestAllocator *alloc)
                                 VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 1, SIZE,
                                 NULL, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
-    /* a blob_id the context never made: the renderer refuses */
+    /*
+     * A blob_id the context never made: the renderer refuses.  The id
+     * stays taken until the guest unrefs it, and nothing else takes it.
+     */
     g_assert_cmphex(create_blob(gpu, 1, 20, VIRTIO_GPU_BLOB_MEM_HOST3D,
                                 VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 4242, SIZE,
                                 NULL, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmphex(host_blob(gpu, 1, 20, 1, SIZE,
+                              VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(map_blob(gpu, 20, 0, NULL), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, 1, 20),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 20),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
+    /*
+     * the id is free again, and the stream resource host_blob() made for
+     * the create refused above is still the context's to claim
+     */
+    g_assert_cmphex(create_blob(gpu, 1, 20, VIRTIO_GPU_BLOB_MEM_HOST3D,
+                                VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 1, SIZE,
+                                NULL, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 20),
+                    ==, VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(host_blob(gpu, 1, 20, 1, SIZE,
                               VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
@@ -2601,18 +2623,20 @@ static void test_blob_map_queued(void *obj, void *data,
 
     /*
      * A host blob the renderer refuses (no PIPE_RESOURCE_CREATE made its
-     * blob_id) with maps and an unmap queued behind it: each is answered
-     * as if it had come after the failure (under ASan this was a
-     * use-after-free of the refused blob)
+     * blob_id) with maps and an unmap queued behind it: they were
+     * committed before the refusal was known, and the renderer refuses
+     * the maps; the unmap is answered as if it had come after the failed
+     * map.  (Under ASan this was a use-after-free of the refused blob
+     * when a refused creation was undone.)
      */
     {
         Batch r = { .gpu = gpu, .hold = true };
         struct virtio_gpu_resource_create_blob cb = { 0 };
         static const uint32_t refused[] = {
             VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
-            VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID,
             VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
-            VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID,
+            VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
+            VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER,
         };
         uint32_t rtypes[ARRAY_SIZE(refused)];
 
@@ -2635,6 +2659,14 @@ static void test_blob_map_queued(void *obj, void *data,
         for (unsigned i = 0; i < ARRAY_SIZE(refused); i++) {
             g_assert_cmphex(rtypes[i], ==, refused[i]);
         }
+        /* its id stays taken, by a record nothing but UNREF takes */
+        info = query_pvgpu();
+        g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 2);
+        qobject_unref(info);
+        g_assert_cmphex(map_blob(gpu, 7, 0, NULL), ==,
+                        VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+        g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 7),
+                        ==, VIRTIO_GPU_RESP_OK_NODATA);
         info = query_pvgpu();
         g_assert_cmpuint(qdict_get_int(info, "resources"), ==, 1);
         qobject_unref(info);
@@ -5272,10 +5304,16 @@ static void test_pipe_resources(void *obj, void *data, QGuestAllocator *alloc)
     g_assert_cmpuint(hostmem_used(), ==, 1 * MiB);
     g_assert_cmphex(unref(gpu, 20), ==, VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmpuint(hostmem_used(), ==, 0);
-    /* claimed once: a second blob of that id has nothing to take */
+    /*
+     * claimed once: a second blob of that id has nothing to take, and the
+     * renderer refuses it; its record keeps the id and the size the guest
+     * gave charged until the guest lets go of it
+     */
     g_assert_cmphex(create_blob(gpu, 1, 21, VIRTIO_GPU_BLOB_MEM_HOST3D, 0, 1,
                                 4096, NULL, 0), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmpuint(hostmem_used(), ==, 4096);
+    g_assert_cmphex(unref(gpu, 21), ==, VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmpuint(hostmem_used(), ==, 0);
 
     /* max_hostmem=8M: a stream asking for more is refused whole */
@@ -5709,6 +5747,24 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(create_2d(gpu, 20, FMT_XRGB, 16, 16), !=,
                     VIRTIO_GPU_RESP_OK_NODATA);
+    /*
+     * What the renderer refused to create keeps its id until the guest
+     * lets it go, and takes nothing else; letting it go needs no renderer
+     */
+    g_assert_cmphex(ctx_create(gpu, 2, VIRTIO_GPU_CAPSET_VIRGL2), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(submit_3d(gpu, 2, dw, n, 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 2, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 2, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+    g_assert_cmphex(create_2d(gpu, 20, FMT_XRGB, 16, 16), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 20), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 20), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
     {
         struct virtio_gpu_ctrl_hdr req;
         struct virtio_gpu_resp_display_info resp;
@@ -6074,6 +6130,95 @@ static void batch_resource_cmd(Batch *b, uint32_t type, uint32_t id)
     hdr_init(&d.hdr, type);
     d.resource_id = cpu_to_le32(id);
     batch_add(b, &d, sizeof(d), 0, 0);
+}
+
+/*
+ * A creation the renderer refuses (a format virglrenderer does not know),
+ * with an ATTACH_BACKING, a context attach and a SET_SCANOUT committed
+ * behind it before the refusal is known.  Nothing is undone: the record
+ * keeps the guest's id, its backing and its host memory until the
+ * guest's UNREF, which is the only command it still takes; then the id
+ * and the memory are free again.
+ */
+static void test_refused_create(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    Batch b = { .gpu = gpu, .hold = true };
+    struct virtio_gpu_resource_create_3d c = { 0 };
+    struct virtio_gpu_ctx_resource a = { 0 };
+    struct virtio_gpu_set_scanout so = { 0 };
+    uint64_t hostmem, resources;
+    uint32_t types[4];
+    QDict *info;
+
+    pvgpu_setup_3d(gpu, alloc);
+    g_assert_cmphex(ctx_create(gpu, 1, 0), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    info = query_pvgpu();
+    hostmem = qdict_get_int(info, "hostmem-used");
+    resources = qdict_get_int(info, "resources");
+    qobject_unref(info);
+
+    hdr_init(&c.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_3D);
+    c.resource_id = cpu_to_le32(30);
+    c.target = cpu_to_le32(PIPE_TEXTURE_2D);
+    c.format = cpu_to_le32(0xffff);
+    c.bind = cpu_to_le32(VIRGL_BIND_RENDER_TARGET);
+    c.width = c.height = cpu_to_le32(32);
+    c.depth = c.array_size = cpu_to_le32(1);
+    batch_add(&b, &c, sizeof(c), 0, 0);
+    batch_attach(&b, 30, guest_alloc(gpu->alloc, 32 * 32 * 4), 32 * 32 * 4,
+                 false);
+    hdr_init(&a.hdr, VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE);
+    a.hdr.ctx_id = cpu_to_le32(1);
+    a.resource_id = cpu_to_le32(30);
+    batch_add(&b, &a, sizeof(a), 0, 0);
+    hdr_init(&so.hdr, VIRTIO_GPU_CMD_SET_SCANOUT);
+    so.resource_id = cpu_to_le32(30);
+    so.r.width = so.r.height = cpu_to_le32(32);
+    batch_add(&b, &so, sizeof(so), 0, 0);
+    batch_publish(&b);
+    batch_drain(&b, types);
+    g_assert_cmphex(types[0], ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    /* virglrenderer has no resource 30 to back */
+    g_assert_cmphex(types[1], ==, VIRTIO_GPU_RESP_ERR_UNSPEC);
+    /*
+     * virglrenderer attaches any id to a context; the scanout is set, and
+     * its readback finds nothing to show
+     */
+    g_assert_cmphex(types[2], ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(types[3], ==, VIRTIO_GPU_RESP_OK_NODATA);
+
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, resources + 1);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), >, hostmem);
+    qobject_unref(info);
+    g_assert_cmphex(create_rt(gpu, 30, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(transfer_3d(gpu, VIRTIO_GPU_CMD_TRANSFER_TO_HOST_3D, 1, 30,
+                                32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING,
+                                 30), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 30),
+                    ==, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(set_scanout(gpu, 0, 30, 0, 0, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    g_assert_cmphex(flush(gpu, 30, 0, 0, 32, 32), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+
+    /* let go: id, backing and host memory are free again */
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 30), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 30), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, resources);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, hostmem);
+    qobject_unref(info);
+    make_rt(gpu, 1, 30, 32, 32);
+    g_assert_cmphex(set_scanout(gpu, 0, 30, 0, 0, 32, 32), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
 }
 
 /*
@@ -7613,6 +7758,7 @@ static void register_pvgpu_test(void)
     qos_add_test("3d/orphan-bound", "pvgpu", test_orphan_bound, NULL);
     qos_add_test("3d/blob-map-queued", "pvgpu", test_blob_map_queued,
                  &blob_hostmem);
+    qos_add_test("3d/refused-create", "pvgpu", test_refused_create, NULL);
     qos_add_test("3d/ctx-attach-count", "pvgpu", test_ctx_attach_count,
                  NULL);
     qos_add_test("3d/solo-inflight", "pvgpu", test_solo_inflight, NULL);

@@ -47,20 +47,28 @@ static PvgpuContext *context_find(PvgpuState *s, uint32_t id)
 }
 
 /*
- * The context a context's request (ctx_serial) came for: in the table, or
- * destroyed by the guest after it and still waiting for its CTX_DESTROY
- * to reach the renderer.  NULL if it is gone.
+ * Context @id with @serial: in the table, or destroyed by the guest and
+ * still waiting for its CTX_DESTROY to reach the renderer.  NULL if it is
+ * gone.
  */
-static PvgpuContext *context_of(PvgpuState *s, const PvgpuRequest *req)
+static PvgpuContext *context_by_serial(PvgpuState *s, uint32_t id,
+                                       uint64_t serial)
 {
-    PvgpuContext *ctx = context_find(s, req->cmd.hdr.ctx_id);
+    PvgpuContext *ctx = context_find(s, id);
 
-    if (ctx && ctx->serial == req->ctx_serial) {
+    if (ctx && ctx->serial == serial) {
         return ctx;
     }
-    return g_hash_table_lookup(s->dying, &req->ctx_serial);
+    return g_hash_table_lookup(s->dying, &serial);
 }
 
+/* The context a context's request (ctx_serial) came for */
+static PvgpuContext *context_of(PvgpuState *s, const PvgpuRequest *req)
+{
+    return context_by_serial(s, req->cmd.hdr.ctx_id, req->ctx_serial);
+}
+
+/* The context @cmd is for; one the renderer refused takes CTX_DESTROY only */
 static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
                                           uint32_t *err)
 {
@@ -69,6 +77,12 @@ static PvgpuContext *context_find_or_fail(PvgpuState *s, const PvgpuCmd *cmd,
     if (!ctx) {
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_CONTEXT_ID,
                               "context %u does not exist", cmd->hdr.ctx_id);
+    } else if (ctx->refused && cmd->hdr.type != PVGPU_CMD_CTX_DESTROY) {
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_CONTEXT_ID,
+                              "context %u: the renderer refused to create "
+                              "it, only CTX_DESTROY takes it",
+                              cmd->hdr.ctx_id);
+        ctx = NULL;
     }
     return ctx;
 }
@@ -416,35 +430,6 @@ static void drop_request(PvgpuSchedItem *item, void *opaque)
     pvgpu_dep_counts_remove(s->sched_deps, req->cmd.hdr.ctx_id,
                             &req->deps);
     pvgpu_request_respond(s, req, PVGPU_RESP_ERR_INVALID_CONTEXT_ID, NULL, 0);
-}
-
-/*
- * A create the renderer refused is undone, but a request the renderer has
- * not finished (an ATTACH_BACKING waiting behind the create) may still
- * point at @res's guest memory: it takes the memory over, unmapped when
- * it goes, as a DETACH_BACKING's is.  Not under sched_lock.
- */
-static void backing_hand_over(PvgpuState *s, PvgpuResource *res)
-{
-    PvgpuRequest *req, *taker = NULL;
-
-    QTAILQ_FOREACH(req, &s->held, next) {
-        if (req->job.op.iov == res->iov && !req->iov) {
-            taker = req;
-        }
-    }
-    qemu_mutex_lock(&s->sched_lock);
-    QTAILQ_FOREACH(req, &s->inflight, next) {
-        if (req->job.op.iov == res->iov && !req->iov) {
-            taker = req;
-        }
-    }
-    qemu_mutex_unlock(&s->sched_lock);
-    if (taker) {
-        taker->iov = g_steal_pointer(&res->iov);
-        taker->niov = res->niov;
-        res->niov = 0;
-    }
 }
 
 /*
@@ -1205,8 +1190,9 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     const PvgpuRenderJob *job = &req->job;
     const PvgpuCmd *cmd = &req->cmd;
     /*
-     * An UNREF of it waits for this map (map_wait); only a creation the
-     * renderer refused frees it meanwhile
+     * NULL if it was freed meanwhile, which an UNREF of it should not do:
+     * it waits for this map (map_wait) or, touching the same resource,
+     * for an UNMAP_BLOB that does
      */
     PvgpuResource *res = req->map_res;
     PvgpuRequest *waiter = g_steal_pointer(&req->unmap_waiter);
@@ -1221,8 +1207,7 @@ static uint32_t blob_map_done(PvgpuState *s, PvgpuRequest *req,
     }
     if (!res) {
         err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
-                             "blob %u: the renderer refused to create it",
-                             cmd->u.map_blob.resource_id);
+                             "blob %u is gone", cmd->u.map_blob.resource_id);
     } else if (job->failed) {
         err = pvgpu_cmd_fail(cmd, renderer_refusal(&job->op),
                              "the renderer cannot map blob %u",
@@ -1353,7 +1338,9 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
         g_hash_table_steal(s->contexts, GUINT_TO_POINTER(ctx->id));
         g_hash_table_insert(s->dying, &ctx->serial, ctx);
         req->dying = ctx;
-        op_set(req, PVGPU_OP_CTX_DESTROY, ctx->id, 0);
+        /* the renderer has nothing of a context it refused */
+        op_set(req, ctx->refused ? PVGPU_OP_NONE : PVGPU_OP_CTX_DESTROY,
+               ctx->id, 0);
         submit(s, req);
         return 0;
     case PVGPU_CMD_CTX_ATTACH_RESOURCE:
@@ -1427,7 +1414,8 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
             return err;
         }
         /* gone for the guest now; freed once the renderer let go of it */
-        op = op_set(req, PVGPU_OP_RESOURCE_UNREF, 0, res->id);
+        op = op_set(req, res->refused ? PVGPU_OP_NONE :
+                                        PVGPU_OP_RESOURCE_UNREF, 0, res->id);
         op->u.unref.unmap_first = blob_mapped(res);
         if (blob_mapped(res)) {
             blob_unmap_queue(s, res, req);
@@ -1673,68 +1661,70 @@ static void renderer_check(PvgpuState *s)
     }
 }
 
-/* A resource created or backed by a job that failed: undo the record. */
-static PvgpuResource *resource_of_job(PvgpuState *s, PvgpuRequest *req,
-                                      uint32_t id)
+/*
+ * The renderer refused a CREATE_BLOB that claimed a resource of its
+ * context's streams: that stays the context's (the renderer frees it with
+ * the context), and so does its charge, even above a lowered
+ * max_hostmem.  @res: the blob, unless the guest unreffed it already (its
+ * charge, with the claim's, was or will be released with it).
+ */
+static void claim_keep(PvgpuState *s, PvgpuRequest *req, PvgpuResource *res)
 {
-    PvgpuResource *res = pvgpu_resource_find(s, id);
+    PvgpuContext *ctx = context_by_serial(s, req->job.op.ctx_id,
+                                          req->ctx_serial);
+    uint64_t size = req->pipe_claim.size;
 
-    return res && res->serial == req->serial ? res : NULL;
+    if (!ctx) {
+        /* gone, and what its streams made with it */
+        return;
+    }
+    g_array_prepend_val(ctx->pipe_pending, req->pipe_claim);
+    ctx->pipe_hostmem += size;
+    if (res) {
+        res->hostmem -= size;
+    } else {
+        pvgpu_hostmem_restore(s, size);
+    }
 }
 
-static void job_failed(PvgpuState *s, PvgpuRequest *req)
+/*
+ * A creation the renderer refused.  The record stays, as the guest's id
+ * stays taken until it unrefs or destroys it (Linux only logs the error
+ * response); marked refused, it takes that command only, and the
+ * renderer is not asked about it again.  Nothing else is taken back: a
+ * command that was committed behind it (an ATTACH_BACKING, a SET_SCANOUT)
+ * stays committed, and the renderer refuses what it cannot do with it.
+ */
+static void job_refused(PvgpuState *s, PvgpuRequest *req)
 {
     const PvgpuRenderOp *op = &req->job.op;
     PvgpuResource *res;
+    PvgpuContext *ctx;
 
     switch (op->kind) {
     case PVGPU_OP_RESOURCE_CREATE_2D:
     case PVGPU_OP_RESOURCE_CREATE:
     case PVGPU_OP_RESOURCE_CREATE_BLOB:
-        res = resource_of_job(s, req, op->resource_id);
+        /* not a later resource with the same id */
+        res = pvgpu_resource_find(s, op->resource_id);
+        if (res && res->serial != req->serial) {
+            res = NULL;
+        }
         if (res) {
-            pvgpu_scanout_detach_resource(s, res);
-            contexts_forget_resource(s, res->id);
-            pvgpu_resource_remove(s, res);
-            if (res->iov) {
-                backing_hand_over(s, res);
-            }
-            resource_free(s, res);
+            trace_pvgpu_refused(res->id, 0);
+            res->refused = true;
         }
         if (req->pipe_claimed) {
-            PvgpuContext *ctx = context_find(s, op->ctx_id);
-
-            /*
-             * The renderer did not take it over: it stays the context's,
-             * charged again even above a lowered max_hostmem
-             */
-            if (ctx && ctx->serial == req->ctx_serial) {
-                g_array_prepend_val(ctx->pipe_pending, req->pipe_claim);
-                ctx->pipe_hostmem += req->pipe_claim.size;
-                pvgpu_hostmem_restore(s, req->pipe_claim.size);
-            }
+            claim_keep(s, req, res);
         }
         break;
-    case PVGPU_OP_BACKING_ATTACH:
-        res = resource_of_job(s, req, op->resource_id);
-        if (res && res->iov == op->iov) {
-            pvgpu_backing_free(s, res);
-        }
-        break;
-    case PVGPU_OP_CTX_CREATE: {
-        PvgpuContext *ctx = context_find(s, op->ctx_id);
-
-        /* not a later context with the same id */
+    case PVGPU_OP_CTX_CREATE:
+        ctx = context_find(s, op->ctx_id);
         if (ctx && ctx->serial == req->serial) {
-            qemu_mutex_lock(&s->sched_lock);
-            pvgpu_sched_entity_remove(s->sched, ctx->entity, drop_request,
-                                      s);
-            qemu_mutex_unlock(&s->sched_lock);
-            ctx->entity = NULL;
-            g_hash_table_remove(s->contexts, GUINT_TO_POINTER(ctx->id));
+            trace_pvgpu_refused(0, ctx->id);
+            ctx->refused = true;
         }
         break;
-    }
     default:
         /* nothing the device recorded depends on it */
         break;
@@ -1796,7 +1786,7 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
             }
             pvgpu_context_error(s, cmd->hdr.ctx_id, cmd->hdr.type);
         }
-        job_failed(s, req);
+        job_refused(s, req);
     }
     request_release(s, req);
     for (unsigned i = 0; i < job->nreadbacks && !job->cancelled; i++) {
@@ -2059,6 +2049,31 @@ int pvgpu_exec_pre_save(PvgpuState *s)
 }
 
 /*
+ * How many contexts the migration stream holds, or with @ctx, how many
+ * attachments of @ctx: those the renderer did not refuse
+ */
+static bool attachment_migrates(PvgpuState *s, gpointer key)
+{
+    PvgpuResource *res = pvgpu_resource_find(s, GPOINTER_TO_UINT(key));
+
+    return res && !res->refused;
+}
+
+static uint32_t contexts_to_migrate(PvgpuState *s, PvgpuContext *ctx)
+{
+    GHashTableIter iter;
+    gpointer key, value;
+    uint32_t n = 0;
+
+    g_hash_table_iter_init(&iter, ctx ? ctx->resources : s->contexts);
+    while (g_hash_table_iter_next(&iter, &key, &value)) {
+        n += ctx ? attachment_migrates(s, key) :
+                   !((PvgpuContext *)value)->refused;
+    }
+    return n;
+}
+
+/*
  * Stream: the guest's contexts, none of which ran a command stream (the
  * VM stopped, their CTX_DESTROYs done): per context its id, capset,
  * scheduling settings and attachments (resource id, count).  Recorded on
@@ -2075,19 +2090,29 @@ static int pvgpu_contexts_put(QEMUFile *f, void *pv, size_t size,
         error_report("pvgpu: 3D contexts with GL state cannot be migrated");
         return -EINVAL;
     }
-    qemu_put_be32(f, g_hash_table_size(s->contexts));
+    /*
+     * Not what the renderer refused to create: nothing of it is left to
+     * move (the guest's CTX_DESTROY or UNREF of it fails there)
+     */
+    qemu_put_be32(f, contexts_to_migrate(s, NULL));
     g_hash_table_iter_init(&iter, s->contexts);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuContext *ctx = value;
 
+        if (ctx->refused) {
+            continue;
+        }
         qemu_put_be32(f, ctx->id);
         qemu_put_be32(f, ctx->capset_id);
         qemu_put_be32(f, ctx->weight);
         qemu_put_be32(f, ctx->cap);
         qemu_put_be32(f, ctx->priority);
-        qemu_put_be32(f, g_hash_table_size(ctx->resources));
+        qemu_put_be32(f, contexts_to_migrate(s, ctx));
         g_hash_table_iter_init(&ri, ctx->resources);
         while (g_hash_table_iter_next(&ri, &key, &count)) {
+            if (!attachment_migrates(s, key)) {
+                continue;
+            }
             qemu_put_be32(f, GPOINTER_TO_UINT(key));
             qemu_put_be32(f, GPOINTER_TO_UINT(count));
         }

@@ -719,6 +719,14 @@ static void dispatch(PvgpuRemote *r, PvgpuRenderJob *job)
         break;
     }
     job->start_ns = get_clock();
+    if (r->sock < 0 && job->op.kind == PVGPU_OP_NONE && !job->nreadbacks) {
+        /*
+         * Nothing for a process to do (the CTX_DESTROY or UNREF of what
+         * the renderer refused to create), and nothing sent is pending
+         */
+        finish(r, job);
+        return;
+    }
     if (job->op.kind == PVGPU_OP_MAP || job->op.kind == PVGPU_OP_UNMAP ||
         r->sock < 0 || !send_job(r, job)) {
         /* no process, or memory it cannot reach; no mappings across */

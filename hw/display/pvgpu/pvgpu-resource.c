@@ -53,6 +53,12 @@ PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
     if (!res) {
         *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
                               "resource %u does not exist", id);
+    } else if (res->refused && cmd->hdr.type != PVGPU_CMD_RESOURCE_UNREF) {
+        /* the guest only learns it from the creation's error response */
+        *err = pvgpu_cmd_fail(cmd, PVGPU_RESP_ERR_INVALID_RESOURCE_ID,
+                              "resource %u: the renderer refused to create "
+                              "it, only RESOURCE_UNREF takes it", id);
+        res = NULL;
     }
     return res;
 }
@@ -649,16 +655,28 @@ static int pvgpu_resources_put(QEMUFile *f, void *pv, size_t size,
     PvgpuState *s = pv;
     GHashTableIter iter;
     gpointer value;
+    uint32_t count = 0;
 
     if (s->resources_3d) {
         error_report("pvgpu: 3D resources cannot be migrated");
         return -EINVAL;
     }
-    qemu_put_be32(f, g_hash_table_size(s->resources));
+    /*
+     * Not those the renderer refused to create: nothing of them is left
+     * to move (the guest's UNREF of one is answered with an error there)
+     */
+    g_hash_table_iter_init(&iter, s->resources);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        count += !((PvgpuResource *)value)->refused;
+    }
+    qemu_put_be32(f, count);
     g_hash_table_iter_init(&iter, s->resources);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuResource *res = value;
 
+        if (res->refused) {
+            continue;
+        }
         qemu_put_be32(f, res->id);
         qemu_put_be32(f, res->format);
         qemu_put_be32(f, res->width);

@@ -65,6 +65,12 @@ typedef struct PvgpuContext {
     /* tells this context from a later one with the same id */
     uint64_t serial;
     /*
+     * The renderer refused to create it: the guest's id stays taken until
+     * its CTX_DESTROY, the only command it still takes, which the
+     * renderer need not see
+     */
+    bool refused;
+    /*
      * Resources its command streams created that no CREATE_BLOB claimed
      * yet (PvgpuPipeResource), oldest first, and the host memory charged
      * for them; at most PVGPU_MAX_PIPE_PENDING.
@@ -114,8 +120,8 @@ typedef struct PvgpuRequest {
     PvgpuBlobMapping *unmap;
     /*
      * CREATE_BLOB of host memory (HOST3D, HOST3D_GUEST): the resource
-     * it claims from its context's streams, handed back if the renderer
-     * refuses the blob
+     * it claims from its context's streams, which stays the context's if
+     * the renderer refuses the blob
      */
     PvgpuPipeResource pipe_claim;
     bool pipe_claimed;

@@ -33,6 +33,12 @@ typedef struct PvgpuResource {
     uint8_t *migrated;
     /* tells this resource from a later one with the same id */
     uint64_t serial;
+    /*
+     * The renderer refused to create it: the guest's id stays taken until
+     * its RESOURCE_UNREF, the only command it still takes
+     * (pvgpu_resource_find_or_fail()), which the renderer need not see
+     */
+    bool refused;
     uint32_t format;
     uint32_t width;
     uint32_t height;
@@ -66,6 +72,10 @@ typedef struct PvgpuResource {
 
 uint32_t G_GNUC_PRINTF(3, 4) pvgpu_cmd_fail(const PvgpuCmd *cmd, uint32_t err,
                                             const char *fmt, ...);
+/*
+ * The resource @id that @cmd names, or NULL and @err (logged): none, or
+ * one the renderer refused to create and @cmd is not its RESOURCE_UNREF
+ */
 PvgpuResource *pvgpu_resource_find_or_fail(PvgpuState *s,
                                            const PvgpuCmd *cmd, uint32_t id,
                                            uint32_t *err);
