@@ -5476,6 +5476,14 @@ static void test_bad_properties(void)
         { NO3D "render-timeout=3601",
           "property 'render-timeout' expects a value from 0 to 3600, not "
           "3601" },
+        { NO3D "xres=15",
+          "property 'xres' expects a value from 16 to 16384, not 15" },
+        { NO3D "yres=16385",
+          "property 'yres' expects a value from 16 to 16384, not 16385" },
+        { NO3D "max-fps=1001",
+          "property 'max-fps' expects a value from 0 to 1000, not 1001" },
+        { NO3D "max-resources=0",
+          "property 'max-resources' expects at least 1, not 0" },
         /* a render process that cannot work is refused, saying why */
         { "-device pvgpu-pci,render-process=on",
           "pvgpu: render-process=on: the guest's RAM is not shareable with "

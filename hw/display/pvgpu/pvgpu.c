@@ -673,32 +673,18 @@ static void pvgpu_realize(DeviceState *dev, Error **errp)
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     PvgpuState *s = PVGPU(dev);
 
-    if (!pvgpu_setting_check(PVGPU_SETTING_MAX_OUTPUTS, s->max_outputs, true,
-                             errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_XRES, s->xres, true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_YRES, s->yres, true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_MAX_HOSTMEM, s->max_hostmem, true,
-                             errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_QUANTUM_US, s->quantum_us, true,
-                             errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_BATCH_QUANTA, s->batch_quanta,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_SWITCH_BUDGET, s->switch_budget,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_MAX_FPS, s->max_fps, true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_MAX_CONTEXTS, s->max_contexts,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_MAX_RESOURCES, s->max_resources,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_MAX_QUEUED, s->max_queued, true,
-                             errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_SCHED_INFLIGHT, s->max_inflight,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_SOLO_INFLIGHT, s->solo_inflight,
-                             true, errp) ||
-        !pvgpu_setting_check(PVGPU_SETTING_RENDER_TIMEOUT, s->render_timeout,
-                             true, errp)) {
-        return;
+    /* every property the settings table has a range for */
+    for (PvgpuSetting w = 0; w < PVGPU_SETTING__MAX; w++) {
+        const char *prop = pvgpu_setting_info(w)->prop;
+        uint64_t value;
+
+        if (!prop) {
+            continue;
+        }
+        value = object_property_get_uint(OBJECT(dev), prop, &error_abort);
+        if (!pvgpu_setting_check(w, value, true, errp)) {
+            return;
+        }
     }
 
     if (s->gl_scanout && s->virgl == ON_OFF_AUTO_OFF) {
