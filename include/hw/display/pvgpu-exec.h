@@ -7,7 +7,9 @@
  * (virglrenderer for a 3D guest, pixman for a 2D one) and the blob
  * mappings in the host-visible BAR.  Every control and cursor command is
  * checked here against device state, committed, and handed to the
- * renderer; its completion answers the guest through pvgpu.c.
+ * renderer; its completion answers the guest through pvgpu.c.  Nothing
+ * committed is taken back: a resource or context whose creation the
+ * renderer refused stays recorded, refused, until the guest lets go of it.
  *
  * Copyright (c) 2026 pvgpu authors
  * SPDX-License-Identifier: GPL-2.0-or-later
