@@ -5371,6 +5371,68 @@ static void test_pipe_resources(void *obj, void *data, QGuestAllocator *alloc)
 }
 
 /*
+ * A host blob that claims a stream resource the renderer never made (its
+ * PIPE_RESOURCE_CREATE names a format virglrenderer does not know, so the
+ * stream is refused, after the device charged what it creates): the
+ * renderer refuses the blob.  The claim goes back to the context, charged
+ * until the context goes (a renderer refusing a blob may still hold what
+ * it claimed), whether the guest unrefs the blob after the refusal or
+ * before it is known.
+ */
+static void test_pipe_claim_refused(void *obj, void *data,
+                                    QGuestAllocator *alloc)
+{
+    QPvgpu *gpu = obj;
+    struct virtio_gpu_resource_create_blob cb = { 0 };
+    struct virtio_gpu_resource_unref u = { 0 };
+    Batch b = { .gpu = gpu, .hold = true };
+    uint32_t dw[12] = {
+        VIRGL_CMD(VIRGL_CCMD_PIPE_RESOURCE_CREATE, 0, 11),
+        PIPE_BUFFER, 0xffff, VIRGL_BIND_VERTEX_BUFFER,
+        1 * MiB, 1, 1, 1, 0, 0, 0, 77,
+    };
+    uint32_t types[2];
+
+    for (int i = 0; i < 12; i++) {
+        dw[i] = cpu_to_le32(dw[i]);
+    }
+    pvgpu_setup_blob(gpu, alloc, true);
+    g_assert_cmphex(ctx_create(gpu, 1, 2), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(submit_3d(gpu, 1, dw, sizeof(dw), 0, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmpuint(hostmem_used(), ==, 1 * MiB);
+
+    /* refused; unreffed after: the claim's charge stays the context's */
+    g_assert_cmphex(create_blob(gpu, 1, 50, VIRTIO_GPU_BLOB_MEM_HOST3D, 0, 77,
+                                4096, NULL, 0), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmpuint(hostmem_used(), ==, 1 * MiB);
+    g_assert_cmphex(unref(gpu, 50), ==, VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmpuint(hostmem_used(), ==, 1 * MiB);
+
+    /* claimed again and unreffed in one notify, before the refusal */
+    hdr_init(&cb.hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB);
+    cb.hdr.ctx_id = cpu_to_le32(1);
+    cb.resource_id = cpu_to_le32(51);
+    cb.blob_mem = cpu_to_le32(VIRTIO_GPU_BLOB_MEM_HOST3D);
+    cb.blob_id = cpu_to_le64(77);
+    cb.size = cpu_to_le64(4096);
+    batch_add(&b, &cb, sizeof(cb), 0, 0);
+    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
+    u.resource_id = cpu_to_le32(51);
+    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_publish(&b);
+    batch_drain(&b, types);
+    g_assert_cmphex(types[0], ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert_cmpuint(hostmem_used(), ==, 1 * MiB);
+
+    /* the context goes, and the claim with it */
+    g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 1, 0), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmpuint(hostmem_used(), ==, 0);
+}
+
+/*
  * A MAP_BLOB the device refuses after the renderer mapped more than the
  * blob's size (a stream resource larger than the blob that claimed it),
  * with an UNMAP_BLOB queued behind it in the same notify: the unmap is
@@ -7778,6 +7840,8 @@ static void register_pvgpu_test(void)
                  &blob_virgl);
     qos_add_test("3d/blob-map", "pvgpu", test_blob_map, &blob_hostmem);
     qos_add_test("3d/pipe-resources", "pvgpu", test_pipe_resources,
+                 &blob_quota);
+    qos_add_test("3d/pipe-claim-refused", "pvgpu", test_pipe_claim_refused,
                  &blob_quota);
     qos_add_test("3d/blob-map-oversized", "pvgpu", test_blob_map_oversized,
                  &blob_hostmem);
