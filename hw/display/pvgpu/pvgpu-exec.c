@@ -2048,10 +2048,7 @@ int pvgpu_exec_pre_save(PvgpuState *s)
     return 0;
 }
 
-/*
- * How many contexts the migration stream holds, or with @ctx, how many
- * attachments of @ctx: those the renderer did not refuse
- */
+/* What migrates: contexts and attachments the renderer did not refuse */
 static bool attachment_migrates(PvgpuState *s, gpointer key)
 {
     PvgpuResource *res = pvgpu_resource_find(s, GPOINTER_TO_UINT(key));
@@ -2059,16 +2056,28 @@ static bool attachment_migrates(PvgpuState *s, gpointer key)
     return res && !res->refused;
 }
 
-static uint32_t contexts_to_migrate(PvgpuState *s, PvgpuContext *ctx)
+static uint32_t contexts_migrating(PvgpuState *s)
 {
     GHashTableIter iter;
-    gpointer key, value;
+    gpointer value;
     uint32_t n = 0;
 
-    g_hash_table_iter_init(&iter, ctx ? ctx->resources : s->contexts);
-    while (g_hash_table_iter_next(&iter, &key, &value)) {
-        n += ctx ? attachment_migrates(s, key) :
-                   !((PvgpuContext *)value)->refused;
+    g_hash_table_iter_init(&iter, s->contexts);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        n += !((PvgpuContext *)value)->refused;
+    }
+    return n;
+}
+
+static uint32_t attachments_migrating(PvgpuState *s, PvgpuContext *ctx)
+{
+    GHashTableIter iter;
+    gpointer key;
+    uint32_t n = 0;
+
+    g_hash_table_iter_init(&iter, ctx->resources);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        n += attachment_migrates(s, key);
     }
     return n;
 }
@@ -2094,7 +2103,7 @@ static int pvgpu_contexts_put(QEMUFile *f, void *pv, size_t size,
      * Not what the renderer refused to create: nothing of it is left to
      * move (the guest's CTX_DESTROY or UNREF of it fails there)
      */
-    qemu_put_be32(f, contexts_to_migrate(s, NULL));
+    qemu_put_be32(f, contexts_migrating(s));
     g_hash_table_iter_init(&iter, s->contexts);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         PvgpuContext *ctx = value;
@@ -2107,7 +2116,7 @@ static int pvgpu_contexts_put(QEMUFile *f, void *pv, size_t size,
         qemu_put_be32(f, ctx->weight);
         qemu_put_be32(f, ctx->cap);
         qemu_put_be32(f, ctx->priority);
-        qemu_put_be32(f, contexts_to_migrate(s, ctx));
+        qemu_put_be32(f, attachments_migrating(s, ctx));
         g_hash_table_iter_init(&ri, ctx->resources);
         while (g_hash_table_iter_next(&ri, &key, &count)) {
             if (!attachment_migrates(s, key)) {
