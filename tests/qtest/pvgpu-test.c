@@ -6218,6 +6218,7 @@ static void test_refused_create(void *obj, void *data, QGuestAllocator *alloc)
     struct virtio_gpu_ctx_resource a = { 0 };
     struct virtio_gpu_set_scanout so = { 0 };
     uint64_t hostmem, resources;
+    QTestState *src, *dst;
     uint32_t types[4];
     QDict *info;
 
@@ -6289,6 +6290,25 @@ static void test_refused_create(void *obj, void *data, QGuestAllocator *alloc)
     make_rt(gpu, 1, 30, 32, 32);
     g_assert_cmphex(set_scanout(gpu, 0, 30, 0, 0, 32, 32), ==,
                     VIRTIO_GPU_RESP_OK_NODATA);
+    g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 30), ==,
+                    VIRTIO_GPU_RESP_OK_NODATA);
+
+    /*
+     * A refused 3D resource is nothing of the renderer's: it does not
+     * hold migration back, and is not migrated
+     */
+    c.resource_id = cpu_to_le32(31);
+    g_assert_cmphex(ctrl_nodata(gpu, &c, sizeof(c)), ==,
+                    VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+    g_assert(query_migratable(NULL));
+    src = migrate_to_new();
+    dst = global_qtest;
+    info = query_pvgpu();
+    g_assert_cmpuint(qdict_get_int(info, "resources"), ==, resources);
+    g_assert_cmpuint(qdict_get_int(info, "hostmem-used"), ==, hostmem);
+    qobject_unref(info);
+    global_qtest = src;
+    qtest_quit(dst);
 }
 
 /*

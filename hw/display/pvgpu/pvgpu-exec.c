@@ -1712,7 +1712,7 @@ static void job_refused(PvgpuState *s, PvgpuRequest *req)
         }
         if (res) {
             trace_pvgpu_refused(res->id, 0);
-            res->refused = true;
+            pvgpu_resource_refuse(s, res);
         }
         if (req->pipe_claimed) {
             claim_keep(s, req, res);
@@ -1723,6 +1723,9 @@ static void job_refused(PvgpuState *s, PvgpuRequest *req)
         if (ctx && ctx->serial == req->serial) {
             trace_pvgpu_refused(0, ctx->id);
             ctx->refused = true;
+            /* its streams, all refused, left no GL state */
+            s->contexts_used -= ctx->used;
+            ctx->used = false;
         }
         break;
     default:
@@ -1787,6 +1790,8 @@ static void pvgpu_exec_job_done(PvgpuRenderJob *job, void *opaque)
             pvgpu_context_error(s, cmd->hdr.ctx_id, cmd->hdr.type);
         }
         job_refused(s, req);
+        /* what the renderer refused does not hold migration back */
+        migration_update(s);
     }
     request_release(s, req);
     for (unsigned i = 0; i < job->nreadbacks && !job->cancelled; i++) {

@@ -236,11 +236,21 @@ PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
     return res;
 }
 
-/* A 3D resource or host-memory blob: only virglrenderer holds it */
+/*
+ * A 3D resource or host-memory blob: only virglrenderer holds it (none
+ * does, if it refused to create it)
+ */
 static bool resource_is_3d(const PvgpuResource *res)
 {
-    return res->blob_mem ? res->blob_mem != PVGPU_BLOB_MEM_GUEST
-                         : !res->format;
+    return !res->refused &&
+           (res->blob_mem ? res->blob_mem != PVGPU_BLOB_MEM_GUEST
+                          : !res->format);
+}
+
+void pvgpu_resource_refuse(PvgpuState *s, PvgpuResource *res)
+{
+    s->resources_3d -= resource_is_3d(res);
+    res->refused = true;
 }
 
 void pvgpu_resource_insert(PvgpuState *s, PvgpuResource *res)

@@ -34,9 +34,10 @@ typedef struct PvgpuResource {
     /* tells this resource from a later one with the same id */
     uint64_t serial;
     /*
-     * The renderer refused to create it: the guest's id stays taken until
-     * its RESOURCE_UNREF, the only command it still takes
-     * (pvgpu_resource_find_or_fail()), which the renderer need not see
+     * The renderer refused to create it (pvgpu_resource_refuse()): the
+     * guest's id stays taken until its RESOURCE_UNREF, the only command it
+     * still takes (pvgpu_resource_find_or_fail()), which the renderer need
+     * not see
      */
     bool refused;
     uint32_t format;
@@ -128,6 +129,11 @@ PvgpuResource *pvgpu_blob_new(PvgpuState *s, const PvgpuCmd *cmd,
  */
 void pvgpu_resource_insert(PvgpuState *s, PvgpuResource *res);
 void pvgpu_resource_remove(PvgpuState *s, PvgpuResource *res);
+/*
+ * The renderer refused to create @res (in the table): from now on it is
+ * refused (PvgpuResource.refused), and no 3D resource of the renderer's
+ */
+void pvgpu_resource_refuse(PvgpuState *s, PvgpuResource *res);
 /* A renderer's resource @id, recorded and charged @hostmem (reserved) */
 PvgpuResource *pvgpu_resource_new(PvgpuState *s, uint32_t id, uint32_t format,
                                   uint32_t width, uint32_t height,
