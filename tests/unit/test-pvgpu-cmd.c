@@ -717,8 +717,8 @@ static void test_create_transfer_3d(void)
     put32(&r, 48, 1);
     put32(&r, 52, 1);
     g_assert_cmpuint(decode3d(&r, &cmd), ==, 0);
-    g_assert_cmpuint(cmd.u.create_3d.width, ==, 64);
-    g_assert_cmpuint(cmd.u.create_3d.height, ==, 32);
+    g_assert_cmpuint(cmd.u.create_3d.info.width, ==, 64);
+    g_assert_cmpuint(cmd.u.create_3d.info.height, ==, 32);
     put32(&r, 28, PVGPU_MAX_TEXTURE_TARGET + 1);
     g_assert_cmphex(decode3d(&r, &cmd), ==, PVGPU_RESP_ERR_INVALID_PARAMETER);
     put32(&r, 28, 2);

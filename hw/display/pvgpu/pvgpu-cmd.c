@@ -452,9 +452,9 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
         return 0;
 
     case PVGPU_CMD_RESOURCE_CREATE_3D: {
-        typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+        PvgpuResource3dInfo *c = &cmd->u.create_3d.info;
 
-        c->resource_id = ld32(p);
+        cmd->u.create_3d.resource_id = ld32(p);
         c->target = ld32(p + 4);
         c->format = ld32(p + 8);
         c->bind = ld32(p + 12);
@@ -465,7 +465,8 @@ static uint32_t decode_body(const uint8_t *p, size_t len, unsigned caps,
         c->last_level = ld32(p + 32);
         c->nr_samples = ld32(p + 36);
         c->flags = ld32(p + 40);
-        if (c->resource_id == 0 || c->resource_id == PVGPU_RESOURCE_ID_DEVICE) {
+        if (cmd->u.create_3d.resource_id == 0 ||
+            cmd->u.create_3d.resource_id == PVGPU_RESOURCE_ID_DEVICE) {
             *why = "resource ids 0 and 0xffffffff are reserved";
             return PVGPU_RESP_ERR_INVALID_RESOURCE_ID;
         }

@@ -1385,26 +1385,18 @@ static uint32_t exec(PvgpuState *s, PvgpuRequest *req)
                                cmd->u.create_2d.height *
                                pvgpu_format_bpp(cmd->u.create_2d.format));
     case PVGPU_CMD_RESOURCE_CREATE_3D: {
-        const typeof(cmd->u.create_3d) *c = &cmd->u.create_3d;
+        const PvgpuResource3dInfo *c = &cmd->u.create_3d.info;
 
-        op = op_set(req, PVGPU_OP_RESOURCE_CREATE, 0, c->resource_id);
-        op->u.create = (typeof(op->u.create)) {
-            .target = c->target, .format = c->format, .bind = c->bind,
-            .width = c->width, .height = c->height, .depth = c->depth,
-            .array_size = c->array_size, .last_level = c->last_level,
-            .nr_samples = c->nr_samples, .flags = c->flags,
-        };
+        op = op_set(req, PVGPU_OP_RESOURCE_CREATE, 0,
+                    cmd->u.create_3d.resource_id);
+        op->u.create = *c;
         return resource_create(s, req, cmd->u.create_3d.resource_id, 0,
-                               cmd->u.create_3d.width,
-                               cmd->u.create_3d.height,
-                               pvgpu_resource_3d_size(
-                                   cmd->u.create_3d.target,
-                                   cmd->u.create_3d.width,
-                                   cmd->u.create_3d.height,
-                                   cmd->u.create_3d.depth,
-                                   cmd->u.create_3d.array_size,
-                                   cmd->u.create_3d.last_level,
-                                   cmd->u.create_3d.nr_samples));
+                               c->width, c->height,
+                               pvgpu_resource_3d_size(c->target, c->width,
+                                                      c->height, c->depth,
+                                                      c->array_size,
+                                                      c->last_level,
+                                                      c->nr_samples));
     }
 
     case PVGPU_CMD_RESOURCE_UNREF:

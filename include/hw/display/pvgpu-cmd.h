@@ -171,6 +171,24 @@ typedef struct PvgpuMemEntry {
     uint32_t length;
 } PvgpuMemEntry;
 
+/*
+ * What a 3D resource is (RESOURCE_CREATE_3D): virglrenderer's creation
+ * parameters, as the guest gives them and as a renderer takes them
+ * (pvgpu-render.h)
+ */
+typedef struct PvgpuResource3dInfo {
+    uint32_t target;
+    uint32_t format;
+    uint32_t bind;
+    uint32_t width;
+    uint32_t height;
+    uint32_t depth;
+    uint32_t array_size;
+    uint32_t last_level;
+    uint32_t nr_samples;
+    uint32_t flags;
+} PvgpuResource3dInfo;
+
 typedef struct PvgpuCmd {
     PvgpuCmdHdr hdr;
     union {
@@ -254,16 +272,7 @@ typedef struct PvgpuCmd {
         /* CTX_ATTACH_RESOURCE and CTX_DETACH_RESOURCE use .resource */
         struct {
             uint32_t resource_id;
-            uint32_t target;
-            uint32_t format;
-            uint32_t bind;
-            uint32_t width;
-            uint32_t height;
-            uint32_t depth;
-            uint32_t array_size;
-            uint32_t last_level;
-            uint32_t nr_samples;
-            uint32_t flags;
+            PvgpuResource3dInfo info;
         } create_3d;
         /* TRANSFER_TO_HOST_3D and TRANSFER_FROM_HOST_3D */
         struct {

@@ -152,18 +152,7 @@ typedef struct PvgpuRenderOp {
             uint32_t nlen;
             const char *name;   /* nlen bytes, the caller's */
         } ctx_create;
-        struct {
-            uint32_t target;
-            uint32_t format;
-            uint32_t bind;
-            uint32_t width;
-            uint32_t height;
-            uint32_t depth;
-            uint32_t array_size;
-            uint32_t last_level;
-            uint32_t nr_samples;
-            uint32_t flags;
-        } create;
+        PvgpuResource3dInfo create;
         struct {
             uint32_t blob_mem;
             uint32_t blob_flags;
