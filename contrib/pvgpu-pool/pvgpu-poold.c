@@ -446,6 +446,29 @@ refuse:
     p->refused = true;
 }
 
+/*
+ * A message that follows the pool's own grants: the RETURN of the grant
+ * a member holds, and the one DEMAND of a member that went idle.  At most
+ * one of each per grant the pool gave, so they are as frequent as the
+ * pool makes them (a member alone with short submissions returns and
+ * demands once per submission: thousands a second on a fast GPU) and do
+ * not count against the flood limit; everything else does.
+ */
+static bool peer_answers_grant(PoolPeer *p, const PvgpuPoolMsg *m)
+{
+    if (!p->joined) {
+        return false;
+    }
+    switch (m->type) {
+    case PVGPU_POOL_RETURN:
+        return p->sv.state == POOL_VM_GRANTED && m->u.ret.seq == p->sv.seq;
+    case PVGPU_POOL_DEMAND:
+        return p->sv.state == POOL_VM_IDLE;
+    default:
+        return false;
+    }
+}
+
 static void peer_message(PoolPeer *p, const PvgpuPoolMsg *m)
 {
     if (p->refused) {
@@ -545,11 +568,14 @@ static gboolean peer_readable(QIOChannel *ioc, GIOCondition cond,
                         (double)(now - p->bucket_ns) * PEER_MSG_RATE /
                         NANOSECONDS_PER_SECOND);
         p->bucket_ns = now;
-        if (p->tokens < 1) {
-            peer_fail(p, "more than %d messages a second", PEER_MSG_RATE);
-            break;
+        if (!peer_answers_grant(p, &m)) {
+            if (p->tokens < 1) {
+                peer_fail(p, "more than %d messages a second",
+                          PEER_MSG_RATE);
+                break;
+            }
+            p->tokens -= 1;
         }
-        p->tokens -= 1;
         peer_message(p, &m);
     }
     if (p->dead) {

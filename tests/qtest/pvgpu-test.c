@@ -7067,6 +7067,39 @@ static void test_pool_faults(void)
         pool_wait(pool_vm_gone, &pool, "ghost-flood");
     }
 
+    /*
+     * but a member alone that returns each grant at once and asks again
+     * (short submissions one at a time) is not flooding: each of its
+     * messages follows a grant of the pool's
+     */
+    {
+        int cycle = pool_ghost(&pool, "ghost-cycle");
+
+        for (int i = 0; i < 3000; i++) {
+            uint8_t ret[24] = { 3, 0, 0, 0, 16 };
+            static const uint8_t demand[8] = { 2 };
+            uint8_t msg[8 + 64];
+            uint32_t len;
+
+            /* the next GRANT (type 19), past the pool's other messages */
+            do {
+                g_assert_cmpint(recv(cycle, msg, 8, MSG_WAITALL), ==, 8);
+                len = ldl_le_p(msg + 4);
+                g_assert_cmpuint(len, <=, 64);
+                g_assert_cmpint(len ? recv(cycle, msg + 8, len, MSG_WAITALL) :
+                                0, ==, len);
+            } while (lduw_le_p(msg) != 19);
+            memcpy(ret + 8, msg + 8, 4);    /* its seq; busy 0, used 0 */
+            g_assert_cmpint(send(cycle, ret, sizeof(ret), MSG_NOSIGNAL), ==,
+                            sizeof(ret));
+            g_assert_cmpint(send(cycle, demand, sizeof(demand), MSG_NOSIGNAL),
+                            ==, sizeof(demand));
+        }
+        g_assert(pool_vm_connected(&pool, "ghost-cycle"));
+        close(cycle);
+        pool_wait(pool_vm_gone, &pool, "ghost-cycle");
+    }
+
     pool_start_pair(&pool, &a, &b);
     global_qtest = a.qts;
     bench_load(&a.b, 1, 256, 4, 4);
@@ -7191,6 +7224,8 @@ static void test_pool_faults(void)
     }
     g_assert(pool_event_seen(&pool, "PVGPU_POOL_LEAVE", "pool-b"));
     pool_run(both, 1, 1500 * G_USEC_PER_SEC / 1000, 2 * G_USEC_PER_SEC);
+    /* still a member (a flood of grant returns once got it dropped) */
+    g_assert(pool_vm_connected(&pool, "pool-a"));
     vm = pool_vm_info(&pool, "pool-a");
     g_assert_cmpfloat(qdict_get_double(vm, "share"), >, 95);
     qobject_unref(vm);
