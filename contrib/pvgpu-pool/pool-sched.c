@@ -184,9 +184,15 @@ PoolSchedVm *pool_sched_next_grant(PoolSched *ps, uint64_t now_ns,
     }
     vm = (PoolSchedVm *)((char *)item - offsetof(PoolSchedVm, item));
     vm->state = POOL_VM_GRANTED;
-    /* what is left of its turn: batch turns while nobody woke */
-    vm->budget_ns = pvgpu_sched_turn_left(ps->sched, ent, now_ns) ?:
-                    ps->quantum_ns;
+    /*
+     * What is left of its turn (batch turns while nobody woke), but a
+     * quantum at least: a VM handed a sliver of a turn gives it back
+     * before it could run anything, still busy, and is granted the
+     * sliver again, thousands of times a second (until the flood guard
+     * drops it).  What it uses is charged either way.
+     */
+    vm->budget_ns = MAX(pvgpu_sched_turn_left(ps->sched, ent, now_ns),
+                        ps->quantum_ns);
     vm->grant_ns = now_ns;
     vm->seq++;
     vm->grants++;

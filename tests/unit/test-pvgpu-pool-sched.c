@@ -383,6 +383,30 @@ static void test_concurrent(void)
     sim_finish(&s);
 }
 
+/*
+ * A VM that hands its grant back with a sliver of its turn left, still
+ * busy, is granted a quantum, not the sliver: it could not use a few
+ * microseconds before handing them back, over and over
+ */
+static void test_sliver(void)
+{
+    PoolSchedVm *a;
+    Sim s;
+    uint64_t wait;
+
+    sim_init(&s, 1);
+    sim_add(&s, 100, 0, 1 * MS, true);
+    a = pool_sched_next_grant(s.ps, s.now, &wait);
+    g_assert_nonnull(a);
+    s.now += a->budget_ns - 1 * US;
+    pool_sched_end(s.ps, a, a->budget_ns - 1 * US, true, s.now, revoked,
+                   NULL);
+    g_assert(pool_sched_next_grant(s.ps, s.now, &wait) == a);
+    g_assert_cmpuint(a->budget_ns, >=, 2 * MS);
+    pool_sched_end(s.ps, a, 0, false, s.now, revoked, NULL);
+    sim_finish(&s);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -393,5 +417,6 @@ int main(int argc, char **argv)
     g_test_add_func("/pvgpu-pool-sched/batch-grants", test_batch_grants);
     g_test_add_func("/pvgpu-pool-sched/leave-queued", test_leave_queued);
     g_test_add_func("/pvgpu-pool-sched/concurrent", test_concurrent);
+    g_test_add_func("/pvgpu-pool-sched/sliver", test_sliver);
     return g_test_run();
 }
