@@ -187,9 +187,8 @@ PoolSchedVm *pool_sched_next_grant(PoolSched *ps, uint64_t now_ns,
     /*
      * What is left of its turn (batch turns while nobody woke), but a
      * quantum at least: a VM handed a sliver of a turn gives it back
-     * before it could run anything, still busy, and is granted the
-     * sliver again, thousands of times a second (until the flood guard
-     * drops it).  What it uses is charged either way.
+     * before it could run anything, still busy, a round trip for
+     * nothing.  What it uses is charged either way.
      */
     vm->budget_ns = MAX(pvgpu_sched_turn_left(ps->sched, ent, now_ns),
                         ps->quantum_ns);
