@@ -5835,6 +5835,33 @@ static void test_render_process(void *obj, void *data, QGuestAllocator *alloc)
                     VIRTIO_GPU_RESP_OK_NODATA);
     g_assert_cmphex(resource_cmd(gpu, VIRTIO_GPU_CMD_RESOURCE_UNREF, 20), ==,
                     VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+    /*
+     * A context refused with a stream committed behind it (one notify)
+     * holds no GL state: only context 1 and its render target hold
+     * migration back
+     */
+    {
+        Batch b = { .gpu = gpu, .hold = true };
+        struct virtio_gpu_ctx_create cc = { 0 };
+        uint64_t stream = guest_alloc(alloc, n);
+        g_autofree char *why = NULL;
+        uint32_t types[2];
+
+        hdr_init(&cc.hdr, VIRTIO_GPU_CMD_CTX_CREATE);
+        cc.hdr.ctx_id = cpu_to_le32(3);
+        batch_add(&b, &cc, sizeof(cc), 0, 0);
+        memwrite(stream, dw, n);
+        batch_submits(&b, 3, 1, stream, n);
+        batch_publish(&b);
+        batch_drain(&b, types);
+        g_assert_cmphex(types[0], !=, VIRTIO_GPU_RESP_OK_NODATA);
+        g_assert_cmphex(types[1], !=, VIRTIO_GPU_RESP_OK_NODATA);
+        g_assert(!query_migratable(&why));
+        g_assert(strstr(why, "(1 3D context with GL state: ids 1; "
+                             "1 3D resource)"));
+        g_assert_cmphex(ctx_cmd(gpu, VIRTIO_GPU_CMD_CTX_DESTROY, 3, 0), ==,
+                        VIRTIO_GPU_RESP_OK_NODATA);
+    }
     {
         struct virtio_gpu_ctrl_hdr req;
         struct virtio_gpu_resp_display_info resp;
