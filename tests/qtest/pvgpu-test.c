@@ -1766,6 +1766,16 @@ static void batch_drain(Batch *b, uint32_t *types)
     }
 }
 
+/* A command on one resource (UNREF, DETACH_BACKING, ...) into @b */
+static void batch_resource_cmd(Batch *b, uint32_t type, uint32_t id)
+{
+    struct virtio_gpu_resource_detach_backing d = { 0 };
+
+    hdr_init(&d.hdr, type);
+    d.resource_id = cpu_to_le32(id);
+    batch_add(b, &d, sizeof(d), 0, 0);
+}
+
 static void batch_submits(Batch *b, uint32_t ctx, unsigned count,
                           uint64_t stream, size_t n)
 {
@@ -5384,7 +5394,6 @@ static void test_pipe_claim_refused(void *obj, void *data,
 {
     QPvgpu *gpu = obj;
     struct virtio_gpu_resource_create_blob cb = { 0 };
-    struct virtio_gpu_resource_unref u = { 0 };
     Batch b = { .gpu = gpu, .hold = true };
     uint32_t dw[12] = {
         VIRGL_CMD(VIRGL_CCMD_PIPE_RESOURCE_CREATE, 0, 11),
@@ -5418,9 +5427,7 @@ static void test_pipe_claim_refused(void *obj, void *data,
     cb.blob_id = cpu_to_le64(77);
     cb.size = cpu_to_le64(4096);
     batch_add(&b, &cb, sizeof(cb), 0, 0);
-    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
-    u.resource_id = cpu_to_le32(51);
-    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_resource_cmd(&b, VIRTIO_GPU_CMD_RESOURCE_UNREF, 51);
     batch_publish(&b);
     batch_drain(&b, types);
     g_assert_cmphex(types[0], ==, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
@@ -6220,15 +6227,6 @@ static void batch_attach(Batch *b, uint32_t id, uint64_t base, uint64_t size,
     batch_add(b, &req, sizeof(req.a) + n * sizeof(req.e[0]), 0, 0);
 }
 
-static void batch_resource_cmd(Batch *b, uint32_t type, uint32_t id)
-{
-    struct virtio_gpu_resource_detach_backing d = { 0 };
-
-    hdr_init(&d.hdr, type);
-    d.resource_id = cpu_to_le32(id);
-    batch_add(b, &d, sizeof(d), 0, 0);
-}
-
 /*
  * A creation the renderer refuses (a format virglrenderer does not know),
  * with an ATTACH_BACKING, a context attach and a SET_SCANOUT committed
@@ -6473,7 +6471,6 @@ static void test_order_destroy(void *obj, void *data, QGuestAllocator *alloc)
     static const float red[4] = { 1, 0, 0, 1 };
     struct virtio_gpu_resource_flush fl;
     struct virtio_gpu_ctrl_hdr destroy;
-    struct virtio_gpu_resource_unref u = { 0 };
     Batch b = { .gpu = gpu, .hold = true };
     uint32_t dw[32], types[4];
     uint64_t rt, stream;
@@ -6494,9 +6491,7 @@ static void test_order_destroy(void *obj, void *data, QGuestAllocator *alloc)
     hdr_init(&destroy, VIRTIO_GPU_CMD_CTX_DESTROY);
     destroy.ctx_id = cpu_to_le32(1);
     batch_add(&b, &destroy, sizeof(destroy), 0, 0);
-    hdr_init(&u.hdr, VIRTIO_GPU_CMD_RESOURCE_UNREF);
-    u.resource_id = cpu_to_le32(2);
-    batch_add(&b, &u, sizeof(u), 0, 0);
+    batch_resource_cmd(&b, VIRTIO_GPU_CMD_RESOURCE_UNREF, 2);
     batch_publish(&b);
     batch_drain(&b, types);
     for (unsigned i = 0; i < b.n; i++) {
